@@ -1,0 +1,1 @@
+"""Python clients and the ``qpumesh`` command line."""

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for the qpumesh.v1 contract (do not edit)."""

@@ -1,0 +1,1 @@
+"""The coordinator service: the (distributed) QLSTM trained through a mesh of QPU nodes."""

@@ -1,0 +1,1 @@
+"""The QPU node service: one emulated quantum processor behind a gRPC API."""
