@@ -1,0 +1,42 @@
+"""Dense float64 tensors on the wire (``qpumesh.v1.Tensor``).
+
+Parameter batches, expectation matrices and Jacobians travel as raw little-endian
+doubles plus a shape, like TensorFlow's ``tensor_content``: encoding and decoding a
+1000 x 20 batch is a memory copy rather than 20 000 protobuf field operations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from qpumesh.v1 import qpu_node_pb2 as pb
+
+_DTYPE = np.dtype("<f8")
+
+
+def to_tensor(array: npt.ArrayLike) -> pb.Tensor:
+    """Encode ``array`` (any real numeric array) as a float64 ``Tensor`` message."""
+    arr = np.ascontiguousarray(np.asarray(array, dtype=_DTYPE))
+    return pb.Tensor(shape=list(arr.shape), data=arr.tobytes())
+
+
+def from_tensor(message: pb.Tensor, name: str = "tensor") -> npt.NDArray[np.float64]:
+    """Decode a ``Tensor`` message into a float64 array of its declared shape.
+
+    Args:
+        message: the message to decode.
+        name: the field's name, used in the error message.
+
+    Raises:
+        ValueError: when the byte length does not match the declared shape.
+    """
+    shape = tuple(int(d) for d in message.shape)
+    expected = 8 * math.prod(shape)
+    if len(message.data) != expected:
+        raise ValueError(
+            f"{name}: shape {list(shape)} needs {expected} bytes of float64 data, got {len(message.data)}"
+        )
+    return np.frombuffer(message.data, dtype=_DTYPE).reshape(shape).astype(np.float64, copy=True)

@@ -1,0 +1,165 @@
+"""The experiment specification that travels with a training job.
+
+A ``JobSpec`` is what a user submits (CLI flags, a YAML file, or the ``JobSpec``
+protobuf message) and what a checkpoint carries, so a resumed job trains exactly
+the same model. Every field is validated up front; a bad value raises
+``SpecError`` naming the field, which the coordinator returns as INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TASKS = ("pendulum", "narma", "csv")
+MODELS = ("centric", "distributed", "classical")
+ANSATZES = ("v0", "chen2020")
+OPTIMIZERS = ("rmsprop", "adam")
+
+INPUT_DIM = 1
+"""d_x: every task feeds one scalar per time step."""
+
+
+class SpecError(ValueError):
+    """A job spec field holds a value the coordinator cannot train with."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One training experiment.
+
+    Attributes:
+        name: free-form label shown in job listings.
+        task: "pendulum", "narma" or "csv" (a user series; see ``csv_path``).
+        narma_order: n of NARMA-n (paper: 2, 5, 10).
+        csv_path: path of a CSV file readable by the coordinator, for task "csv".
+        csv_column: column of that file to model (default: the last one).
+        model: "centric" (one VQC per gate), "distributed" (each gate split into
+            ``partitions`` sub-circuits) or "classical" (torch LSTM baseline).
+        qubits: width of v_t = [h_{t-1}; x_t], i.e. d_x + d_h, as in the paper's
+            centric models; hidden size d_h = qubits - 1.
+        partitions: M, sub-circuits per gate for "distributed"; 0 = auto (the
+            planner picks the smallest M that fits the nodes' max qubits).
+        layers: variational layers L per (sub-)circuit.
+        ansatz: "v0" (H + RY encoding, CNOT ladders + RY) or "chen2020"
+            (H, RY(arctan x), RZ(arctan x^2), ring CNOTs + Rot).
+        epochs, batch_size, window, lr, optimizer, seed: training settings
+            (paper defaults: 100, 10, 4, 0.01, RMSprop).
+        shots: measurement shots per observable term; 0 = exact expectations.
+        train_fraction: leading fraction of the windows used for training.
+        series_length: number of points of the generated series (pendulum: 240
+            samples on [0, 20]; NARMA: points after the washout).
+    """
+
+    name: str = ""
+    task: str = "pendulum"
+    narma_order: int = 2
+    csv_path: str = ""
+    csv_column: str = ""
+    model: str = "distributed"
+    qubits: int = 4
+    partitions: int = 2
+    layers: int = 2
+    ansatz: str = "v0"
+    epochs: int = 100
+    batch_size: int = 10
+    window: int = 4
+    lr: float = 0.01
+    optimizer: str = "rmsprop"
+    seed: int = 0
+    shots: int = 0
+    train_fraction: float = 0.67
+    series_length: int = 240
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def hidden_size(self) -> int:
+        """d_h = qubits - d_x."""
+        return self.qubits - INPUT_DIM
+
+    def validate(self) -> None:
+        """Raise ``SpecError`` naming the first field with an unusable value."""
+        _choice("task", self.task, TASKS)
+        _choice("model", self.model, MODELS)
+        _choice("ansatz", self.ansatz, ANSATZES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _int_range("narma_order", self.narma_order, 1, 100)
+        _int_range("qubits", self.qubits, INPUT_DIM + 1, 30)
+        _int_range("partitions", self.partitions, 0, 4 * self.qubits)
+        if self.model == "distributed" and self.partitions > self.qubits:
+            raise SpecError("partitions", f"{self.partitions} parts cannot split {self.qubits} qubits")
+        _int_range("layers", self.layers, 1, 50)
+        _int_range("epochs", self.epochs, 1, 100_000)
+        _int_range("batch_size", self.batch_size, 1, 100_000)
+        _int_range("window", self.window, 1, 1_000)
+        _int_range("seed", self.seed, 0, 2**63 - 1)
+        _int_range("shots", self.shots, 0, 10**9)
+        _int_range("series_length", self.series_length, self.window + 3, 10**7)
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise SpecError("lr", f"must be a positive finite number, got {self.lr!r}")
+        if not (isinstance(self.train_fraction, int | float) and 0 < self.train_fraction < 1):
+            raise SpecError("train_fraction", f"must be in (0, 1), got {self.train_fraction!r}")
+        if self.task == "csv" and not self.csv_path:
+            raise SpecError("csv_path", "task 'csv' needs the path of a CSV file")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as plain JSON/YAML-serialisable values."""
+        out = dataclasses.asdict(self)
+        out["extra"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> JobSpec:
+        """Build a spec from a mapping (YAML/JSON), refusing unknown fields by name.
+
+        Raises:
+            SpecError: for an unknown field, a value of the wrong type, or an
+                unusable value.
+        """
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise SpecError(name, f"unknown field; known fields are {sorted(known)}")
+            kwargs[name] = _coerce(name, known[name].default, value)
+        return cls(**kwargs)
+
+
+def _coerce(name: str, default: Any, value: Any) -> Any:
+    """Check ``value`` against the type of the field's default (ints may be given for floats)."""
+    if name == "extra":
+        if not isinstance(value, Mapping):
+            raise SpecError(name, "must be a mapping of strings")
+        return {str(k): str(v) for k, v in value.items()}
+    if name == "partitions" and value == "auto":
+        return 0
+    if isinstance(default, bool) or isinstance(value, bool):
+        raise SpecError(name, f"expected {type(default).__name__}, got {value!r}")
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, type(default)):
+        raise SpecError(name, f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecError(name, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _int_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(name, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise SpecError(name, f"must be between {low} and {high}, got {value}")
