@@ -87,7 +87,11 @@ class ExecutorStats:
     def snapshot(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
         with self.lock:
-            return {"rounds": self.rounds, "tasks": self.tasks, "circuit_evaluations": self.circuit_evaluations}
+            return {
+                "rounds": self.rounds,
+                "tasks": self.tasks,
+                "circuit_evaluations": self.circuit_evaluations,
+            }
 
 
 class Executor(Protocol):
