@@ -36,6 +36,8 @@ class CircuitTask:
         jacobian: also return d(expectations)/d(symbols) by parameter shift.
         shots: measurement shots per observable term (0 = exact).
         seed: seed of the shot sampler (ignored when shots == 0).
+        key: stable identity of the sub-circuit (e.g. "f/1": gate f, partition 1);
+            the mesh executor routes each key to the node the planner assigned it.
     """
 
     circuit: WireCircuit
@@ -45,6 +47,7 @@ class CircuitTask:
     jacobian: bool = False
     shots: int = 0
     seed: int | None = None
+    key: str = ""
 
 
 @dataclass(frozen=True)
