@@ -1,0 +1,468 @@
+"""The coordinator's durable job store: jobs, their epochs and their event log in SQLite.
+
+Everything a client can ask about a job (state, history, progress events, node
+statistics, faults) is in one SQLite file, so a coordinator that is killed and
+restarted on the same data directory knows every job it ever accepted. Each
+write is its own transaction, committed before the call returns, with WAL
+journaling and ``synchronous=FULL``; values are JSON, never pickles.
+
+Schema::
+
+    jobs(id, spec_json, state, created_at, updated_at, epochs_done, error,
+         final_test_r2, convergence_epoch, summary_json, nodes_json,
+         node_max_qubits_json, cancel_requested)
+    epochs(job_id, epoch, metrics_json)              -- one row per completed epoch
+    events(job_id, seq, time, kind, payload_json)    -- seq increases per job from 1
+
+Event kinds and payloads (they map one to one onto ``JobEvent``):
+
+- ``state``: ``{"state": "RUNNING"}``
+- ``epoch``: ``{"metrics": {EpochMetrics fields}, "nodes": [{NodeStats fields}, ...]}``
+- ``log``: ``{"message": "..."}``
+- ``fault``: ``{FaultEvent fields}``
+
+The store also owns a condition variable that is notified after every new
+event, so a ``WatchJob`` stream can wait for progress instead of polling.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qpumesh.coordinator.convert import FINAL_STATES, STATES
+from qpumesh.coordinator.spec import JobSpec
+
+EVENT_KINDS = ("state", "epoch", "log", "fault")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    spec_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    final_test_r2 REAL DEFAULT 0,
+    convergence_epoch INTEGER NOT NULL DEFAULT -1,
+    summary_json TEXT NOT NULL DEFAULT '{}',
+    nodes_json TEXT NOT NULL DEFAULT '[]',
+    node_max_qubits_json TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+CREATE TABLE IF NOT EXISTS epochs (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    epoch INTEGER NOT NULL,
+    metrics_json TEXT NOT NULL,
+    PRIMARY KEY (job_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    payload_json TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+"""
+
+
+class JobNotFoundError(KeyError):
+    """No job with the given id exists in the store."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"no job with id {self.job_id!r}"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One row of the ``jobs`` table.
+
+    Attributes:
+        id: the job id handed to the client.
+        spec: the validated experiment spec.
+        state: one of ``convert.STATES``.
+        created_at, updated_at: Unix times.
+        epochs_done: completed epochs (equal to the number of ``epochs`` rows).
+        error: why the job failed ("" unless FAILED).
+        final_test_r2: test R² of the last completed epoch (0 before the first).
+        convergence_epoch: from the trainer's summary; -1 until known.
+        summary: the trainer's ``summary()`` after the last epoch.
+        nodes: node statistics from the last epoch, as ``NodeStats`` field dicts.
+        node_max_qubits: the node sizes the job's model was planned for; None
+            until the job has started (part of the model's shape, needed to
+            rebuild it for predictions).
+        cancel_requested: a client asked to cancel the job.
+    """
+
+    id: str
+    spec: JobSpec
+    state: str
+    created_at: float
+    updated_at: float
+    epochs_done: int = 0
+    error: str = ""
+    final_test_r2: float = 0.0
+    convergence_epoch: int = -1
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    nodes: Sequence[Mapping[str, Any]] = ()
+    node_max_qubits: tuple[int, ...] | None = None
+    cancel_requested: bool = False
+
+    @property
+    def final(self) -> bool:
+        """Whether the job reached a state it never leaves."""
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One row of the ``events`` table (see the module docstring for the payloads)."""
+
+    job_id: str
+    seq: int
+    time: float
+    kind: str
+    payload: Mapping[str, Any]
+
+
+def _dumps(value: Any) -> str:
+    """JSON with non-finite floats kept (R² and losses can be ``nan``/``inf``)."""
+    return json.dumps(value, allow_nan=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    """Turn numpy scalars/arrays (from metrics) into plain JSON values."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class JobStore:
+    """Thread-safe SQLite store of jobs, epochs and events.
+
+    One connection shared by all threads behind a lock: the coordinator's
+    writes are a handful per epoch, far from SQLite's limits, and a single
+    connection makes each write's transaction boundary obvious.
+
+    Args:
+        path: the database file (created with its parent directory), or
+            ":memory:" for tests.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self.changed = threading.Condition(self._lock)
+        """Notified (with the store's lock held) after every new event or state change."""
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection; the store is unusable afterwards."""
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One committed transaction; waiters on ``changed`` are woken afterwards."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            self.changed.notify_all()
+
+    # ----------------------------------------------------------------- jobs
+
+    def create_job(self, spec: JobSpec, *, now: float | None = None) -> JobRecord:
+        """Insert a QUEUED job for ``spec`` (with its first state event) and return it."""
+        job_id = uuid.uuid4().hex[:12]
+        now = time.time() if now is None else now
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (job_id, _dumps(spec.to_dict()), "QUEUED", now, now),
+            )
+            self._append(conn, job_id, "state", {"state": "QUEUED"}, now)
+        return self.get_job(job_id)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        """Return the job ``job_id``.
+
+        Raises:
+            JobNotFoundError: if there is no such job.
+        """
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return _job(row)
+
+    def list_jobs(self, state: str | None = None, limit: int = 0) -> list[JobRecord]:
+        """Return jobs, newest first, optionally only those in ``state``; ``limit`` 0 = all."""
+        query = "SELECT * FROM jobs"
+        params: list[Any] = []
+        if state is not None:
+            query += " WHERE state = ?"
+            params.append(state)
+        query += " ORDER BY created_at DESC, rowid DESC"
+        if limit > 0:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [_job(row) for row in rows]
+
+    def jobs_to_resume(self) -> list[JobRecord]:
+        """Return the QUEUED and RUNNING jobs, oldest first: the work left after a restart."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM jobs WHERE state IN ('QUEUED', 'RUNNING') ORDER BY created_at, rowid"
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def set_state(self, job_id: str, state: str, *, error: str = "", message: str = "") -> JobRecord:
+        """Move the job to ``state`` and append a state event (and a log event if ``message``).
+
+        A job in a final state is never moved again; the call then returns it
+        unchanged, which makes "cancel" and "finish" races harmless.
+
+        Raises:
+            JobNotFoundError: if there is no such job.
+            ValueError: for an unknown state name.
+        """
+        if state not in STATES:
+            raise ValueError(f"state: must be one of {', '.join(STATES)}; got {state!r}")
+        now = time.time()
+        with self._write() as conn:
+            current = self._state(conn, job_id)
+            if current in FINAL_STATES:
+                return self.get_job(job_id)
+            conn.execute(
+                "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                (state, error, now, job_id),
+            )
+            if message:
+                self._append(conn, job_id, "log", {"message": message}, now)
+            if current != state:
+                self._append(conn, job_id, "state", {"state": state}, now)
+        return self.get_job(job_id)
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Record that a client wants the job cancelled (cancels a QUEUED job at once).
+
+        A RUNNING job keeps running until the job manager notices the flag;
+        a final job is left alone.
+
+        Raises:
+            JobNotFoundError: if there is no such job.
+        """
+        now = time.time()
+        with self._write() as conn:
+            current = self._state(conn, job_id)
+            if current in FINAL_STATES:
+                return self.get_job(job_id)
+            conn.execute(
+                "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id)
+            )
+            if current == "QUEUED":
+                conn.execute("UPDATE jobs SET state = 'CANCELLED' WHERE id = ?", (job_id,))
+                self._append(conn, job_id, "state", {"state": "CANCELLED"}, now)
+        return self.get_job(job_id)
+
+    def set_node_max_qubits(self, job_id: str, node_max_qubits: Sequence[int]) -> None:
+        """Remember the node sizes the job's model was planned for."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE jobs SET node_max_qubits_json = ? WHERE id = ?",
+                (_dumps([int(q) for q in node_max_qubits]), job_id),
+            )
+
+    def record_epoch(
+        self,
+        job_id: str,
+        metrics: Mapping[str, Any],
+        *,
+        nodes: Sequence[Mapping[str, Any]] = (),
+        faults: Iterable[Mapping[str, Any]] = (),
+        summary: Mapping[str, Any] | None = None,
+    ) -> JobRecord:
+        """Store one completed epoch in a single transaction.
+
+        Writes the epoch row (replacing a row of the same epoch, so re-running
+        an epoch after a crash is idempotent), one ``fault`` event per fault, an
+        ``epoch`` event with the node statistics, and updates the job's
+        progress columns from ``metrics`` and ``summary``.
+
+        Args:
+            job_id: the job.
+            metrics: ``EpochMetrics.to_dict()``; needs "epoch" (1-based) and "test_r2".
+            nodes: node statistics (``NodeStats`` field dicts) at the end of the epoch.
+            faults: fault records (``FaultEvent`` field dicts) drained during the epoch.
+            summary: the trainer's ``summary()``; "convergence_epoch" is copied.
+        """
+        epoch = int(metrics["epoch"])
+        now = time.time()
+        nodes_list = [dict(n) for n in nodes]
+        with self._write() as conn:
+            self._state(conn, job_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO epochs (job_id, epoch, metrics_json) VALUES (?, ?, ?)",
+                (job_id, epoch, _dumps(dict(metrics))),
+            )
+            for fault in faults:
+                self._append(conn, job_id, "fault", dict(fault), now)
+            self._append(conn, job_id, "epoch", {"metrics": dict(metrics), "nodes": nodes_list}, now)
+            convergence = -1
+            if summary is not None and summary.get("convergence_epoch") is not None:
+                convergence = int(summary["convergence_epoch"])
+            conn.execute(
+                "UPDATE jobs SET epochs_done = (SELECT COUNT(*) FROM epochs WHERE job_id = ?),"
+                " final_test_r2 = ?, convergence_epoch = ?, summary_json = ?, nodes_json = ?,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    job_id,
+                    _finite(metrics.get("test_r2", 0.0)),
+                    convergence,
+                    _dumps(dict(summary or {})),
+                    _dumps(nodes_list),
+                    now,
+                    job_id,
+                ),
+            )
+        return self.get_job(job_id)
+
+    def truncate_epochs(self, job_id: str, keep: int) -> None:
+        """Forget epochs after ``keep`` (used when a resume starts from an older checkpoint)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM epochs WHERE job_id = ? AND epoch > ?", (job_id, keep))
+            conn.execute(
+                "UPDATE jobs SET epochs_done = (SELECT COUNT(*) FROM epochs WHERE job_id = ?) WHERE id = ?",
+                (job_id, job_id),
+            )
+
+    def log(self, job_id: str, message: str) -> None:
+        """Append a ``log`` event."""
+        with self._write() as conn:
+            self._state(conn, job_id)
+            self._append(conn, job_id, "log", {"message": message}, time.time())
+
+    # ----------------------------------------------------------------- reads
+
+    def epochs(self, job_id: str) -> list[dict[str, Any]]:
+        """Return the job's epoch metrics in epoch order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT metrics_json FROM epochs WHERE job_id = ? ORDER BY epoch", (job_id,)
+            ).fetchall()
+        return [json.loads(row["metrics_json"]) for row in rows]
+
+    def events(self, job_id: str, after_seq: int = 0, kind: str | None = None) -> list[EventRecord]:
+        """Return the job's events with ``seq > after_seq`` (optionally of one kind), in order."""
+        query = "SELECT * FROM events WHERE job_id = ? AND seq > ?"
+        params: list[Any] = [job_id, after_seq]
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY seq", params).fetchall()
+        return [
+            EventRecord(row["job_id"], row["seq"], row["time"], row["kind"], json.loads(row["payload_json"]))
+            for row in rows
+        ]
+
+    def faults(self, job_id: str) -> list[dict[str, Any]]:
+        """Return every fault recorded while the job ran, oldest first."""
+        return [dict(e.payload) for e in self.events(job_id, kind="fault")]
+
+    def wait_for_events(self, job_id: str, after_seq: int, timeout: float) -> list[EventRecord]:
+        """Return events after ``after_seq``, waiting up to ``timeout`` seconds for one to appear."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                events = self.events(job_id, after_seq)
+                remaining = deadline - time.monotonic()
+                if events or remaining <= 0:
+                    return events
+                self.changed.wait(remaining)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _state(self, conn: sqlite3.Connection, job_id: str) -> str:
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return str(row["state"])
+
+    def _append(
+        self, conn: sqlite3.Connection, job_id: str, kind: str, payload: Mapping[str, Any], now: float
+    ) -> int:
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"kind: must be one of {', '.join(EVENT_KINDS)}; got {kind!r}")
+        seq = int(
+            conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE job_id = ?", (job_id,)
+            ).fetchone()[0]
+        )
+        conn.execute(
+            "INSERT INTO events (job_id, seq, time, kind, payload_json) VALUES (?, ?, ?, ?, ?)",
+            (job_id, seq, now, kind, _dumps(dict(payload))),
+        )
+        return seq
+
+
+def _finite(value: Any) -> float:
+    """Convert to float for a REAL column; non-finite values become NaN (stored as NULL)."""
+    number = float(value)
+    return number if math.isfinite(number) else float("nan")
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    """Build a ``JobRecord`` from a ``jobs`` row."""
+    qubits_json = row["node_max_qubits_json"]
+    r2 = row["final_test_r2"]
+    return JobRecord(
+        id=row["id"],
+        spec=JobSpec.from_dict(json.loads(row["spec_json"])),
+        state=row["state"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        epochs_done=row["epochs_done"],
+        error=row["error"],
+        final_test_r2=float("nan") if r2 is None else float(r2),
+        convergence_epoch=row["convergence_epoch"],
+        summary=json.loads(row["summary_json"]),
+        nodes=tuple(json.loads(row["nodes_json"])),
+        node_max_qubits=None if qubits_json is None else tuple(json.loads(qubits_json)),
+        cancel_requested=bool(row["cancel_requested"]),
+    )
