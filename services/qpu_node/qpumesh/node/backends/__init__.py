@@ -1,0 +1,13 @@
+"""The node's simulation engines behind one `Backend` protocol (see `base`)."""
+
+from __future__ import annotations
+
+from qpumesh.node.backends.base import Backend
+from qpumesh.node.backends.batched import BatchedBackend
+from qpumesh.node.backends.cirq_backend import CirqBackend
+from qpumesh.node.backends.qsim_backend import QsimBackend
+
+__all__ = ["BACKENDS", "Backend", "BatchedBackend", "CirqBackend", "QsimBackend"]
+
+#: Engine names accepted by `NodeConfig.backend`.
+BACKENDS = ("batched", "qsim", "cirq")

@@ -1,0 +1,551 @@
+"""The QPU node without gRPC: circuit cache, validation, limits, engine choice.
+
+`NodeCore` is what the gRPC servicer and the coordinator's in-process executor both call,
+so in-process and mesh runs give identical numbers. It
+
+* parses Cirq JSON once per SHA-256 hash and keeps the `CompiledCircuit` in an LRU cache
+  (thread-safe); a request may then carry only the hash;
+* validates every request and raises `InvalidRequest` (fix the request), `UnknownCircuit`
+  (resend the circuit JSON) or `LimitExceeded` (split the request) -- messages name the
+  offending symbol, shape or value; no error leaves state behind;
+* picks the engine per circuit: with gate noise, ``cirq`` (exact density matrix) or ``qsim``
+  (trajectories) per `NoiseConfig.method`; otherwise the configured backend, falling back to
+  ``qsim`` when the configured engine cannot run the circuit. The choice is logged once per
+  circuit when it differs from the configured backend, and reported as ``backend``;
+* turns observables (weighted Pauli strings) into unique terms for the engines, then applies
+  readout error and shot sampling (`qpumesh.node.noise`) and the parameter-shift rule
+  (`qpumesh.node.gradients`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TypeAlias
+
+import cirq
+import numpy as np
+
+from qpumesh.node.backends import BACKENDS, Backend, BatchedBackend, CirqBackend, QsimBackend
+from qpumesh.node.backends.base import PAULI_LETTERS
+from qpumesh.node.circuits import SUPPORTED_GATES, CircuitError, CompiledCircuit, compile_circuit
+from qpumesh.node.gradients import GradientError, differentiable_slots, parameter_shift
+from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
+
+__all__ = [
+    "CompiledCircuit",
+    "EvalResult",
+    "GradResult",
+    "InvalidRequest",
+    "LimitExceeded",
+    "NodeConfig",
+    "NodeCore",
+    "NodeError",
+    "NodeInfo",
+    "Observables",
+    "UnknownCircuit",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Each observable: ``[(coefficient, dense Pauli string), ...]`` in ``sorted(all_qubits())`` order.
+Observables: TypeAlias = Sequence[Sequence[tuple[float, str]]]
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class NodeError(Exception):
+    """Base of the node's domain errors (servicer maps them to gRPC codes)."""
+
+
+class InvalidRequest(NodeError, ValueError):
+    """The request is malformed; resending it unchanged will fail again (INVALID_ARGUMENT)."""
+
+
+class UnknownCircuit(NodeError, KeyError):
+    """Only a hash was sent and this node does not hold it; resend the JSON (NOT_FOUND)."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message.
+        return str(self.args[0]) if self.args else ""
+
+
+class LimitExceeded(NodeError):
+    """The request exceeds a node limit; split it (RESOURCE_EXHAUSTED)."""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("qpumesh")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Deployment settings of one node.
+
+    Attributes:
+        node_id: Name reported by GetInfo.
+        backend: Engine for noise-free circuits: ``"batched"``, ``"qsim"`` or ``"cirq"``.
+        max_qubits: Largest circuit accepted.
+        noise: Noise profile.
+        default_shots: Shots when a request leaves them unset (0 = exact).
+        max_batch_rows: Most parameter sets per request.
+        max_message_bytes: Largest reply the node will build.
+        precision: Batched engine precision, ``"double"`` or ``"single"``.
+        circuit_cache_size: Compiled circuits kept (LRU).
+
+    Raises:
+        ValueError: An unknown backend/precision or a non-positive limit.
+    """
+
+    node_id: str = "qpu-0"
+    backend: str = "batched"
+    max_qubits: int = 20
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    default_shots: int = 0
+    max_batch_rows: int = 100_000
+    max_message_bytes: int = 64 * 1024 * 1024
+    precision: str = "double"
+    circuit_cache_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"NodeConfig.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.precision not in ("double", "single"):
+            raise ValueError(f"NodeConfig.precision must be 'double' or 'single', got {self.precision!r}")
+        for name in ("max_qubits", "max_batch_rows", "max_message_bytes", "circuit_cache_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"NodeConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.default_shots, int) or self.default_shots < 0:
+            raise ValueError(f"NodeConfig.default_shots must be >= 0, got {self.default_shots!r}")
+        if not isinstance(self.noise, NoiseConfig):
+            raise ValueError(f"NodeConfig.noise must be a NoiseConfig, got {type(self.noise).__name__}")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What GetInfo reports."""
+
+    node_id: str
+    backend: str
+    max_qubits: int
+    supported_gates: tuple[str, ...]
+    noise: NoiseConfig
+    default_shots: int
+    version: str
+    max_batch_rows: int
+    max_message_bytes: int
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0."""
+
+    expectations: np.ndarray
+    standard_errors: np.ndarray | None
+    backend: str
+    execute_seconds: float
+
+
+@dataclass(frozen=True)
+class GradResult:
+    """Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``; optional values."""
+
+    jacobian: np.ndarray
+    expectations: np.ndarray | None
+    wrt: tuple[str, ...]
+    backend: str
+    execute_seconds: float
+
+
+@dataclass(frozen=True)
+class _Entry:
+    compiled: CompiledCircuit
+    engine: str
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """Unique Pauli terms of a request and their coefficients ``(n_terms, n_obs)``."""
+
+    terms: tuple[str, ...]
+    coefficients: np.ndarray
+
+
+class NodeCore:
+    """One emulated QPU, without the network. Thread-safe.
+
+    Args:
+        config: Node settings.
+    """
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        noise = config.noise
+        self._engines: dict[str, Backend] = {
+            "batched": BatchedBackend(config.precision),
+            "cirq": CirqBackend(),
+            "qsim": QsimBackend(),
+        }
+        if noise.has_gate_noise:
+            self._engines["cirq-noisy"] = CirqBackend(noise)
+            self._engines["qsim-noisy"] = QsimBackend(noise)
+
+    # -- public API ---------------------------------------------------------------------
+
+    def info(self) -> NodeInfo:
+        """The node's identity, capabilities and limits."""
+        c = self.config
+        return NodeInfo(
+            node_id=c.node_id,
+            backend=c.backend,
+            max_qubits=c.max_qubits,
+            supported_gates=SUPPORTED_GATES,
+            noise=c.noise,
+            default_shots=c.default_shots,
+            version=_version(),
+            max_batch_rows=c.max_batch_rows,
+            max_message_bytes=c.max_message_bytes,
+        )
+
+    def load_circuit(self, circuit_hash: str, cirq_json: str | None) -> CompiledCircuit:
+        """Return the compiled circuit of `circuit_hash`, parsing `cirq_json` on a cache miss.
+
+        Args:
+            circuit_hash: Lower-case hex SHA-256 of ``cirq_json.encode()``.
+            cirq_json: ``cirq.to_json(circuit)``, or empty/None when the node holds the hash.
+
+        Raises:
+            InvalidRequest: Bad hash, hash/JSON mismatch, malformed JSON, not a circuit,
+                unsupported gates, measurements, or more than ``max_qubits`` qubits.
+            UnknownCircuit: No JSON and the hash is not cached.
+        """
+        return self._load(circuit_hash, cirq_json).compiled
+
+    def evaluate(
+        self,
+        circuit_hash: str,
+        cirq_json: str | None,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> EvalResult:
+        """Expectation values of `observables` for every row of `values`.
+
+        Args:
+            circuit_hash: See `load_circuit`.
+            cirq_json: See `load_circuit`.
+            observables: Weighted Pauli strings, one list per observable.
+            symbols: Column names of `values`: every circuit symbol exactly once.
+            values: ``(rows, len(symbols))`` float64.
+            shots: Shots per Pauli term; 0 = exact; None = ``config.default_shots``.
+            seed: Seed of the shot sampler (and of qsim trajectories); None = random.
+
+        Returns:
+            Expectations ``(rows, n_obs)`` and, when shots > 0, their standard errors.
+
+        Raises:
+            InvalidRequest, UnknownCircuit, LimitExceeded: See the module docstring.
+        """
+        start = time.perf_counter()
+        entry = self._load(circuit_hash, cirq_json)
+        compiled = entry.compiled
+        terms = self._terms(compiled, observables)
+        table = self._values(compiled, symbols, values)
+        n_shots = self._shots(shots)
+        self._check_reply_size(table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1))
+        angles = compiled.angles(symbols, table)
+        engine = self._engine(entry, seed)
+        exact = self._exact_terms(engine, compiled, terms, angles)
+        errors = None
+        if n_shots:
+            sampled = sample_terms(exact, n_shots, np.random.default_rng(seed))
+            expectations = sampled @ terms.coefficients
+            errors = standard_errors(exact, terms.coefficients, n_shots)
+        else:
+            expectations = exact @ terms.coefficients
+        return EvalResult(expectations, errors, engine.name, time.perf_counter() - start)
+
+    def shift_gradient(
+        self,
+        circuit_hash: str,
+        cirq_json: str | None,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        wrt: Sequence[str] = (),
+        cotangents: np.ndarray | None = None,
+        include_values: bool = False,
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> GradResult:
+        """Parameter-shift Jacobians (or vector-Jacobian products) for every row of `values`.
+
+        Args:
+            circuit_hash: See `load_circuit`.
+            cirq_json: See `load_circuit`.
+            observables: See `evaluate`.
+            symbols: See `evaluate`.
+            values: See `evaluate`.
+            wrt: Symbols to differentiate with respect to; empty = all `symbols`, in order.
+            cotangents: Optional ``(rows, n_obs)``; the reply is then ``(rows, len(wrt))``.
+            include_values: Also return the unshifted expectations.
+            shots: Shots per Pauli term of every shifted evaluation; see `evaluate`.
+            seed: See `evaluate`.
+
+        Returns:
+            The Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``.
+
+        Raises:
+            InvalidRequest: As `evaluate`, plus bad `wrt`/`cotangents`, or a symbol whose
+                gates are not affine in it alone (named in the message).
+            UnknownCircuit, LimitExceeded: See the module docstring.
+        """
+        start = time.perf_counter()
+        entry = self._load(circuit_hash, cirq_json)
+        compiled = entry.compiled
+        terms = self._terms(compiled, observables)
+        table = self._values(compiled, symbols, values)
+        n_shots = self._shots(shots)
+        names = self._wrt(symbols, wrt)
+        rows, n_obs = table.shape[0], terms.coefficients.shape[1]
+        tangent = self._cotangents(cotangents, rows, n_obs)
+        width = len(names) if tangent is not None else n_obs * len(names)
+        self._check_reply_size(rows * (width + (n_obs if include_values else 0)))
+        try:
+            wrt_slots = differentiable_slots(compiled, names)
+        except GradientError as exc:
+            raise InvalidRequest(str(exc)) from None
+        angles = compiled.angles(symbols, table)
+        engine = self._engine(entry, seed)
+        rng = np.random.default_rng(seed)
+
+        def observe(shifted: np.ndarray) -> np.ndarray:
+            return self._observe(engine, compiled, terms, shifted, n_shots, rng)
+
+        values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
+        result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+        return GradResult(result, values_out, tuple(names), engine.name, time.perf_counter() - start)
+
+    # -- circuits and engines -----------------------------------------------------------
+
+    def _load(self, circuit_hash: str, cirq_json: str | None) -> _Entry:
+        if not isinstance(circuit_hash, str) or not _HASH_RE.fullmatch(circuit_hash):
+            raise InvalidRequest(
+                f"circuit hash must be the lower-case hex SHA-256 of the circuit JSON (64 characters), "
+                f"got {circuit_hash!r}"
+            )
+        if cirq_json:
+            actual = hashlib.sha256(cirq_json.encode()).hexdigest()
+            if actual != circuit_hash:
+                raise InvalidRequest(
+                    f"circuit hash {circuit_hash} does not match the SHA-256 of the circuit JSON ({actual}); "
+                    "send hashlib.sha256(cirq_json.encode()).hexdigest()"
+                )
+        with self._lock:
+            entry = self._cache.get(circuit_hash)
+            if entry is not None:
+                self._cache.move_to_end(circuit_hash)
+                return entry
+        if not cirq_json:
+            raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
+        entry = self._compile(circuit_hash, cirq_json)
+        with self._lock:
+            self._cache[circuit_hash] = entry
+            self._cache.move_to_end(circuit_hash)
+            while len(self._cache) > self.config.circuit_cache_size:
+                self._cache.popitem(last=False)
+        return entry
+
+    def _compile(self, circuit_hash: str, cirq_json: str) -> _Entry:
+        try:
+            circuit = cirq.read_json(json_text=cirq_json)
+        except Exception as exc:  # Cirq raises many types for bad JSON.
+            raise InvalidRequest(f"cirq_json is not valid Cirq JSON: {type(exc).__name__}: {exc}") from None
+        if not isinstance(circuit, cirq.AbstractCircuit):
+            raise InvalidRequest(
+                f"cirq_json must encode a cirq.Circuit (cirq.to_json(circuit)), got {type(circuit).__name__}"
+            )
+        try:
+            compiled = compile_circuit(circuit, self.config.max_qubits)
+        except CircuitError as exc:
+            raise InvalidRequest(str(exc)) from None
+        engine, reason = self._choose_engine(compiled)
+        if reason:
+            logger.info("circuit %s runs on %s: %s", circuit_hash[:12], engine, reason)
+        return _Entry(compiled, engine)
+
+    def _choose_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
+        noise = self.config.noise
+        if noise.has_gate_noise:
+            if noise.method == "density_matrix":
+                return "cirq-noisy", "gate noise is configured; exact density-matrix simulation (cirq)"
+            return "qsim-noisy", f"gate noise is configured; qsim Monte Carlo with {noise.trajectories} trajectories"
+        reason = self._engines[self.config.backend].supports(compiled)
+        if reason is None:
+            return self.config.backend, None
+        return "qsim", f"the {self.config.backend} engine cannot run it ({reason})"
+
+    def _engine(self, entry: _Entry, seed: int | None) -> Backend:
+        if entry.engine == "qsim-noisy" and seed is not None:
+            return QsimBackend(self.config.noise, seed=seed)
+        return self._engines[entry.engine]
+
+    # -- numerics ---------------------------------------------------------------------
+
+    def _exact_terms(
+        self, engine: Backend, compiled: CompiledCircuit, terms: _Terms, angles: np.ndarray
+    ) -> np.ndarray:
+        values = engine.expectations(compiled, terms.terms, angles)
+        if self.config.noise.readout_error > 0:
+            values = values * readout_factors(terms.terms, self.config.noise.readout_error)
+        return values
+
+    def _observe(
+        self,
+        engine: Backend,
+        compiled: CompiledCircuit,
+        terms: _Terms,
+        angles: np.ndarray,
+        shots: int,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        values = self._exact_terms(engine, compiled, terms, angles)
+        if shots:
+            values = sample_terms(values, shots, rng)
+        return np.asarray(values @ terms.coefficients, dtype=np.float64)
+
+    # -- validation -------------------------------------------------------------------
+
+    def _terms(self, compiled: CompiledCircuit, observables: Observables) -> _Terms:
+        n = compiled.n_qubits
+        if len(observables) == 0:
+            raise InvalidRequest("no observables: send at least one observable (a list of Pauli terms)")
+        index: dict[str, int] = {}
+        entries: list[tuple[int, int, float]] = []
+        for o, observable in enumerate(observables):
+            for t, term in enumerate(observable):
+                try:
+                    coefficient, paulis = term
+                    coefficient = float(coefficient)
+                except (TypeError, ValueError):
+                    raise InvalidRequest(
+                        f"observable {o} term {t} must be (coefficient, pauli_string), got {term!r}"
+                    ) from None
+                if not math.isfinite(coefficient):
+                    raise InvalidRequest(f"observable {o} term {t} has a non-finite coefficient {coefficient!r}")
+                if not isinstance(paulis, str) or len(paulis) != n:
+                    raise InvalidRequest(
+                        f"observable {o} term {t}: Pauli string {paulis!r} must have one letter per qubit "
+                        f"({n} for this circuit, in sorted qubit order {list(map(str, compiled.qubits))})"
+                    )
+                if not set(paulis) <= PAULI_LETTERS:
+                    bad = sorted(set(paulis) - PAULI_LETTERS)
+                    raise InvalidRequest(
+                        f"observable {o} term {t}: Pauli string {paulis!r} has invalid letters {bad}; "
+                        "use only 'I', 'X', 'Y', 'Z'"
+                    )
+                j = index.setdefault(paulis, len(index))
+                entries.append((j, o, coefficient))
+        coefficients = np.zeros((len(index), len(observables)), dtype=np.float64)
+        for j, o, coefficient in entries:
+            coefficients[j, o] += coefficient
+        return _Terms(tuple(index), coefficients)
+
+    def _values(self, compiled: CompiledCircuit, symbols: Sequence[str], values: np.ndarray) -> np.ndarray:
+        names = list(symbols)
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise InvalidRequest(f"duplicate symbol {name!r} in the parameter batch; send each column once")
+            seen.add(name)
+        circuit_symbols = set(compiled.symbols)
+        for name in names:
+            if name not in circuit_symbols:
+                raise InvalidRequest(
+                    f"unknown symbol {name!r}; the circuit's symbols are {list(compiled.symbols)}"
+                )
+        missing = [s for s in compiled.symbols if s not in seen]
+        if missing:
+            raise InvalidRequest(f"the parameter batch lacks the circuit's symbol(s) {missing}; add a column for each")
+        try:
+            table = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidRequest("values must be a numeric (rows, len(symbols)) array") from None
+        if table.ndim != 2 or table.shape[1] != len(names):
+            raise InvalidRequest(
+                f"values must have shape (rows, {len(names)}) -- one column per symbol {names} -- "
+                f"got shape {tuple(table.shape)}"
+            )
+        if table.shape[0] > self.config.max_batch_rows:
+            raise LimitExceeded(
+                f"{table.shape[0]} parameter rows exceed this node's max_batch_rows={self.config.max_batch_rows}; "
+                "split the batch"
+            )
+        if not np.all(np.isfinite(table)):
+            row, col = np.argwhere(~np.isfinite(table))[0]
+            raise InvalidRequest(
+                f"values contain a non-finite number ({table[row, col]!r} at row {row}, symbol {names[col]!r})"
+            )
+        return table
+
+    def _shots(self, shots: int | None) -> int:
+        if shots is None:
+            return self.config.default_shots
+        if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 0:
+            raise InvalidRequest(f"shots must be a non-negative integer (0 = exact), got {shots!r}")
+        return int(shots)
+
+    @staticmethod
+    def _wrt(symbols: Sequence[str], wrt: Sequence[str]) -> list[str]:
+        names = list(wrt) if len(wrt) else list(symbols)
+        available = set(symbols)
+        seen: set[str] = set()
+        for name in names:
+            if name not in available:
+                raise InvalidRequest(
+                    f"wrt symbol {name!r} is not a column of the parameter batch {list(symbols)}"
+                )
+            if name in seen:
+                raise InvalidRequest(f"duplicate wrt symbol {name!r}; list each symbol once")
+            seen.add(name)
+        return names
+
+    @staticmethod
+    def _cotangents(cotangents: np.ndarray | None, rows: int, n_obs: int) -> np.ndarray | None:
+        if cotangents is None:
+            return None
+        try:
+            tangent = np.asarray(cotangents, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidRequest("cotangents must be a numeric (rows, n_observables) array") from None
+        if tangent.shape != (rows, n_obs):
+            raise InvalidRequest(
+                f"cotangents must have shape (rows, n_observables) = ({rows}, {n_obs}), got {tuple(tangent.shape)}"
+            )
+        if not np.all(np.isfinite(tangent)):
+            raise InvalidRequest("cotangents contain NaN or infinite values")
+        return tangent
+
+    def _check_reply_size(self, n_doubles: int) -> None:
+        size = 8 * n_doubles
+        if size > self.config.max_message_bytes:
+            raise LimitExceeded(
+                f"the reply would be {size} bytes, over this node's max_message_bytes="
+                f"{self.config.max_message_bytes}; split the batch"
+            )
