@@ -193,7 +193,7 @@ class CompiledCircuit:
         return tuple(_slot_name(k) for k in range(len(self.slots)))
 
     def slots_of(self, symbol: str) -> list[int]:
-        """Indices of the slots whose angle depends on `symbol`."""
+        """Return the indices of the slots whose angle depends on `symbol`."""
         return [k for k, slot in enumerate(self.slots) if symbol in slot.symbols]
 
     def angles(self, symbols: Sequence[str], values: np.ndarray) -> np.ndarray:
@@ -266,7 +266,7 @@ def _slot_for(op: cirq.Operation, exponent: sympy.Expr, scale: sympy.Expr) -> An
 
 
 def _canonical_gate(gate: cirq.Gate, scale: sympy.Expr, slot: int) -> cirq.Gate:
-    """The gate with its exponent replaced so that ``_slot{k}`` is the angle in radians."""
+    """Return the gate with its exponent replaced so that ``_slot{k}`` is the angle in radians."""
     exponent = sympy.Symbol(_slot_name(slot)) / scale
     if isinstance(gate, cirq.PhasedXPowGate):
         return cirq.PhasedXPowGate(

@@ -66,11 +66,11 @@ class NodeError(Exception):
     """Base of the node's domain errors (servicer maps them to gRPC codes)."""
 
 
-class InvalidRequest(NodeError, ValueError):
+class InvalidRequest(NodeError, ValueError):  # noqa: N818 (public API name)
     """The request is malformed; resending it unchanged will fail again (INVALID_ARGUMENT)."""
 
 
-class UnknownCircuit(NodeError, KeyError):
+class UnknownCircuit(NodeError, KeyError):  # noqa: N818 (public API name)
     """Only a hash was sent and this node does not hold it; resend the JSON (NOT_FOUND)."""
 
     def __str__(self) -> str:
@@ -78,7 +78,7 @@ class UnknownCircuit(NodeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class LimitExceeded(NodeError):
+class LimitExceeded(NodeError):  # noqa: N818 (public API name)
     """The request exceeds a node limit; split it (RESOURCE_EXHAUSTED)."""
 
 
@@ -207,7 +207,7 @@ class NodeCore:
     # -- public API ---------------------------------------------------------------------
 
     def info(self) -> NodeInfo:
-        """The node's identity, capabilities and limits."""
+        """Return the node's identity, capabilities and limits."""
         c = self.config
         return NodeInfo(
             node_id=c.node_id,
@@ -235,7 +235,7 @@ class NodeCore:
         """
         return self._load(circuit_hash, cirq_json).compiled
 
-    def evaluate(
+    def evaluate(  # noqa: PLR0917 (public API signature)
         self,
         circuit_hash: str,
         cirq_json: str | None,
@@ -245,7 +245,7 @@ class NodeCore:
         shots: int | None = None,
         seed: int | None = None,
     ) -> EvalResult:
-        """Expectation values of `observables` for every row of `values`.
+        """Compute expectation values of `observables` for every row of `values`.
 
         Args:
             circuit_hash: See `load_circuit`.
@@ -281,7 +281,7 @@ class NodeCore:
             expectations = exact @ terms.coefficients
         return EvalResult(expectations, errors, engine.name, time.perf_counter() - start)
 
-    def shift_gradient(
+    def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
         circuit_hash: str,
         cirq_json: str | None,
@@ -336,7 +336,7 @@ class NodeCore:
         rng = np.random.default_rng(seed)
 
         def observe(shifted: np.ndarray) -> np.ndarray:
-            return self._observe(engine, compiled, terms, shifted, n_shots, rng)
+            return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
 
         values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
         result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
@@ -395,7 +395,10 @@ class NodeCore:
         if noise.has_gate_noise:
             if noise.method == "density_matrix":
                 return "cirq-noisy", "gate noise is configured; exact density-matrix simulation (cirq)"
-            return "qsim-noisy", f"gate noise is configured; qsim Monte Carlo with {noise.trajectories} trajectories"
+            return (
+                "qsim-noisy",
+                f"gate noise is configured; qsim Monte Carlo with {noise.trajectories} trajectories",
+            )
         reason = self._engines[self.config.backend].supports(compiled)
         if reason is None:
             return self.config.backend, None
@@ -422,6 +425,7 @@ class NodeCore:
         compiled: CompiledCircuit,
         terms: _Terms,
         angles: np.ndarray,
+        *,
         shots: int,
         rng: np.random.Generator,
     ) -> np.ndarray:
@@ -448,7 +452,9 @@ class NodeCore:
                         f"observable {o} term {t} must be (coefficient, pauli_string), got {term!r}"
                     ) from None
                 if not math.isfinite(coefficient):
-                    raise InvalidRequest(f"observable {o} term {t} has a non-finite coefficient {coefficient!r}")
+                    raise InvalidRequest(
+                        f"observable {o} term {t} has a non-finite coefficient {coefficient!r}"
+                    )
                 if not isinstance(paulis, str) or len(paulis) != n:
                     raise InvalidRequest(
                         f"observable {o} term {t}: Pauli string {paulis!r} must have one letter per qubit "
@@ -472,7 +478,9 @@ class NodeCore:
         seen: set[str] = set()
         for name in names:
             if name in seen:
-                raise InvalidRequest(f"duplicate symbol {name!r} in the parameter batch; send each column once")
+                raise InvalidRequest(
+                    f"duplicate symbol {name!r} in the parameter batch; send each column once"
+                )
             seen.add(name)
         circuit_symbols = set(compiled.symbols)
         for name in names:
@@ -482,7 +490,9 @@ class NodeCore:
                 )
         missing = [s for s in compiled.symbols if s not in seen]
         if missing:
-            raise InvalidRequest(f"the parameter batch lacks the circuit's symbol(s) {missing}; add a column for each")
+            raise InvalidRequest(
+                f"the parameter batch lacks the circuit's symbol(s) {missing}; add a column for each"
+            )
         try:
             table = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
@@ -494,13 +504,14 @@ class NodeCore:
             )
         if table.shape[0] > self.config.max_batch_rows:
             raise LimitExceeded(
-                f"{table.shape[0]} parameter rows exceed this node's max_batch_rows={self.config.max_batch_rows}; "
-                "split the batch"
+                f"{table.shape[0]} parameter rows exceed this node's "
+                f"max_batch_rows={self.config.max_batch_rows}; split the batch"
             )
         if not np.all(np.isfinite(table)):
             row, col = np.argwhere(~np.isfinite(table))[0]
             raise InvalidRequest(
-                f"values contain a non-finite number ({table[row, col]!r} at row {row}, symbol {names[col]!r})"
+                f"values contain a non-finite number ({table[row, col]!r} at row {row}, "
+                f"symbol {names[col]!r})"
             )
         return table
 
@@ -536,7 +547,8 @@ class NodeCore:
             raise InvalidRequest("cotangents must be a numeric (rows, n_observables) array") from None
         if tangent.shape != (rows, n_obs):
             raise InvalidRequest(
-                f"cotangents must have shape (rows, n_observables) = ({rows}, {n_obs}), got {tuple(tangent.shape)}"
+                f"cotangents must have shape (rows, n_observables) = ({rows}, {n_obs}), "
+                f"got {tuple(tangent.shape)}"
             )
         if not np.all(np.isfinite(tangent)):
             raise InvalidRequest("cotangents contain NaN or infinite values")

@@ -38,7 +38,7 @@ class GradientError(ValueError):
 
 
 def differentiable_slots(compiled: CompiledCircuit, wrt: Sequence[str]) -> list[list[int]]:
-    """The slots of each symbol in `wrt`, checking the shift rule applies.
+    """Return the slots of each symbol in `wrt`, checking that the shift rule applies.
 
     Args:
         compiled: The circuit.
@@ -121,7 +121,7 @@ def _output_width(
     evaluate: Callable[[np.ndarray], np.ndarray],
     angles: np.ndarray,
 ) -> int:
-    """Number of outputs, evaluating an empty batch when nothing was evaluated."""
+    """Return the number of outputs, evaluating an empty batch if nothing was evaluated."""
     for value in results.values():
         return int(value.shape[1])
     return int(evaluate(angles[:0]).shape[1])

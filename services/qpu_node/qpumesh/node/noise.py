@@ -71,10 +71,17 @@ class NoiseConfig:
                 raise ValueError(f"NoiseConfig.{name} must be a probability in [0, 1), got {value!r}")
         if self.method not in NOISE_METHODS:
             raise ValueError(
-                f"NoiseConfig.method must be one of {', '.join(map(repr, NOISE_METHODS))}, got {self.method!r}"
+                f"NoiseConfig.method must be one of {', '.join(map(repr, NOISE_METHODS))}, "
+                f"got {self.method!r}"
             )
-        if isinstance(self.trajectories, bool) or not isinstance(self.trajectories, int) or self.trajectories < 1:
-            raise ValueError(f"NoiseConfig.trajectories must be a positive integer, got {self.trajectories!r}")
+        if (
+            isinstance(self.trajectories, bool)
+            or not isinstance(self.trajectories, int)
+            or self.trajectories < 1
+        ):
+            raise ValueError(
+                f"NoiseConfig.trajectories must be a positive integer, got {self.trajectories!r}"
+            )
 
     @property
     def is_noisy(self) -> bool:
@@ -87,7 +94,7 @@ class NoiseConfig:
         return self.depolarizing_1q > 0.0 or self.depolarizing_2q > 0.0
 
     def noise_model(self) -> GateDepolarizingNoise:
-        """The Cirq noise model of the gate noise."""
+        """Return the Cirq noise model of the gate noise."""
         return GateDepolarizingNoise(self.depolarizing_1q, self.depolarizing_2q)
 
 
@@ -104,7 +111,7 @@ class GateDepolarizingNoise(cirq.NoiseModel):  # type: ignore[misc]
         self.p2 = p2
 
     def noisy_operation(self, operation: cirq.Operation) -> cirq.OP_TREE:
-        """The operation followed by its depolarizing channel."""
+        """Return the operation followed by its depolarizing channel."""
         n = len(operation.qubits)
         if n == 1 and self.p1 > 0:
             return [operation, cirq.depolarize(self.p1).on(*operation.qubits)]
@@ -139,7 +146,7 @@ def sample_terms(values: np.ndarray, shots: int, rng: np.random.Generator) -> np
 
 
 def standard_errors(values: np.ndarray, coefficients: np.ndarray, shots: int) -> np.ndarray:
-    """Standard errors of shot-estimated observables.
+    """Compute standard errors of shot-estimated observables.
 
     Args:
         values: Exact term expectations ``(rows, n_terms)``.
@@ -150,5 +157,4 @@ def standard_errors(values: np.ndarray, coefficients: np.ndarray, shots: int) ->
         ``sqrt(Σ_t c_t² (1 − <P_t>²) / shots)``, shape ``(rows, n_obs)``.
     """
     variance = np.clip(1.0 - values**2, 0.0, None) / shots
-    return np.sqrt(variance @ coefficients**2)
-
+    return np.asarray(np.sqrt(variance @ coefficients**2), dtype=np.float64)

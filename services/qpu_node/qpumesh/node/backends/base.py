@@ -37,7 +37,7 @@ class Backend(Protocol):
         ...
 
     def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
-        """Expectation values of `terms`.
+        """Compute exact expectation values of `terms`.
 
         Args:
             compiled: The circuit.
@@ -50,11 +50,11 @@ class Backend(Protocol):
         ...
 
 
-def pauli_string(term: str, qubits: Sequence[cirq.Qid]) -> cirq.PauliString:
-    """The `cirq.PauliString` of a dense Pauli string over `qubits`."""
+def pauli_string(term: str, qubits: Sequence[cirq.Qid]) -> cirq.PauliString[cirq.Qid]:
+    """Return the `cirq.PauliString` of a dense Pauli string over `qubits`."""
     return cirq.PauliString({q: _CIRQ_PAULIS[p] for q, p in zip(qubits, term, strict=True) if p != "I"})
 
 
 def term_weight(term: str) -> int:
-    """Number of non-identity letters of a dense Pauli string."""
+    """Count the non-identity letters of a dense Pauli string."""
     return sum(1 for p in term if p != "I")

@@ -226,18 +226,14 @@ class _Program:
                 parity = _popcount((index ^ mask) & _mask(term, "YZ")) & 1
                 phases[:, c] = (1j**n_y) * (1 - 2 * parity)
             src = None if mask == 0 else torch.from_numpy(index ^ mask)
-            if mask == 0 or self.real:
-                phases = phases.real.copy()
-            ph = torch.from_numpy(np.ascontiguousarray(phases.T))
-            if mask == 0:
-                ph = ph.to(self.angle_dtype)
-            else:
-                ph = ph.to(self.dtype)
+            table = phases.real.copy() if mask == 0 or self.real else phases
+            ph = torch.from_numpy(np.ascontiguousarray(table.T))
+            ph = ph.to(self.angle_dtype if mask == 0 else self.dtype)
             groups.append(_TermGroup(src, ph, columns))
         return groups
 
     def run(self, angles: torch.Tensor, terms: tuple[str, ...]) -> torch.Tensor:
-        """Expectations ``(rows, len(terms))`` for angles ``(rows, n_slots)`` (differentiable).
+        """Return expectations ``(rows, len(terms))`` for angles ``(rows, n_slots)`` (differentiable).
 
         The state is kept *batch-last*, ``(2**n, rows)``: every step then works on contiguous
         runs of `rows` elements, which is several times faster than ``(rows, 2**n)`` for the
@@ -330,7 +326,7 @@ def _is_real(compiled: CompiledCircuit) -> bool:
 
 
 def _embed(matrix: np.ndarray, targets: tuple[int, ...], n: int) -> np.ndarray:
-    """The ``2**n x 2**n`` matrix of a k-qubit `matrix` acting on `targets`."""
+    """Return the ``2**n x 2**n`` matrix of a k-qubit `matrix` acting on `targets`."""
     k = len(targets)
     tensor = matrix.reshape((2,) * (2 * k))
     full = np.eye(1 << n, dtype=np.complex128).reshape((2,) * n + (1 << n,))
@@ -348,8 +344,10 @@ def _as_monomial(full: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return src, full[np.arange(full.shape[0]), src]
 
 
-def _local_monomial(matrix: np.ndarray, targets: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Full-register gather of a monomial k-qubit matrix without building ``2**n x 2**n``."""
+def _local_monomial(
+    matrix: np.ndarray, targets: tuple[int, ...], n: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return the full-register gather of a monomial k-qubit matrix (no ``2**n x 2**n`` matrix)."""
     local = _as_monomial(matrix)
     if local is None:
         return None
@@ -410,7 +408,7 @@ class BatchedBackend:
         return None
 
     def program(self, compiled: CompiledCircuit) -> _Program:
-        """The compiled torch program of `compiled` (built once, then cached)."""
+        """Return the torch program of `compiled` (built once, then cached)."""
         with self._lock:
             program = self._programs.get(compiled)
             if program is None:

@@ -22,13 +22,13 @@ __all__ = ["CirqBackend", "slot_sweep"]
 
 
 def slot_sweep(compiled: CompiledCircuit, angles: np.ndarray) -> list[cirq.ParamResolver]:
-    """One resolver per row binding the canonical circuit's ``_slot{k}`` symbols."""
+    """Build one resolver per row binding the canonical circuit's ``_slot{k}`` symbols."""
     names = compiled.slot_symbols
     return [cirq.ParamResolver(dict(zip(names, map(float, row), strict=True))) for row in angles]
 
 
-def term_observables(compiled: CompiledCircuit, terms: Sequence[str]) -> list[cirq.PauliString]:
-    """Cirq Pauli strings of the non-identity `terms` (identity terms are handled by callers)."""
+def term_observables(compiled: CompiledCircuit, terms: Sequence[str]) -> list[cirq.PauliSumLike]:
+    """Build the Cirq Pauli strings of `terms`."""
     return [pauli_string(term, compiled.qubits) for term in terms]
 
 
@@ -75,7 +75,7 @@ class CirqBackend:
             self._simulator = cirq.Simulator(dtype=np.complex128, seed=seed)
 
     def supports(self, compiled: CompiledCircuit) -> str | None:
-        """Cirq runs every compiled circuit."""
+        """Return None: Cirq runs every compiled circuit."""
         return None
 
     def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import qsimcirq
+import qsimcirq  # type: ignore[import-untyped]
 
 from qpumesh.node.backends.cirq_backend import sweep_expectations
 from qpumesh.node.circuits import CompiledCircuit
@@ -32,14 +32,20 @@ class QsimBackend:
 
     name = "qsim"
 
-    def __init__(self, noise: NoiseConfig | None = None, seed: int | None = None, cpu_threads: int = 1) -> None:
+    def __init__(
+        self, noise: NoiseConfig | None = None, seed: int | None = None, cpu_threads: int = 1
+    ) -> None:
         self.noise = noise if noise is not None else NoiseConfig()
-        options = qsimcirq.QSimOptions(cpu_threads=cpu_threads, ev_noisy_repetitions=self.noise.trajectories)
+        options = qsimcirq.QSimOptions(  # type: ignore[attr-defined]
+            cpu_threads=cpu_threads, ev_noisy_repetitions=self.noise.trajectories
+        )
         model = self.noise.noise_model() if self.noise.has_gate_noise else None
-        self._simulator = qsimcirq.QSimSimulator(qsim_options=options, seed=seed, noise=model)
+        self._simulator = qsimcirq.QSimSimulator(  # type: ignore[attr-defined]
+            qsim_options=options, seed=seed, noise=model
+        )
 
     def supports(self, compiled: CompiledCircuit) -> str | None:
-        """qsim runs every compiled circuit (unknown gates are decomposed by Cirq)."""
+        """Return None: qsim runs every compiled circuit."""
         return None
 
     def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
