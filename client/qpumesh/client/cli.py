@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # Modules that expose ``register(subparsers: argparse._SubParsersAction) -> None``.
 _COMMAND_MODULES = (
     "qpumesh.node.cli",
+    "qpumesh.coordinator.cli",
     "qpumesh.client.fault_cli",
 )
 
