@@ -1,0 +1,155 @@
+"""Fault settings: the text a user types (env vars, flags) becomes the FaultConfig they meant."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+from qpumesh.node.faults import (
+    FaultConfig,
+    FaultConfigError,
+    FaultInjector,
+    add_fault_arguments,
+    parse_bandwidth,
+    parse_bool,
+    parse_duration_ms,
+    parse_probability,
+    read_fault_settings,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("20ms", 20.0), ("1.5s", 1500.0), ("500us", 0.5), ("20", 20.0), (" 0.25 s ", 250.0), ("2m", 120_000.0),
+     ("0", 0.0), ("1e3ms", 1000.0)],
+)  # fmt: skip
+def test_durations_parse_to_milliseconds(text: str, ms: float) -> None:
+    assert parse_duration_ms(text) == pytest.approx(ms)
+
+
+@pytest.mark.parametrize("text", ["", "fast", "-5ms", "20 hours", "ms", "1.5.2s"])
+def test_bad_durations_are_refused_with_an_example(text: str) -> None:
+    with pytest.raises(ValueError, match="20ms"):
+        parse_duration_ms(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "bps"),
+    [("1MB/s", 1e6), ("1mb/s", 1e6), ("512KiB/s", 512 * 1024), ("10Mbit/s", 1.25e6), ("250000", 250_000.0),
+     ("2 GB/s", 2e9), ("0", 0.0), ("100kB", 1e5)],
+)  # fmt: skip
+def test_bandwidths_parse_to_bytes_per_second(text: str, bps: float) -> None:
+    assert parse_bandwidth(text) == pytest.approx(bps)
+
+
+@pytest.mark.parametrize("text", ["", "fast", "1 parsec/s", "-1MB/s", "MB/s", "1MBps"])
+def test_bad_bandwidths_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="1MB/s"):
+        parse_bandwidth(text)
+
+
+def test_probability_and_bool_parsers() -> None:
+    assert parse_probability("0.05") == pytest.approx(0.05)
+    assert parse_probability("5%") == pytest.approx(0.05)
+    for bad in ("1.5", "-0.1", "nan", "often"):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            parse_probability(bad)
+    assert parse_bool("TRUE") and parse_bool("1") and parse_bool("on")
+    assert not parse_bool("false") and not parse_bool("") and not parse_bool("0")
+    with pytest.raises(ValueError):
+        parse_bool("maybe")
+
+
+def test_environment_builds_the_config_and_flags_win() -> None:
+    environ = {
+        "QPUMESH_FAULT_LATENCY_MS": "20ms",
+        "QPUMESH_FAULT_JITTER_MS": "5",
+        "QPUMESH_FAULT_JITTER_DIST": "Exponential",
+        "QPUMESH_FAULT_BANDWIDTH_BPS": "1MB/s",
+        "QPUMESH_FAULT_ERROR_RATE": "0.05",
+        "QPUMESH_FAULT_HANG": "false",
+        "QPUMESH_FAULT_CRASH_AFTER": "100",
+        "QPUMESH_FAULT_SEED": "7",
+        "QPUMESH_ADMIN_TOKEN": " s3cret ",
+    }
+    settings = read_fault_settings({}, environ)
+    assert settings.faults == FaultConfig(
+        latency_ms=20.0,
+        jitter_ms=5.0,
+        jitter_dist="exponential",
+        bandwidth_bytes_per_second=1e6,
+        error_rate=0.05,
+        hang=False,
+        crash_after_calls=100,
+        seed=7,
+    )
+    assert settings.admin_token == "s3cret"
+
+    parser = argparse.ArgumentParser()
+    add_fault_arguments(parser)
+    flags = vars(parser.parse_args(["--fault-latency", "1.5s", "--fault-hang", "yes", "--admin-token", "t"]))
+    settings = read_fault_settings(flags, environ)
+    assert settings.faults.latency_ms == 1500.0
+    assert settings.faults.hang
+    assert settings.faults.error_rate == pytest.approx(0.05)  # not overridden: from the environment
+    assert settings.admin_token == "t"
+
+
+def test_empty_environment_means_no_faults_and_admin_disabled() -> None:
+    settings = read_fault_settings({}, {"QPUMESH_FAULT_LATENCY_MS": ""})
+    assert settings.faults == FaultConfig()
+    assert not settings.faults.active
+    assert settings.admin_token == ""
+
+
+def test_a_bad_variable_is_named_in_the_error() -> None:
+    with pytest.raises(FaultConfigError, match="QPUMESH_FAULT_ERROR_RATE"):
+        read_fault_settings({}, {"QPUMESH_FAULT_ERROR_RATE": "2"})
+    with pytest.raises(FaultConfigError, match="QPUMESH_FAULT_BANDWIDTH_BPS"):
+        read_fault_settings({}, {"QPUMESH_FAULT_BANDWIDTH_BPS": "lots"})
+
+
+def test_bad_flags_are_usage_errors() -> None:
+    parser = argparse.ArgumentParser()
+    add_fault_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--fault-latency", "soon"])
+
+
+def test_config_validation_and_proto_round_trip() -> None:
+    with pytest.raises(FaultConfigError, match="error_rate"):
+        FaultConfig(error_rate=1.5)
+    with pytest.raises(FaultConfigError, match="jitter_dist"):
+        FaultConfig(jitter_dist="uniform")
+    with pytest.raises(FaultConfigError, match="latency_ms"):
+        FaultConfig(latency_ms=math.inf)
+    config = FaultConfig(latency_ms=20, jitter_ms=5, error_rate=0.1, crash_after_calls=3, seed=11, hang=True)
+    assert FaultConfig.from_proto(config.to_proto()) == config
+    assert FaultConfig.from_proto(FaultConfig().to_proto()) == FaultConfig()
+    assert config.describe() == (
+        "latency 20ms, jitter 5ms (normal), error rate 0.1, hang, crash after 3 calls"
+    )
+
+
+def test_seeded_draws_are_reproducible_and_jitter_is_non_negative() -> None:
+    def delays(dist: str) -> list[float]:
+        injector = FaultInjector(FaultConfig(latency_ms=10, jitter_ms=5, jitter_dist=dist, seed=3))
+        return [injector._plan("/qpumesh.v1.QPUNode/Evaluate").delay_seconds for _ in range(200)]
+
+    for dist in ("normal", "exponential"):
+        first, second = delays(dist), delays(dist)
+        assert first == second
+        assert min(first) >= 0.010
+        assert 0.012 < sum(first) / len(first) < 0.018  # mean |N(0,5)| = 4 ms, Exp mean 5 ms
+
+
+def test_crash_counts_only_work_calls() -> None:
+    crashes: list[int] = []
+    injector = FaultInjector(FaultConfig(crash_after_calls=2), on_crash=lambda: crashes.append(1))
+    plans = [
+        injector._plan(f"/qpumesh.v1.QPUNode/{m}")
+        for m in ("GetInfo", "Evaluate", "GetInfo", "ShiftGradient", "Evaluate")
+    ]
+    assert [p.crash for p in plans] == [False, False, False, False, True]
