@@ -1,1 +1,28 @@
-"""Python clients and the ``qpumesh`` command line."""
+"""Python clients and the ``qpumesh`` command line.
+
+``NodeClient`` and ``QpuMeshError`` are imported lazily, on first use, so that
+``import qpumesh.client`` (and ``qpumesh --help``) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qpumesh.client.errors import QpuMeshError
+    from qpumesh.client.node_client import NodeClient
+
+_LAZY = {
+    "NodeClient": "qpumesh.client.node_client",
+    "QpuMeshError": "qpumesh.client.errors",
+}
+
+__all__ = ["NodeClient", "QpuMeshError"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
