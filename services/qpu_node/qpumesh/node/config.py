@@ -1,0 +1,289 @@
+"""Deployment settings of a QPU node server, from command-line flags and environment.
+
+Containers configure a node with ``QPUMESH_*`` environment variables; people and the
+local mesh launcher use ``qpumesh node serve`` flags. Both are described by one table
+(``OPTIONS``) so that a setting has the same name, parser and limits either way. The
+environment is read once, at start-up, into a frozen ``ServerConfig``; a bad value
+stops the node with a message naming the variable or flag, rather than surfacing later
+as a confusing runtime error. Flags override the environment, which overrides the
+defaults of ``ServerConfig`` and ``NodeConfig``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qpumesh.node.core import NodeConfig
+from qpumesh.node.noise import NoiseConfig
+
+DEFAULT_PORT = 50051
+DEFAULT_HOST = "[::]"
+# gRPC channel arguments are C ints: message limits above this cannot be expressed.
+MAX_GRPC_MESSAGE_BYTES = 2**31 - 1
+
+BACKENDS = ("batched", "qsim", "cirq")
+NOISE_METHODS = ("density_matrix", "trajectories")
+PRECISIONS = ("double", "single")
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the variable or flag to fix."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``create_server``/``serve`` need to run one node.
+
+    Attributes:
+        node: the emulated QPU (engine, noise, limits), passed to ``NodeCore``.
+        port: TCP port to listen on; 0 picks a free one (reported by ``create_server``).
+        host: interface to bind, ``[::]`` for all.
+        workers: concurrent execution slots: how many requests simulate at once. Further
+            requests wait for a slot (reported as ``Timings.queue_seconds``).
+        grace_seconds: on shutdown, how long in-flight requests may still finish.
+    """
+
+    node: NodeConfig
+    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST
+    workers: int = 1
+    grace_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if not self.host:
+            raise ConfigError("host must not be empty; use [::] to listen on every interface")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if not (math.isfinite(self.grace_seconds) and self.grace_seconds >= 0):
+            raise ConfigError(f"grace_seconds must be a finite number >= 0, got {self.grace_seconds}")
+        if not 1 <= self.node.max_message_bytes <= MAX_GRPC_MESSAGE_BYTES:
+            raise ConfigError(
+                f"max_message_bytes must be in 1..{MAX_GRPC_MESSAGE_BYTES} (a gRPC limit), "
+                f"got {self.node.max_message_bytes}"
+            )
+
+    @property
+    def bind_address(self) -> str:
+        """The ``host:port`` string given to gRPC."""
+        return f"{self.host}:{self.port}"
+
+
+# --- value parsers: text -> value, ValueError saying what is expected ---------------
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().replace("_", ""), 10)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+            raise ValueError(f"expected an integer {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a probability in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:  # also rejects NaN
+        raise ValueError(f"expected a probability in [0, 1), got {text.strip()}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"expected a finite number of seconds >= 0, got {text.strip()}")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _nonempty(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+
+
+def _byte_size(text: str) -> int:
+    match = _BYTE_SIZE.match(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _BYTE_UNITS:
+        raise ValueError(f"expected a byte count such as 67108864 or 64MiB, got {text!r}")
+    value = int(match.group(1)) * _BYTE_UNITS[unit]
+    if not 1 <= value <= MAX_GRPC_MESSAGE_BYTES:
+        raise ValueError(f"expected 1..{MAX_GRPC_MESSAGE_BYTES} bytes (a gRPC limit), got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, environment variable and parser.
+
+    Attributes:
+        dest: the setting's name (and the argparse destination).
+        env: the environment variable.
+        flag: the command-line flag.
+        parse: converts text into the value; raises ValueError saying what it expected.
+        help: one line for ``--help`` and the docs.
+        metavar: placeholder shown by ``--help``.
+    """
+
+    dest: str
+    env: str
+    flag: str
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("port", "QPUMESH_PORT", "--port", _integer(0, 65535),
+           f"TCP port, 0 = any free port (default {DEFAULT_PORT})", "PORT"),
+    Option("host", "QPUMESH_HOST", "--host", _nonempty,
+           f"interface to bind (default {DEFAULT_HOST}, every interface)", "HOST"),
+    Option("node_id", "QPUMESH_NODE_ID", "--node-id", _nonempty,
+           "name reported by GetInfo (default: the host name)", "ID"),
+    Option("backend", "QPUMESH_BACKEND", "--backend", _choice(*BACKENDS),
+           "simulation engine: batched (torch, vectorised), qsim or cirq", "|".join(BACKENDS)),
+    Option("max_qubits", "QPUMESH_MAX_QUBITS", "--max-qubits", _integer(1, 64),
+           "largest circuit accepted, in qubits", "N"),
+    Option("depolarizing_1q", "QPUMESH_DEPOLARIZING_1Q", "--depolarizing-1q", _probability,
+           "depolarizing probability after every one-qubit gate", "P"),
+    Option("depolarizing_2q", "QPUMESH_DEPOLARIZING_2Q", "--depolarizing-2q", _probability,
+           "depolarizing probability after every two-qubit gate", "P"),
+    Option("readout_error", "QPUMESH_READOUT_ERROR", "--readout-error", _probability,
+           "symmetric bit-flip probability of each measured qubit", "P"),
+    Option("noise_method", "QPUMESH_NOISE_METHOD", "--noise-method", _choice(*NOISE_METHODS),
+           "how gate noise is simulated: density_matrix (exact) or trajectories (Monte Carlo)",
+           "|".join(NOISE_METHODS)),
+    Option("trajectories", "QPUMESH_TRAJECTORIES", "--trajectories", _integer(1),
+           "Monte Carlo trajectories per parameter set (noise method trajectories)", "N"),
+    Option("default_shots", "QPUMESH_DEFAULT_SHOTS", "--shots", _integer(0),
+           "shots per observable term when a request leaves shots unset; 0 = exact", "N"),
+    Option("max_batch_rows", "QPUMESH_MAX_BATCH_ROWS", "--max-batch-rows", _integer(1),
+           "largest parameter batch accepted, in rows", "N"),
+    Option("max_message_bytes", "QPUMESH_MAX_MESSAGE_BYTES", "--max-message-bytes", _byte_size,
+           "largest gRPC message received or sent, e.g. 64MiB", "BYTES"),
+    Option("precision", "QPUMESH_PRECISION", "--precision", _choice(*PRECISIONS),
+           "statevector precision of the batched engine: double (complex128) or single",
+           "|".join(PRECISIONS)),
+    Option("circuit_cache_size", "QPUMESH_CIRCUIT_CACHE_SIZE", "--circuit-cache-size", _integer(1),
+           "compiled circuits kept by hash", "N"),
+    Option("workers", "QPUMESH_WORKERS", "--workers", _integer(1, 1024),
+           "concurrent execution slots (default 1)", "N"),
+    Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", _seconds,
+           "on SIGTERM, how long in-flight requests may finish (default 5)", "S"),
+)
+
+_SERVER_FIELDS = frozenset({"port", "host", "workers", "grace_seconds"})
+_NOISE_FIELDS = {"depolarizing_1q": "depolarizing_1q", "depolarizing_2q": "depolarizing_2q",
+                 "readout_error": "readout_error", "noise_method": "method", "trajectories": "trajectories"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per ``OPTIONS`` entry to ``parser``; unset flags parse as None."""
+
+    def for_argparse(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        def convert(text: str) -> Any:
+            try:
+                return parse(text)
+            except ValueError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+
+        return convert
+
+    for option in OPTIONS:
+        parser.add_argument(
+            option.flag,
+            dest=option.dest,
+            type=for_argparse(option.parse),
+            default=None,
+            metavar=option.metavar,
+            help=f"{option.help} [env {option.env}]",
+        )
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Parse every set ``QPUMESH_*`` variable of ``OPTIONS`` into a value.
+
+    Empty variables count as unset, so ``FOO=`` in a compose file means "default".
+
+    Raises:
+        ConfigError: naming the first variable whose value is invalid.
+    """
+    settings: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw = environ.get(option.env)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            settings[option.dest] = option.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"environment variable {option.env}: {error}") from None
+    return settings
+
+
+def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> ServerConfig:
+    """Combine parsed flags and the environment into a ``ServerConfig``.
+
+    Args:
+        flags: option values by ``Option.dest`` (e.g. ``vars(args)``); None or absent
+            means "not given". Keys that are not options are ignored.
+        environ: the environment, usually ``os.environ``; read once, here.
+
+    Raises:
+        ConfigError: a variable or flag has a bad value, or the combination is invalid
+            (e.g. a noise setting the node rejects).
+    """
+    settings = read_environment(environ)
+    for option in OPTIONS:
+        value = flags.get(option.dest)
+        if value is not None:
+            settings[option.dest] = value
+
+    noise_kwargs = {field: settings[dest] for dest, field in _NOISE_FIELDS.items() if dest in settings}
+    node_kwargs = {
+        dest: value
+        for dest, value in settings.items()
+        if dest not in _SERVER_FIELDS and dest not in _NOISE_FIELDS
+    }
+    node_kwargs.setdefault("node_id", socket.gethostname())
+    server_kwargs = {dest: value for dest, value in settings.items() if dest in _SERVER_FIELDS}
+    try:
+        node = NodeConfig(noise=NoiseConfig(**noise_kwargs), **node_kwargs)
+        return ServerConfig(node=node, **server_kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid node configuration: {error}") from error
+
