@@ -1,0 +1,376 @@
+"""The QPU node's gRPC edge: servicer, health, reflection, start-up and shutdown.
+
+Everything quantum happens in ``NodeCore``; this module only decodes messages with
+``qpumesh.wire``, runs the core inside a bounded number of execution slots, encodes the
+replies and translates domain exceptions into status codes. ``create_server`` builds
+and starts a server (tests bind port 0 and read the real port from its result);
+``serve`` runs one until SIGTERM/SIGINT and shuts it down gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from qpumesh.node.config import ServerConfig
+from qpumesh.node.core import InvalidRequest, LimitExceeded, NodeCore, NodeError, UnknownCircuit
+from qpumesh.node.noise import NoiseConfig
+from qpumesh.v1 import qpu_node_pb2 as pb
+from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
+from qpumesh.wire.circuits import observables_from_proto
+from qpumesh.wire.tensors import from_tensor, to_tensor
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["QPUNode"].full_name
+"""Fully qualified name of the node service, ``qpumesh.v1.QPUNode``."""
+
+# gRPC threads beyond the execution slots: they take requests that then wait for a slot
+# (measured as queue time) and keep GetInfo and health checks answering while every
+# slot is busy.
+_SPARE_THREADS = 32
+
+_T = TypeVar("_T")
+
+ServiceAdder = Callable[[grpc.Server], None]
+"""Registers one more service on a server (e.g. an admin service), before it starts."""
+
+
+class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
+    """Implements ``qpumesh.v1.QPUNode`` on top of a ``NodeCore``.
+
+    Args:
+        core: the node's domain core (thread-safe).
+        workers: execution slots, i.e. how many requests may simulate concurrently.
+    """
+
+    def __init__(self, core: NodeCore, workers: int) -> None:
+        self._core = core
+        self._slots = threading.BoundedSemaphore(workers)
+
+    def GetInfo(  # noqa: N802 (name fixed by the proto)
+        self, request: pb.GetInfoRequest, context: grpc.ServicerContext
+    ) -> pb.GetInfoResponse:
+        """Describe the node: engine, limits, noise, supported gates."""
+        info = self._core.info()
+        noise = info.noise
+        return pb.GetInfoResponse(
+            node_id=info.node_id,
+            backend=info.backend,
+            max_qubits=info.max_qubits,
+            supported_gates=list(info.supported_gates),
+            noise=pb.NoiseProfile(
+                depolarizing_1q=noise.depolarizing_1q,
+                depolarizing_2q=noise.depolarizing_2q,
+                readout_error=noise.readout_error,
+                method=noise.method if noise.has_gate_noise else "none",
+            ),
+            default_shots=info.default_shots,
+            version=info.version,
+            max_batch_rows=info.max_batch_rows,
+            max_message_bytes=info.max_message_bytes,
+        )
+
+    def Evaluate(  # noqa: N802 (name fixed by the proto)
+        self, request: pb.EvaluateRequest, context: grpc.ServicerContext
+    ) -> pb.EvaluateResponse:
+        """Return the expectation values of every observable for every parameter row."""
+
+        def run() -> pb.EvaluateResponse:
+            values = from_tensor(request.params.values, "params.values")
+            observables = observables_from_proto(request.observables)
+            with self._slot() as timings:
+                result = self._core.evaluate(
+                    request.circuit.hash,
+                    request.circuit.cirq_json or None,
+                    observables,
+                    list(request.params.symbols),
+                    values,
+                    shots=request.shots if request.HasField("shots") else None,
+                    seed=request.seed if request.HasField("seed") else None,
+                )
+            response = pb.EvaluateResponse(
+                expectations=to_tensor(result.expectations), timings=timings, backend=result.backend
+            )
+            if result.standard_errors is not None:
+                response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
+            return response
+
+        return _answer("Evaluate", context, run)
+
+    def ShiftGradient(  # noqa: N802 (name fixed by the proto)
+        self, request: pb.ShiftGradientRequest, context: grpc.ServicerContext
+    ) -> pb.ShiftGradientResponse:
+        """Return parameter-shift Jacobians (or vector-Jacobian products) for every row."""
+
+        def run() -> pb.ShiftGradientResponse:
+            values = from_tensor(request.params.values, "params.values")
+            cotangents = (
+                from_tensor(request.cotangents, "cotangents") if request.HasField("cotangents") else None
+            )
+            observables = observables_from_proto(request.observables)
+            with self._slot() as timings:
+                result = self._core.shift_gradient(
+                    request.circuit.hash,
+                    request.circuit.cirq_json or None,
+                    observables,
+                    list(request.params.symbols),
+                    values,
+                    wrt=tuple(request.wrt),
+                    cotangents=cotangents,
+                    include_values=request.include_values,
+                    shots=request.shots if request.HasField("shots") else None,
+                    seed=request.seed if request.HasField("seed") else None,
+                )
+            response = pb.ShiftGradientResponse(
+                jacobian=to_tensor(result.jacobian),
+                timings=timings,
+                backend=result.backend,
+                wrt=list(result.wrt),
+            )
+            if result.expectations is not None:
+                response.expectations.CopyFrom(to_tensor(result.expectations))
+            return response
+
+        return _answer("ShiftGradient", context, run)
+
+    @contextmanager
+    def _slot(self) -> Iterator[pb.Timings]:
+        """Hold one execution slot; fill the yielded ``Timings`` when it is released."""
+        timings = pb.Timings()
+        waited_from = time.perf_counter()
+        with self._slots:
+            started = time.perf_counter()
+            try:
+                yield timings
+            finally:
+                timings.queue_seconds = started - waited_from
+                timings.execute_seconds = time.perf_counter() - started
+
+
+def _status_of(error: Exception) -> grpc.StatusCode | None:
+    """Return the status code for a domain or decoding error; None for an unexpected one."""
+    if isinstance(error, UnknownCircuit):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(error, LimitExceeded):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(error, (InvalidRequest, NodeError, ValueError)):
+        # InvalidRequest and the wire decoders' ValueError: the request is wrong and
+        # will fail again unchanged, so it must never be retried.
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return None
+
+
+def _answer(method: str, context: grpc.ServicerContext, run: Callable[[], _T]) -> _T:
+    """Run ``run()``; turn any exception into a status, so the node keeps serving."""
+    try:
+        return run()
+    except Exception as error:  # the servicer edge: nothing may escape unmapped
+        code = _status_of(error)
+        if code is None:
+            logger.exception("%s failed unexpectedly", method)
+            message = (
+                f"internal error in {method} ({type(error).__name__}: {error}); "
+                "this is a node bug, the node log has the traceback"
+            )
+            _abort(context, grpc.StatusCode.INTERNAL, message)
+        logger.info("%s rejected (%s): %s", method, code.name, error)
+        _abort(context, code, str(error))
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("grpc.ServicerContext.abort returned")  # abort always raises
+
+
+@dataclass(frozen=True)
+class RunningNode:
+    """A started node server and the pieces ``serve`` needs to shut it down.
+
+    Attributes:
+        server: the started gRPC server.
+        port: the port actually bound (the chosen one when the config asked for 0).
+        health: the health servicer, flipped to NOT_SERVING on shutdown.
+        core: the node's domain core.
+    """
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    core: NodeCore
+
+
+def start_node(
+    config: ServerConfig,
+    *,
+    interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
+    extra_services: Sequence[ServiceAdder] = (),
+    extra_service_names: Sequence[str] = (),
+) -> RunningNode:
+    """Build, bind and start a node server; see ``create_server``."""
+    core = NodeCore(config.node)
+    limit = config.node.max_message_bytes
+    server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.workers + _SPARE_THREADS, thread_name_prefix=f"qpu-node-{config.node.node_id}"
+        ),
+        interceptors=list(interceptors),
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            # Never share a port with another process: port 0 must mean a port of our own.
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    pb_grpc.add_QPUNodeServicer_to_server(  # type: ignore[no-untyped-call]
+        QPUNodeServicer(core, config.workers), server
+    )
+
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for add_service in extra_services:
+        add_service(server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME, *extra_service_names), server
+    )
+
+    try:
+        port = server.add_insecure_port(config.bind_address)
+    except RuntimeError as error:
+        raise OSError(f"cannot listen on {config.bind_address}: {error}") from error
+    if port == 0:
+        raise OSError(f"cannot listen on {config.bind_address}")
+    server.start()
+    for service in ("", SERVICE_NAME):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return RunningNode(server=server, port=port, health=health_servicer, core=core)
+
+
+def create_server(
+    config: ServerConfig,
+    *,
+    interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
+    extra_services: Sequence[ServiceAdder] = (),
+    extra_service_names: Sequence[str] = (),
+) -> tuple[grpc.Server, int]:
+    """Build, bind and start a node server.
+
+    Registers the ``QPUNode`` service, the standard health service (SERVING for ""
+    and ``qpumesh.v1.QPUNode``) and server reflection.
+
+    Args:
+        config: server and node settings; ``config.port == 0`` binds a free port.
+        interceptors: server interceptors, outermost first (e.g. fault injection).
+        extra_services: callables that each add one more service to the server.
+        extra_service_names: full names of those services, listed by reflection.
+
+    Returns:
+        The started server (stop it with ``server.stop(grace)``) and the bound port.
+
+    Raises:
+        OSError: when the address cannot be bound.
+    """
+    node = start_node(
+        config,
+        interceptors=interceptors,
+        extra_services=extra_services,
+        extra_service_names=extra_service_names,
+    )
+    return node.server, node.port
+
+
+def describe_noise(noise: NoiseConfig) -> str:
+    """Return a one-line description of a noise configuration, for logs."""
+    if not noise.is_noisy:
+        return "none"
+    text = (
+        f"depolarizing 1q {noise.depolarizing_1q:g}, 2q {noise.depolarizing_2q:g}, "
+        f"readout {noise.readout_error:g}"
+    )
+    if noise.has_gate_noise:
+        text += f", simulated by {noise.method}"
+        if noise.method == "trajectories":
+            text += f" ({noise.trajectories} per parameter set)"
+    return text
+
+
+def write_port_file(path: Path, port: int) -> None:
+    """Write ``port`` to ``path`` atomically, so a reader never sees a partial number."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="ascii") as handle:
+        handle.write(f"{port}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def serve(
+    config: ServerConfig,
+    *,
+    port_file: Path | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
+    extra_services: Sequence[ServiceAdder] = (),
+    extra_service_names: Sequence[str] = (),
+) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut it down gracefully.
+
+    On a signal the health status turns NOT_SERVING, new requests are refused and
+    in-flight ones get ``config.grace_seconds`` to finish. Must run in the main thread
+    (signal handlers).
+
+    Args:
+        config: server and node settings.
+        port_file: if given, the bound port is written there (atomically) once serving;
+            the local mesh launcher starts nodes on port 0 and reads it.
+        interceptors: see ``create_server``.
+        extra_services: see ``create_server``.
+        extra_service_names: see ``create_server``.
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        node = start_node(
+            config,
+            interceptors=interceptors,
+            extra_services=extra_services,
+            extra_service_names=extra_service_names,
+        )
+        info = node.core.info()
+        logger.info(
+            "QPU node %s serving on %s:%d (backend %s, %d qubits max, %d worker(s), noise: %s)",
+            info.node_id,
+            config.host,
+            node.port,
+            info.backend,
+            info.max_qubits,
+            config.workers,
+            describe_noise(info.noise),
+        )
+        if port_file is not None:
+            write_port_file(port_file, node.port)
+        stop.wait()
+        node.health.enter_graceful_shutdown()
+        node.server.stop(config.grace_seconds).wait()
+        logger.info("QPU node %s stopped", info.node_id)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
