@@ -1,0 +1,43 @@
+"""Fixtures shared by the integration tests: real gRPC servers on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import grpc
+import pytest
+
+from qpumesh.node.config import ServerConfig
+from qpumesh.node.core import NodeConfig
+from qpumesh.node.server import ServiceAdder, create_server
+
+NodeServerFactory = Callable[..., tuple[str, grpc.Server]]
+
+
+@pytest.fixture
+def node_server() -> Iterator[NodeServerFactory]:
+    """Start real QPU nodes on 127.0.0.1 with a free port; all are stopped after the test.
+
+    Call it as ``address, server = node_server(backend="batched", max_qubits=6)``:
+    keyword arguments are ``NodeConfig`` fields (``node_id`` defaults to "test-node"),
+    plus ``workers``, ``interceptors`` and ``extra_services`` for the server.
+    """
+    servers: list[grpc.Server] = []
+
+    def start(
+        *,
+        workers: int = 1,
+        interceptors: Sequence[grpc.ServerInterceptor] = (),
+        extra_services: Sequence[ServiceAdder] = (),
+        **node_fields: Any,
+    ) -> tuple[str, grpc.Server]:
+        node_fields.setdefault("node_id", "test-node")
+        config = ServerConfig(node=NodeConfig(**node_fields), host="127.0.0.1", port=0, workers=workers)
+        server, port = create_server(config, interceptors=interceptors, extra_services=extra_services)
+        servers.append(server)
+        return f"127.0.0.1:{port}", server
+
+    yield start
+    for server in servers:
+        server.stop(None)
