@@ -301,7 +301,8 @@ def compile_circuit(circuit: cirq.AbstractCircuit, max_qubits: int) -> CompiledC
     slots: list[AngleSlot] = []
     canonical_ops: list[cirq.Operation] = []
     gate_names: set[str] = set()
-    for op in circuit.all_operations():
+    for tagged in circuit.all_operations():
+        op = tagged.untagged
         if cirq.is_measurement(op):
             raise CircuitError(
                 f"measurement {op!r}: remove measurements; the node measures the observables itself"
@@ -309,7 +310,7 @@ def compile_circuit(circuit: cirq.AbstractCircuit, max_qubits: int) -> CompiledC
         gate = op.gate
         if isinstance(gate, cirq.GlobalPhaseGate) and not cirq.is_parameterized(gate):
             continue
-        if gate is None or not isinstance(gate, _GATE_TYPES) or type(op) is not cirq.GateOperation:
+        if gate is None or not isinstance(gate, _GATE_TYPES) or not isinstance(op, cirq.GateOperation):
             raise CircuitError(
                 f"unsupported operation {_describe(op)}; supported gates: {', '.join(SUPPORTED_GATES)}"
             )
