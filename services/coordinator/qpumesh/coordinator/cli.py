@@ -1,0 +1,96 @@
+"""``qpumesh coordinator serve``: run the coordinator service.
+
+Registered in the ``qpumesh`` command line through ``register``; ``python -m
+qpumesh.coordinator`` runs the same subcommand on its own (``serve`` when none is
+given, which is what a container wants). Heavy imports (torch, grpc) happen inside
+the handler so that ``qpumesh --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``coordinator`` command group to the ``qpumesh`` command line."""
+    coordinator = subparsers.add_parser(
+        "coordinator", help="run the training coordinator", description=__doc__
+    )
+    _add_coordinator_commands(coordinator)
+
+
+def _add_coordinator_commands(parser: argparse.ArgumentParser) -> None:
+    from qpumesh.coordinator.config import add_arguments
+
+    sub = parser.add_subparsers(dest="coordinator_command", metavar="SUBCOMMAND", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="run the coordinator until SIGTERM/SIGINT",
+        description="Run the coordinator: the job service that trains QLSTMs on the QPU nodes. "
+        "Every flag can also be set by the environment variable shown in brackets; flags win "
+        "over the environment. Jobs left QUEUED or RUNNING in the data directory resume.",
+    )
+    add_arguments(serve)
+    serve.add_argument(
+        "--port-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="once serving, write the bound port to PATH (atomically); useful with --port 0",
+    )
+    serve.set_defaults(func=_serve, parser=serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from qpumesh.coordinator.config import ConfigError, build_config
+    from qpumesh.coordinator.server import serve
+
+    try:
+        config = build_config(vars(args), os.environ)
+    except ConfigError as error:
+        args.parser.error(str(error))  # exits with status 2 and the usage line
+    serve(config, port_file=args.port_file)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``python -m qpumesh.coordinator``: the coordinator subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m qpumesh.coordinator", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    _add_coordinator_commands(parser)
+    return parser
+
+
+def _with_default_command(arguments: list[str]) -> list[str]:
+    """Insert ``serve`` after the global options unless a subcommand (or help) follows them."""
+    i = 0
+    while i < len(arguments):
+        if arguments[i] == "--log-level":
+            i += 2
+        elif arguments[i].startswith("--log-level="):
+            i += 1
+        else:
+            break
+    if i < len(arguments) and arguments[i] in ("serve", "-h", "--help"):
+        return arguments
+    return [*arguments[:i], "serve", *arguments[i:]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m qpumesh.coordinator``; with no subcommand, ``serve``."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_with_default_command(arguments))
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130

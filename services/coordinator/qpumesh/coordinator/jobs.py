@@ -1,0 +1,461 @@
+"""The job runner: trains queued jobs one at a time, durably, and resumes them after a crash.
+
+``JobManager`` owns the job store, the checkpoints and the executor the jobs run
+on (a ``MeshExecutor`` over the configured nodes, or an ``InProcessExecutor``).
+One worker thread takes the oldest QUEUED or RUNNING job and, per epoch:
+
+1. ``Trainer.train_epoch()``;
+2. writes ``last.pt`` (and ``best.pt`` on a new lowest training loss);
+3. records the epoch in the store in one transaction, with the pool's node
+   statistics and the fault events drained during the epoch.
+
+Checkpoint before store: a crash between the two leaves a checkpoint one epoch
+ahead of the store, which the resume reconciles by recording the epochs the
+checkpoint's history has and the store lacks; nothing is recorded twice.
+
+Start-up resumes every QUEUED or RUNNING job from its ``last.pt`` (a job killed
+mid-epoch redoes that epoch; training is deterministic, so the numbers are those
+of an uninterrupted run). Cancellation and shutdown interrupt a job at its next
+executor round (between time steps), or between epochs for the classical model;
+a cancelled job becomes CANCELLED, a job interrupted by shutdown goes back to
+QUEUED and resumes on the next start. Any other exception marks the job FAILED
+with the error message; the job and its history stay in the store.
+
+Only one job trains at a time: the coordinator is meant for small machines, and
+the nodes, not the coordinator, are where parallelism pays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from qpumesh.coordinator.checkpoints import Checkpoint, CheckpointStore
+from qpumesh.coordinator.config import CoordinatorConfig, pool_options
+from qpumesh.coordinator.convert import FAULT_FIELDS, NODE_FIELDS, plain
+from qpumesh.coordinator.executor import (
+    CircuitResult,
+    CircuitTask,
+    Executor,
+    ExecutorStats,
+    InProcessExecutor,
+)
+from qpumesh.coordinator.pool import MeshExecutor
+from qpumesh.coordinator.spec import JobSpec
+from qpumesh.coordinator.store import JobRecord, JobStore
+from qpumesh.coordinator.training import Trainer
+
+logger = logging.getLogger(__name__)
+
+_TORCH_INIT = threading.Lock()
+"""Held while a ``Trainer`` is built or loaded: both seed or set torch's global RNG."""
+
+_PREDICTOR_CACHE_SIZE = 4
+_IDLE_POLL_SECONDS = 1.0
+
+
+class JobInterruptedError(RuntimeError):
+    """Raised inside a job's executor round when the job must stop (cancel or shutdown)."""
+
+
+class NoCheckpointError(RuntimeError):
+    """The job has not completed an epoch yet, so there is no model to predict with."""
+
+
+class _JobExecutor:
+    """The executor one job (or one predictor) sees: its own stats, and a stop check per round.
+
+    Counting rounds here rather than in the shared pool keeps a job's per-epoch
+    circuit counts its own, even while predictions use the same nodes.
+    """
+
+    def __init__(self, inner: Executor, interrupted: Callable[[], bool]) -> None:
+        self.inner = inner
+        self.interrupted = interrupted
+        self.stats = ExecutorStats()
+
+    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
+        """Run ``tasks`` on the shared executor unless the job was told to stop."""
+        if self.interrupted():
+            raise JobInterruptedError("job interrupted")
+        self.stats.record_round(tasks)
+        return self.inner.run_round(tasks)
+
+    def close(self) -> None:
+        """Leave the shared executor open: it outlives the job."""
+
+
+@dataclass
+class _Predictor:
+    """A model loaded from ``best.pt`` for Predict/GetResults, with its cached results."""
+
+    trainer: Trainer
+    epoch: int
+    mtime_ns: int
+    lock: threading.Lock
+    predictions: dict[str, npt.NDArray[Any]] | None = None
+
+
+class JobManager:
+    """Accepts, runs, cancels and resumes training jobs; answers predictions from checkpoints.
+
+    Args:
+        config: data directory and node placement.
+        executor: run circuits on this executor instead of building one from
+            ``config`` (tests); it is not closed by ``stop``.
+    """
+
+    def __init__(self, config: CoordinatorConfig, executor: Executor | None = None) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(config.db_path)
+        self.checkpoints = CheckpointStore(config.checkpoint_dir)
+        self.pool: MeshExecutor | None = None
+        self._owns_executor = executor is None
+        if executor is not None:
+            self.executor: Executor = executor
+        elif config.in_process:
+            self.executor = InProcessExecutor()
+        else:
+            self.pool = MeshExecutor(config.nodes, pool_options(config))
+            # MeshExecutor.stats is a MeshStats (an ExecutorStats subclass); the
+            # protocol's mutable attribute makes mypy call that incompatible.
+            self.executor = cast(Executor, self.pool)
+        self._executor_lock = threading.Lock()
+        """Serialises rounds on an in-process executor (a ``NodeCore`` is not shared across threads)."""
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._state_lock = threading.Lock()
+        self._current: str | None = None
+        self._cancel_current = False
+        self._predictors: OrderedDict[str, _Predictor] = OrderedDict()
+        self._predictors_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="qpumesh-jobs", daemon=True)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Settle jobs left by a previous run, then start the worker thread."""
+        for job in self.store.jobs_to_resume():
+            if job.cancel_requested:
+                self.store.set_state(job.id, "CANCELLED", message="cancelled while the coordinator was down")
+            elif job.state == "RUNNING":
+                self.store.log(job.id, "coordinator restarted; the job resumes from its last checkpoint")
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Interrupt the running job (it goes back to QUEUED), stop the worker, release resources."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning("job worker did not stop within %.0f s", timeout)
+        if self._owns_executor:
+            self.executor.close()
+        self.store.close()
+
+    @property
+    def current_job(self) -> str | None:
+        """The id of the job being trained, if any."""
+        with self._state_lock:
+            return self._current
+
+    # ----------------------------------------------------------------- requests
+
+    def submit(self, spec: JobSpec) -> JobRecord:
+        """Queue a job for ``spec`` and wake the worker."""
+        job = self.store.create_job(spec)
+        logger.info("job %s queued (%s, %s, %d epochs)", job.id, spec.model, spec.task, spec.epochs)
+        self._wake.set()
+        return job
+
+    def cancel(self, job_id: str, wait_seconds: float = 10.0) -> JobRecord:
+        """Cancel a job: at once if QUEUED, at its next round if RUNNING; final jobs are left alone.
+
+        Waits up to ``wait_seconds`` for a running job to reach a final state and
+        returns the job as it then is.
+
+        Raises:
+            JobNotFoundError: for an unknown job.
+        """
+        job = self.store.request_cancel(job_id)
+        with self._state_lock:
+            if self._current == job_id:
+                self._cancel_current = True
+        deadline = time.monotonic() + wait_seconds
+        with self.store.changed:
+            while not job.final and time.monotonic() < deadline:
+                self.store.changed.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+                job = self.store.get_job(job_id)
+        return job
+
+    def node_stats(self) -> list[dict[str, Any]]:
+        """Return the node pool's per-node statistics (one pseudo-node "in-process" without a pool)."""
+        if self.pool is not None:
+            return [plain(node, NODE_FIELDS) for node in self.pool.node_stats()]
+        core = getattr(self.executor, "core", None)
+        info = core.info() if core is not None else None
+        snap = self.executor.stats.snapshot()
+        return [
+            {
+                "address": "in-process",
+                "node_id": info.node_id if info else "local",
+                "healthy": True,
+                "max_qubits": info.max_qubits if info else 0,
+                "backend": info.backend if info else "",
+                "calls": snap.get("tasks", 0),
+            }
+        ]
+
+    def predict(self, job_id: str, series: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
+        """One-step-ahead predictions of the job's best model for a raw series.
+
+        Returns:
+            The predictions and the epoch of the checkpoint used.
+
+        Raises:
+            JobNotFoundError: for an unknown job.
+            NoCheckpointError: before the job's first epoch completed.
+            ValueError: for a series shorter than the job's window or not finite.
+        """
+        predictor = self._predictor(job_id)
+        with predictor.lock:
+            return predictor.trainer.predict(series), predictor.epoch
+
+    def results(self, job_id: str) -> tuple[JobRecord, dict[str, npt.NDArray[Any]] | None]:
+        """Return the job and, once it has a checkpoint, its best model's predictions over every window.
+
+        The predictions dict is ``Trainer.predictions()``: "time_index", "target",
+        "prediction", "split" (the index of the first test window).
+
+        Raises:
+            JobNotFoundError: for an unknown job.
+        """
+        job = self.store.get_job(job_id)
+        try:
+            predictor = self._predictor(job_id)
+        except NoCheckpointError:
+            return job, None
+        with predictor.lock:
+            if predictor.predictions is None:
+                predictor.predictions = predictor.trainer.predictions()
+            return job, predictor.predictions
+
+    # ----------------------------------------------------------------- worker
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            job = self._next_job()
+            if job is None:
+                self._wake.wait(_IDLE_POLL_SECONDS)
+                continue
+            try:
+                self._run(job)
+            except Exception:
+                # _run handles its own errors; this guards the worker against store failures.
+                logger.exception("job %s: unexpected error in the job runner", job.id)
+                time.sleep(_IDLE_POLL_SECONDS)
+
+    def _next_job(self) -> JobRecord | None:
+        for job in self.store.jobs_to_resume():
+            if not job.cancel_requested:
+                return job
+            self.store.set_state(job.id, "CANCELLED")
+        return None
+
+    def _interrupted(self) -> bool:
+        with self._state_lock:
+            return self._cancel_current or self._stop.is_set()
+
+    def _run(self, job: JobRecord) -> None:
+        with self._state_lock:
+            self._current = job.id
+            self._cancel_current = job.cancel_requested
+        try:
+            self._train(job)
+        except Exception as error:
+            with self._state_lock:
+                cancelled = self._cancel_current
+            if cancelled:
+                logger.info("job %s cancelled", job.id)
+                self.store.set_state(job.id, "CANCELLED", message="cancelled by request")
+            elif self._stop.is_set():
+                logger.info("job %s interrupted by shutdown; it will resume on restart", job.id)
+                message = "coordinator shutting down; the job resumes from its last checkpoint"
+                self.store.set_state(job.id, "QUEUED", message=message)
+            else:
+                logger.exception("job %s failed", job.id)
+                message = f"{type(error).__name__}: {error}"
+                self.store.set_state(job.id, "FAILED", error=message, message=f"failed: {message}")
+        finally:
+            with self._state_lock:
+                self._current = None
+                self._cancel_current = False
+
+    def _train(self, job: JobRecord) -> None:
+        spec = job.spec
+        self._drain_faults()  # faults from before this job are not this job's
+        checkpoint = self.checkpoints.load_last(job.id)
+        executor = self._job_executor(spec, self._interrupted)
+        node_max_qubits = self._node_max_qubits(job, checkpoint)
+        with _TORCH_INIT:
+            trainer = Trainer(spec, executor, node_max_qubits)
+            if checkpoint is not None:
+                trainer.load_state_dict(checkpoint.trainer)
+        self.store.set_node_max_qubits(job.id, node_max_qubits)
+        self._route(trainer)
+        self._reconcile(job, trainer, checkpoint)
+        if checkpoint is None:
+            message = f"training started{self._placement(trainer)}"
+        else:
+            message = f"resumed from the checkpoint of epoch {checkpoint.epoch}{self._placement(trainer)}"
+        self.store.set_state(job.id, "RUNNING", message=message)
+        logger.info("job %s: %s", job.id, message)
+
+        while trainer.epoch < spec.epochs:
+            if self._interrupted():
+                raise JobInterruptedError("job interrupted")
+            metrics = trainer.train_epoch()
+            self.checkpoints.save(
+                job.id,
+                trainer.state_dict(),
+                epoch=trainer.epoch,
+                train_loss=metrics.train_loss,
+                node_max_qubits=node_max_qubits,
+            )
+            self.store.record_epoch(
+                job.id,
+                metrics.to_dict(),
+                nodes=self.node_stats() if self.pool is not None else (),
+                faults=self._drain_faults(),
+                summary=trainer.summary(),
+            )
+            logger.info(
+                "job %s epoch %d/%d: train loss %.6g, test loss %.6g, test R2 %.4f (%.1f s)",
+                job.id, metrics.epoch, spec.epochs, metrics.train_loss, metrics.test_loss,
+                metrics.test_r2, metrics.wall_seconds,
+            )
+        self.store.set_state(job.id, "SUCCEEDED", message=f"finished {trainer.epoch} epochs")
+        logger.info("job %s succeeded", job.id)
+
+    def _job_executor(self, spec: JobSpec, interrupted: Callable[[], bool]) -> _JobExecutor | None:
+        """Return the executor a trainer of ``spec`` uses; None for the classical model."""
+        if spec.model == "classical":
+            return None
+        inner: Executor = self.executor
+        if self.pool is None:
+            inner = _Serialized(self.executor, self._executor_lock)
+        return _JobExecutor(inner, interrupted)
+
+    def _node_max_qubits(self, job: JobRecord, checkpoint: Checkpoint | None) -> tuple[int, ...]:
+        """Return the node sizes the job's model is planned for.
+
+        A resumed job keeps the sizes its checkpoint was made with (the number of
+        partitions, hence the model's shape, may depend on them); a job without a
+        checkpoint asks the pool (which waits for a first healthy node); in-process
+        runs have no limit.
+        """
+        if checkpoint is not None:
+            return checkpoint.node_max_qubits
+        if self.pool is None or job.spec.model == "classical":
+            return ()
+        return tuple(self.pool.node_max_qubits())
+
+    def _route(self, trainer: Trainer) -> None:
+        """Tell the pool where the planner put each sub-circuit (nodes that left are dropped)."""
+        if self.pool is None or trainer.plan is None or not trainer.plan.assignment:
+            return
+        nodes = len(self.pool.node_max_qubits())
+        self.pool.set_assignment({k: i for k, i in trainer.plan.assignment.items() if i < nodes})
+
+    @staticmethod
+    def _placement(trainer: Trainer) -> str:
+        if trainer.plan is None:
+            return ""
+        loads = trainer.plan.node_loads()
+        where = f" on {len(loads)} node(s), sub-circuits per node {loads}" if loads else " in process"
+        return f" ({trainer.plan.partitions} partition(s) per gate{where})"
+
+    def _reconcile(self, job: JobRecord, trainer: Trainer, checkpoint: Checkpoint | None) -> None:
+        """Make the store's epochs match the checkpoint the job resumes from."""
+        done = checkpoint.epoch if checkpoint is not None else 0
+        self.store.truncate_epochs(job.id, keep=done)
+        recorded = {int(m["epoch"]) for m in self.store.epochs(job.id)}
+        for metrics in trainer.history:
+            if metrics.epoch not in recorded:
+                self.store.record_epoch(job.id, metrics.to_dict(), summary=trainer.summary())
+
+    def _drain_faults(self) -> list[dict[str, Any]]:
+        if self.pool is None:
+            return []
+        return [plain(fault, FAULT_FIELDS) for fault in self.pool.drain_fault_events()]
+
+    # ----------------------------------------------------------------- predictions
+
+    def _predictor(self, job_id: str) -> _Predictor:
+        """Return the job's best model, loaded once per ``best.pt`` version (small LRU cache)."""
+        job = self.store.get_job(job_id)
+        path = self.checkpoints.job_dir(job_id) / "best.pt"
+        try:
+            mtime_ns = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise NoCheckpointError(
+                f"job {job_id} has no checkpoint yet (it completes its first epoch before it can predict)"
+            ) from None
+        with self._predictors_lock:
+            cached = self._predictors.get(job_id)
+            if cached is not None and cached.mtime_ns == mtime_ns:
+                self._predictors.move_to_end(job_id)
+                return cached
+        checkpoint = self.checkpoints.load_best(job_id)
+        if checkpoint is None:
+            raise NoCheckpointError(f"job {job_id} has no checkpoint yet")
+        executor = self._job_executor(job.spec, lambda: False)
+        with _TORCH_INIT, _keep_torch_rng():
+            trainer = Trainer(job.spec, executor, checkpoint.node_max_qubits)
+            trainer.load_state_dict(checkpoint.trainer)
+        predictor = _Predictor(trainer, checkpoint.epoch, mtime_ns, threading.Lock())
+        with self._predictors_lock:
+            self._predictors[job_id] = predictor
+            while len(self._predictors) > _PREDICTOR_CACHE_SIZE:
+                self._predictors.popitem(last=False)
+        return predictor
+
+
+class _Serialized:
+    """An executor whose rounds run one at a time (shared ``InProcessExecutor``)."""
+
+    def __init__(self, inner: Executor, lock: threading.Lock) -> None:
+        self.inner = inner
+        self.lock = lock
+        self.stats = inner.stats
+
+    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
+        """Run ``tasks`` on the inner executor while holding the lock."""
+        with self.lock:
+            return self.inner.run_round(tasks)
+
+    def close(self) -> None:
+        """Leave the shared executor open."""
+
+
+@contextmanager
+def _keep_torch_rng() -> Iterator[None]:
+    """Restore torch's global CPU RNG afterwards, so loading a model cannot disturb a running job."""
+    state = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state)
