@@ -1,0 +1,477 @@
+"""A whole qpumesh on one machine: N QPU node processes and a coordinator process.
+
+``LocalMesh`` is what ``qpumesh train`` uses when no coordinator is given, what the
+integration tests use, and what ``qpumesh mesh up`` runs in the foreground. The
+children are real ``qpumesh node serve`` / ``qpumesh coordinator serve`` processes
+bound to free ports (``--port 0 --port-file F``), so a local run exercises exactly
+the code a deployment runs.
+
+Children never outlive the mesh:
+
+- each runs in its own process group (so a terminal Ctrl-C reaches only the
+  parent, which then shuts the mesh down in order: coordinator first, then nodes);
+- ``stop`` sends SIGTERM to every group and SIGKILL to whatever is left after a
+  grace period; ``start`` and ``__exit__`` call it on any exception, including
+  ``KeyboardInterrupt``;
+- on Linux each child also gets ``PR_SET_DEATHSIG`` = SIGTERM, so even a parent
+  killed with SIGKILL takes its children with it. (The kernel ties this to the
+  *thread* that started the child: start a mesh from a thread that outlives it.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+import grpc
+
+DEFAULT_STARTUP_TIMEOUT = 120.0
+"""Seconds a child may take to serve; node start-up imports torch and cirq."""
+
+DEFAULT_GRACE = 10.0
+"""Seconds children get to exit after SIGTERM before SIGKILL."""
+
+_STDERR_TAIL_LINES = 30
+
+# Started with ``python -c`` before exec'ing the real command: ask the kernel to
+# SIGTERM this process when its parent dies, then exit at once if the parent is
+# already gone (it could have died before prctl ran). ``os.execv`` keeps the setting.
+_DEATHSIG_LAUNCHER = (
+    "import ctypes, os, sys\n"
+    "parent = int(sys.argv[1])\n"
+    "try:\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, 15, 0, 0, 0)\n"  # PR_SET_PDEATHSIG, SIGTERM
+    "except (OSError, AttributeError):\n"
+    "    pass\n"
+    "if os.getppid() != parent:\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
+
+
+class MeshError(RuntimeError):
+    """A mesh process failed to start or died."""
+
+
+@dataclass
+class _Child:
+    """One child process of the mesh and its files."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port_file: Path
+    stderr_path: Path
+    stderr_file: IO[bytes]
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stderr_tail(self, lines: int = _STDERR_TAIL_LINES) -> str:
+        """Return the last ``lines`` lines the child wrote to stderr."""
+        try:
+            self.stderr_file.flush()
+            text = self.stderr_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class LocalMesh:
+    """N ``qpumesh node serve`` processes plus a ``qpumesh coordinator serve`` process.
+
+    Example::
+
+        with LocalMesh(nodes=2) as mesh:
+            with CoordinatorClient(mesh.coordinator_address) as client:
+                ...
+
+    Args:
+        nodes: number of QPU node processes (0 runs the coordinator with
+            ``--in-process``, i.e. without nodes).
+        node_args: extra arguments for every ``qpumesh node serve`` (they come
+            after the mesh's own, so they win).
+        coordinator_args: extra arguments for ``qpumesh coordinator serve``.
+        data_dir: the coordinator's data directory (job store, checkpoints);
+            default: a temporary directory removed on exit.
+        coordinator_port: port of the coordinator; 0 picks a free one.
+        startup_timeout: seconds each start-up phase (nodes, then coordinator)
+            may take before ``MeshError``.
+        grace: seconds children get to exit after SIGTERM before SIGKILL.
+        log_dir: where the children's stdout/stderr go; default: a temporary
+            directory removed on exit.
+        python: interpreter to run the children with (default: this one).
+    """
+
+    def __init__(
+        self,
+        nodes: int = 4,
+        *,
+        node_args: Sequence[str] = (),
+        coordinator_args: Sequence[str] = (),
+        data_dir: str | os.PathLike[str] | None = None,
+        coordinator_port: int = 0,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        grace: float = DEFAULT_GRACE,
+        log_dir: str | os.PathLike[str] | None = None,
+        python: str | None = None,
+    ) -> None:
+        if nodes < 0:
+            raise ValueError(f"nodes must be >= 0, got {nodes}")
+        self.nodes = nodes
+        self.node_args = tuple(node_args)
+        self.coordinator_args = tuple(coordinator_args)
+        self.coordinator_port = coordinator_port
+        self.startup_timeout = startup_timeout
+        self.grace = grace
+        self.python = python or sys.executable
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._log_dir = Path(log_dir) if log_dir is not None else None
+        self._temp_dirs: list[Path] = []
+        self._children: list[_Child] = []
+        self._node_children: list[_Child] = []
+        self._coordinator: _Child | None = None
+        self.data_dir: Path | None = None
+        self.log_dir: Path | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def coordinator_address(self) -> str:
+        """``host:port`` of the coordinator (after ``start``)."""
+        if self._coordinator is None:
+            raise MeshError("the mesh is not running")
+        return self._coordinator.address
+
+    @property
+    def node_addresses(self) -> list[str]:
+        """``host:port`` of every node, in start order (after ``start``)."""
+        return [child.address for child in self._node_children]
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the children started so far."""
+        return [child.process.pid for child in self._children]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalMesh:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalMesh:
+        """Start the nodes, wait until they serve, then start the coordinator and wait for it.
+
+        Raises:
+            MeshError: a child exited or did not become healthy in time; the
+                message includes the tail of its stderr. Every child started so
+                far has been stopped.
+        """
+        if self._children:
+            raise MeshError("the mesh is already running")
+        try:
+            self.log_dir = self._directory(self._log_dir, "qpumesh-mesh-logs-")
+            self.data_dir = self._directory(self._data_dir, "qpumesh-mesh-data-")
+            for i in range(self.nodes):
+                node_id = f"node-{i}"
+                self._node_children.append(
+                    self._spawn(
+                        node_id,
+                        ["node", "serve", "--host", "127.0.0.1", "--node-id", node_id, *self.node_args],
+                        port=0,
+                    )
+                )
+            for child in self._node_children:
+                self._wait_ready(child, time.monotonic() + self.startup_timeout)
+            if self._node_children:
+                placement = ["--nodes", ",".join(self.node_addresses)]
+            else:
+                placement = ["--in-process"]
+            self._coordinator = self._spawn(
+                "coordinator",
+                [
+                    "coordinator",
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    *placement,
+                    *self.coordinator_args,
+                ],
+                port=self.coordinator_port,
+            )
+            self._wait_ready(self._coordinator, time.monotonic() + self.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def poll(self) -> None:
+        """Raise ``MeshError`` if a child has exited since the mesh started."""
+        for child in self._children:
+            code = child.process.poll()
+            if code is not None:
+                raise MeshError(_exit_message(child, code))
+
+    def stop(self) -> None:
+        """Stop every child: coordinator first, then the nodes; SIGKILL after the grace period.
+
+        Safe to call more than once and on a partially started mesh.
+        """
+        try:
+            if self._coordinator is not None:
+                _terminate([self._coordinator], self.grace)
+            _terminate([c for c in self._children if c is not self._coordinator], self.grace)
+        finally:
+            for child in self._children:
+                with contextlib.suppress(OSError):
+                    child.stderr_file.close()
+            self._children = []
+            self._node_children = []
+            self._coordinator = None
+            for path in self._temp_dirs:
+                shutil.rmtree(path, ignore_errors=True)
+            self._temp_dirs = []
+
+    # ------------------------------------------------------------------ helpers
+
+    def _directory(self, given: Path | None, prefix: str) -> Path:
+        """Return ``given`` (created if needed) or a new temporary directory removed on stop."""
+        if given is not None:
+            given.mkdir(parents=True, exist_ok=True)
+            return given
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._temp_dirs.append(path)
+        return path
+
+    def _spawn(self, name: str, arguments: list[str], port: int) -> _Child:
+        """Start ``qpumesh <arguments> --port P --port-file F`` in its own process group."""
+        assert self.log_dir is not None
+        port_file = self.log_dir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        stderr_path = self.log_dir / f"{name}.log"
+        command = [
+            self.python,
+            "-c",
+            _DEATHSIG_LAUNCHER,
+            str(os.getpid()),
+            "-m",
+            "qpumesh.client.cli",
+            *arguments[:2],
+            "--port",
+            str(port),
+            "--port-file",
+            str(port_file),
+            *arguments[2:],
+        ]
+        stderr_file = stderr_path.open("wb")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            stderr_file.close()
+            raise
+        child = _Child(name, process, port_file, stderr_path, stderr_file)
+        self._children.append(child)
+        return child
+
+    def _wait_ready(self, child: _Child, deadline: float) -> None:
+        """Wait for the child's port file, then for its gRPC health check to say SERVING."""
+        while True:
+            code = child.process.poll()
+            if code is not None:
+                raise MeshError(_exit_message(child, code))
+            if not child.port:
+                child.port = _read_port(child.port_file)
+            if child.port and _healthy(child.address, timeout=1.0):
+                return
+            if time.monotonic() >= deadline:
+                state = "not serving" if child.port else "never wrote its port file"
+                raise MeshError(
+                    f"{child.name} {state} within {self.startup_timeout:g} s "
+                    f"(pid {child.process.pid}); last output:\n{child.stderr_tail()}"
+                )
+            time.sleep(0.1)
+
+
+def _read_port(path: Path) -> int:
+    """Return the port in ``path``, or 0 while it is missing or incomplete."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _healthy(address: str, timeout: float) -> bool:
+    """Whether the server at ``address`` answers the gRPC health check with SERVING."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _exit_message(child: _Child, code: int) -> str:
+    """Describe a child that exited, with the tail of its output."""
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    return f"{child.name} (pid {child.process.pid}) {how}; last output:\n{child.stderr_tail()}"
+
+
+def _signal_group(child: _Child, sig: int) -> None:
+    """Send ``sig`` to the child's process group (the child and anything it started)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.process.pid, sig)
+
+
+def _terminate(children: Sequence[_Child], grace: float) -> None:
+    """SIGTERM the children, wait up to ``grace`` seconds, SIGKILL the rest and reap all."""
+    for child in children:
+        if child.process.poll() is None:
+            _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for child in children:
+        if child.process.poll() is None:
+            _signal_group(child, signal.SIGKILL)
+            child.process.wait()
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``qpumesh mesh up`` to the command line."""
+    mesh = subparsers.add_parser("mesh", help="run a local mesh (nodes + coordinator)", description=__doc__)
+    sub = mesh.add_subparsers(dest="mesh_command", metavar="SUBCOMMAND", required=True)
+    up = sub.add_parser(
+        "up",
+        help="start N nodes and a coordinator; print their addresses; run until Ctrl-C/SIGTERM",
+        description="Start N QPU nodes and a coordinator on this machine, print their addresses and "
+        "block until Ctrl-C or SIGTERM, then stop them all.",
+    )
+    up.add_argument(
+        "--nodes", type=int, default=4, metavar="N", help="QPU node processes (default %(default)s)"
+    )
+    up.add_argument("--port", type=int, default=0, metavar="P", help="coordinator port (default: a free one)")
+    up.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="D",
+        help="coordinator data directory (job store, checkpoints); default: a temporary one",
+    )
+    up.add_argument(
+        "--node-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for every 'qpumesh node serve' (repeatable, e.g. --node-arg=--max-qubits=3)",
+    )
+    up.add_argument(
+        "--coordinator-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for 'qpumesh coordinator serve' (repeatable)",
+    )
+    up.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=DEFAULT_STARTUP_TIMEOUT,
+        metavar="S",
+        help="seconds each process may take to start (default %(default)s)",
+    )
+    up.set_defaults(func=_up)
+
+
+class TerminatedError(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM so a mesh shuts down through ``__exit__``.
+
+    A ``KeyboardInterrupt`` subclass, so code that handles Ctrl-C handles SIGTERM alike.
+    """
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise TerminatedError(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into an exception in the main thread for the duration of a ``with`` block.
+
+    A CLI command that owns a mesh uses this so ``kill PID`` stops the mesh as
+    cleanly as Ctrl-C does. Outside the main thread it does nothing.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _up(args: argparse.Namespace) -> int:
+    """Run ``qpumesh mesh up``."""
+    mesh = LocalMesh(
+        nodes=args.nodes,
+        node_args=args.node_arg,
+        coordinator_args=args.coordinator_arg,
+        data_dir=args.data_dir,
+        coordinator_port=args.port,
+        startup_timeout=args.startup_timeout,
+    )
+    try:
+        with terminate_on_sigterm():
+            print(f"starting {args.nodes} node(s) and a coordinator ...", file=sys.stderr, flush=True)
+            with mesh:
+                for i, address in enumerate(mesh.node_addresses):
+                    print(f"node-{i}       {address}")
+                print(f"coordinator  {mesh.coordinator_address}")
+                print(f"data dir     {mesh.data_dir}")
+                print(f"logs         {mesh.log_dir}")
+                print(f"\nexport QPUMESH_COORDINATOR={mesh.coordinator_address}", flush=True)
+                print("mesh is up; Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
+                while True:
+                    mesh.poll()
+                    time.sleep(0.5)
+    except MeshError as error:
+        print(f"qpumesh mesh up: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mesh stopped", file=sys.stderr)
+        return 0
