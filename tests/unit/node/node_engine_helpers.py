@@ -43,12 +43,14 @@ def cirq_reference(
     for observable in observables:
         total = cirq.PauliSum()
         for coefficient, term in observable:
-            total += coefficient * cirq.PauliString({q: paulis[p] for q, p in zip(qubits, term) if p != "I"})
+            total += coefficient * cirq.PauliString(
+                {q: paulis[p] for q, p in zip(qubits, term, strict=True) if p != "I"}
+            )
         sums.append(total)
     simulator = cirq.Simulator(dtype=np.complex128)
     rows = [
         simulator.simulate_expectation_values(
-            circuit, sums, param_resolver=dict(zip(symbols, map(float, row))), qubit_order=qubits
+            circuit, sums, param_resolver=dict(zip(symbols, map(float, row), strict=True)), qubit_order=qubits
         )
         for row in values
     ]

@@ -38,10 +38,10 @@ ONE_QUBIT_FIXED = [
     cirq.rx(0.9),
     cirq.PhasedXPowGate(phase_exponent=0.2, exponent=0.7),
     cirq.PhasedXZGate(x_exponent=0.3, z_exponent=0.1, axis_phase_exponent=0.6),
-    cirq.MatrixGate(cirq.unitary(cirq.ry(0.4) * 1) @ cirq.unitary(cirq.rz(1.1))),
+    cirq.MatrixGate(cirq.unitary(cirq.ry(0.4)) @ cirq.unitary(cirq.rz(1.1))),
 ]
 ONE_QUBIT_SYMBOLIC = [
-    lambda s: cirq.rx(s),
+    cirq.rx,
     lambda s: cirq.ry(2 * s - 0.3),
     lambda s: cirq.rz(s / 2 + 1),
     lambda s: cirq.X ** (s / np.pi),
@@ -83,11 +83,19 @@ def circuits(draw: st.DrawFn) -> cirq.Circuit:
         symbol = draw(st.sampled_from(SYMBOLS))
         if kind[0] == "1":
             q = draw(st.sampled_from(qubits))
-            gate = draw(st.sampled_from(ONE_QUBIT_FIXED)) if kind == "1f" else draw(st.sampled_from(ONE_QUBIT_SYMBOLIC))(symbol)
+            gate = (
+                draw(st.sampled_from(ONE_QUBIT_FIXED))
+                if kind == "1f"
+                else draw(st.sampled_from(ONE_QUBIT_SYMBOLIC))(symbol)
+            )
             ops.append(gate.on(q))
         elif kind[0] == "2":
             pair = draw(st.permutations(qubits))[:2]
-            gate = draw(st.sampled_from(TWO_QUBIT_FIXED)) if kind == "2f" else draw(st.sampled_from(TWO_QUBIT_SYMBOLIC))(symbol)
+            gate = (
+                draw(st.sampled_from(TWO_QUBIT_FIXED))
+                if kind == "2f"
+                else draw(st.sampled_from(TWO_QUBIT_SYMBOLIC))(symbol)
+            )
             ops.append(gate.on(*pair))
         else:
             triple = draw(st.permutations(qubits))[:3]
@@ -105,7 +113,10 @@ def test_engines_agree_with_cirq_on_random_circuits(circuit: cirq.Circuit, data:
     n = len(circuit.all_qubits())
     symbols = sorted(p for p in cirq.parameter_names(circuit))
     observables = [
-        [(data.draw(st.floats(-2, 2)), data.draw(pauli_terms(n))) for _ in range(data.draw(st.integers(1, 3)))]
+        [
+            (data.draw(st.floats(-2, 2)), data.draw(pauli_terms(n)))
+            for _ in range(data.draw(st.integers(1, 3)))
+        ]
         for _ in range(data.draw(st.integers(1, 3)))
     ]
     values = np.array(

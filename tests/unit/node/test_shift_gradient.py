@@ -58,7 +58,9 @@ def test_shift_gradient_equals_finite_differences(backend: str) -> None:
     assert result.backend == backend
     assert result.wrt == ("a", "b", "c")
     assert result.jacobian.shape == (3, 3, 3)
-    np.testing.assert_allclose(result.jacobian, finite_differences(circuit, OBSERVABLES, values, 1e-3), atol=1e-4)
+    np.testing.assert_allclose(
+        result.jacobian, finite_differences(circuit, OBSERVABLES, values, 1e-3), atol=1e-4
+    )
     assert result.expectations is not None
     np.testing.assert_allclose(
         result.expectations, cirq_reference(circuit, OBSERVABLES, SYMBOLS, values), atol=1e-5
@@ -100,10 +102,14 @@ def test_vjp_equals_cotangent_contracted_jacobian_and_wrt_selects_columns() -> N
     circuit_hash, text = as_request(circuit)
     core = NodeCore(NodeConfig())
     full = core.shift_gradient(circuit_hash, text, OBSERVABLES, SYMBOLS, values).jacobian
-    vjp = core.shift_gradient(circuit_hash, None, OBSERVABLES, SYMBOLS, values, wrt=["c", "a"], cotangents=cotangents)
+    vjp = core.shift_gradient(
+        circuit_hash, None, OBSERVABLES, SYMBOLS, values, wrt=["c", "a"], cotangents=cotangents
+    )
     assert vjp.wrt == ("c", "a")
     assert vjp.jacobian.shape == (4, 2)
-    np.testing.assert_allclose(vjp.jacobian, np.einsum("ro,rok->rk", cotangents, full[:, :, [2, 0]]), atol=1e-12)
+    np.testing.assert_allclose(
+        vjp.jacobian, np.einsum("ro,rok->rk", cotangents, full[:, :, [2, 0]]), atol=1e-12
+    )
     assert vjp.expectations is None
 
 
