@@ -47,6 +47,9 @@ class ServerConfig:
         workers: concurrent execution slots: how many requests simulate at once. Further
             requests wait for a slot (reported as ``Timings.queue_seconds``).
         grace_seconds: on shutdown, how long in-flight requests may still finish.
+        torch_threads: intra-op threads of torch (the batched engine), set process-wide by
+            ``serve``. One is fastest for the small statevectors of a QLSTM and does not
+            stall when several nodes share a host's cores; raise it for one big node.
     """
 
     node: NodeConfig
@@ -54,6 +57,7 @@ class ServerConfig:
     host: str = DEFAULT_HOST
     workers: int = 1
     grace_seconds: float = 5.0
+    torch_threads: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -62,6 +66,8 @@ class ServerConfig:
             raise ConfigError("host must not be empty; use [::] to listen on every interface")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.torch_threads < 1:
+            raise ConfigError(f"torch_threads must be >= 1, got {self.torch_threads}")
         if not (math.isfinite(self.grace_seconds) and self.grace_seconds >= 0):
             raise ConfigError(f"grace_seconds must be a finite number >= 0, got {self.grace_seconds}")
         if not 1 <= self.node.max_message_bytes <= MAX_GRPC_MESSAGE_BYTES:
@@ -203,9 +209,11 @@ OPTIONS: tuple[Option, ...] = (
            "concurrent execution slots (default 1)", "N"),
     Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", _seconds,
            "on SIGTERM, how long in-flight requests may finish (default 5)", "S"),
+    Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", _integer(1, 1024),
+           "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
 )
 
-_SERVER_FIELDS = frozenset({"port", "host", "workers", "grace_seconds"})
+_SERVER_FIELDS = frozenset({"port", "host", "workers", "grace_seconds", "torch_threads"})
 _NOISE_FIELDS = {"depolarizing_1q": "depolarizing_1q", "depolarizing_2q": "depolarizing_2q",
                  "readout_error": "readout_error", "noise_method": "method", "trajectories": "trajectories"}
 

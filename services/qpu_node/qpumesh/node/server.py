@@ -346,6 +346,11 @@ def serve(
         logger.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
+    import torch
+
+    # Process-wide, so set here rather than in create_server (which tests and benchmarks
+    # run inside processes of their own).
+    torch.set_num_threads(config.torch_threads)
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         node = start_node(
@@ -356,13 +361,15 @@ def serve(
         )
         info = node.core.info()
         logger.info(
-            "QPU node %s serving on %s:%d (backend %s, %d qubits max, %d worker(s), noise: %s)",
+            "QPU node %s serving on %s:%d (backend %s, %d qubits max, %d worker(s), %d torch thread(s), "
+            "noise: %s)",
             info.node_id,
             config.host,
             node.port,
             info.backend,
             info.max_qubits,
             config.workers,
+            config.torch_threads,
             describe_noise(info.noise),
         )
         if port_file is not None:
