@@ -60,6 +60,7 @@ def _add_node_commands(parser: argparse.ArgumentParser) -> None:
         "--backends", default="batched,qsim,cirq", help="comma-separated engines (default %(default)s)"
     )
     bench.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    bench.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
     bench.set_defaults(func=_bench)
 
 
@@ -116,7 +117,9 @@ def _bench(args: argparse.Namespace) -> int:
     from qpumesh.node.bench import run_benchmark
 
     backends = tuple(name.strip() for name in args.backends.split(",") if name.strip())
-    run_benchmark(backends=backends, quick=args.quick, markdown=args.markdown)
+    run_benchmark(
+        backends=backends, quick=args.quick, markdown=args.markdown, torch_threads=args.torch_threads
+    )
     return 0
 
 
