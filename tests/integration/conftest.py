@@ -41,3 +41,36 @@ def node_server() -> Iterator[NodeServerFactory]:
     yield start
     for server in servers:
         server.stop(None)
+
+
+CoordinatorFactory = Callable[..., tuple[str, Any]]
+
+
+@pytest.fixture
+def coordinator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoordinatorFactory]:
+    """Start real coordinators on 127.0.0.1 with a free port; all are stopped after the test.
+
+    Call it as ``address, server = coordinator_server(nodes="127.0.0.1:1,...")`` or
+    ``coordinator_server(in_process=True)``: keyword arguments are
+    ``CoordinatorConfig`` fields; ``data_dir`` defaults to a fresh temporary
+    directory. ``server.manager`` is the coordinator's ``JobManager``.
+    """
+    from pathlib import Path
+
+    from qpumesh.coordinator.config import CoordinatorConfig
+    from qpumesh.coordinator.server import create_server as create_coordinator
+
+    servers: list[Any] = []
+
+    def start(**fields: Any) -> tuple[str, Any]:
+        fields.setdefault("data_dir", tmp_path_factory.mktemp("coordinator"))
+        fields["data_dir"] = Path(fields["data_dir"])
+        fields.setdefault("connect_timeout_seconds", 10.0)
+        config = CoordinatorConfig(host="127.0.0.1", port=0, **fields)
+        server, port = create_coordinator(config)
+        servers.append(server)
+        return f"127.0.0.1:{port}", server
+
+    yield start
+    for server in servers:
+        server.stop(None)

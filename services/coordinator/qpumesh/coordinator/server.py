@@ -36,10 +36,12 @@ from grpc_reflection.v1alpha import reflection
 
 from qpumesh.coordinator import convert
 from qpumesh.coordinator.config import MAX_MESSAGE_BYTES, CoordinatorConfig
+from qpumesh.coordinator.data import DataError
 from qpumesh.coordinator.executor import Executor
 from qpumesh.coordinator.jobs import JobManager, NoCheckpointError
-from qpumesh.coordinator.spec import SpecError
+from qpumesh.coordinator.spec import JobSpec, SpecError
 from qpumesh.coordinator.store import EventRecord, JobNotFoundError, JobRecord
+from qpumesh.coordinator.training import load_series
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 
@@ -117,8 +119,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
 
         def run() -> pb.SubmitJobResponse:
             spec = convert.spec_from_proto(request.spec)
-            if spec.task == "csv" and not os.path.isfile(spec.csv_path):
-                raise SpecError("csv_path", f"no such file on the coordinator: {spec.csv_path!r}")
+            if spec.task == "csv":
+                _check_csv(spec)
             return pb.SubmitJobResponse(job_id=self.manager.submit(spec).id)
 
         return _answer("SubmitJob", context, run)
@@ -227,6 +229,18 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
                 nodes=[convert.node_stats_to_proto(n) for n in self.manager.node_stats()]
             ),
         )
+
+
+def _check_csv(spec: JobSpec) -> None:
+    """Load a CSV task's series now, so a bad file is refused at submission, naming the field."""
+    try:
+        series = load_series(spec)
+    except DataError as error:
+        field = "csv_column" if "column" in str(error) else "csv_path"
+        raise SpecError(field, str(error)) from None
+    if len(series) < spec.window + 3:
+        needed = spec.window + 3
+        raise SpecError("csv_path", f"{len(series)} values; window {spec.window} needs at least {needed}")
 
 
 def _status_of(error: Exception) -> grpc.StatusCode | None:
