@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def _add_node_commands(parser: argparse.ArgumentParser) -> None:
     from qpumesh.node.config import add_arguments
+    from qpumesh.node.faults import add_fault_arguments
 
     sub = parser.add_subparsers(dest="node_command", metavar="SUBCOMMAND", required=True)
 
@@ -35,6 +36,7 @@ def _add_node_commands(parser: argparse.ArgumentParser) -> None:
         "in brackets; flags win over the environment.",
     )
     add_arguments(serve)
+    add_fault_arguments(serve)
     serve.add_argument(
         "--port-file",
         type=Path,
@@ -66,13 +68,15 @@ def _add_node_commands(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from qpumesh.node.config import ConfigError, build_config
+    from qpumesh.node.faults import fault_hooks
     from qpumesh.node.server import serve
 
     try:
         config = build_config(vars(args), os.environ)
     except ConfigError as error:
         args.parser.error(str(error))  # exits with status 2 and the usage line
-    serve(config, port_file=args.port_file)
+    hooks = fault_hooks(config.faults, node_id=config.node.node_id)
+    serve(config, port_file=args.port_file, **hooks.server_kwargs())
     return 0
 
 

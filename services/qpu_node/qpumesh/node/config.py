@@ -16,10 +16,11 @@ import math
 import re
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qpumesh.node.core import NodeConfig
+from qpumesh.node.faults import FaultSettings, read_fault_settings
 from qpumesh.node.noise import NoiseConfig
 
 DEFAULT_PORT = 50051
@@ -50,6 +51,8 @@ class ServerConfig:
         torch_threads: intra-op threads of torch (the batched engine), set process-wide by
             ``serve``. One is fastest for the small statevectors of a QLSTM and does not
             stall when several nodes share a host's cores; raise it for one big node.
+        faults: injected faults and the NodeAdmin token (``QPUMESH_FAULT_*``,
+            ``QPUMESH_ADMIN_TOKEN``, ``--fault-*``, ``--admin-token``; see docs/faults.md).
     """
 
     node: NodeConfig
@@ -58,6 +61,7 @@ class ServerConfig:
     workers: int = 1
     grace_seconds: float = 5.0
     torch_threads: int = 1
+    faults: FaultSettings = field(default_factory=FaultSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -288,6 +292,7 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
     node_kwargs.setdefault("node_id", socket.gethostname())
     server_kwargs = {dest: value for dest, value in settings.items() if dest in _SERVER_FIELDS}
     try:
+        server_kwargs["faults"] = read_fault_settings(flags, environ)
         node = NodeConfig(noise=NoiseConfig(**noise_kwargs), **node_kwargs)
         return ServerConfig(node=node, **server_kwargs)
     except ConfigError:
