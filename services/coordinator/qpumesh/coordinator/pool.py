@@ -421,12 +421,17 @@ class MeshExecutor:
     def set_assignment(self, assignment: Mapping[str, int]) -> None:
         """Route each task key to a node: an index into ``node_max_qubits()``'s order.
 
+        Called before ``node_max_qubits``, it first establishes that order the same way.
+
         Raises:
             ValueError: an index is outside that order.
+            MeshError: no node answered (see ``node_max_qubits``).
         """
 
-        def apply() -> None:
-            order = self._plan_order if self._plan_order is not None else self._healthy_order()
+        async def apply() -> None:
+            if self._plan_order is None:
+                await self._plan_nodes()
+            order = self._plan_order or []
             routes: dict[str, str] = {}
             for key, index in assignment.items():
                 if not 0 <= index < len(order):
@@ -436,7 +441,7 @@ class MeshExecutor:
                 routes[key] = order[index]
             self._assignment = routes
 
-        self._call_soon(apply)
+        self._submit(apply()).result()
 
     def node_stats(self) -> list[NodeStatus]:
         """Return a snapshot of every known node's status."""
