@@ -41,8 +41,14 @@ __all__ = ["DENSE_MAX_QUBITS", "MAX_QUBITS", "BatchedBackend"]
 DENSE_MAX_QUBITS = 6
 #: Largest register the engine accepts (the state is rows x 2**n).
 MAX_QUBITS = 24
-#: Amplitudes per chunk of rows (bounds memory: 2**22 complex128 = 64 MiB).
-_CHUNK_AMPLITUDES = 1 << 22
+#: Rows are simulated in chunks of about this many amplitudes: large enough to amortise the
+#: per-step overhead, small enough that intermediate states stay in cache (a 1000-row batch
+#: of 4 qubits is faster per row than a 48000-row one in a single piece).
+_CHUNK_AMPLITUDES = 1 << 15
+#: ... but at least this many rows, unless that exceeds `_MAX_CHUNK_AMPLITUDES`.
+_MIN_CHUNK_ROWS = 64
+#: Memory bound of one chunk (2**22 complex128 amplitudes = 64 MiB).
+_MAX_CHUNK_AMPLITUDES = 1 << 22
 
 _ATOL = 1e-12
 
@@ -421,7 +427,9 @@ class BatchedBackend:
         program = self.program(compiled)
         rows = angles.shape[0]
         out = np.empty((rows, len(terms)), dtype=np.float64)
-        chunk = max(1, _CHUNK_AMPLITUDES // program.dim)
+        chunk = max(
+            _CHUNK_AMPLITUDES // program.dim, min(_MIN_CHUNK_ROWS, _MAX_CHUNK_AMPLITUDES // program.dim), 1
+        )
         key = tuple(terms)
         with torch.no_grad():
             for start in range(0, rows, chunk):
