@@ -1,0 +1,75 @@
+"""The coordinator training through real QPU node servers: same numbers as in process, node loss survived."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import numpy as np
+
+from qpumesh.v1 import coordinator_pb2 as pb
+from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+
+SPEC = pb.JobSpec(model="distributed", qubits=4, partitions=2, layers=1, epochs=2, series_length=40, seed=7)
+SERIES = [0.3, -0.1, 0.2, 0.5, 0.4, -0.3, 0.0]
+
+
+def _train(address: str, spec: pb.JobSpec, on_epoch: Any = None) -> tuple[pb.Job, list[float]]:
+    """Run ``spec`` to the end; return the job and the best model's predictions for ``SERIES``."""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
+        job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=10).job_id
+        for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=120):
+            if event.WhichOneof("kind") == "epoch" and on_epoch is not None:
+                on_epoch(event.epoch.epoch)
+        job = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
+        predictions = stub.Predict(pb.PredictRequest(job_id=job_id, series=SERIES), timeout=60).predictions
+    return job, list(predictions)
+
+
+def _losses(job: pb.Job) -> np.ndarray:
+    return np.array([[m.train_loss, m.test_loss, m.test_r2] for m in job.history])
+
+
+def test_mesh_and_in_process_training_agree(node_server: Any, coordinator_server: Any) -> None:
+    nodes = [node_server(node_id=f"n{i}")[0] for i in range(3)]
+    mesh_address, _ = coordinator_server(nodes=",".join(nodes))
+    local_address, _ = coordinator_server(in_process=True)
+
+    mesh_job, mesh_predictions = _train(mesh_address, SPEC)
+    local_job, local_predictions = _train(local_address, SPEC)
+
+    assert mesh_job.state == local_job.state == pb.JOB_STATE_SUCCEEDED
+    np.testing.assert_allclose(_losses(mesh_job), _losses(local_job), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mesh_predictions, local_predictions, rtol=0, atol=1e-6)
+    # The work really went to the nodes, spread over all three.
+    assert {n.address for n in mesh_job.nodes} == set(nodes)
+    assert all(n.calls > 0 and n.healthy for n in mesh_job.nodes)
+    mesh_counts = [m.circuit_evaluations for m in mesh_job.history]
+    assert mesh_counts == [m.circuit_evaluations for m in local_job.history]
+
+
+def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
+    node_server: Any, coordinator_server: Any
+) -> None:
+    spec = pb.JobSpec()
+    spec.CopyFrom(SPEC)
+    spec.epochs = 3
+    started = [node_server(node_id=f"n{i}") for i in range(3)]
+    nodes = [address for address, _ in started]
+    victim_address, victim = started[1]
+    mesh_address, _ = coordinator_server(nodes=",".join(nodes), rpc_timeout_seconds=5.0)
+    local_address, _ = coordinator_server(in_process=True)
+
+    def kill_after_first_epoch(epoch: int) -> None:
+        if epoch == 1:
+            victim.stop(None)
+
+    mesh_job, mesh_predictions = _train(mesh_address, spec, on_epoch=kill_after_first_epoch)
+    local_job, local_predictions = _train(local_address, spec)
+
+    assert mesh_job.state == pb.JOB_STATE_SUCCEEDED and mesh_job.epochs_done == 3
+    np.testing.assert_allclose(_losses(mesh_job), _losses(local_job), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mesh_predictions, local_predictions, rtol=0, atol=1e-6)
+    # The failover is on record, against the node that went away.
+    assert any(f.node == victim_address for f in mesh_job.faults), list(mesh_job.faults)
