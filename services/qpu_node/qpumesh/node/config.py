@@ -17,11 +17,12 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qpumesh.node.core import NodeConfig
 from qpumesh.node.faults import FaultSettings, read_fault_settings
-from qpumesh.node.noise import NoiseConfig
+
+if TYPE_CHECKING:  # imported by build_config: building the CLI parser must not load torch and cirq
+    from qpumesh.node.core import NodeConfig
 
 DEFAULT_PORT = 50051
 DEFAULT_HOST = "[::]"
@@ -277,6 +278,9 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
         ConfigError: a variable or flag has a bad value, or the combination is invalid
             (e.g. a noise setting the node rejects).
     """
+    from qpumesh.node.core import NodeConfig
+    from qpumesh.node.noise import NoiseConfig
+
     settings = read_environment(environ)
     for option in OPTIONS:
         value = flags.get(option.dest)
