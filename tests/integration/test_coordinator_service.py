@@ -233,3 +233,36 @@ def test_a_failing_job_is_failed_with_its_error_and_the_next_job_still_runs(tmp_
             assert _watch(stub, fine)[-1].state == pb.JOB_STATE_SUCCEEDED
     finally:
         server.stop(None)
+
+
+def test_shutdown_requeues_the_running_job_and_a_restart_finishes_it(tmp_path: Path) -> None:
+    config = CoordinatorConfig(host="127.0.0.1", port=0, data_dir=tmp_path, in_process=True)
+    spec = pb.JobSpec()
+    spec.CopyFrom(TINY)
+    spec.epochs = 6
+    server, port = create_server(config)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
+            job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=10).job_id
+            stream = stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=60)
+            last = next(e for e in stream if e.WhichOneof("kind") == "epoch")
+            server.stop(5).wait()
+            # The open stream is told to come back later, not that the job ended.
+            with pytest.raises(grpc.RpcError) as info:
+                list(stream)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(None)
+
+    server, port = create_server(config)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
+            events = _watch(stub, job_id, after_seq=last.seq)
+            states = [e.state for e in events if e.WhichOneof("kind") == "state"]
+            assert states[0] == pb.JOB_STATE_QUEUED and states[-1] == pb.JOB_STATE_SUCCEEDED
+            job = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
+            assert [m.epoch for m in job.history] == [1, 2, 3, 4, 5, 6]
+    finally:
+        server.stop(None)

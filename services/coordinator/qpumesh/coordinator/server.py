@@ -128,12 +128,20 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
     def WatchJob(  # noqa: N802 (name fixed by the proto)
         self, request: pb.WatchJobRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.JobEvent]:
-        """Replay the job's events after ``after_seq``, then stream new ones until it is final."""
+        """Replay the job's events after ``after_seq``, then stream new ones until it is final.
+
+        The stream ends (OK) after the event that put the job in a final state. A
+        coordinator shutting down ends open streams with UNAVAILABLE; the client
+        watches again with the last ``seq`` it saw and misses nothing.
+        """
         store = self.manager.store
         job_id = request.job_id
         _answer("WatchJob", context, lambda: store.get_job(job_id))
         after = request.after_seq
-        while context.is_active() and not self.stopping.is_set():
+        while context.is_active():
+            if self.stopping.is_set():
+                # UNAVAILABLE tells a client to watch again (from its last seq) once we are back.
+                _abort(context, grpc.StatusCode.UNAVAILABLE, "coordinator shutting down; watch again later")
             events = _answer(
                 "WatchJob", context, partial(store.wait_for_events, job_id, after, _WATCH_POLL_SECONDS)
             )
