@@ -2,9 +2,10 @@
 
 ``LocalMesh`` is what ``qpumesh train`` uses when no coordinator is given, what the
 integration tests use, and what ``qpumesh mesh up`` runs in the foreground. The
-children are real ``qpumesh node serve`` / ``qpumesh coordinator serve`` processes
-bound to free ports (``--port 0 --port-file F``), so a local run exercises exactly
-the code a deployment runs.
+children are real ``python -m qpumesh.node serve`` / ``python -m qpumesh.coordinator
+serve`` processes (the same commands as ``qpumesh node serve`` / ``qpumesh coordinator
+serve``) bound to free ports on 127.0.0.1 (``--port 0 --port-file F``), so a local run
+exercises exactly the code a deployment runs.
 
 Children never outlive the mesh:
 
@@ -197,7 +198,15 @@ class LocalMesh:
                 self._node_children.append(
                     self._spawn(
                         node_id,
-                        ["node", "serve", "--host", "127.0.0.1", "--node-id", node_id, *self.node_args],
+                        [
+                            "qpumesh.node",
+                            "serve",
+                            "--host",
+                            "127.0.0.1",
+                            "--node-id",
+                            node_id,
+                            *self.node_args,
+                        ],
                         port=0,
                     )
                 )
@@ -210,8 +219,10 @@ class LocalMesh:
             self._coordinator = self._spawn(
                 "coordinator",
                 [
-                    "coordinator",
+                    "qpumesh.coordinator",
                     "serve",
+                    "--host",
+                    "127.0.0.1",
                     "--data-dir",
                     str(self.data_dir),
                     *placement,
@@ -264,7 +275,11 @@ class LocalMesh:
         return path
 
     def _spawn(self, name: str, arguments: list[str], port: int) -> _Child:
-        """Start ``qpumesh <arguments> --port P --port-file F`` in its own process group."""
+        """Start ``python -m <module> <command> --port P --port-file F <rest>`` in its own process group.
+
+        ``arguments`` is ``[module, command, *rest]``; the child's output goes to
+        ``<log_dir>/<name>.log``.
+        """
         assert self.log_dir is not None
         port_file = self.log_dir / f"{name}.port"
         port_file.unlink(missing_ok=True)
@@ -275,7 +290,6 @@ class LocalMesh:
             _DEATHSIG_LAUNCHER,
             str(os.getpid()),
             "-m",
-            "qpumesh.client.cli",
             *arguments[:2],
             "--port",
             str(port),

@@ -1,0 +1,186 @@
+"""The ``qpumesh`` job commands and ``LocalMesh`` against real node and coordinator processes.
+
+Every mesh here is made of real ``python -m qpumesh.node serve`` and ``python -m
+qpumesh.coordinator serve`` processes on free ports. Whether children survive is
+checked by scanning ``/proc`` for command lines that mention the test's
+temporary directory (every child's ``--port-file`` lives there).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from qpumesh.client.cli import main
+from qpumesh.client.coordinator_client import CoordinatorClient
+from qpumesh.client.mesh import LocalMesh, MeshError
+from qpumesh.v1 import coordinator_pb2 as pb
+
+pytestmark = pytest.mark.slow
+
+REQUIRED_METRICS = (
+    "test_r2",
+    "convergence_epoch",
+    "history",
+    "spec",
+    "wall_seconds",
+    "rounds",
+    "nodes",
+    "faults",
+)
+HISTORY_KEYS = ("epoch", "train_loss", "test_loss", "test_r2")
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    """Pids of live processes whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _cli(args: Sequence[str], tmp: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m qpumesh.client.cli ARGS`` with its temporary files under ``tmp``."""
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
+    env.pop("QPUMESH_COORDINATOR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "qpumesh.client.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=tmp,
+    )
+
+
+def test_train_on_an_ephemeral_local_mesh(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _cli(
+        [
+            "train", "--task", "pendulum", "--model", "distributed", "--qubits", "4", "--partitions", "2",
+            "--layers", "1", "--epochs", "2", "--series-length", "40", "--nodes", "2", "--output", str(out),
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "test R² = " in result.stdout
+    assert "epoch 2/2 " in result.stdout  # one progress line per epoch when stdout is not a TTY
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in REQUIRED_METRICS:
+        assert key in metrics, key
+    assert math.isfinite(metrics["test_r2"])
+    assert isinstance(metrics["convergence_epoch"], int)
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    for entry in metrics["history"]:
+        for key in HISTORY_KEYS:
+            assert math.isfinite(entry[key]), (key, entry)
+    assert metrics["history"][-1]["test_r2"] == metrics["test_r2"]
+    assert metrics["rounds"] > 0
+    assert metrics["spec"]["model"] == "distributed"
+    assert metrics["spec"]["partitions"] == 2
+    assert len(metrics["nodes"]) == 2
+
+    with (out / "predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    windows = 40 - 4 - 1  # series_length - window - 1 (the paper: 240 points -> 235 windows)
+    assert len(rows) == windows == metrics["windows"]
+    assert sum(r["split"] == "train" for r in rows) == metrics["train_windows"]
+    assert all(math.isfinite(float(r["target"])) and math.isfinite(float(r["prediction"])) for r in rows)
+
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("spec_text", "field"),
+    [("task: pendulum\nqubitz: 4\n", "qubitz"), ("layers: two\n", "layers"), ("epochs: 0\n", "epochs")],
+)
+def test_a_bad_spec_is_refused_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec_text: str, field: str
+) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(spec_text)
+    status = main(["train", "--spec", str(spec), "--coordinator", "127.0.0.1:1"])
+    assert status == 2
+    assert f"field '{field}'" in capsys.readouterr().err
+
+
+def test_results_plot_then_no_children_after_an_exception(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plots = tmp_path / "plots"
+    pids: list[int] = []
+    with pytest.raises(RuntimeError, match="boom"), LocalMesh(nodes=1, log_dir=tmp_path / "logs") as mesh:
+        pids = mesh.pids
+        assert len(pids) == 2
+        assert _processes_mentioning(str(tmp_path))
+        with CoordinatorClient(mesh.coordinator_address) as client:
+            job_id = client.submit(
+                {"model": "centric", "qubits": 3, "layers": 1, "epochs": 2, "series_length": 24}
+            )
+            assert client.wait(job_id, timeout=120).state == pb.JOB_STATE_SUCCEEDED
+        status = main(["results", job_id, "--coordinator", mesh.coordinator_address, "--plot", str(plots)])
+        assert status == 0
+        assert "final test R²" in capsys.readouterr().out
+        raise RuntimeError("boom")
+    for name in ("loss.png", "r2.png", "predictions.png"):
+        assert (plots / name).stat().st_size > 1000, name
+    assert _processes_mentioning(str(tmp_path)) == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_child_that_fails_to_start_is_reported_with_its_output(tmp_path: Path) -> None:
+    with pytest.raises(MeshError, match="unrecognized arguments: --no-such-flag"):
+        LocalMesh(nodes=1, node_args=["--no-such-flag"], log_dir=tmp_path).start()
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qpumesh.client.cli", "mesh", "up", "--nodes", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        address = ""
+        deadline = time.monotonic() + 180
+        for line in process.stdout:
+            if line.startswith("export QPUMESH_COORDINATOR="):
+                address = line.strip().split("=", 1)[1]
+                break
+            assert time.monotonic() < deadline
+        assert address, process.stderr.read() if process.stderr else ""
+        assert main(["nodes", "--coordinator", address]) == 0
+        assert len(_processes_mentioning(str(tmp_path))) == 2
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert _processes_mentioning(str(tmp_path)) == []
