@@ -1,6 +1,6 @@
 """Python clients and the ``qpumesh`` command line.
 
-``NodeClient`` and ``QpuMeshError`` are imported lazily, on first use, so that
+``NodeClient``, ``CoordinatorClient`` and ``QpuMeshError`` are imported lazily, on first use, so that
 ``import qpumesh.client`` (and ``qpumesh --help``) stays light.
 """
 
@@ -10,15 +10,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from qpumesh.client.coordinator_client import CoordinatorClient
     from qpumesh.client.errors import QpuMeshError
     from qpumesh.client.node_client import NodeClient
 
 _LAZY = {
+    "CoordinatorClient": "qpumesh.client.coordinator_client",
     "NodeClient": "qpumesh.client.node_client",
     "QpuMeshError": "qpumesh.client.errors",
 }
 
-__all__ = ["NodeClient", "QpuMeshError"]
+__all__ = ["CoordinatorClient", "NodeClient", "QpuMeshError"]
 
 
 def __getattr__(name: str) -> Any:
