@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from qpumesh.coordinator.config import (
+    ConfigError,
+    CoordinatorConfig,
+    add_arguments,
+    build_config,
+    pool_options,
+)
+
+
+def _flags(*argv: str) -> dict[str, object]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return vars(parser.parse_args(list(argv)))
+
+
+def test_environment_is_parsed_into_the_config() -> None:
+    config = build_config(
+        _flags(),
+        {
+            "QPUMESH_PORT": "6000",
+            "QPUMESH_HOST": "127.0.0.1",
+            "QPUMESH_DATA_DIR": "/tmp/q",
+            "QPUMESH_NODES": "dns:qpu:50051",
+            "QPUMESH_RPC_TIMEOUT": "2.5",
+            "QPUMESH_HEDGE_AFTER_MS": "150",
+            "QPUMESH_MAX_ATTEMPTS": "3",
+            "QPUMESH_UNRELATED": "x",
+        },
+    )
+    assert config == CoordinatorConfig(
+        port=6000,
+        host="127.0.0.1",
+        data_dir=Path("/tmp/q"),
+        nodes="dns:qpu:50051",
+        rpc_timeout_seconds=2.5,
+        hedge_after_ms=150.0,
+        max_attempts=3,
+    )
+    assert config.db_path == Path("/tmp/q/jobs.db") and config.checkpoint_dir == Path("/tmp/q/checkpoints")
+    options = pool_options(config)
+    assert options.timeout_seconds == 2.5 and options.max_attempts == 3
+    assert options.hedge_after_seconds == pytest.approx(0.15)
+
+
+def test_flags_win_over_the_environment() -> None:
+    config = build_config(
+        _flags("--port", "0", "--in-process", "--data-dir", "d"),
+        {"QPUMESH_PORT": "6000", "QPUMESH_NODES": "a:1"},
+    )
+    assert config.port == 0 and config.in_process and config.nodes == "" and config.data_dir == Path("d")
+    config = build_config(_flags("--nodes", "b:2"), {"QPUMESH_IN_PROCESS": "1"})
+    assert config.nodes == "b:2" and not config.in_process
+    assert build_config(_flags(), {"QPUMESH_IN_PROCESS": "yes", "QPUMESH_NODES": ""}).in_process
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"QPUMESH_PORT": "http", "QPUMESH_IN_PROCESS": "1"}, "QPUMESH_PORT: expected an integer"),
+        ({"QPUMESH_PORT": "70000", "QPUMESH_IN_PROCESS": "1"}, "QPUMESH_PORT: expected an integer 0..65535"),
+        ({"QPUMESH_IN_PROCESS": "maybe"}, "QPUMESH_IN_PROCESS: expected 1/true"),
+        ({"QPUMESH_NODES": "a:1", "QPUMESH_RPC_TIMEOUT": "0"}, "QPUMESH_RPC_TIMEOUT: expected a number > 0"),
+        ({"QPUMESH_NODES": "a:1", "QPUMESH_HEDGE_AFTER_MS": "-1"}, "QPUMESH_HEDGE_AFTER_MS: expected a"),
+        ({"QPUMESH_NODES": "a:1", "QPUMESH_MAX_ATTEMPTS": "0"}, "QPUMESH_MAX_ATTEMPTS: expected an"),
+        ({}, "no QPU nodes: set QPUMESH_NODES"),
+        ({"QPUMESH_NODES": "a:1", "QPUMESH_IN_PROCESS": "1"}, "either nodes"),
+    ],
+)
+def test_bad_settings_fail_naming_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(_flags(), environ)
+
+
+def test_bad_flag_values_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _flags("--port", "-1")
+    assert "--port: expected an integer 0..65535" in capsys.readouterr().err
