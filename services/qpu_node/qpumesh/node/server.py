@@ -93,7 +93,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
         def run() -> pb.EvaluateResponse:
             values = from_tensor(request.params.values, "params.values")
             observables = observables_from_proto(request.observables)
-            with self._slot() as timings:
+            with self._slot(context) as timings:
                 result = self._core.evaluate(
                     request.circuit.hash,
                     request.circuit.cirq_json or None,
@@ -123,7 +123,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 from_tensor(request.cotangents, "cotangents") if request.HasField("cotangents") else None
             )
             observables = observables_from_proto(request.observables)
-            with self._slot() as timings:
+            with self._slot(context) as timings:
                 result = self._core.shift_gradient(
                     request.circuit.hash,
                     request.circuit.cirq_json or None,
@@ -149,11 +149,19 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
         return _answer("ShiftGradient", context, run)
 
     @contextmanager
-    def _slot(self) -> Iterator[pb.Timings]:
-        """Hold one execution slot; fill the yielded ``Timings`` when it is released."""
+    def _slot(self, context: grpc.ServicerContext) -> Iterator[pb.Timings]:
+        """Hold one execution slot; fill the yielded ``Timings`` when it is released.
+
+        Raises:
+            CallerGoneError: the caller cancelled or its deadline passed while it waited, so
+                the slot goes to the next request instead of to work nobody will read.
+        """
         timings = pb.Timings()
         waited_from = time.perf_counter()
         with self._slots:
+            if not context.is_active():
+                waited = time.perf_counter() - waited_from
+                raise CallerGoneError(f"the caller gave up after {waited:.3f} s in the queue")
             started = time.perf_counter()
             try:
                 yield timings
@@ -162,8 +170,14 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 timings.execute_seconds = time.perf_counter() - started
 
 
+class CallerGoneError(Exception):
+    """The RPC was cancelled or timed out before it got an execution slot."""
+
+
 def _status_of(error: Exception) -> grpc.StatusCode | None:
     """Return the status code for a domain or decoding error; None for an unexpected one."""
+    if isinstance(error, CallerGoneError):
+        return grpc.StatusCode.CANCELLED
     if isinstance(error, UnknownCircuit):
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, LimitExceeded):
@@ -188,7 +202,9 @@ def _answer(method: str, context: grpc.ServicerContext, run: Callable[[], _T]) -
                 "this is a node bug, the node log has the traceback"
             )
             _abort(context, grpc.StatusCode.INTERNAL, message)
-        logger.info("%s rejected (%s): %s", method, code.name, error)
+        # NOT_FOUND is the normal "resend the circuit" handshake, not worth an INFO line.
+        level = logging.DEBUG if code == grpc.StatusCode.NOT_FOUND else logging.INFO
+        logger.log(level, "%s rejected (%s): %s", method, code.name, error)
         _abort(context, code, str(error))
 
 
@@ -360,24 +376,26 @@ def serve(
             extra_service_names=extra_service_names,
         )
         info = node.core.info()
-        logger.info(
-            "QPU node %s serving on %s:%d (backend %s, %d qubits max, %d worker(s), %d torch thread(s), "
-            "noise: %s)",
-            info.node_id,
-            config.host,
-            node.port,
-            info.backend,
-            info.max_qubits,
-            config.workers,
-            config.torch_threads,
-            describe_noise(info.noise),
-        )
-        if port_file is not None:
-            write_port_file(port_file, node.port)
-        stop.wait()
-        node.health.enter_graceful_shutdown()
-        node.server.stop(config.grace_seconds).wait()
-        logger.info("QPU node %s stopped", info.node_id)
+        try:
+            logger.info(
+                "QPU node %s serving on %s:%d (backend %s, %d qubits max, %d worker(s), %d torch thread(s), "
+                "noise: %s)",
+                info.node_id,
+                config.host,
+                node.port,
+                info.backend,
+                info.max_qubits,
+                config.workers,
+                config.torch_threads,
+                describe_noise(info.noise),
+            )
+            if port_file is not None:
+                write_port_file(port_file, node.port)
+            stop.wait()
+        finally:
+            node.health.enter_graceful_shutdown()
+            node.server.stop(config.grace_seconds).wait()
+            logger.info("QPU node %s stopped", info.node_id)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
