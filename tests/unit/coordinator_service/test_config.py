@@ -71,6 +71,7 @@ def test_flags_win_over_the_environment() -> None:
         ({"QPUMESH_NODES": "a:1", "QPUMESH_HEDGE_AFTER_MS": "-1"}, "QPUMESH_HEDGE_AFTER_MS: expected a"),
         ({"QPUMESH_NODES": "a:1", "QPUMESH_MAX_ATTEMPTS": "0"}, "QPUMESH_MAX_ATTEMPTS: expected an"),
         ({}, "no QPU nodes: set QPUMESH_NODES"),
+        ({"QPUMESH_NODES": "localhost"}, "QPUMESH_NODES: node target 'localhost' has no port"),
         ({"QPUMESH_NODES": "a:1", "QPUMESH_IN_PROCESS": "1"}, "either nodes"),
     ],
 )

@@ -152,6 +152,13 @@ def _boolean(text: str) -> bool:
     raise ValueError(f"expected 1/true/yes/on or 0/false/no/off, got {text!r}")
 
 
+def _nodes(text: str) -> str:
+    """Check a node list's syntax now (``host:port,...`` or ``dns:SERVICE:PORT``)."""
+    from qpumesh.coordinator.pool import parse_targets
+
+    return ",".join(parse_targets(text))
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a non-empty value")
@@ -177,7 +184,7 @@ OPTIONS: tuple[Option, ...] = (
            f"interface to bind (default {DEFAULT_HOST}, every interface)", "HOST"),
     Option("data_dir", "QPUMESH_DATA_DIR", "--data-dir", lambda text: Path(_nonempty(text)),
            f"directory of jobs.db and checkpoints/ (default ./{DEFAULT_DATA_DIR})", "DIR"),
-    Option("nodes", "QPUMESH_NODES", "--nodes", _nonempty,
+    Option("nodes", "QPUMESH_NODES", "--nodes", _nodes,
            "QPU nodes: host:port,host:port or dns:SERVICE:PORT", "NODES"),
     Option("in_process", "QPUMESH_IN_PROCESS", "--in-process", _boolean,
            "run circuits inside the coordinator instead of on nodes", "BOOL"),
