@@ -106,8 +106,8 @@ def _info(args: argparse.Namespace) -> int:
         ("max message bytes", str(info.max_message_bytes)),
         (
             "noise",
-            f"{noise.method} (depolarizing 1q {noise.depolarizing_1q:g}, 2q {noise.depolarizing_2q:g}, "
-            f"readout {noise.readout_error:g})",
+            f"depolarizing 1q {noise.depolarizing_1q:g}, 2q {noise.depolarizing_2q:g}, "
+            f"readout {noise.readout_error:g} (gate noise simulated by: {noise.method})",
         ),
         ("supported gates", ", ".join(info.supported_gates)),
     ]
