@@ -192,3 +192,14 @@ def test_evaluate_with_zero_rows_returns_empty_results() -> None:
             circuit_hash, text, [[(1.0, "ZI")]], symbols, np.zeros((0, len(symbols)))
         )
         assert result.expectations.shape == (0, 1)
+
+
+def test_batched_fuses_each_cnot_ladder_into_one_step() -> None:
+    """Cirq's moments interleave a CNOT ladder with the next RY layer; the engine undoes that."""
+    circuit, _ = vqc(6, 5)
+    program = BatchedBackend().program(compile_circuit(circuit, 20))
+    kinds = [type(step).__name__ for step in program.steps]
+    # H layer (folded into the initial state), 6 RY, then per layer: one ladder + 6 RY.
+    assert kinds.count("_Rot1") == 36
+    assert len(kinds) - kinds.count("_Rot1") == 1 + 5
+    assert program.initial is not None

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from qpumesh.node.circuits import CompiledCircuit, FixedOp, RotationOp
+from qpumesh.node.circuits import CompiledCircuit, CompiledOp, FixedOp, RotationOp
 
 __all__ = ["DENSE_MAX_QUBITS", "MAX_QUBITS", "BatchedBackend"]
 
@@ -44,7 +45,7 @@ MAX_QUBITS = 24
 #: Rows are simulated in chunks of about this many amplitudes: large enough to amortise the
 #: per-step overhead, small enough that intermediate states stay in cache (a 1000-row batch
 #: of 4 qubits is faster per row than a 48000-row one in a single piece).
-_CHUNK_AMPLITUDES = 1 << 15
+_CHUNK_AMPLITUDES = 1 << 14
 #: ... but at least this many rows, unless that exceeds `_MAX_CHUNK_AMPLITUDES`.
 _MIN_CHUNK_ROWS = 64
 #: Memory bound of one chunk (2**22 complex128 amplitudes = 64 MiB).
@@ -161,7 +162,7 @@ class _Program:
                 steps.extend(self._fixed_run(run))
                 run.clear()
 
-        for op in compiled.ops:
+        for op in _schedule(compiled.ops):
             if isinstance(op, FixedOp):
                 run.append(op)
                 continue
@@ -306,6 +307,38 @@ class _Program:
             inverse[np.asarray(order)] = np.arange(len(order))
             out = out[torch.from_numpy(inverse)]
         return out.t()
+
+
+def _schedule(ops: Sequence[CompiledOp]) -> list[CompiledOp]:
+    """Reorder ops so that fixed gates form as few runs as possible.
+
+    Operations on disjoint qubits commute, so any topological order of the qubit-wire DAG
+    gives the same state. Greedily alternating "every ready fixed op" and "every ready
+    rotation" turns, e.g., a CNOT ladder that Cirq's moments interleave with the next
+    rotation layer back into one fused gather.
+    """
+    queues: dict[int, deque[int]] = {}
+    for i, op in enumerate(ops):
+        for q in op.targets:
+            queues.setdefault(q, deque()).append(i)
+    done = [False] * len(ops)
+    order: list[CompiledOp] = []
+    want_fixed = True
+    while len(order) < len(ops):
+        progressed = True
+        while progressed:
+            progressed = False
+            for i, op in enumerate(ops):
+                if done[i] or isinstance(op, FixedOp) is not want_fixed:
+                    continue
+                if all(queues[q][0] == i for q in op.targets):
+                    for q in op.targets:
+                        queues[q].popleft()
+                    done[i] = True
+                    order.append(op)
+                    progressed = True
+        want_fixed = not want_fixed
+    return order
 
 
 def _mask(term: str, letters: str) -> int:
