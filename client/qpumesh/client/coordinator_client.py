@@ -77,7 +77,8 @@ class CoordinatorClient:
         timeout: deadline in seconds of every unary call.
         watch_retries: how many consecutive reconnection attempts ``watch`` makes
             on UNAVAILABLE before giving up (the count resets whenever an event
-            arrives).
+            arrives). The defaults keep trying for about a minute, long enough
+            for a coordinator to restart (it imports torch).
         retry_backoff: first pause between reconnection attempts; it doubles on
             every attempt, up to ``max_backoff``.
         max_backoff: longest pause between reconnection attempts.
@@ -90,9 +91,9 @@ class CoordinatorClient:
         address: str,
         *,
         timeout: float = 30.0,
-        watch_retries: int = 8,
+        watch_retries: int = 15,
         retry_backoff: float = 0.25,
-        max_backoff: float = 4.0,
+        max_backoff: float = 5.0,
         channel: grpc.Channel | None = None,
     ) -> None:
         if timeout <= 0:
@@ -108,6 +109,11 @@ class CoordinatorClient:
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                # gRPC's own reconnect backoff grows to 120 s; keep it short so a
+                # restarted coordinator is found on the next watch attempt.
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
             ],
         )
         self._stub = pb_grpc.CoordinatorStub(self._channel)  # type: ignore[no-untyped-call]

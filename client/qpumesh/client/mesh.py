@@ -14,9 +14,10 @@ Children never outlive the mesh:
 - ``stop`` sends SIGTERM to every group and SIGKILL to whatever is left after a
   grace period; ``start`` and ``__exit__`` call it on any exception, including
   ``KeyboardInterrupt``;
-- on Linux each child also gets ``PR_SET_DEATHSIG`` = SIGTERM, so even a parent
-  killed with SIGKILL takes its children with it. (The kernel ties this to the
-  *thread* that started the child: start a mesh from a thread that outlives it.)
+- on Linux each child started from the main thread also gets ``PR_SET_PDEATHSIG``
+  = SIGTERM, so even a parent killed with SIGKILL takes its children with it.
+  (The kernel ties this to the *thread* that forked the child, so children
+  started from other threads rely on ``stop`` alone.)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,18 +48,20 @@ DEFAULT_GRACE = 10.0
 
 _STDERR_TAIL_LINES = 30
 
-# Started with ``python -c`` before exec'ing the real command: ask the kernel to
-# SIGTERM this process when its parent dies, then exit at once if the parent is
-# already gone (it could have died before prctl ran). ``os.execv`` keeps the setting.
+# Started with ``python -c`` before exec'ing the real command. Given the parent's
+# pid, ask the kernel to SIGTERM this process when its parent dies, then exit at
+# once if the parent is already gone (it could have died before prctl ran);
+# ``os.execv`` keeps the setting. Given 0, just exec.
 _DEATHSIG_LAUNCHER = (
     "import ctypes, os, sys\n"
     "parent = int(sys.argv[1])\n"
-    "try:\n"
-    "    ctypes.CDLL(None, use_errno=True).prctl(1, 15, 0, 0, 0)\n"  # PR_SET_PDEATHSIG, SIGTERM
-    "except (OSError, AttributeError):\n"
-    "    pass\n"
-    "if os.getppid() != parent:\n"
-    "    sys.exit(1)\n"
+    "if parent:\n"
+    "    try:\n"
+    "        ctypes.CDLL(None, use_errno=True).prctl(1, 15, 0, 0, 0)\n"  # PR_SET_PDEATHSIG, SIGTERM
+    "    except (OSError, AttributeError):\n"
+    "        pass\n"
+    "    if os.getppid() != parent:\n"
+    "        sys.exit(1)\n"
     "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
 )
 
@@ -145,6 +149,9 @@ class LocalMesh:
         self._children: list[_Child] = []
         self._node_children: list[_Child] = []
         self._coordinator: _Child | None = None
+        # start/stop/restart may come from different threads (a test restarting the
+        # coordinator while the main thread leaves the with-block).
+        self._lock = threading.RLock()
         self.data_dir: Path | None = None
         self.log_dir: Path | None = None
 
@@ -188,6 +195,10 @@ class LocalMesh:
                 message includes the tail of its stderr. Every child started so
                 far has been stopped.
         """
+        with self._lock:
+            return self._start()
+
+    def _start(self) -> LocalMesh:
         if self._children:
             raise MeshError("the mesh is already running")
         try:
@@ -212,29 +223,35 @@ class LocalMesh:
                 )
             for child in self._node_children:
                 self._wait_ready(child, time.monotonic() + self.startup_timeout)
-            if self._node_children:
-                placement = ["--nodes", ",".join(self.node_addresses)]
-            else:
-                placement = ["--in-process"]
-            self._coordinator = self._spawn(
-                "coordinator",
-                [
-                    "qpumesh.coordinator",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--data-dir",
-                    str(self.data_dir),
-                    *placement,
-                    *self.coordinator_args,
-                ],
-                port=self.coordinator_port,
-            )
-            self._wait_ready(self._coordinator, time.monotonic() + self.startup_timeout)
+            self._start_coordinator(self.coordinator_port)
         except BaseException:
-            self.stop()
+            self._stop()
             raise
         return self
+
+    def restart_coordinator(self) -> None:
+        """Stop the coordinator (SIGTERM, as in a rolling update) and start it again on the same port.
+
+        Jobs that were running resume from their checkpoints; clients following
+        them reconnect. Useful to demonstrate and test exactly that.
+
+        Raises:
+            MeshError: the mesh is not running, or the new coordinator did not
+                become healthy in time.
+        """
+        with self._lock:
+            old = self._coordinator
+            if old is None:
+                raise MeshError("the mesh is not running")
+            self._restart_coordinator(old)
+
+    def _restart_coordinator(self, old: _Child) -> None:
+        _terminate([old], self.grace)
+        self._children.remove(old)
+        with contextlib.suppress(OSError):
+            old.stderr_file.close()
+        self._coordinator = None
+        self._start_coordinator(old.port)
 
     def poll(self) -> None:
         """Raise ``MeshError`` if a child has exited since the mesh started."""
@@ -248,6 +265,10 @@ class LocalMesh:
 
         Safe to call more than once and on a partially started mesh.
         """
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         try:
             if self._coordinator is not None:
                 _terminate([self._coordinator], self.grace)
@@ -264,6 +285,26 @@ class LocalMesh:
             self._temp_dirs = []
 
     # ------------------------------------------------------------------ helpers
+
+    def _start_coordinator(self, port: int) -> None:
+        """Start the coordinator pointed at the nodes (or in-process) and wait until it serves."""
+        nodes = ",".join(self.node_addresses)
+        placement = ["--nodes", nodes] if nodes else ["--in-process"]
+        self._coordinator = self._spawn(
+            "coordinator",
+            [
+                "qpumesh.coordinator",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--data-dir",
+                str(self.data_dir),
+                *placement,
+                *self.coordinator_args,
+            ],
+            port=port,
+        )
+        self._wait_ready(self._coordinator, time.monotonic() + self.startup_timeout)
 
     def _directory(self, given: Path | None, prefix: str) -> Path:
         """Return ``given`` (created if needed) or a new temporary directory removed on stop."""
@@ -288,7 +329,9 @@ class LocalMesh:
             self.python,
             "-c",
             _DEATHSIG_LAUNCHER,
-            str(os.getpid()),
+            # The kernel fires PR_SET_PDEATHSIG when the *thread* that forked the
+            # child ends, so only children started by the main thread get it.
+            str(os.getpid() if threading.current_thread() is threading.main_thread() else 0),
             "-m",
             *arguments[:2],
             "--port",
@@ -297,7 +340,7 @@ class LocalMesh:
             str(port_file),
             *arguments[2:],
         ]
-        stderr_file = stderr_path.open("wb")
+        stderr_file = stderr_path.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
             process = subprocess.Popen(
