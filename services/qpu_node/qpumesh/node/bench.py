@@ -81,26 +81,33 @@ class BenchRow:
     jac_grpc: float
 
 
-def _rate(run: Callable[[], object], rows: int, min_seconds: float) -> float:
-    """Rows per second of ``run``: ``rows`` over the median duration of one call.
+def _rates(runs: Sequence[Callable[[], object]], rows: int, min_seconds: float) -> list[float]:
+    """Rows per second of each of ``runs``: ``rows`` over the median duration of one call.
 
-    One warm-up call (compilation, caches) is not timed; then calls repeat for at least
-    ``min_seconds`` and 3 calls. The median keeps a shared machine's stalls out.
+    One warm-up call each (compilation, caches) is not timed. Then the runs take turns,
+    for at least ``min_seconds`` and 3 rounds, so that a shared machine's load changes hit
+    them alike; the median keeps its stalls out.
     """
-    run()
-    durations: list[float] = []
-    started = time.perf_counter()
-    while len(durations) < 3 or time.perf_counter() - started < min_seconds:
-        begin = time.perf_counter()
+    for run in runs:
         run()
-        durations.append(time.perf_counter() - begin)
-    return rows / float(np.median(durations))
+    durations: list[list[float]] = [[] for _ in runs]
+    started = time.perf_counter()
+    while len(durations[0]) < 3 or time.perf_counter() - started < min_seconds:
+        for run, times in zip(runs, durations, strict=True):
+            begin = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - begin)
+    return [rows / float(np.median(times)) for times in durations]
 
 
 def measure(
     backend: str, n_qubits: int, depth: int, *, eval_rows: int, jac_rows: int, min_seconds: float
 ) -> BenchRow:
-    """Measure one engine on one circuit shape, in process and through a local gRPC server."""
+    """Measure one engine on one circuit shape, in process and through a local gRPC server.
+
+    The in-process ``NodeCore`` and the server's core are separate (as on a real mesh) and
+    are timed in alternation.
+    """
     circuit, symbols, observables = qlstm_vqc(n_qubits, depth)
     wire = WireCircuit.from_cirq(circuit)
     terms = [pauli_terms(o, wire.qubits) for o in observables]
@@ -109,26 +116,29 @@ def measure(
         -np.pi, np.pi, size=(max(eval_rows, jac_rows), len(symbols))
     )
     node = NodeConfig(node_id=f"bench-{backend}", backend=backend, max_qubits=max(n_qubits, 8))
-
     core = NodeCore(node)
     engine = core.evaluate(wire.hash, wire.cirq_json, terms, symbols, values[:1]).backend
-    eval_local = _rate(
-        lambda: core.evaluate(wire.hash, None, terms, symbols, values[:eval_rows]), eval_rows, min_seconds
-    )
-    jac_local = _rate(
-        lambda: core.shift_gradient(wire.hash, None, terms, symbols, values[:jac_rows]), jac_rows, min_seconds
-    )
+    eval_params = {s: values[:eval_rows, j] for j, s in enumerate(symbols)}
+    jac_params = {s: values[:jac_rows, j] for j, s in enumerate(symbols)}
 
     server, port = create_server(ServerConfig(node=node, host="127.0.0.1", port=0))
     try:
         with NodeClient(f"127.0.0.1:{port}", timeout=600) as client:
-            eval_params = {s: values[:eval_rows, j] for j, s in enumerate(symbols)}
-            jac_params = {s: values[:jac_rows, j] for j, s in enumerate(symbols)}
-            eval_grpc = _rate(
-                lambda: client.evaluate(circuit, observables, eval_params), eval_rows, min_seconds
+            eval_local, eval_grpc = _rates(
+                [
+                    lambda: core.evaluate(wire.hash, None, terms, symbols, values[:eval_rows]),
+                    lambda: client.evaluate(circuit, observables, eval_params),
+                ],
+                eval_rows,
+                min_seconds,
             )
-            jac_grpc = _rate(
-                lambda: client.shift_gradient(circuit, observables, jac_params), jac_rows, min_seconds
+            jac_local, jac_grpc = _rates(
+                [
+                    lambda: core.shift_gradient(wire.hash, None, terms, symbols, values[:jac_rows]),
+                    lambda: client.shift_gradient(circuit, observables, jac_params),
+                ],
+                jac_rows,
+                min_seconds,
             )
     finally:
         server.stop(None)
@@ -224,6 +234,7 @@ def run_benchmark(
         f"# {platform.platform()}, {_cpu_name()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
         f"torch {torch.__version__} with {torch_threads} thread(s); rates = rows / median call time"
     )
+    print("# load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     results: list[BenchRow] = []
     for backend in backends:
         for n_qubits, depth in shapes:
@@ -234,6 +245,7 @@ def run_benchmark(
                     backend, n_qubits, depth, eval_rows=eval_rows, jac_rows=jac_rows, min_seconds=min_seconds
                 )
             )
+    print("# load average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(format_table(results, markdown))
     for line in speedups(results):
         print(line)
