@@ -3,16 +3,21 @@
 Qubit simulators such as qsim are built for one large state at a time; the node's workload
 is the opposite -- thousands of parameter sets of a 4-8 qubit circuit -- where per-call
 overhead dominates. This engine therefore compiles a `CompiledCircuit` once into a short
-*program* of tensor steps and runs every step for all rows at once on a ``(rows, 2**n)``
-state:
+*program* of tensor steps and runs every step for all rows at once on a *batch-last*
+``(2**n, rows)`` state (every elementwise op then streams over contiguous runs of rows;
+rows are processed in cache-sized chunks):
 
+* commuting operations are reordered (`_schedule`) so that fixed gates form long runs --
+  Cirq's moments interleave a CNOT ladder with the following rotation layer;
 * runs of fixed gates are fused: on up to `DENSE_MAX_QUBITS` qubits into one ``2**n x 2**n``
   matrix, applied as an index gather (times a phase vector) when it is monomial (CNOT, X,
   SWAP, CZ, S, T... ladders) or as one matmul otherwise; on larger registers gate by gate
   (monomial gates as composed gathers);
-* a rotation on one qubit is ``a0' = m00 a0 + m01 a1``, ``a1' = m10 a0 + m11 a1`` with
-  per-row coefficients ``cos(θ/2) I − i sin(θ/2) G`` computed for all slots in one go;
-  rotations on several qubits use a per-row batched matmul;
+* a rotation on one qubit is ``M = cos(θ/2) I − i sin(θ/2) G`` split into its diagonal ``d``
+  and anti-diagonal ``o``: ``a_b' = d_b a_b + o_b a_{1−b}``, i.e. ``d·v + o·flip(v)`` on a
+  ``(left, 2, right, rows)`` view -- three tensor ops, one for Z-type (diagonal) generators --
+  with per-row coefficients computed for all slots in one go; rotations on several qubits
+  use a per-row batched contraction;
 * when every fixed gate is real and every generator purely imaginary (H, RY, CNOT, CZ...
   circuits) the state stays real and is simulated in float64 instead of complex128;
 * a Pauli term ``P`` with X/Y-mask ``m`` is ``Σ_y conj(ψ_y) phase_P(y) ψ_{y⊕m}``; terms
@@ -79,11 +84,15 @@ class _Local:
 
 @dataclass(frozen=True)
 class _Rot1:
-    """Per-row 2x2 rotation of slot `slot` on one qubit (state viewed ``(left, 2, right, rows)``)."""
+    """Per-row 2x2 rotation of slot `slot` on one qubit (state viewed ``(left, 2, right, rows)``).
+
+    `diagonal` rotations (Z-type generators) are a single multiply.
+    """
 
     left: int
     right: int
     slot: int
+    diagonal: bool
 
 
 @dataclass(frozen=True)
@@ -142,9 +151,19 @@ class _Program:
                     generators[op.slot] = op.generator
                 else:
                     self.multi[op.slot] = self._tensor(-1j * op.generator)
-        # M = cos(θ/2) I + sin(θ/2) (−i G): store −i G for the 1-qubit slots.
-        self.minus_i_g = self._tensor(-1j * generators.reshape(n_slots, 4))
-        self.eye4 = self._tensor(np.eye(2).reshape(4))
+        # M = cos(θ/2) I + sin(θ/2) (−i G), split as M = diag(d) + antidiag(o) so that
+        # (M a)_b = d_b a_b + o_b a_{1−b}: store the diagonal (−iG)_00, (−iG)_11 and the
+        # off-diagonal (−iG)_01, (−iG)_10 of every 1-qubit slot, (n_slots, 2, 2).
+        minus_i_g = -1j * generators
+        parts = np.stack(
+            [
+                np.stack([minus_i_g[:, 0, 0], minus_i_g[:, 1, 1]], axis=1),
+                np.stack([minus_i_g[:, 0, 1], minus_i_g[:, 1, 0]], axis=1),
+            ],
+            axis=1,
+        )
+        self.minus_i_g = self._tensor(parts)
+        self.identity_part = self._tensor(np.array([[1.0, 1.0], [0.0, 0.0]]))
         self._term_cache: dict[tuple[str, ...], list[_TermGroup]] = {}
         self._lock = threading.Lock()
 
@@ -169,7 +188,8 @@ class _Program:
             flush()
             if len(op.targets) == 1:
                 (q,) = op.targets
-                steps.append(_Rot1(left=1 << q, right=1 << (self.n - q - 1), slot=op.slot))
+                diagonal = bool(abs(op.generator[0, 1]) < _ATOL and abs(op.generator[1, 0]) < _ATOL)
+                steps.append(_Rot1(left=1 << q, right=1 << (self.n - q - 1), slot=op.slot, diagonal=diagonal))
             else:
                 steps.append(_RotK(op.targets, op.slot))
         flush()
@@ -251,10 +271,10 @@ class _Program:
         cos, sin = torch.cos(half), torch.sin(half)
         coeffs: torch.Tensor | None = None
         if self.minus_i_g.shape[0]:
-            # (n_slots, 4, rows): entries m00, m01, m10, m11 of every 1-qubit slot's matrix.
-            coeffs = cos.unsqueeze(1).to(self.dtype) * self.eye4.view(1, 4, 1) + sin.unsqueeze(1).to(
-                self.dtype
-            ) * self.minus_i_g.unsqueeze(2)
+            # (n_slots, 2, 2, rows): [d, o] of every 1-qubit slot's matrix, per row.
+            c = cos.to(self.dtype).view(-1, 1, 1, rows)
+            s = sin.to(self.dtype).view(-1, 1, 1, rows)
+            coeffs = c * self.identity_part.view(1, 2, 2, 1) + s * self.minus_i_g.unsqueeze(3)
         steps = self.steps
         if self.initial is not None:
             state = self.initial.unsqueeze(1).expand(self.dim, rows).contiguous()
@@ -267,10 +287,12 @@ class _Program:
                 assert coeffs is not None
                 m = coeffs[step.slot]
                 view = state.view(step.left, 2, step.right, rows)
-                a0, a1 = view[:, 0], view[:, 1]
-                state = torch.stack(
-                    (torch.addcmul(m[0] * a0, m[1], a1), torch.addcmul(m[2] * a0, m[3], a1)), dim=1
-                ).view(self.dim, rows)
+                d = m[0].view(1, 2, 1, rows)
+                if step.diagonal:
+                    state = (view * d).view(self.dim, rows)
+                else:
+                    o = m[1].view(1, 2, 1, rows)
+                    state = torch.addcmul(view * d, view.flip(1), o).view(self.dim, rows)
             elif isinstance(step, _Gather):
                 state = state[step.src] if step.phase is None else state[step.src] * step.phase
             elif isinstance(step, _Dense):
