@@ -68,7 +68,7 @@ def test_resume_records_epochs_checkpointed_but_not_stored(tmp_path: Path) -> No
         predictions, epoch = manager.predict(crashed.id, [0.1, 0.2, 0.3, 0.4, 0.5])
         assert len(predictions) == 2 and 1 <= epoch <= 4
     finally:
-        manager.stop()
+        manager.close()
 
 
 def test_a_cancel_requested_before_a_restart_is_honoured_at_start_up(tmp_path: Path) -> None:
@@ -77,11 +77,11 @@ def test_a_cancel_requested_before_a_restart_is_honoured_at_start_up(tmp_path: P
     job = first.store.create_job(SPEC)
     first.store.set_state(job.id, "RUNNING")
     first.store.request_cancel(job.id)
-    first.stop()
+    first.close()
 
     second = JobManager(config)
     second.start()
     try:
         assert _wait_final(second, job.id).state == "CANCELLED"
     finally:
-        second.stop()
+        second.close()

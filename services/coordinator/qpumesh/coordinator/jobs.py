@@ -154,15 +154,25 @@ class JobManager:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Interrupt the running job (it goes back to QUEUED), stop the worker, release resources."""
+        """Interrupt the running job (it goes back to QUEUED), stop the worker and the executor.
+
+        The store stays open (readers may still be answering); ``close`` closes it.
+        Idempotent.
+        """
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.warning("job worker did not stop within %.0f s", timeout)
-        if self._owns_executor:
+        with self._state_lock:
+            close_executor, self._owns_executor = self._owns_executor, False
+        if close_executor:
             self.executor.close()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """``stop``, then close the job store; the manager is unusable afterwards."""
+        self.stop(timeout)
         self.store.close()
 
     @property

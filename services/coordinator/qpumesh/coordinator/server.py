@@ -51,6 +51,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Coordinator"].full_name
 _WATCH_POLL_SECONDS = 0.5
 """How long a WatchJob stream waits for an event before checking the client and the job."""
 
+_HANDLER_EXIT_SECONDS = 5.0
+"""After the grace period, how long ``stop`` waits for handler threads before closing the store."""
+
 _T = TypeVar("_T")
 
 
@@ -112,6 +115,19 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         self.manager = manager
         self.stopping = stopping
 
+    def _answer(self, method: str, context: grpc.ServicerContext, run: Callable[[], _T]) -> _T:
+        """Run a handler body, turning errors into status codes (see ``_fail``).
+
+        Any failure while the coordinator shuts down is UNAVAILABLE: the client
+        should try again once it is back, whatever broke on the way down.
+        """
+        try:
+            return run()
+        except Exception as error:
+            if self.stopping.is_set():
+                _abort(context, grpc.StatusCode.UNAVAILABLE, "coordinator shutting down; try again later")
+            _fail(method, context, error)
+
     def SubmitJob(  # noqa: N802 (name fixed by the proto)
         self, request: pb.SubmitJobRequest, context: grpc.ServicerContext
     ) -> pb.SubmitJobResponse:
@@ -123,7 +139,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
                 _check_csv(spec)
             return pb.SubmitJobResponse(job_id=self.manager.submit(spec).id)
 
-        return _answer("SubmitJob", context, run)
+        return self._answer("SubmitJob", context, run)
 
     def WatchJob(  # noqa: N802 (name fixed by the proto)
         self, request: pb.WatchJobRequest, context: grpc.ServicerContext
@@ -136,28 +152,28 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         """
         store = self.manager.store
         job_id = request.job_id
-        _answer("WatchJob", context, lambda: store.get_job(job_id))
+        self._answer("WatchJob", context, lambda: store.get_job(job_id))
         after = request.after_seq
         while context.is_active():
             if self.stopping.is_set():
                 # UNAVAILABLE tells a client to watch again (from its last seq) once we are back.
                 _abort(context, grpc.StatusCode.UNAVAILABLE, "coordinator shutting down; watch again later")
-            events = _answer(
+            events = self._answer(
                 "WatchJob", context, partial(store.wait_for_events, job_id, after, _WATCH_POLL_SECONDS)
             )
             for event in events:
                 yield event_to_proto(event)
                 after = event.seq
             if not events or events[-1].kind == "state":
-                job = _answer("WatchJob", context, lambda: store.get_job(job_id))
-                if job.final and not store.events(job_id, after):
+                job = self._answer("WatchJob", context, lambda: store.get_job(job_id))
+                if job.final and not self._answer("WatchJob", context, partial(store.events, job_id, after)):
                     return
 
     def GetJob(  # noqa: N802 (name fixed by the proto)
         self, request: pb.GetJobRequest, context: grpc.ServicerContext
     ) -> pb.Job:
         """Return the job with its history, last node stats and faults."""
-        return _answer(
+        return self._answer(
             "GetJob", context, lambda: job_to_proto(self.manager.store.get_job(request.job_id), self.manager)
         )
 
@@ -174,7 +190,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
             jobs = self.manager.store.list_jobs(state, request.limit)
             return pb.ListJobsResponse(jobs=[job_to_proto(job, self.manager) for job in jobs])
 
-        return _answer("ListJobs", context, run)
+        return self._answer("ListJobs", context, run)
 
     def CancelJob(  # noqa: N802 (name fixed by the proto)
         self, request: pb.CancelJobRequest, context: grpc.ServicerContext
@@ -184,7 +200,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         remaining = context.time_remaining()
         if remaining is not None:
             wait = max(0.0, min(wait, remaining - 0.5))
-        return _answer(
+        return self._answer(
             "CancelJob",
             context,
             lambda: job_to_proto(self.manager.cancel(request.job_id, wait_seconds=wait), self.manager),
@@ -208,7 +224,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
                 raise InvalidRequestError(f"series: {error}") from None
             return pb.PredictResponse(predictions=predictions.tolist(), epoch=epoch)
 
-        return _answer("Predict", context, run)
+        return self._answer("Predict", context, run)
 
     def GetResults(  # noqa: N802 (name fixed by the proto)
         self, request: pb.GetResultsRequest, context: grpc.ServicerContext
@@ -224,13 +240,13 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
                 response.train_size = int(predictions["split"])
             return response
 
-        return _answer("GetResults", context, run)
+        return self._answer("GetResults", context, run)
 
     def ListNodes(  # noqa: N802 (name fixed by the proto)
         self, request: pb.ListNodesRequest, context: grpc.ServicerContext
     ) -> pb.ListNodesResponse:
         """Return the node pool's view of every node."""
-        return _answer(
+        return self._answer(
             "ListNodes",
             context,
             lambda: pb.ListNodesResponse(
@@ -266,17 +282,14 @@ def _status_of(error: Exception) -> grpc.StatusCode | None:
     return None
 
 
-def _answer(method: str, context: grpc.ServicerContext, run: Callable[[], _T]) -> _T:
-    """Run a handler body, turning domain errors into status codes (and bugs into INTERNAL)."""
-    try:
-        return run()
-    except Exception as error:
-        code = _status_of(error)
-        if code is None:
-            logger.exception("%s failed", method)
-            message = f"{method}: internal error: {type(error).__name__}: {error}"
-            _abort(context, grpc.StatusCode.INTERNAL, message)
-        _abort(context, code, str(error))
+def _fail(method: str, context: grpc.ServicerContext, error: Exception) -> NoReturn:
+    """Abort the call with the status of a domain error, or INTERNAL (logged) for a bug."""
+    code = _status_of(error)
+    if code is None:
+        logger.error("%s failed", method, exc_info=error)
+        message = f"{method}: internal error: {type(error).__name__}: {error}"
+        _abort(context, grpc.StatusCode.INTERNAL, message)
+    _abort(context, code, str(error))
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
@@ -333,16 +346,26 @@ class CoordinatorServer(grpc.Server):  # type: ignore[misc]
         return bool(self.server.wait_for_termination(timeout))
 
     def stop(self, grace: float | None = None) -> threading.Event:
-        """Stop serving (in-flight calls get ``grace`` seconds), then stop the job manager."""
+        """Stop serving and stop the job manager; returns once both are down.
+
+        Order matters: health turns NOT_SERVING and open WatchJob streams are woken
+        so they end with UNAVAILABLE; the gRPC server stops (in-flight calls get
+        ``grace`` seconds); the running job is interrupted and re-queued; only when
+        no handler can use it any more is the job store closed.
+        """
         with self._stop_lock:
             first = not self._stopped
             self._stopped = True
         if first:
             self.health.enter_graceful_shutdown()
             self.stopping.set()
+            self.manager.store.wake_waiters()
         done: threading.Event = self.server.stop(grace)
         if first:
             self.manager.stop()
+            if not done.wait((grace or 0.0) + _HANDLER_EXIT_SECONDS):
+                logger.warning("gRPC handlers still running after the grace period")
+            self.manager.close()
         return done
 
 

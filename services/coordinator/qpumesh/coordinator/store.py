@@ -185,9 +185,15 @@ class JobStore:
             self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
-        """Close the connection; the store is unusable afterwards."""
+        """Close the connection (waking every waiter); the store is unusable afterwards."""
         with self._lock:
             self._conn.close()
+            self.changed.notify_all()
+
+    def wake_waiters(self) -> None:
+        """Wake every thread blocked in ``wait_for_events`` (e.g. to let it notice a shutdown)."""
+        with self._lock:
+            self.changed.notify_all()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -406,15 +412,17 @@ class JobStore:
         return [dict(e.payload) for e in self.events(job_id, kind="fault")]
 
     def wait_for_events(self, job_id: str, after_seq: int, timeout: float) -> list[EventRecord]:
-        """Return events after ``after_seq``, waiting up to ``timeout`` seconds for one to appear."""
-        deadline = time.monotonic() + timeout
+        """Return events after ``after_seq``, waiting up to ``timeout`` seconds for one to appear.
+
+        Returns early (possibly with no events) whenever the store is written to or
+        ``wake_waiters`` is called, so callers can re-check their own stop conditions.
+        """
         with self._lock:
-            while True:
-                events = self.events(job_id, after_seq)
-                remaining = deadline - time.monotonic()
-                if events or remaining <= 0:
-                    return events
-                self.changed.wait(remaining)
+            events = self.events(job_id, after_seq)
+            if events:
+                return events
+            self.changed.wait(timeout)
+            return self.events(job_id, after_seq)
 
     # ----------------------------------------------------------------- helpers
 
