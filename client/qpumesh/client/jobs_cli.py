@@ -189,7 +189,11 @@ def _register_train(subparsers: argparse._SubParsersAction[Any]) -> None:
     run = train.add_argument_group("run")
     _add_coordinator_flag(run, local_default=True)
     run.add_argument(
-        "--nodes", type=int, default=4, metavar="N", help="nodes of the local mesh (default %(default)s)"
+        "--nodes",
+        type=int,
+        default=4,
+        metavar="N",
+        help="nodes of the local mesh; 0 runs circuits inside the coordinator (default %(default)s)",
     )
     run.add_argument(
         "--node-arg",
@@ -399,18 +403,12 @@ def _train(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             stack.enter_context(terminate_on_sigterm())
             if not address:
-                print(
-                    f"starting a local mesh ({args.nodes} nodes + coordinator) ...",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                what = f"{args.nodes} nodes + coordinator" if args.nodes else "in-process coordinator"
+                print(f"starting a local mesh ({what}) ...", file=sys.stderr, flush=True)
                 mesh = stack.enter_context(LocalMesh(nodes=args.nodes, node_args=args.node_arg))
                 address = mesh.coordinator_address
-                print(
-                    f"local mesh up: coordinator {address}, nodes {', '.join(mesh.node_addresses)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                nodes = ", ".join(mesh.node_addresses) or "none (circuits run in the coordinator)"
+                print(f"local mesh up: coordinator {address}, nodes {nodes}", file=sys.stderr, flush=True)
             client = stack.enter_context(CoordinatorClient(address, timeout=args.timeout))
             started = time.monotonic()
             job_id = client.submit(spec)
