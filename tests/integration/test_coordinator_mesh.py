@@ -14,17 +14,21 @@ SPEC = pb.JobSpec(model="distributed", qubits=4, partitions=2, layers=1, epochs=
 SERIES = [0.3, -0.1, 0.2, 0.5, 0.4, -0.3, 0.0]
 
 
-def _train(address: str, spec: pb.JobSpec, on_epoch: Any = None) -> tuple[pb.Job, list[float]]:
-    """Run ``spec`` to the end; return the job and the best model's predictions for ``SERIES``."""
+def _train(
+    address: str, spec: pb.JobSpec, on_epoch: Any = None
+) -> tuple[pb.Job, list[float], list[pb.JobEvent]]:
+    """Run ``spec`` to the end; return the job, its best model's predictions for ``SERIES``, its events."""
+    events: list[pb.JobEvent] = []
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
         job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=10).job_id
         for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=120):
+            events.append(event)
             if event.WhichOneof("kind") == "epoch" and on_epoch is not None:
                 on_epoch(event.epoch.epoch)
         job = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
         predictions = stub.Predict(pb.PredictRequest(job_id=job_id, series=SERIES), timeout=60).predictions
-    return job, list(predictions)
+    return job, list(predictions), events
 
 
 def _losses(job: pb.Job) -> np.ndarray:
@@ -36,8 +40,8 @@ def test_mesh_and_in_process_training_agree(node_server: Any, coordinator_server
     mesh_address, _ = coordinator_server(nodes=",".join(nodes))
     local_address, _ = coordinator_server(in_process=True)
 
-    mesh_job, mesh_predictions = _train(mesh_address, SPEC)
-    local_job, local_predictions = _train(local_address, SPEC)
+    mesh_job, mesh_predictions, mesh_events = _train(mesh_address, SPEC)
+    local_job, local_predictions, _ = _train(local_address, SPEC)
 
     assert mesh_job.state == local_job.state == pb.JOB_STATE_SUCCEEDED
     np.testing.assert_allclose(_losses(mesh_job), _losses(local_job), rtol=0, atol=1e-6)
@@ -45,6 +49,10 @@ def test_mesh_and_in_process_training_agree(node_server: Any, coordinator_server
     # The work really went to the nodes, spread over all three.
     assert {n.address for n in mesh_job.nodes} == set(nodes)
     assert all(n.calls > 0 and n.healthy for n in mesh_job.nodes)
+    # Every epoch event carries the pool's view of the nodes.
+    for event in mesh_events:
+        if event.WhichOneof("kind") == "epoch":
+            assert {n.address for n in event.nodes} == set(nodes)
     mesh_counts = [m.circuit_evaluations for m in mesh_job.history]
     assert mesh_counts == [m.circuit_evaluations for m in local_job.history]
 
@@ -65,11 +73,13 @@ def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
         if epoch == 1:
             victim.stop(None)
 
-    mesh_job, mesh_predictions = _train(mesh_address, spec, on_epoch=kill_after_first_epoch)
-    local_job, local_predictions = _train(local_address, spec)
+    mesh_job, mesh_predictions, mesh_events = _train(mesh_address, spec, on_epoch=kill_after_first_epoch)
+    local_job, local_predictions, _ = _train(local_address, spec)
 
     assert mesh_job.state == pb.JOB_STATE_SUCCEEDED and mesh_job.epochs_done == 3
     np.testing.assert_allclose(_losses(mesh_job), _losses(local_job), rtol=0, atol=1e-6)
     np.testing.assert_allclose(mesh_predictions, local_predictions, rtol=0, atol=1e-6)
     # The failover is on record, against the node that went away.
     assert any(f.node == victim_address for f in mesh_job.faults), list(mesh_job.faults)
+    streamed = [e.fault for e in mesh_events if e.WhichOneof("kind") == "fault"]
+    assert [(f.node, f.kind) for f in streamed] == [(f.node, f.kind) for f in mesh_job.faults]
