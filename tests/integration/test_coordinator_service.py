@@ -266,3 +266,20 @@ def test_shutdown_requeues_the_running_job_and_a_restart_finishes_it(tmp_path: P
             assert [m.epoch for m in job.history] == [1, 2, 3, 4, 5, 6]
     finally:
         server.stop(None)
+
+
+def test_a_bug_is_internal_and_logged(
+    coordinator_server: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    address, server = coordinator_server(in_process=True)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(server.manager.store, "list_jobs", broken)
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
+        code, details = _code(lambda: stub.ListJobs(pb.ListJobsRequest(), timeout=10))
+    assert code == grpc.StatusCode.INTERNAL
+    assert details == "ListJobs: internal error: KeyError: 'surprise'"
+    assert any(r.message == "ListJobs failed" and r.exc_info for r in caplog.records)
