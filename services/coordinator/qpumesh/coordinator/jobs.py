@@ -292,8 +292,17 @@ class JobManager:
     def _run(self, job: JobRecord) -> None:
         with self._state_lock:
             self._current = job.id
-            self._cancel_current = job.cancel_requested
+            self._cancel_current = False
         try:
+            # Read the job again now that ``cancel`` can see it is current: a cancel
+            # that landed after the queue was read is either in this record or
+            # flagged by ``cancel`` itself.
+            job = self.store.get_job(job.id)
+            if job.final:
+                return
+            if job.cancel_requested:
+                with self._state_lock:
+                    self._cancel_current = True
             self._train(job)
         except Exception as error:
             with self._state_lock:
