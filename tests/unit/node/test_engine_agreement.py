@@ -203,3 +203,29 @@ def test_batched_fuses_each_cnot_ladder_into_one_step() -> None:
     assert kinds.count("_Rot1") == 36
     assert len(kinds) - kinds.count("_Rot1") == 1 + 5
     assert program.initial is not None
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(circuit=circuits(), data=st.data())
+def test_shift_gradient_matches_finite_differences_on_random_circuits(
+    circuit: cirq.Circuit, data: st.DataObject
+) -> None:
+    """Every symbolic gate form the compiler accepts obeys the shift rule it is given."""
+    n = len(circuit.all_qubits())
+    symbols = sorted(p for p in cirq.parameter_names(circuit))
+    observables = [[(1.0, data.draw(pauli_terms(n)))], [(0.5, data.draw(pauli_terms(n)))]]
+    values = np.array(
+        data.draw(st.lists(st.floats(-np.pi, np.pi), min_size=len(symbols), max_size=len(symbols))),
+        dtype=np.float64,
+    ).reshape(1, len(symbols))
+    circuit_hash, text = as_request(circuit)
+    result = NodeCore(NodeConfig()).shift_gradient(circuit_hash, text, observables, symbols, values)
+    h = 1e-5
+    for k in range(len(symbols)):
+        step = np.zeros_like(values)
+        step[0, k] = h
+        fd = (
+            cirq_reference(circuit, observables, symbols, values + step)
+            - cirq_reference(circuit, observables, symbols, values - step)
+        ) / (2 * h)
+        np.testing.assert_allclose(result.jacobian[:, :, k], fd, atol=1e-6, err_msg=f"d/d{symbols[k]}")
