@@ -53,10 +53,10 @@ def test_random_errors_are_retried_and_the_numbers_do_not_change(
             assert_same_results(mesh.run_round(tasks), reference)
         kinds = [e.kind for e in mesh.drain_fault_events()]
     # Health probes (GetInfo) meet injected errors too; the pool counts only its task calls.
-    retries = mesh.stats.retries
+    retries = mesh.mesh_stats.retries
     assert 0 < retries <= flaky.injector.counters().injected_errors
-    assert mesh.stats.failures == retries and mesh.stats.rpcs == 3 * 8 + retries
-    assert flaky.work_calls() + steady.work_calls() == mesh.stats.rpcs
+    assert mesh.mesh_stats.failures == retries and mesh.mesh_stats.rpcs == 3 * 8 + retries
+    assert flaky.work_calls() + steady.work_calls() == mesh.mesh_stats.rpcs
     assert kinds.count("error") == retries and kinds.count("failover") == retries
 
 
@@ -67,8 +67,8 @@ def test_a_single_flaky_node_is_retried_in_place(faulty_node: Callable[..., Faul
     with MeshExecutor(only.address, options) as mesh:
         for _ in range(2):
             assert_same_results(mesh.run_round(tasks), InProcessExecutor().run_round(tasks))
-    assert 0 < mesh.stats.retries == mesh.stats.failures <= only.injector.counters().injected_errors
-    assert mesh.stats.rpcs == only.work_calls() == 12 + mesh.stats.retries
+    assert 0 < mesh.mesh_stats.retries == mesh.mesh_stats.failures <= only.injector.counters().injected_errors
+    assert mesh.mesh_stats.rpcs == only.work_calls() == 12 + mesh.mesh_stats.retries
 
 
 def test_a_hung_node_times_out_fails_over_and_recovers_when_cleared(
@@ -114,9 +114,9 @@ def test_hedging_beats_a_slow_node(faulty_node: Callable[..., FaultyNode]) -> No
 
     unhedged_time, unhedged, unhedged_nodes = timed_round(None)
     hedged_time, hedged, hedged_nodes = timed_round(0.1)
-    assert unhedged_nodes == [slow.address] * 4 and unhedged.stats.hedges == 0
+    assert unhedged_nodes == [slow.address] * 4 and unhedged.mesh_stats.hedges == 0
     assert hedged_nodes == [fast.address] * 4
-    assert hedged.stats.hedges == hedged.stats.hedge_wins == 4
+    assert hedged.mesh_stats.hedges == hedged.mesh_stats.hedge_wins == 4
     hedge_events = [e for e in hedged.drain_fault_events() if e.kind == "hedge"]
     assert len(hedge_events) == 4 and all(e.node == fast.address for e in hedge_events)
     assert all(f"{fast.address} won over {slow.address}" in e.detail for e in hedge_events)
@@ -133,7 +133,7 @@ def test_hedge_loses_to_a_primary_that_answers_first(faulty_node: Callable[..., 
         mesh.set_assignment({t.key: 0 for t in tasks})
         results = mesh.run_round(tasks)
         assert [r.node for r in results] == [primary.address] * 2
-        assert mesh.stats.hedges == 2 and mesh.stats.hedge_wins == 0
+        assert mesh.mesh_stats.hedges == 2 and mesh.mesh_stats.hedge_wins == 0
         assert {s.address: s.hedges for s in mesh.node_stats()} == {primary.address: 0, other.address: 2}
 
 
@@ -154,7 +154,7 @@ def test_a_crashing_node_is_failed_over(faulty_node: Callable[..., FaultyNode]) 
         results = mesh.run_round(tasks)  # call 5 crashes the node
         assert_same_results(results, reference)
         assert {r.node for r in results} == {survivor.address}
-        assert mesh.stats.retries == 4
+        assert mesh.mesh_stats.retries == 4
 
 
 def test_bandwidth_delays_calls_by_their_size(faulty_node: Callable[..., FaultyNode]) -> None:

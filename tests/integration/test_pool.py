@@ -47,7 +47,7 @@ def test_a_round_is_one_concurrent_call_per_task_with_the_in_process_numbers(
         mesh.set_assignment({t.key: i % 2 for i, t in enumerate(tasks)})
         first = mesh.run_round(tasks)
         second = mesh.run_round(tasks)
-        stats = mesh.stats.snapshot()
+        stats = mesh.mesh_stats.snapshot()
     assert_same_results(first, reference)
     assert_same_results(second, reference)
     # Routed as planned, one RPC per task per round, nothing retried.
@@ -90,7 +90,7 @@ def test_a_stopped_node_fails_over_then_recovers(
         results = mesh.run_round(tasks)
         assert_same_results(results, reference)
         assert {r.node for r in results} == {b.address}
-        assert mesh.stats.retries == 4  # a's four tasks, each once
+        assert mesh.mesh_stats.retries == 4  # a's four tasks, each once
         events = mesh.drain_fault_events()
         kinds = [e.kind for e in events]
         assert kinds.count("error") == 4 and kinds.count("failover") == 4 and "unhealthy" in kinds
@@ -101,9 +101,9 @@ def test_a_stopped_node_fails_over_then_recovers(
         assert status[b.address].healthy and status[b.address].retries == 4
 
         # While a is down it is skipped: no more failures or retries.
-        rpcs = mesh.stats.rpcs
+        rpcs = mesh.mesh_stats.rpcs
         assert_same_results(mesh.run_round(tasks), reference)
-        assert mesh.stats.rpcs == rpcs + 8 and mesh.stats.retries == 4
+        assert mesh.mesh_stats.rpcs == rpcs + 8 and mesh.mesh_stats.retries == 4
 
         # a comes back on the same port: the health check notices, routing returns to plan,
         # and the circuits are sent again (a restarted node has an empty cache).
@@ -114,7 +114,7 @@ def test_a_stopped_node_fails_over_then_recovers(
         results = mesh.run_round(tasks)
         assert_same_results(results, reference)
         assert [r.node for r in results] == [(a, b)[i % 2].address for i in range(8)]
-        assert mesh.stats.failures == 4
+        assert mesh.mesh_stats.failures == 4
 
 
 def test_failover_only_goes_to_nodes_wide_enough(faulty_node: Callable[..., FaultyNode]) -> None:
@@ -152,7 +152,7 @@ def test_invalid_argument_is_raised_at_once_not_retried(faulty_node: Callable[..
         assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.node == a.address
         assert a.address in str(caught.value) and "symbol" in caught.value.details
-        assert mesh.stats.retries == 0 and mesh.stats.rpcs == 1
+        assert mesh.mesh_stats.retries == 0 and mesh.mesh_stats.rpcs == 1
         assert a.work_calls() == 1 and b.work_calls() == 0
         # The node stays in service.
         assert {s.address: s.healthy for s in mesh.node_stats()} == {a.address: True, b.address: True}

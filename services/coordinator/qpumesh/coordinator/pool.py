@@ -70,6 +70,8 @@ _TRANSIENT = frozenset(
 _UNHEALTHY_AFTER = 2
 # Latencies kept per node for the percentiles.
 _LATENCY_WINDOW = 512
+# Calls whose mean latency ranks hedge partners.
+_RECENT_CALLS = 16
 # Fault records kept until drained (oldest dropped first).
 _FAULT_BACKLOG = 10_000
 # After the first node answers, how long node_max_qubits still waits for the others.
@@ -288,6 +290,11 @@ class _Node:
     def max_qubits(self) -> int:
         return int(self.info.max_qubits) if self.info is not None else 0
 
+    def recent_latency_ms(self) -> float:
+        """Mean latency of the last few successful calls (0 when none yet)."""
+        recent = list(self.latencies_ms)[-_RECENT_CALLS:]
+        return sum(recent) / len(recent) if recent else 0.0
+
     def status(self) -> NodeStatus:
         latencies = np.fromiter(self.latencies_ms, dtype=np.float64)
         mean, p50, p95 = (
@@ -379,7 +386,10 @@ class MeshExecutor:
     def __init__(self, nodes: str | Sequence[str], options: PoolOptions | None = None) -> None:
         self.options = options or PoolOptions()
         self._targets = parse_targets(nodes)
-        self.stats: MeshStats = MeshStats()
+        self.mesh_stats = MeshStats()
+        # Typed as the protocol's ExecutorStats so a MeshExecutor *is* an Executor for mypy;
+        # ``mesh_stats`` is the same object with the pool's own counters.
+        self.stats: ExecutorStats = self.mesh_stats
         self._nodes: dict[str, _Node] = {}
         self._plan_order: list[str] | None = None
         self._assignment: dict[str, str] = {}
@@ -687,7 +697,7 @@ class MeshExecutor:
             node = self._choose(task, tried)
             if last is not None:
                 node.retries += 1
-                self.stats.add(retries=1)
+                self.mesh_stats.add(retries=1)
                 self._record(
                     node.address,
                     "failover",
@@ -721,7 +731,7 @@ class MeshExecutor:
         if partner is None:
             return await primary
         partner.hedges += 1
-        self.stats.add(hedges=1)
+        self.mesh_stats.add(hedges=1)
         hedge = asyncio.create_task(self._call(partner, task))
         pending: set[asyncio.Task[CircuitResult]] = {primary, hedge}
         failure: _TransientCallError | None = None
@@ -733,7 +743,7 @@ class MeshExecutor:
                     if error is None:
                         winner, loser = (partner, node) if job is hedge else (node, partner)
                         if job is hedge:
-                            self.stats.add(hedge_wins=1)
+                            self.mesh_stats.add(hedge_wins=1)
                         self._record(
                             winner.address,
                             "hedge",
@@ -759,7 +769,8 @@ class MeshExecutor:
             if n is not node and n.healthy and not n.removed and n.max_qubits >= width
         ]
         fresh = [n for n in options if n not in tried] or options
-        return min(fresh, key=lambda n: (n.in_flight, n.calls)) if fresh else None
+        # Idle first, then the fastest lately: a hedge on another slow node buys nothing.
+        return min(fresh, key=lambda n: (n.in_flight, n.recent_latency_ms(), n.calls)) if fresh else None
 
     async def _call(self, node: _Node, task: CircuitTask) -> CircuitResult:
         """Run ``task`` on ``node``: one RPC, or two when the node lost the circuit.
@@ -794,14 +805,14 @@ class MeshExecutor:
             return self._decode(node, task, reply)
         except ValueError as error:
             node.failures += 1
-            self.stats.add(failures=1)
+            self.mesh_stats.add(failures=1)
             raise MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}") from None
 
     async def _send(
         self, node: _Node, task: CircuitTask, include_json: bool
     ) -> pb.EvaluateResponse | pb.ShiftGradientResponse:
         node.calls += 1
-        self.stats.add(rpcs=1)
+        self.mesh_stats.add(rpcs=1)
         circuit = task.circuit.to_proto(include_json=include_json)
         observables = observables_to_proto(task.observables)
         params = pb.ParameterBatch(symbols=list(task.symbols), values=to_tensor(task.values))
@@ -850,7 +861,7 @@ class MeshExecutor:
         """Account for a failed call; return the exception to raise."""
         code, details = error.code(), error.details() or ""
         node.failures += 1
-        self.stats.add(failures=1)
+        self.mesh_stats.add(failures=1)
         if code not in _TRANSIENT:
             return MeshError(node.address, code, f"task {task.key or '?'}: {details}")
         node.consecutive_failures += 1
