@@ -453,15 +453,21 @@ class FaultInjector:
         with self._lock:
             return self._config
 
-    def set_config(self, config: FaultConfig) -> None:
-        """Replace the faults; applies to calls that arrive from now on and releases hung calls."""
+    def set_config(self, config: FaultConfig, *, source: str = "") -> None:
+        """Replace the faults; applies to calls that arrive from now on and releases hung calls.
+
+        Args:
+            config: the new faults.
+            source: who asked (e.g. the admin caller's address), for the log line.
+        """
         with self._changed:
             previous, self._config = self._config, config
             self._random = random.Random(config.seed)
             self._changed.notify_all()
         logger.warning(
-            "fault injection on node %s changed: %s -> %s",
+            "fault injection on node %s changed%s: %s -> %s",
             self.node_id or "?",
+            f" by {source}" if source else "",
             previous.describe(),
             config.describe(),
         )
@@ -627,8 +633,7 @@ class NodeAdmin:
             config = FaultConfig.from_proto(request.faults)
         except FaultConfigError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        logger.warning("NodeAdmin.SetFaults from %s", context.peer())
-        self._injector.set_config(config)
+        self._injector.set_config(config, source=f"NodeAdmin.SetFaults from {context.peer()}")
         return apb.SetFaultsResponse(faults=config.to_proto(), counters=self._injector.counters())
 
     def get_faults(
