@@ -187,12 +187,6 @@ def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     assert _processes_mentioning(str(tmp_path)) == []
 
 
-@pytest.mark.xfail(
-    reason="coordinator shutdown closes its job store while WatchJob streams are still inside "
-    "store.wait_for_events, so they end with INTERNAL ('Cannot operate on a closed database') "
-    "instead of UNAVAILABLE (server.CoordinatorServer.stop does not wait for server.stop(grace))",
-    strict=False,
-)
 def test_watch_follows_a_job_across_a_coordinator_restart(tmp_path: Path) -> None:
     epochs = 15
     with (

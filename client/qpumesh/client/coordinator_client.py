@@ -233,9 +233,9 @@ class CoordinatorClient:
             call = self._stub.WatchJob(request, timeout=remaining)
             try:
                 for event in call:
-                    failures = 0
                     if event.seq <= last_seq:
                         continue
+                    failures = 0  # progress: the retry budget counts consecutive failures
                     last_seq = event.seq
                     yield event
                 return
