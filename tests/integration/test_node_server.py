@@ -21,7 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from qpumesh.client import NodeClient, QpuMeshError
+from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeConfig, NodeCore
+from qpumesh.node.server import create_server
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire.circuits import WireCircuit, observables_to_proto, pauli_terms
@@ -353,3 +355,26 @@ def test_serve_refuses_a_bad_environment_variable_by_name(tmp_path: Path) -> Non
     )
     assert result.returncode == 2
     assert "QPUMESH_WORKERS" in result.stderr and "'many'" in result.stderr
+
+
+def test_a_restarted_node_gets_the_circuit_again_transparently() -> None:
+    recorder = RecordingInterceptor()
+    config = ServerConfig(node=NodeConfig(node_id="restart"), host="127.0.0.1", port=0)
+    server, port = create_server(config)
+    circuit, params = two_qubit_circuit(), batch(2)
+    try:
+        with NodeClient(f"127.0.0.1:{port}") as client:
+            expected = client.evaluate(circuit, OBSERVABLES, params)
+            server.stop(None).wait()
+            # A fresh process on the same port: empty circuit cache.
+            server, _ = create_server(
+                ServerConfig(node=config.node, host="127.0.0.1", port=port), interceptors=[recorder]
+            )
+            again = client.evaluate(circuit, OBSERVABLES, params)
+    finally:
+        server.stop(None)
+    np.testing.assert_array_equal(again, expected)
+    assert recorder.calls == [
+        ("Evaluate", False, grpc.StatusCode.NOT_FOUND),
+        ("Evaluate", True, grpc.StatusCode.OK),
+    ]
