@@ -13,13 +13,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from qpumesh.node.core import NodeConfig, NodeCore
 from qpumesh.wire.circuits import PauliTerms, WireCircuit
+
+if TYPE_CHECKING:
+    from qpumesh.node.core import NodeConfig
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -119,6 +121,10 @@ class InProcessExecutor:
     """
 
     def __init__(self, config: NodeConfig | None = None) -> None:
+        # Imported here so the model code (and its tests) can use the protocol and the
+        # task types without loading the node's engines.
+        from qpumesh.node.core import NodeConfig, NodeCore
+
         self.core = NodeCore(config or NodeConfig(node_id="local"))
         self.stats = ExecutorStats()
 

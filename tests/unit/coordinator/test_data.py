@@ -1,0 +1,99 @@
+"""Benchmark series, scaling, windows and CSV loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qpumesh.coordinator.data import (
+    DataError,
+    MinMaxScaler,
+    csv_series,
+    make_dataset,
+    make_windows,
+    narma_input,
+    narma_series,
+    pendulum_series,
+)
+
+
+def test_pendulum_matches_paper_shapes() -> None:
+    series = pendulum_series()
+    assert series.shape == (240,) and series[0] == 3.0
+    data = make_dataset(series, 4, 0.67)
+    assert len(data.x_train) + len(data.x_test) == 235
+    assert data.split == 157 and data.x_train.shape == (157, 4, 1) and data.y_test.shape == (78, 1)
+    x, y = data.all_windows()
+    assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+    assert x.dtype == y.dtype == torch.float64
+
+
+def test_pendulum_is_accurate() -> None:
+    # Halving the step changes nothing visible: RK4 with 100 substeps is converged.
+    coarse = pendulum_series(substeps=50)
+    fine = pendulum_series(substeps=100)
+    assert np.max(np.abs(coarse - fine)) < 1e-8
+    # The damped oscillation decays: the late amplitude is below the start.
+    assert np.max(np.abs(fine[-40:])) < 0.5 * np.max(np.abs(fine[:40]))
+
+
+@pytest.mark.parametrize("order", [2, 5, 10])
+def test_narma_against_direct_recurrence(order: int) -> None:
+    length = 120
+    u = narma_input(length + order)
+    y = [0.0] * order
+    for t in range(order - 1, length + order - 1):
+        total = sum(y[t - j] for j in range(order))
+        y.append(0.3 * y[t] + 0.05 * y[t] * total + 1.5 * u[t - order + 1] * u[t] + 0.1)
+    np.testing.assert_allclose(narma_series(order, length), y[order:], rtol=1e-14)
+
+
+def test_narma_input_formula() -> None:
+    t = 7.0
+    waves = [np.sin(2 * np.pi * f * t / 300) for f in (2.11, 3.73, 4.11)]
+    expected = 0.1 * (waves[0] * waves[1] * waves[2] + 1)
+    assert narma_input(8)[7] == pytest.approx(expected)
+
+
+def test_windows_and_scaler_round_trip() -> None:
+    series = np.arange(10.0)
+    x, y = make_windows(series, 3)
+    assert x.shape == (6, 3) and list(x[0]) == [0, 1, 2] and y[0] == 3 and y[-1] == 8
+    scaler = MinMaxScaler.fit(series)
+    np.testing.assert_allclose(scaler.inverse(scaler.transform(series)), series)
+    assert scaler.transform(np.array([0.0, 9.0])).tolist() == [-1.0, 1.0]
+
+
+def test_constant_or_short_series_rejected() -> None:
+    with pytest.raises(DataError, match="constant"):
+        make_dataset(np.ones(20), 4, 0.67)
+    with pytest.raises(DataError, match="too short"):
+        make_dataset(np.arange(5.0), 4, 0.67)
+
+
+def test_csv_by_name_and_last_column(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("t,a,b\n0,1.5,10\n1,2.5,20\n2,3.5,30\n")
+    assert csv_series(path).tolist() == [10, 20, 30]
+    assert csv_series(path, "a").tolist() == [1.5, 2.5, 3.5]
+    bare = tmp_path / "bare.csv"
+    bare.write_text("1\n2\n3\n")
+    assert csv_series(bare).tolist() == [1, 2, 3]
+
+
+def test_csv_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        csv_series(tmp_path / "missing.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="no data"):
+        csv_series(empty)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,oops\n")
+    with pytest.raises(DataError, match=r"data row 3: 'oops' is not a finite number"):
+        csv_series(bad)
+    with pytest.raises(DataError, match="no column 'c'"):
+        csv_series(bad, "c")
