@@ -271,3 +271,13 @@ def test_noisy_configuration_logs_the_engine_choice_once_per_circuit(
     assert first.backend == "qsim"
     lines = [r.getMessage() for r in caplog.records if "runs on" in r.getMessage()]
     assert len(lines) == 1 and "trajectories" in lines[0]
+
+
+def test_values_giving_a_non_finite_angle_are_rejected() -> None:
+    circuit = cirq.Circuit(cirq.rx(A**0.5).on(Q[0]))
+    circuit_hash, text = as_request(circuit)
+    core = NodeCore(NodeConfig())
+    with pytest.raises(InvalidRequest, match=r"row 1: the angle of .*a\*\*0.5.*\{'a': -1.0\}"):
+        core.evaluate(circuit_hash, text, [[(1.0, "Z")]], ["a"], np.array([[1.0], [-1.0]]))
+    result = core.evaluate(circuit_hash, text, [[(1.0, "Z")]], ["a"], np.array([[4.0]]))
+    np.testing.assert_allclose(result.expectations, [[np.cos(2.0)]], atol=1e-12)

@@ -269,7 +269,7 @@ class NodeCore:
         table = self._values(compiled, symbols, values)
         n_shots = self._shots(shots)
         self._check_reply_size(table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1))
-        angles = compiled.angles(symbols, table)
+        angles = self._angles(compiled, symbols, table)
         engine = self._engine(entry, seed)
         exact = self._exact_terms(engine, compiled, terms, angles)
         errors = None
@@ -331,7 +331,7 @@ class NodeCore:
             wrt_slots = differentiable_slots(compiled, names)
         except GradientError as exc:
             raise InvalidRequest(str(exc)) from None
-        angles = compiled.angles(symbols, table)
+        angles = self._angles(compiled, symbols, table)
         engine = self._engine(entry, seed)
         rng = np.random.default_rng(seed)
 
@@ -514,6 +514,19 @@ class NodeCore:
                 f"symbol {names[col]!r})"
             )
         return table
+
+    @staticmethod
+    def _angles(compiled: CompiledCircuit, symbols: Sequence[str], table: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            angles = compiled.angles(symbols, table)
+        if not np.all(np.isfinite(angles)):
+            row, k = np.argwhere(~np.isfinite(angles))[0]
+            slot = compiled.slots[k]
+            raise InvalidRequest(
+                f"row {row}: the angle of {slot.description} is not a finite real number for "
+                f"{ {s: float(table[row, list(symbols).index(s)]) for s in slot.symbols} }"
+            )
+        return angles
 
     def _shots(self, shots: int | None) -> int:
         if shots is None:
