@@ -86,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     watch.add_argument(
         "--after-seq", type=int, default=0, metavar="SEQ", help="only events after this sequence number"
     )
+    _add_show_faults_flag(watch)
     watch.set_defaults(func=_cmd_watch)
 
     predict = subparsers.add_parser(
@@ -140,6 +141,14 @@ def _add_coordinator_flag(parser: argparse._ActionsContainer, *, local_default: 
         default=30.0,
         metavar="S",
         help="deadline of each call (default %(default)s s)",
+    )
+
+
+def _add_show_faults_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--show-faults",
+        action="store_true",
+        help="print every node fault event (default: count them on the progress line)",
     )
 
 
@@ -205,6 +214,7 @@ def _register_train(subparsers: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and predictions.csv")
     run.add_argument("--plot", type=Path, metavar="DIR", help="also write loss.png, r2.png, predictions.png")
     run.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+    _add_show_faults_flag(run)
     train.set_defaults(func=_cmd_train, parser=train)
 
 
@@ -351,14 +361,24 @@ def _event_text(event: pb.JobEvent) -> str | None:
 
 
 def follow(
-    client: CoordinatorClient, job_id: str, stream: TextIO, *, after_seq: int = 0, tty: bool | None = None
+    client: CoordinatorClient,
+    job_id: str,
+    stream: TextIO,
+    *,
+    after_seq: int = 0,
+    tty: bool | None = None,
+    show_faults: bool = False,
 ) -> pb.Job:
-    """Show a job's progress on ``stream`` until it reaches a final state; return the final job."""
+    """Show a job's progress on ``stream`` until it reaches a final state; return the final job.
+
+    Node faults are counted on the progress line, or printed one per line with
+    ``show_faults``.
+    """
     from qpumesh.client.coordinator_client import job_finished
     from qpumesh.client.progress import ProgressDisplay
 
     job = client.get(job_id)
-    display = ProgressDisplay(stream, job.spec.epochs, tty=tty)
+    display = ProgressDisplay(stream, job.spec.epochs, tty=tty, show_faults=show_faults)
     for metrics in job.history:
         display.epoch(metrics)
     if not job_finished(job) and not job.history:
@@ -368,8 +388,11 @@ def follow(
         while not job_finished(job):
             for event in client.watch(job_id, after_seq=last_seq):
                 last_seq = event.seq
-                if event.WhichOneof("kind") == "epoch":
+                kind = event.WhichOneof("kind")
+                if kind == "epoch":
                     display.epoch(event.epoch)
+                elif kind == "fault":
+                    display.fault(event.fault.kind, _event_text(event) or "")
                 else:
                     text = _event_text(event)
                     if text:
@@ -416,7 +439,7 @@ def _train(args: argparse.Namespace) -> int:
                 print(job_id)
                 return EXIT_OK
             print(f"job {job_id} submitted to {address}", file=sys.stderr, flush=True)
-            job = follow(client, job_id, sys.stdout)
+            job = follow(client, job_id, sys.stdout, show_faults=args.show_faults)
             return _finish(client, job, args, time.monotonic() - started, address)
     except KeyboardInterrupt:
         if job_id and mesh is None:
@@ -506,7 +529,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         from qpumesh.v1 import coordinator_pb2 as pb
 
         with _client(args) as client:
-            job = follow(client, args.job_id, sys.stdout, after_seq=args.after_seq)
+            job = follow(
+                client, args.job_id, sys.stdout, after_seq=args.after_seq, show_faults=args.show_faults
+            )
         print(f"job {job.id} {state_name(job.state)}: test R² = {_r2(job.final_test_r2)}")
         if job.error:
             print(job.error, file=sys.stderr)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import io
 import math
 
-from qpumesh.client.progress import ProgressDisplay, format_bar, format_duration, format_progress
+from qpumesh.client.progress import (
+    ProgressDisplay,
+    format_bar,
+    format_duration,
+    format_faults,
+    format_progress,
+)
 from qpumesh.v1 import coordinator_pb2 as pb
 
 
@@ -81,3 +87,34 @@ def test_tty_mode_redraws_one_line() -> None:
     final_line = text.rstrip("\n").split("\r")[-1]
     assert final_line.startswith("epoch 2/2 [####################]")
     assert display.seconds_per_epoch == 2.0
+
+
+def test_faults_are_counted_on_the_progress_line() -> None:
+    assert format_faults({}) == ""
+    assert format_faults({"failover": 2, "error": 3}) == "faults 5 (error 3, failover 2)"
+    out = io.StringIO()
+    display = ProgressDisplay(out, 2, tty=False)
+    display.fault("error", "fault on node-0: error")
+    display.fault("failover", "fault on node-1: failover")
+    display.fault("error", "fault on node-0: error")
+    display.epoch(_metrics(1))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith("ETA 0:02  faults 3 (error 2, failover 1)")
+
+
+def test_faults_update_the_line_in_place_or_print_when_asked() -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out, 2, tty=True)
+    display.start()
+    display.fault("timeout", "fault on node-0: timeout")
+    assert out.getvalue().split("\r")[-1].endswith("waiting for the first epoch ...  faults 1 (timeout 1)")
+    assert "\n" not in out.getvalue()
+
+    verbose = io.StringIO()
+    display = ProgressDisplay(verbose, 2, tty=False, show_faults=True)
+    display.fault("timeout", "fault on node-0: timeout")
+    display.epoch(_metrics(1))
+    lines = verbose.getvalue().splitlines()
+    assert lines[0] == "fault on node-0: timeout"
+    assert lines[1].endswith("faults 1 (timeout 1)")
