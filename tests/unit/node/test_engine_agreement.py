@@ -229,3 +229,20 @@ def test_shift_gradient_matches_finite_differences_on_random_circuits(
             - cirq_reference(circuit, observables, symbols, values - step)
         ) / (2 * h)
         np.testing.assert_allclose(result.jacobian[:, :, k], fd, atol=1e-6, err_msg=f"d/d{symbols[k]}")
+
+
+def test_subcircuits_are_inlined() -> None:
+    q = cirq.LineQubit.range(2)
+    inner = cirq.FrozenCircuit(cirq.ry(A).on(q[0]), cirq.CNOT(*q))
+    circuit = cirq.Circuit(cirq.H(q[1]), cirq.CircuitOperation(inner, repetitions=2), cirq.rz(B).on(q[1]))
+    flat = cirq.Circuit(cirq.H(q[1]), inner.unfreeze(), inner.unfreeze(), cirq.rz(B).on(q[1]))
+    observables = [[(1.0, "ZI")], [(1.0, "XY")]]
+    values = np.array([[0.3, 0.8]])
+    circuit_hash, text = as_request(circuit)
+    result = NodeCore(NodeConfig()).shift_gradient(
+        circuit_hash, text, observables, ["a", "b"], values, include_values=True
+    )
+    assert result.expectations is not None
+    np.testing.assert_allclose(
+        result.expectations, cirq_reference(flat, observables, ["a", "b"], values), atol=1e-12
+    )

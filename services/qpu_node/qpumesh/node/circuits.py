@@ -289,6 +289,8 @@ def compile_circuit(circuit: cirq.AbstractCircuit, max_qubits: int) -> CompiledC
     Raises:
         CircuitError: Measurements, unsupported gates or symbolic forms, or too many qubits.
     """
+    # Sub-circuits (cirq.CircuitOperation, e.g. from cirq.Circuit.freeze/repetitions) are inlined.
+    circuit = cirq.unroll_circuit_op(circuit, deep=True, tags_to_check=None)
     qubits = tuple(sorted(circuit.all_qubits()))
     if len(qubits) > max_qubits:
         raise CircuitError(
