@@ -206,3 +206,34 @@ def test_bad_node_lists_are_refused() -> None:
         MeshExecutor("localhost")
     with pytest.raises(ValueError, match="max_attempts"):
         PoolOptions(max_attempts=0)
+
+
+def test_close_ends_a_round_in_flight_and_keeps_the_last_stats(
+    faulty_node: Callable[..., FaultyNode],
+) -> None:
+    import threading
+
+    node = faulty_node(node_id="slow", faults=FaultConfig(latency_ms=3000))
+    mesh = MeshExecutor(node.address, FAST)
+    mesh.node_max_qubits()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            mesh.run_round(make_tasks(1, jacobian_every=0))
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert wait_until(lambda: mesh.node_stats()[0].in_flight == 1)
+    started = time.perf_counter()
+    mesh.close()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and time.perf_counter() - started < 3
+    assert len(errors) == 1 and isinstance(errors[0], MeshError)
+    assert errors[0].code == grpc.StatusCode.CANCELLED
+    (status,) = mesh.node_stats()
+    assert status.address == node.address and status.in_flight == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        mesh.run_round(make_tasks(1))

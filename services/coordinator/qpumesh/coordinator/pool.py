@@ -43,7 +43,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -398,6 +398,8 @@ class MeshExecutor:
         self._random = random.Random()
         self._background: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[bool]] = set()
+        self._rounds: set[asyncio.Task[Any]] = set()
+        self._final_stats: list[NodeStatus] = []
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="qpumesh-pool", daemon=True)
@@ -414,7 +416,12 @@ class MeshExecutor:
                 or no node can host its circuit.
         """
         self.stats.record_round(tasks)
-        return self._submit(self._round(list(tasks))).result()
+        try:
+            return self._submit(self._round(list(tasks))).result()
+        except CancelledError:
+            raise MeshError(
+                "", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round"
+            ) from None
 
     def node_max_qubits(self) -> list[int]:
         """Ask every node for its info and return the healthy nodes' max qubits.
@@ -454,7 +461,9 @@ class MeshExecutor:
         self._submit(apply()).result()
 
     def node_stats(self) -> list[NodeStatus]:
-        """Return a snapshot of every known node's status."""
+        """Return a snapshot of every known node's status (the last one, once closed)."""
+        if self._closed:
+            return list(self._final_stats)
         return self._call_soon(lambda: [node.status() for node in self._nodes.values() if not node.removed])
 
     def drain_fault_events(self) -> list[FaultRecord]:
@@ -468,6 +477,7 @@ class MeshExecutor:
         """Cancel background work, close the channels and stop the loop thread."""
         if self._closed:
             return
+        self._final_stats = self.node_stats()
         self._closed = True
         try:
             self._submit(self._shutdown()).result(timeout=10)
@@ -509,7 +519,7 @@ class MeshExecutor:
             self._background.append(asyncio.create_task(self._resolve_loop()))
 
     async def _shutdown(self) -> None:
-        work = [*self._background, *self._probes]
+        work = [*self._background, *self._probes, *self._rounds]
         for task in work:
             task.cancel()
         await asyncio.gather(*work, return_exceptions=True)
@@ -647,6 +657,10 @@ class MeshExecutor:
     # ------------------------------------------------------------------ rounds
 
     async def _round(self, tasks: list[CircuitTask]) -> list[CircuitResult]:
+        current = asyncio.current_task()
+        if current is not None:  # cancelled by close(), so no caller waits forever
+            self._rounds.add(current)
+            current.add_done_callback(self._rounds.discard)
         if not tasks:
             return []
         if not self._healthy_order():
