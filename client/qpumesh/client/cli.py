@@ -17,6 +17,7 @@ from collections.abc import Sequence
 _COMMAND_MODULES = (
     "qpumesh.node.cli",
     "qpumesh.coordinator.cli",
+    "qpumesh.coordinator.plan_cli",
     "qpumesh.client.jobs_cli",
     "qpumesh.client.mesh",
     "qpumesh.client.fault_cli",

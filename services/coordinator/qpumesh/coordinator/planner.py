@@ -187,7 +187,7 @@ def _assign(plan: Plan, limits: tuple[int, ...]) -> dict[str, int]:
 def format_plan(plan: Plan) -> str:
     """Render the plan as a plain-text table: partitions, then the per-node placement."""
     lines = [f"M = {plan.partitions} partition(s), {4 * plan.partitions} sub-circuits"]
-    lines.append(f"{'part':>4}  {'qubits D_m':>10}  {'outputs d_h^(m)':>15}  {'v_t entries':<12}")
+    lines.append(f"{'part':>4}  {'qubits D_m':>10}  {'outputs d_h^(m)':>15}  v_t entries")
     start = 0
     for m, (width, outputs) in enumerate(zip(plan.input_sizes, plan.output_sizes, strict=True)):
         lines.append(f"{m:>4}  {width:>10}  {outputs:>15}  {start}..{start + width - 1}")
