@@ -237,3 +237,15 @@ def test_close_ends_a_round_in_flight_and_keeps_the_last_stats(
     assert status.address == node.address and status.in_flight == 1
     with pytest.raises(RuntimeError, match="closed"):
         mesh.run_round(make_tasks(1))
+
+
+def test_nodes_that_are_down_are_left_out_of_the_plan(faulty_node: Callable[..., FaultyNode]) -> None:
+    live = faulty_node(node_id="live", max_qubits=7)
+    with MeshExecutor([live.address, "127.0.0.1:1"], FAST) as mesh:
+        assert mesh.node_max_qubits() == [7]  # after a short grace for slow starters
+        started = time.perf_counter()
+        assert mesh.node_max_qubits() == [7]  # no grace once the mesh is known
+        assert time.perf_counter() - started < 1.0
+        with pytest.raises(ValueError, match="the pool has 1 node"):
+            mesh.set_assignment({"g/0": 1})
+        assert {s.address: s.healthy for s in mesh.node_stats()} == {live.address: True, "127.0.0.1:1": False}

@@ -426,9 +426,9 @@ class MeshExecutor:
     def node_max_qubits(self) -> list[int]:
         """Ask every node for its info and return the healthy nodes' max qubits.
 
-        Waits up to ``connect_timeout_seconds`` for a first node to answer (then up to
-        2 s more for the rest). The order of the list is the one ``set_assignment``'s
-        indices refer to.
+        Waits up to ``connect_timeout_seconds`` for a first node to answer (then, on the
+        first call, up to 2 s more for the rest). The order of the list is the one
+        ``set_assignment``'s indices refer to; nodes that are down are left out.
 
         Raises:
             MeshError: no node answered in time (UNAVAILABLE).
@@ -649,7 +649,9 @@ class MeshExecutor:
             await asyncio.sleep(0.1)
 
     async def _plan_nodes(self) -> list[int]:
-        await self._wait_ready(all_nodes=True)
+        # Only the first plan gives slow starters a grace period; later a node that is
+        # down is known to be down, and a job should not wait for it.
+        await self._wait_ready(all_nodes=self._plan_order is None)
         order = self._healthy_order()
         self._plan_order = order
         return [self._nodes[a].max_qubits for a in order]
