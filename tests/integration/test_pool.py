@@ -249,3 +249,32 @@ def test_nodes_that_are_down_are_left_out_of_the_plan(faulty_node: Callable[...,
         with pytest.raises(ValueError, match="the pool has 1 node"):
             mesh.set_assignment({"g/0": 1})
         assert {s.address: s.healthy for s in mesh.node_stats()} == {live.address: True, "127.0.0.1:1": False}
+
+
+def test_dns_targets_follow_scaling(
+    faulty_node: Callable[..., FaultyNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `docker compose --scale` changes the A records of the service name; emulate the resolver.
+    from qpumesh.coordinator import pool
+
+    a, b = faulty_node(node_id="a"), faulty_node(node_id="b")
+    records = {"dns:qpu-node:50051": [a.address]}
+    monkeypatch.setattr(pool, "resolve_targets", lambda targets: list(records[targets[0]]))
+    tasks = make_tasks(4, jacobian_every=0)
+    options = dataclasses.replace(FAST, resolve_interval_seconds=0.1)
+    with MeshExecutor("dns:qpu-node:50051", options) as mesh:
+        assert mesh.node_max_qubits() == [20]
+        assert {r.node for r in mesh.run_round(tasks)} == {a.address}
+
+        records["dns:qpu-node:50051"] = [a.address, b.address]  # scaled up
+        assert wait_until(
+            lambda: {s.address for s in mesh.node_stats() if s.healthy} == {a.address, b.address}
+        )
+        assert {r.node for r in mesh.run_round(tasks)} == {a.address, b.address}  # least-loaded spreads
+
+        records["dns:qpu-node:50051"] = [b.address]  # scaled down
+        assert wait_until(lambda: [s.address for s in mesh.node_stats()] == [b.address])
+        assert {r.node for r in mesh.run_round(tasks)} == {b.address}
+        kinds = [(e.kind, e.node) for e in mesh.drain_fault_events()]
+        assert ("joined", b.address) in kinds and ("removed", a.address) in kinds
+        assert mesh.mesh_stats.failures == 0

@@ -736,7 +736,7 @@ class MeshExecutor:
 
     async def _attempt(self, task: CircuitTask, node: _Node, tried: Sequence[_Node]) -> CircuitResult:
         """One attempt: the call to ``node``, plus a hedge call if it is slow."""
-        primary = asyncio.create_task(self._call(node, task))
+        primary = self._launch(node, task)
         hedge_after = self.options.hedge_after_seconds
         if hedge_after is None:
             return await primary
@@ -748,7 +748,7 @@ class MeshExecutor:
             return await primary
         partner.hedges += 1
         self.mesh_stats.add(hedges=1)
-        hedge = asyncio.create_task(self._call(partner, task))
+        hedge = self._launch(partner, task)
         pending: set[asyncio.Task[CircuitResult]] = {primary, hedge}
         failure: _TransientCallError | None = None
         try:
@@ -788,6 +788,22 @@ class MeshExecutor:
         # Idle first, then the fastest lately: a hedge on another slow node buys nothing.
         return min(fresh, key=lambda n: (n.in_flight, n.recent_latency_ms(), n.calls)) if fresh else None
 
+    def _launch(self, node: _Node, task: CircuitTask) -> asyncio.Task[CircuitResult]:
+        """Start ``_call`` as a task, counting it in flight from now on.
+
+        The count goes up before the task first runs, so the other tasks of the same
+        round, chosen right after, already see this node as busier; it goes down in a
+        done callback, which also runs for a task cancelled before it started.
+        """
+        node.in_flight += 1
+        job = asyncio.create_task(self._call(node, task))
+
+        def release(_: asyncio.Task[CircuitResult]) -> None:
+            node.in_flight -= 1
+
+        job.add_done_callback(release)
+        return job
+
     async def _call(self, node: _Node, task: CircuitTask) -> CircuitResult:
         """Run ``task`` on ``node``: one RPC, or two when the node lost the circuit.
 
@@ -797,7 +813,6 @@ class MeshExecutor:
         """
         digest = task.circuit.hash
         include_json = digest not in node.known_hashes
-        node.in_flight += 1
         start = time.perf_counter()
         try:
             try:
@@ -809,8 +824,6 @@ class MeshExecutor:
                 reply = await self._send(node, task, True)
         except grpc.aio.AioRpcError as error:
             raise self._failed(node, task, error) from None
-        finally:
-            node.in_flight -= 1
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         node.known_hashes.add(digest)
         node.latencies_ms.append(elapsed_ms)
