@@ -278,3 +278,25 @@ def test_dns_targets_follow_scaling(
         kinds = [(e.kind, e.node) for e in mesh.drain_fault_events()]
         assert ("joined", b.address) in kinds and ("removed", a.address) in kinds
         assert mesh.mesh_stats.failures == 0
+
+
+def test_a_node_stopped_during_a_round_fails_over(faulty_node: Callable[..., FaultyNode]) -> None:
+    import threading
+
+    a = faulty_node(node_id="a", workers=4, faults=FaultConfig(latency_ms=1000))
+    b = faulty_node(node_id="b", workers=4)
+    tasks = make_tasks(4)
+    reference = InProcessExecutor().run_round(tasks)
+    with MeshExecutor([a.address, b.address], FAST) as mesh:
+        mesh.set_assignment({t.key: 0 for t in tasks})
+        results: list[object] = []
+        worker = threading.Thread(target=lambda: results.append(mesh.run_round(tasks)))
+        worker.start()
+        assert wait_until(lambda: a.injector.counters().work_calls == 4)  # all four calls held by a
+        a.server.stop(None)  # kill the node with the calls in flight
+        worker.join(timeout=10)
+        assert not worker.is_alive() and len(results) == 1
+        assert_same_results(results[0], reference)  # type: ignore[arg-type]
+        assert {r.node for r in results[0]} == {b.address}  # type: ignore[attr-defined]
+        assert mesh.mesh_stats.retries == 4
+        assert {e.kind for e in mesh.drain_fault_events()} >= {"error", "failover", "unhealthy"}
