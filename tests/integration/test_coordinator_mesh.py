@@ -62,7 +62,7 @@ def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
 ) -> None:
     spec = pb.JobSpec()
     spec.CopyFrom(SPEC)
-    spec.epochs = 3
+    spec.epochs = 5
     started = [node_server(node_id=f"n{i}") for i in range(3)]
     nodes = [address for address, _ in started]
     victim_address, victim = started[1]
@@ -76,7 +76,7 @@ def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
     mesh_job, mesh_predictions, mesh_events = _train(mesh_address, spec, on_epoch=kill_after_first_epoch)
     local_job, local_predictions, _ = _train(local_address, spec)
 
-    assert mesh_job.state == pb.JOB_STATE_SUCCEEDED and mesh_job.epochs_done == 3
+    assert mesh_job.state == pb.JOB_STATE_SUCCEEDED and mesh_job.epochs_done == 5
     np.testing.assert_allclose(_losses(mesh_job), _losses(local_job), rtol=0, atol=1e-6)
     np.testing.assert_allclose(mesh_predictions, local_predictions, rtol=0, atol=1e-6)
     # The failover is on record, against the node that went away.

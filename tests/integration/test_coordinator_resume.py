@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 
-SPEC = pb.JobSpec(model="distributed", qubits=4, partitions=2, layers=1, epochs=5, series_length=60, seed=3)
+SPEC = pb.JobSpec(model="distributed", qubits=4, partitions=2, layers=1, epochs=8, series_length=80, seed=3)
 STARTUP_SECONDS = 90.0
 
 
@@ -99,14 +99,14 @@ def test_sigkilled_coordinator_resumes_the_job_from_its_last_checkpoint(
         assert second.wait(60) == 0, log.read_text()
 
     assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
-    assert job.epochs_done == 5 and [m.epoch for m in job.history] == [1, 2, 3, 4, 5]
+    assert job.epochs_done == 8 and [m.epoch for m in job.history] == list(range(1, 9))
     resumed = [e.log for e in events if e.log.startswith("resumed from the checkpoint of epoch")]
     assert len(resumed) == 1, [e.log for e in events]
     resumed_at = int(resumed[0].split("epoch ")[1].split()[0])
     assert resumed_at >= 1
     # Only the epochs after the checkpoint were trained again.
     assert [e.epoch.epoch for e in events if e.WhichOneof("kind") == "epoch"] == list(
-        range(resumed_at + 1, 6)
+        range(resumed_at + 1, 9)
     )
 
     # The same job without the crash gives the same numbers.
