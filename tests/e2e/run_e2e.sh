@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End-to-end test of the containerised mesh on a real Docker engine (called by
+# `bash scripts/test.sh --e2e`, hence by CI):
+#
+#   1. start the engine, the Compose plugin and the base image (tests/e2e/docker_engine.sh)
+#   2. build the wheelhouse on the host (build/wheelhouse: torch + every dependency)
+#   3. build both images offline from it (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
+#   4. pytest -m e2e tests/e2e (compose up with 4 nodes, a training job, faults, ...)
+#
+# Always, also on failure or Ctrl-C: `docker compose down -v` of the test project, and stop
+# the dockerd that docker_engine.sh started (by its recorded PID; an engine it did not start
+# is left alone). Each step's wall time is printed at the end.
+#
+# Environment:
+#   PY                          python with qpumesh[dev] (default .venv/bin/python)
+#   COMPOSE_PROJECT_NAME        compose project of the test mesh (default qpumesh-e2e)
+#   QPUMESH_TAG                 tag of the images built and tested (default e2e)
+#   QPUMESH_E2E_STATE           state/log directory (default /tmp/qpumesh-e2e)
+#   QPUMESH_E2E_KEEP_ENGINE=1   leave dockerd running afterwards (for repeated local runs)
+#   QPUMESH_E2E_SKIP_BUILD=1    reuse the images already tagged $QPUMESH_TAG
+#   extra arguments             passed to pytest (e.g. -k hetero, -x)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PY=${PY:-.venv/bin/python}
+export QPUMESH_E2E_STATE=${QPUMESH_E2E_STATE:-/tmp/qpumesh-e2e}
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-qpumesh-e2e}
+export QPUMESH_TAG=${QPUMESH_TAG:-e2e}
+export QPUMESH_E2E_REQUIRED=1
+ENGINE=tests/e2e/docker_engine.sh
+PIDFILE="$QPUMESH_E2E_STATE/dockerd.pid"
+BASE_IMAGE=${QPUMESH_BASE_IMAGE:-qpumesh-base:bookworm}
+WHEELHOUSE=build/wheelhouse
+TORCH_SPEC="torch==2.13.0"
+
+log() { printf '[run_e2e] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ -x "$PY" ] || die "$PY not found; run 'bash scripts/setup.sh' first (or set PY)"
+mkdir -p "$QPUMESH_E2E_STATE"
+
+TIMINGS=()
+T_ALL=$(date +%s%N)
+# timed NAME CMD...: run CMD, remember its wall time.
+timed() {
+  local name=$1 t0 ms
+  shift
+  log "== $name"
+  t0=$(date +%s%N)
+  "$@"
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  TIMINGS+=("$(printf '%-12s %4d.%01d s' "$name" $((ms / 1000)) $((ms % 1000 / 100)))")
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  log "== teardown (exit status $rc)"
+  if docker info >/dev/null 2>&1; then
+    docker compose -p "$COMPOSE_PROJECT_NAME" -f docker-compose.yml -f docker-compose.hetero.yml \
+      down --volumes --remove-orphans --timeout 10 >&2 || log "compose down failed"
+  fi
+  if [ "${QPUMESH_E2E_KEEP_ENGINE:-}" != 1 ]; then
+    bash "$ENGINE" stop || log "stopping dockerd failed"
+  elif [ -s "$PIDFILE" ]; then
+    log "QPUMESH_E2E_KEEP_ENGINE=1: dockerd PID $(cat "$PIDFILE") left running" \
+      "(stop it with: bash $ENGINE stop)"
+  fi
+  local ms=$((($(date +%s%N) - T_ALL) / 1000000))
+  log "timings:"
+  for line in "${TIMINGS[@]}"; do log "  $line"; done
+  log "  $(printf '%-12s %4d.%01d s' total $((ms / 1000)) $((ms % 1000 / 100)))"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_engine() { bash "$ENGINE" start; }
+
+# The wheelhouse: torch (the CPU build) + qpumesh's dependencies, pinned to the versions of
+# the dev venv so that host client and containers speak the same gRPC/protobuf. Rebuilt
+# from scratch each run (seconds, from pip's cache) so no stale wheel can be picked up.
+build_wheelhouse() {
+  local req constraints
+  req=$(mktemp)
+  constraints=$(mktemp)
+  "$PY" -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
+print('\n'.join(d['project']['dependencies'] + ['setuptools>=69']))" >"$req"
+  "$PY" -m pip freeze --exclude-editable | grep -v ' @ ' >"$constraints" || true
+  rm -rf "$WHEELHOUSE"
+  if ! "$PY" -m pip wheel --disable-pip-version-check --wheel-dir "$WHEELHOUSE" \
+      --constraint "$constraints" "$TORCH_SPEC" -r "$req" >"$QPUMESH_E2E_STATE/wheelhouse.log" 2>&1; then
+    tail -n 30 "$QPUMESH_E2E_STATE/wheelhouse.log" >&2
+    die "pip wheel failed (full log: $QPUMESH_E2E_STATE/wheelhouse.log)"
+  fi
+  rm -f "$req" "$constraints"
+  log "wheelhouse: $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
+}
+
+# BuildKit is needed (RUN --mount). Docker >= 23 with buildx uses it by default; Debian's
+# docker.io 20.10 CLI has it built in with DOCKER_BUILDKIT=1.
+DOCKER_BUILD=()
+pick_builder() {
+  if docker buildx version >/dev/null 2>&1; then
+    DOCKER_BUILD=(docker build)
+  elif [ -x /usr/bin/docker ] && /usr/bin/docker version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
+    DOCKER_BUILD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build)
+  else
+    die "no BuildKit-capable docker CLI (install docker-buildx, or docker.io's CLI)"
+  fi
+}
+
+build_image() {
+  local dockerfile=$1 image=$2 logfile
+  logfile="$QPUMESH_E2E_STATE/build-$(basename "$(dirname "$dockerfile")").log"
+  if ! "${DOCKER_BUILD[@]}" --progress=plain -f "$dockerfile" -t "$image" \
+      --build-arg BASE_IMAGE="$BASE_IMAGE" \
+      --build-arg PIP_INSTALL_ARGS="--no-index --find-links=/wheelhouse" \
+      . >"$logfile" 2>&1; then
+    tail -n 40 "$logfile" >&2
+    die "building $image failed (full log: $logfile)"
+  fi
+  log "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+timed engine start_engine
+if [ "${QPUMESH_E2E_SKIP_BUILD:-}" = 1 ]; then
+  log "QPUMESH_E2E_SKIP_BUILD=1: using the existing images tagged $QPUMESH_TAG"
+else
+  pick_builder
+  timed wheelhouse build_wheelhouse
+  # One after the other: the second build reuses the first one's layers.
+  timed build-node build_image services/qpu_node/Dockerfile "qpumesh-node:$QPUMESH_TAG"
+  timed build-coord build_image services/coordinator/Dockerfile "qpumesh-coordinator:$QPUMESH_TAG"
+  # Keep the image store from growing run after run: drop the replaced image versions.
+  docker image prune --force >/dev/null || true
+fi
+timed pytest "$PY" -m pytest -m e2e tests/e2e -p no:cacheprovider -v "$@"
