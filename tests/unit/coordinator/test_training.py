@@ -17,9 +17,9 @@ from qpumesh.coordinator.training import EpochMetrics, Trainer
 
 def small_spec(**overrides: Any) -> JobSpec:
     values: dict[str, Any] = {
-        "series_length": 40,
+        "series_length": 30,
         "layers": 1,
-        "ansatz": "chen2020",
+        "ansatz": "v0",
         "model": "distributed",
         "partitions": 2,
         "epochs": 3,
@@ -77,7 +77,7 @@ def test_checkpoint_of_other_model_is_refused() -> None:
 
 @pytest.mark.parametrize("model", ["distributed", "classical"])
 def test_short_training_improves_the_loss(model: str) -> None:
-    trainer = make(small_spec(model=model, series_length=60, lr=0.05))
+    trainer = make(small_spec(model=model, ansatz="chen2020", series_length=60, lr=0.05))
     history = [trainer.train_epoch() for _ in range(4)]
     assert history[-1].train_loss < history[0].train_loss
     assert history[-1].test_loss < history[0].test_loss
