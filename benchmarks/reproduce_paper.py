@@ -14,7 +14,8 @@ Usage:
     python benchmarks/reproduce_paper.py --only pendulum-distributed --set layers=3 --set partitions=3
 
 ``--list`` prints the experiment names; ``--set FIELD=VALUE`` overrides a JobSpec
-field in every selected experiment (ablations); ``--log`` prints every epoch.
+field in every selected experiment (ablations); ``--log`` prints every epoch;
+``--from-json A.json B.json`` prints one table from runs made in separate processes.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
-        f"{'experiment':<22} {'ansatz':<8} {'L':>2} {'M':>2} {'params':>6} {'R2 final':>9} {'conv':>4} "
+        f"{'experiment':<22} {'ansatz':<8} {'L':>2} {'M':>2} {'seed':>4} {'params':>6} "
+        f"{'R2 final':>9} {'conv':>4} "
         f"{'paper R2':>8} {'paper conv':>10} {'s/epoch':>7} {'wall s':>7}"
     )
     print(header)
@@ -123,7 +125,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ansatz, layers = (spec["ansatz"], spec["layers"]) if quantum else ("-", "-")
         print(
             f"{r['name']:<22} {ansatz:<8} {layers:>2} "
-            f"{partitions:>2} {r['parameters']:>6} {r['test_r2']:>9.4f} {r['convergence_epoch']:>4} "
+            f"{partitions:>2} {spec['seed']:>4} {r['parameters']:>6} "
+            f"{r['test_r2']:>9.4f} {r['convergence_epoch']:>4} "
             f"{_fmt(r['paper_r2'], '.4f'):>8} {_fmt(r['paper_convergence'], 'd'):>10} "
             f"{r['seconds_per_epoch']:>7.2f} {r['total_seconds']:>7.0f}"
         )
@@ -141,12 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", metavar="PATH", help="also write every summary to PATH")
     parser.add_argument("--log", action="store_true", help="print every epoch")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument(
+        "--from-json", nargs="+", default=[], metavar="PATH", help="print the table of earlier --json files"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     experiments = _experiments()
     if args.list:
         for e in experiments:
             print(e.name, json.dumps(e.fields))
+        return 0
+    if args.from_json:
+        saved: list[dict[str, Any]] = []
+        for path in args.from_json:
+            with open(path, encoding="utf-8") as handle:
+                saved.extend(json.load(handle))
+        print_table(saved)
         return 0
     selected = [e for e in experiments if any(fnmatch.fnmatch(e.name, p) for p in args.only)]
     if not selected:
