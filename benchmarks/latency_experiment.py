@@ -227,6 +227,7 @@ def main() -> int:
         "--partitions", type=int, default=2, help="sub-circuits per gate M (default %(default)s)"
     )
     parser.add_argument("--layers", type=int, default=2, help="variational layers (default %(default)s)")
+    parser.add_argument("--ansatz", default="v0", help="v0 or chen2020 (default %(default)s)")
     parser.add_argument("--window", type=int, default=4, help="window length T (default %(default)s)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args()
@@ -240,6 +241,7 @@ def main() -> int:
         qubits=args.qubits,
         partitions=args.partitions,
         layers=args.layers,
+        ansatz=args.ansatz,
         epochs=args.epochs,
         window=args.window,
         series_length=args.series_length,
@@ -254,7 +256,8 @@ def main() -> int:
         print(
             f"# {args.nodes} {'in-process' if args.in_process else 'process'} nodes "
             f"({args.workers} workers), "
-            f"{args.qubits} qubits, M={args.partitions}, {args.layers} layers, T={args.window}, "
+            f"{args.qubits} qubits, M={args.partitions}, ansatz {args.ansatz}, {args.layers} layers, "
+            f"T={args.window}, "
             f"batch {spec.batch_size}, series {args.series_length}, lr {args.lr}, {args.epochs} epochs x "
             f"{args.repeats} repeats; latency injected on {addresses[0]}",
             flush=True,
