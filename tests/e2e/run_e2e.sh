@@ -41,13 +41,19 @@ mkdir -p "$QPUMESH_E2E_STATE"
 
 TIMINGS=()
 T_ALL=$(date +%s%N)
-# timed NAME CMD...: run CMD, remember its wall time.
+CHILD=
+# timed NAME CMD...: run CMD, remember its wall time. CMD runs in the background and is
+# waited for, so that a signal to this script is handled at once (see on_signal).
 timed() {
-  local name=$1 t0 ms
+  local name=$1 t0 ms rc=0
   shift
   log "== $name"
   t0=$(date +%s%N)
-  "$@"
+  "$@" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=
+  [ "$rc" = 0 ] || { log "$name failed (exit status $rc)"; exit "$rc"; }
   ms=$((($(date +%s%N) - t0) / 1000000))
   TIMINGS+=("$(printf '%-12s %4d.%01d s' "$name" $((ms / 1000)) $((ms % 1000 / 100)))")
 }
@@ -72,9 +78,19 @@ cleanup() {
   log "  $(printf '%-12s %4d.%01d s' total $((ms / 1000)) $((ms % 1000 / 100)))"
   exit "$rc"
 }
+# INT/TERM: stop the running step (pytest, a build) first, then the EXIT trap tears down.
+on_signal() {
+  log "interrupted by SIG$1"
+  if [ -n "$CHILD" ]; then
+    pkill -TERM -P "$CHILD" 2>/dev/null || true
+    kill -TERM "$CHILD" 2>/dev/null || true
+    wait "$CHILD" 2>/dev/null || true
+  fi
+  exit "$2"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
 
 start_engine() { bash "$ENGINE" start; }
 
