@@ -31,7 +31,7 @@ SPEC: dict[str, Any] = {
     "qubits": 4,
     "partitions": 2,
     "layers": 1,
-    "epochs": 8,
+    "epochs": 10,
     "series_length": 40,
     "seed": 0,
 }
@@ -144,7 +144,7 @@ def faulted_job(mesh: Mesh) -> Iterator[FaultedJob]:
                 record.epochs_at_kill = epoch
         record.job = client.wait(job_id, timeout=JOB_TIMEOUT_S)
         record.results = client.results(job_id)
-    TIMINGS.append(("training job under faults (8 epochs)", time.monotonic() - started))
+    TIMINGS.append(("training job under faults (10 epochs)", time.monotonic() - started))
     job = record.results.job
     NOTES.append(
         f"slow node {record.slow_address} (+{LATENCY_MS} ms after epoch {record.epochs_at_latency}), "
