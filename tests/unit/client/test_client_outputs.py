@@ -18,6 +18,7 @@ from qpumesh.client.outputs import (
     write_results,
 )
 from qpumesh.client.plots import plot_results
+from qpumesh.coordinator.spec import JobSpec
 from qpumesh.v1 import coordinator_pb2 as pb
 
 
@@ -74,7 +75,8 @@ def test_metrics_have_required_keys_and_totals() -> None:
     assert metrics["client_wall_seconds"] == 31.0
     assert metrics["best_test_r2"] == pytest.approx(0.9)
     assert metrics["spec"]["model"] == "distributed"
-    assert metrics["spec"]["layers"] == 2  # unset in the message: the coordinator's default
+    # Unset in the message, so the coordinator's default.
+    assert metrics["spec"]["layers"] == JobSpec().layers
     assert metrics["nodes"][0]["node_id"] == "node-0"
     assert metrics["faults"][0]["kind"] == "timeout"
     assert (metrics["windows"], metrics["train_windows"], metrics["test_windows"]) == (10, 7, 3)
