@@ -1,1 +1,5 @@
-"""Conversions between the qpumesh.v1 messages and numpy/Cirq values, shared by every service."""
+"""What every service shares about values crossing process boundaries.
+
+Conversions between the qpumesh.v1 messages and numpy/Cirq values (``tensors``,
+``circuits``), and settings given as environment variables and flags (``settings``).
+"""
