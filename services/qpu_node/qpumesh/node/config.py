@@ -15,11 +15,13 @@ import argparse
 import math
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qpumesh.node.faults import FaultSettings, read_fault_settings
+from qpumesh.wire import settings
+from qpumesh.wire.settings import Option, choice, integer, non_negative, nonempty, probability
 
 if TYPE_CHECKING:  # imported by build_config: building the CLI parser must not load torch and cirq
     from qpumesh.node.core import NodeConfig
@@ -88,58 +90,10 @@ class ServerConfig:
 
 
 # --- value parsers: text -> value, ValueError saying what is expected ---------------
+# (the shared ones live in qpumesh.wire.settings)
 
-
-def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip().replace("_", ""), 10)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
-            raise ValueError(f"expected an integer {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"expected a probability in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:  # also rejects NaN
-        raise ValueError(f"expected a probability in [0, 1), got {text.strip()}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"expected a finite number of seconds >= 0, got {text.strip()}")
-    return value
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = text.strip().lower()
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _nonempty(text: str) -> str:
-    value = text.strip()
-    if not value:
-        raise ValueError("expected a non-empty string")
-    return value
-
+_probability = probability(include_one=False, percent=False)
+_seconds = non_negative("seconds")
 
 _BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
@@ -156,37 +110,16 @@ def _byte_size(text: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class Option:
-    """One setting: its flag, environment variable and parser.
-
-    Attributes:
-        dest: the setting's name (and the argparse destination).
-        env: the environment variable.
-        flag: the command-line flag.
-        parse: converts text into the value; raises ValueError saying what it expected.
-        help: one line for ``--help`` and the docs.
-        metavar: placeholder shown by ``--help``.
-    """
-
-    dest: str
-    env: str
-    flag: str
-    parse: Callable[[str], Any]
-    help: str
-    metavar: str
-
-
 OPTIONS: tuple[Option, ...] = (
-    Option("port", "QPUMESH_PORT", "--port", _integer(0, 65535),
+    Option("port", "QPUMESH_PORT", "--port", integer(0, 65535),
            f"TCP port, 0 = any free port (default {DEFAULT_PORT})", "PORT"),
-    Option("host", "QPUMESH_HOST", "--host", _nonempty,
+    Option("host", "QPUMESH_HOST", "--host", nonempty,
            f"interface to bind (default {DEFAULT_HOST}, every interface)", "HOST"),
-    Option("node_id", "QPUMESH_NODE_ID", "--node-id", _nonempty,
+    Option("node_id", "QPUMESH_NODE_ID", "--node-id", nonempty,
            "name reported by GetInfo (default: the host name)", "ID"),
-    Option("backend", "QPUMESH_BACKEND", "--backend", _choice(*BACKENDS),
+    Option("backend", "QPUMESH_BACKEND", "--backend", choice(*BACKENDS),
            "simulation engine: batched (torch, vectorised), qsim or cirq", "|".join(BACKENDS)),
-    Option("max_qubits", "QPUMESH_MAX_QUBITS", "--max-qubits", _integer(1, 64),
+    Option("max_qubits", "QPUMESH_MAX_QUBITS", "--max-qubits", integer(1, 64),
            "largest circuit accepted, in qubits", "N"),
     Option("depolarizing_1q", "QPUMESH_DEPOLARIZING_1Q", "--depolarizing-1q", _probability,
            "depolarizing probability after every one-qubit gate", "P"),
@@ -194,27 +127,27 @@ OPTIONS: tuple[Option, ...] = (
            "depolarizing probability after every two-qubit gate", "P"),
     Option("readout_error", "QPUMESH_READOUT_ERROR", "--readout-error", _probability,
            "symmetric bit-flip probability of each measured qubit", "P"),
-    Option("noise_method", "QPUMESH_NOISE_METHOD", "--noise-method", _choice(*NOISE_METHODS),
+    Option("noise_method", "QPUMESH_NOISE_METHOD", "--noise-method", choice(*NOISE_METHODS),
            "how gate noise is simulated: density_matrix (exact) or trajectories (Monte Carlo)",
            "|".join(NOISE_METHODS)),
-    Option("trajectories", "QPUMESH_TRAJECTORIES", "--trajectories", _integer(1),
+    Option("trajectories", "QPUMESH_TRAJECTORIES", "--trajectories", integer(1),
            "Monte Carlo trajectories per parameter set (noise method trajectories)", "N"),
-    Option("default_shots", "QPUMESH_DEFAULT_SHOTS", "--shots", _integer(0),
+    Option("default_shots", "QPUMESH_DEFAULT_SHOTS", "--shots", integer(0),
            "shots per observable term when a request leaves shots unset; 0 = exact", "N"),
-    Option("max_batch_rows", "QPUMESH_MAX_BATCH_ROWS", "--max-batch-rows", _integer(1),
+    Option("max_batch_rows", "QPUMESH_MAX_BATCH_ROWS", "--max-batch-rows", integer(1),
            "largest parameter batch accepted, in rows", "N"),
     Option("max_message_bytes", "QPUMESH_MAX_MESSAGE_BYTES", "--max-message-bytes", _byte_size,
            "largest gRPC message received or sent, e.g. 64MiB", "BYTES"),
-    Option("precision", "QPUMESH_PRECISION", "--precision", _choice(*PRECISIONS),
+    Option("precision", "QPUMESH_PRECISION", "--precision", choice(*PRECISIONS),
            "statevector precision of the batched engine: double (complex128) or single",
            "|".join(PRECISIONS)),
-    Option("circuit_cache_size", "QPUMESH_CIRCUIT_CACHE_SIZE", "--circuit-cache-size", _integer(1),
+    Option("circuit_cache_size", "QPUMESH_CIRCUIT_CACHE_SIZE", "--circuit-cache-size", integer(1),
            "compiled circuits kept by hash", "N"),
-    Option("workers", "QPUMESH_WORKERS", "--workers", _integer(1, 1024),
+    Option("workers", "QPUMESH_WORKERS", "--workers", integer(1, 1024),
            "concurrent execution slots (default 1)", "N"),
     Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", _seconds,
            "on SIGTERM, how long in-flight requests may finish (default 5)", "S"),
-    Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", _integer(1, 1024),
+    Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", integer(1, 1024),
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
 )
 
@@ -225,25 +158,7 @@ _NOISE_FIELDS = {"depolarizing_1q": "depolarizing_1q", "depolarizing_2q": "depol
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per ``OPTIONS`` entry to ``parser``; unset flags parse as None."""
-
-    def for_argparse(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-        def convert(text: str) -> Any:
-            try:
-                return parse(text)
-            except ValueError as error:
-                raise argparse.ArgumentTypeError(str(error)) from None
-
-        return convert
-
-    for option in OPTIONS:
-        parser.add_argument(
-            option.flag,
-            dest=option.dest,
-            type=for_argparse(option.parse),
-            default=None,
-            metavar=option.metavar,
-            help=f"{option.help} [env {option.env}]",
-        )
+    settings.add_arguments(parser, OPTIONS)
 
 
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -254,16 +169,7 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     Raises:
         ConfigError: naming the first variable whose value is invalid.
     """
-    settings: dict[str, Any] = {}
-    for option in OPTIONS:
-        raw = environ.get(option.env)
-        if raw is None or not raw.strip():
-            continue
-        try:
-            settings[option.dest] = option.parse(raw)
-        except ValueError as error:
-            raise ConfigError(f"environment variable {option.env}: {error}") from None
-    return settings
+    return settings.read_environment(OPTIONS, environ, ConfigError)
 
 
 def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> ServerConfig:
@@ -281,20 +187,16 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
     from qpumesh.node.core import NodeConfig
     from qpumesh.node.noise import NoiseConfig
 
-    settings = read_environment(environ)
-    for option in OPTIONS:
-        value = flags.get(option.dest)
-        if value is not None:
-            settings[option.dest] = value
+    values = read_environment(environ) | settings.given_flags(OPTIONS, flags)
 
-    noise_kwargs = {field: settings[dest] for dest, field in _NOISE_FIELDS.items() if dest in settings}
+    noise_kwargs = {field: values[dest] for dest, field in _NOISE_FIELDS.items() if dest in values}
     node_kwargs = {
         dest: value
-        for dest, value in settings.items()
+        for dest, value in values.items()
         if dest not in _SERVER_FIELDS and dest not in _NOISE_FIELDS
     }
     node_kwargs.setdefault("node_id", socket.gethostname())
-    server_kwargs = {dest: value for dest, value in settings.items() if dest in _SERVER_FIELDS}
+    server_kwargs = {dest: value for dest, value in values.items() if dest in _SERVER_FIELDS}
     try:
         server_kwargs["faults"] = read_fault_settings(flags, environ)
         node = NodeConfig(noise=NoiseConfig(**noise_kwargs), **node_kwargs)

@@ -44,6 +44,16 @@ from typing import Any, TypeVar
 import grpc
 
 from qpumesh.v1 import node_admin_pb2 as apb
+from qpumesh.wire.settings import (
+    Option,
+    add_arguments,
+    boolean,
+    choice,
+    given_flags,
+    integer,
+    probability,
+    read_environment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +88,6 @@ _BANDWIDTH_UNITS = {
     "kib": 2.0**10, "mib": 2.0**20, "gib": 2.0**30,
     "bit": 1 / 8, "kbit": 1e3 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8,
 }  # fmt: skip
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 def parse_duration_ms(text: str) -> float:
@@ -117,20 +125,18 @@ def parse_bandwidth(text: str) -> float:
     return value
 
 
+_probability = probability()
+_count = integer(0)
+_jitter_distribution = choice(*JITTER_DISTRIBUTIONS)
+
+
 def parse_probability(text: str) -> float:
     """Parse a probability in [0, 1]; "5%" is accepted too.
 
     Raises:
         ValueError: the text is not a number in [0, 1].
     """
-    stripped = text.strip()
-    try:
-        value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
-    except ValueError:
-        raise ValueError(f"expected a probability in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise ValueError(f"expected a probability in [0, 1], got {text!r}")
-    return value
+    return _probability(text)
 
 
 def parse_bool(text: str) -> bool:
@@ -139,12 +145,7 @@ def parse_bool(text: str) -> bool:
     Raises:
         ValueError: anything else.
     """
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"expected true or false (1/0, yes/no, on/off), got {text!r}")
+    return boolean(text)
 
 
 def parse_count(text: str) -> int:
@@ -153,13 +154,7 @@ def parse_count(text: str) -> int:
     Raises:
         ValueError: the text is not one.
     """
-    try:
-        value = int(text.strip().replace("_", ""), 10)
-    except ValueError:
-        raise ValueError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"expected an integer >= 0, got {value}")
-    return value
+    return _count(text)
 
 
 def parse_jitter_distribution(text: str) -> str:
@@ -168,10 +163,7 @@ def parse_jitter_distribution(text: str) -> str:
     Raises:
         ValueError: anything else.
     """
-    value = text.strip().lower()
-    if value not in JITTER_DISTRIBUTIONS:
-        raise ValueError(f"expected one of {', '.join(JITTER_DISTRIBUTIONS)}, got {text!r}")
-    return value
+    return _jitter_distribution(text)
 
 
 # --------------------------------------------------------------------------- config
@@ -275,16 +267,8 @@ class FaultConfig:
         )
 
 
-@dataclass(frozen=True)
-class FaultOption:
-    """One fault setting: its ``FaultConfig`` field, environment variable, flag and parser."""
-
-    dest: str
-    env: str
-    flag: str
-    parse: Callable[[str], Any]
-    help: str
-    metavar: str
+FaultOption = Option
+"""One fault setting: its ``FaultConfig`` field, environment variable, flag and parser."""
 
 
 FAULT_OPTIONS: tuple[FaultOption, ...] = (
@@ -309,6 +293,8 @@ FAULT_OPTIONS: tuple[FaultOption, ...] = (
 )  # fmt: skip
 ADMIN_TOKEN_ENV = "QPUMESH_ADMIN_TOKEN"
 ADMIN_TOKEN_FLAG = "--admin-token"
+_FLAG_PREFIX = "fault_"
+"""argparse destinations of the ``--fault-*`` flags are ``fault_<FaultConfig field>``."""
 
 
 @dataclass(frozen=True)
@@ -327,25 +313,7 @@ class FaultSettings:
 def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``--fault-*`` and ``--admin-token`` flags; unset flags parse as None."""
     group = parser.add_argument_group("fault injection (see docs/faults.md)")
-
-    def for_argparse(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-        def convert(text: str) -> Any:
-            try:
-                return parse(text)
-            except ValueError as error:
-                raise argparse.ArgumentTypeError(str(error)) from None
-
-        return convert
-
-    for option in FAULT_OPTIONS:
-        group.add_argument(
-            option.flag,
-            dest=f"fault_{option.dest}",
-            type=for_argparse(option.parse),
-            default=None,
-            metavar=option.metavar,
-            help=f"{option.help} [env {option.env}]",
-        )
+    add_arguments(group, FAULT_OPTIONS, dest_prefix=_FLAG_PREFIX)
     group.add_argument(
         ADMIN_TOKEN_FLAG,
         dest="admin_token",
@@ -365,19 +333,10 @@ def read_fault_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) ->
     Raises:
         FaultConfigError: naming the variable or flag with a bad value.
     """
-    values: dict[str, Any] = {}
-    for option in FAULT_OPTIONS:
-        flag_value = flags.get(f"fault_{option.dest}")
-        if flag_value is not None:
-            values[option.dest] = flag_value
-            continue
-        raw = environ.get(option.env)
-        if raw is None or not raw.strip():
-            continue
-        try:
-            values[option.dest] = option.parse(raw)
-        except ValueError as error:
-            raise FaultConfigError(f"environment variable {option.env}: {error}") from None
+    given = given_flags(FAULT_OPTIONS, flags, dest_prefix=_FLAG_PREFIX)
+    # A variable overridden by a flag is not even parsed.
+    unset = [option for option in FAULT_OPTIONS if option.dest not in given]
+    values = read_environment(unset, environ, FaultConfigError) | given
     token = flags.get("admin_token")
     if token is None:
         token = environ.get(ADMIN_TOKEN_ENV, "")
