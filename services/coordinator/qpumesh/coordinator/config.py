@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qpumesh.wire import settings
+from qpumesh.wire.settings import Option, boolean, integer, non_negative, nonempty, positive
+
 if TYPE_CHECKING:
     from qpumesh.coordinator.pool import PoolOptions
 
@@ -110,46 +113,12 @@ class CoordinatorConfig:
 
 
 # --- value parsers: text -> value, ValueError saying what is expected ---------------
+# (the shared ones live in qpumesh.wire.settings)
 
 
 def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError(f"expected an integer, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-            raise ValueError(f"expected an integer {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _non_negative(text)
-    if value == 0:
-        raise ValueError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _boolean(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected 1/true/yes/on or 0/false/no/off, got {text!r}")
+    # "expected an integer 0..65535": the coordinator's messages have no "in".
+    return integer(minimum, maximum, range_prefix="")
 
 
 def _nodes(text: str) -> str:
@@ -159,46 +128,28 @@ def _nodes(text: str) -> str:
     return ",".join(parse_targets(text))
 
 
-def _nonempty(text: str) -> str:
-    if not text.strip():
-        raise ValueError("expected a non-empty value")
-    return text.strip()
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: its ``CoordinatorConfig`` field, environment variable, flag and parser."""
-
-    dest: str
-    env: str
-    flag: str
-    parse: Callable[[str], Any]
-    help: str
-    metavar: str
-
-
 OPTIONS: tuple[Option, ...] = (
     Option("port", "QPUMESH_PORT", "--port", _integer(0, 65535),
            f"TCP port, 0 = any free port (default {DEFAULT_PORT})", "PORT"),
-    Option("host", "QPUMESH_HOST", "--host", _nonempty,
+    Option("host", "QPUMESH_HOST", "--host", nonempty,
            f"interface to bind (default {DEFAULT_HOST}, every interface)", "HOST"),
-    Option("data_dir", "QPUMESH_DATA_DIR", "--data-dir", lambda text: Path(_nonempty(text)),
+    Option("data_dir", "QPUMESH_DATA_DIR", "--data-dir", lambda text: Path(nonempty(text)),
            f"directory of jobs.db and checkpoints/ (default ./{DEFAULT_DATA_DIR})", "DIR"),
     Option("nodes", "QPUMESH_NODES", "--nodes", _nodes,
            "QPU nodes: host:port,host:port or dns:SERVICE:PORT", "NODES"),
-    Option("in_process", "QPUMESH_IN_PROCESS", "--in-process", _boolean,
-           "run circuits inside the coordinator instead of on nodes", "BOOL"),
-    Option("rpc_timeout_seconds", "QPUMESH_RPC_TIMEOUT", "--rpc-timeout", _positive,
+    Option("in_process", "QPUMESH_IN_PROCESS", "--in-process", boolean,
+           "run circuits inside the coordinator instead of on nodes", "BOOL", switch=True),
+    Option("rpc_timeout_seconds", "QPUMESH_RPC_TIMEOUT", "--rpc-timeout", positive(),
            "deadline of each node call in seconds (default 30)", "S"),
     Option("max_attempts", "QPUMESH_MAX_ATTEMPTS", "--max-attempts", _integer(1, 100),
            "attempts per circuit task before the job fails (default 4)", "N"),
-    Option("hedge_after_ms", "QPUMESH_HEDGE_AFTER_MS", "--hedge-after-ms", _non_negative,
+    Option("hedge_after_ms", "QPUMESH_HEDGE_AFTER_MS", "--hedge-after-ms", non_negative(),
            "send a slow node call again to a second node after this many ms (default: never)", "MS"),
-    Option("connect_timeout_seconds", "QPUMESH_CONNECT_TIMEOUT", "--connect-timeout", _non_negative,
+    Option("connect_timeout_seconds", "QPUMESH_CONNECT_TIMEOUT", "--connect-timeout", non_negative(),
            "seconds a job waits for a first healthy node (default 30)", "S"),
     Option("workers", "QPUMESH_WORKERS", "--workers", _integer(1, 1024),
            "gRPC handler threads; each open WatchJob stream uses one (default 16)", "N"),
-    Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", _non_negative,
+    Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", non_negative(),
            "on SIGTERM, how long in-flight calls may finish (default 5)", "S"),
 )
 
@@ -208,31 +159,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     ``--in-process`` is a switch (no value); every other flag takes one.
     """
-
-    def for_argparse(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-        def convert(text: str) -> Any:
-            try:
-                return parse(text)
-            except ValueError as error:
-                raise argparse.ArgumentTypeError(str(error)) from None
-
-        return convert
-
-    for option in OPTIONS:
-        if option.parse is _boolean:
-            parser.add_argument(
-                option.flag, dest=option.dest, action="store_const", const=True, default=None,
-                help=f"{option.help} [env {option.env}]",
-            )
-            continue
-        parser.add_argument(
-            option.flag,
-            dest=option.dest,
-            type=for_argparse(option.parse),
-            default=None,
-            metavar=option.metavar,
-            help=f"{option.help} [env {option.env}]",
-        )
+    settings.add_arguments(parser, OPTIONS)
 
 
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -241,16 +168,7 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     Raises:
         ConfigError: naming the first variable whose value is invalid.
     """
-    settings: dict[str, Any] = {}
-    for option in OPTIONS:
-        raw = environ.get(option.env)
-        if raw is None or not raw.strip():
-            continue
-        try:
-            settings[option.dest] = option.parse(raw)
-        except ValueError as error:
-            raise ConfigError(f"environment variable {option.env}: {error}") from None
-    return settings
+    return settings.read_environment(OPTIONS, environ, ConfigError)
 
 
 def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> CoordinatorConfig:
@@ -265,18 +183,14 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Coordi
         ConfigError: a variable or flag has a bad value, or the combination is
             invalid (no nodes and not in-process, or both).
     """
-    settings = read_environment(environ)
-    for option in OPTIONS:
-        value = flags.get(option.dest)
-        if value is not None:
-            settings[option.dest] = value
-    given = {option.dest for option in OPTIONS if flags.get(option.dest) is not None}
+    given = settings.given_flags(OPTIONS, flags)
+    values = read_environment(environ) | given
     # A placement given on the command line replaces the one from the environment.
     if "in_process" in given and "nodes" not in given:
-        settings.pop("nodes", None)
+        values.pop("nodes", None)
     elif "nodes" in given and "in_process" not in given:
-        settings.pop("in_process", None)
-    return CoordinatorConfig(**settings)
+        values.pop("in_process", None)
+    return CoordinatorConfig(**values)
 
 
 def pool_options(config: CoordinatorConfig) -> PoolOptions:
