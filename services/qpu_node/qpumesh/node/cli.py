@@ -9,12 +9,13 @@ handlers so that ``qpumesh --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from qpumesh.wire.settings import run_service, service_parser, with_default_command
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -127,38 +128,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+_COMMANDS = ("serve", "info", "bench")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of ``python -m qpumesh.node``: the node subcommands on their own."""
-    parser = argparse.ArgumentParser(prog="python -m qpumesh.node", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    parser = service_parser("python -m qpumesh.node", __doc__)
     _add_node_commands(parser)
     return parser
 
 
 def _with_default_command(arguments: list[str]) -> list[str]:
     """Insert ``serve`` after the global options unless a subcommand (or help) follows them."""
-    i = 0
-    while i < len(arguments):
-        if arguments[i] == "--log-level":
-            i += 2
-        elif arguments[i].startswith("--log-level="):
-            i += 1
-        else:
-            break
-    if i < len(arguments) and arguments[i] in ("serve", "info", "bench", "-h", "--help"):
-        return arguments
-    return [*arguments[:i], "serve", *arguments[i:]]
+    return with_default_command(arguments, _COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m qpumesh.node``; with no subcommand, ``serve``."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(_with_default_command(arguments))
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+    return run_service(build_parser(), argv, _COMMANDS)
