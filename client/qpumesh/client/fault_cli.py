@@ -40,15 +40,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         parse_jitter_distribution,
         parse_probability,
     )
-
-    def checked(parse: Any) -> Any:
-        def convert(text: str) -> Any:
-            try:
-                return parse(text)
-            except ValueError as error:
-                raise argparse.ArgumentTypeError(str(error)) from None
-
-        return convert
+    from qpumesh.wire.settings import argparse_type as checked
 
     parser = subparsers.add_parser(
         "fault",
