@@ -6,6 +6,7 @@ import argparse
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ from qpumesh.wire.settings import (
     run_service,
     service_parser,
     with_default_command,
+    write_port_file,
 )
 
 
@@ -229,3 +231,11 @@ def test_the_module_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_port_file_is_written_whole_and_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "port"
+    path.write_text("stale")
+    write_port_file(path, 50051)
+    assert path.read_text(encoding="ascii") == "50051\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["port"]  # no temporary file left behind

@@ -12,8 +12,8 @@ argparse ``type``.
 
 The module also holds the entry-point plumbing the service commands share
 (``python -m qpumesh.node`` / ``python -m qpumesh.coordinator``): a parser with
-``--log-level``, a default subcommand, logging set-up. It imports nothing heavy, so
-building a command line stays fast.
+``--log-level``, a default subcommand, logging set-up, and the ``--port-file``
+writer. It imports nothing heavy, so building a command line stays fast.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -280,6 +282,19 @@ def choice(*options: str) -> Callable[[str], str]:
 
 
 # --------------------------------------------------------------------------- service entry points
+
+
+def write_port_file(path: Path, port: int) -> None:
+    """Write ``port`` to ``path`` atomically, so a reader never sees a partial number.
+
+    ``serve --port-file PATH`` uses it to tell a launcher which port ``--port 0`` bound.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="ascii") as handle:
+        handle.write(f"{port}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def service_parser(prog: str, description: str | None) -> argparse.ArgumentParser:

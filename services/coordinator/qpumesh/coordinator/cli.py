@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qpumesh.wire.settings import run_service, service_parser, with_default_command
+from qpumesh.wire.settings import run_service, service_parser
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -67,11 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = service_parser("python -m qpumesh.coordinator", __doc__)
     _add_coordinator_commands(parser)
     return parser
-
-
-def _with_default_command(arguments: list[str]) -> list[str]:
-    """Insert ``serve`` after the global options unless a subcommand (or help) follows them."""
-    return with_default_command(arguments, _COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

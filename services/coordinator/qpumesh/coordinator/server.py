@@ -20,7 +20,6 @@ anything else               INTERNAL (and logged with its traceback)
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +43,7 @@ from qpumesh.coordinator.store import EventRecord, JobNotFoundError, JobRecord
 from qpumesh.coordinator.training import load_series
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.settings import write_port_file
 
 logger = logging.getLogger(__name__)
 
@@ -415,16 +415,6 @@ def create_server(
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     return wrapper, bound
-
-
-def write_port_file(path: Path, port: int) -> None:
-    """Write ``port`` to ``path`` atomically, so a reader never sees a partial number."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="ascii") as handle:
-        handle.write(f"{port}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def serve(config: CoordinatorConfig, *, port_file: Path | None = None) -> None:

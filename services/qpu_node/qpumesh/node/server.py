@@ -10,7 +10,6 @@ and starts a server (tests bind port 0 and read the real port from its result);
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -32,6 +31,7 @@ from qpumesh.node.noise import NoiseConfig
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire.circuits import observables_from_proto
+from qpumesh.wire.settings import write_port_file
 from qpumesh.wire.tensors import from_tensor, to_tensor
 
 logger = logging.getLogger(__name__)
@@ -322,16 +322,6 @@ def describe_noise(noise: NoiseConfig) -> str:
         if noise.method == "trajectories":
             text += f" ({noise.trajectories} per parameter set)"
     return text
-
-
-def write_port_file(path: Path, port: int) -> None:
-    """Write ``port`` to ``path`` atomically, so a reader never sees a partial number."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="ascii") as handle:
-        handle.write(f"{port}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def serve(
