@@ -13,6 +13,7 @@ import pytest
 from qpumesh.wire.settings import (
     Option,
     add_arguments,
+    add_port_file_argument,
     argparse_type,
     boolean,
     choice,
@@ -231,6 +232,13 @@ def test_the_module_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_port_file_flag_defaults_to_none() -> None:
+    parser = argparse.ArgumentParser()
+    add_port_file_argument(parser)
+    assert parser.parse_args([]).port_file is None
+    assert parser.parse_args(["--port-file", "p"]).port_file == Path("p")
 
 
 def test_port_file_is_written_whole_and_replaced(tmp_path: Path) -> None:

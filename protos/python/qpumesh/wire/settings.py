@@ -284,6 +284,17 @@ def choice(*options: str) -> Callable[[str], str]:
 # --------------------------------------------------------------------------- service entry points
 
 
+def add_port_file_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--port-file PATH`` (destination ``port_file``, None when not given)."""
+    parser.add_argument(
+        "--port-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="once serving, write the bound port to PATH (atomically); useful with --port 0",
+    )
+
+
 def write_port_file(path: Path, port: int) -> None:
     """Write ``port`` to ``path`` atomically, so a reader never sees a partial number.
 

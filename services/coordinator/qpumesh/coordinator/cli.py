@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from qpumesh.wire.settings import run_service, service_parser
+from qpumesh.wire.settings import add_port_file_argument, run_service, service_parser
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -37,13 +36,7 @@ def _add_coordinator_commands(parser: argparse.ArgumentParser) -> None:
         "over the environment. Jobs left QUEUED or RUNNING in the data directory resume.",
     )
     add_arguments(serve)
-    serve.add_argument(
-        "--port-file",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="once serving, write the bound port to PATH (atomically); useful with --port 0",
-    )
+    add_port_file_argument(serve)
     serve.set_defaults(func=_serve, parser=serve)
 
 

@@ -12,10 +12,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from qpumesh.wire.settings import run_service, service_parser, with_default_command
+from qpumesh.wire.settings import add_port_file_argument, run_service, service_parser, with_default_command
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -38,13 +37,7 @@ def _add_node_commands(parser: argparse.ArgumentParser) -> None:
     )
     add_arguments(serve)
     add_fault_arguments(serve)
-    serve.add_argument(
-        "--port-file",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="once serving, write the bound port to PATH (atomically); useful with --port 0",
-    )
+    add_port_file_argument(serve)
     serve.set_defaults(func=_serve, parser=serve)
 
     info = sub.add_parser("info", help="print a node's GetInfo answer")
