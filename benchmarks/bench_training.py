@@ -77,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only:
         spec = JobSpec(**CONFIGS[name], epochs=args.epochs)
         result = measure(spec, InProcessExecutor, args.epochs)
+        quantum = spec.model != "classical"
+        ansatz, layers = (spec.ansatz, str(spec.layers)) if quantum else ("-", "-")
+        per_round = f"{result['ms_per_round']:.1f}" if quantum else "-"
         print(
-            f"{name:<15} {spec.ansatz:<8} {spec.layers:>2} {result['seconds_per_epoch']:>11.2f} "
-            f"{result['rounds_per_epoch']:>11} {result['evaluations_per_epoch']:>11} "
-            f"{result['ms_per_round']:>11.1f}",
+            f"{name:<15} {ansatz:<8} {layers:>2} {result['seconds_per_epoch']:>11.2f} "
+            f"{result['rounds_per_epoch']:>11} {result['evaluations_per_epoch']:>11} {per_round:>11}",
             flush=True,
         )
     return 0

@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                 saved.extend(json.load(handle))
         print_table(saved)
         return 0
-    selected = [e for e in experiments if any(fnmatch.fnmatch(e.name, p) for p in args.only)]
+    # In the order of --only, so the experiments that matter most can go first.
+    selected = [e for pattern in args.only for e in experiments if fnmatch.fnmatch(e.name, pattern)]
+    selected = list({e.name: e for e in selected}.values())
     if not selected:
         print(f"no experiment matches {args.only}; see --list", file=sys.stderr)
         return 2
