@@ -52,8 +52,9 @@ class JobSpec:
             (H, RY(arctan x), RZ(arctan x^2), ring CNOTs + Rot).
             Defaults (chen2020, L = 3, M = 2) are the smallest setting with which both
             the 4-qubit centric and the distributed model pass test R² 0.99 on the
-            pendulum at the final epoch of the paper's schedule; v0 cannot see x_t at
-            initialisation (docs/model.md, docs/results.md).
+            pendulum at the final epoch of the paper's schedule (seed 0; see
+            docs/results.md for other seeds); v0 cannot see x_t at initialisation
+            (docs/model.md).
         epochs, batch_size, window, lr, optimizer, seed: training settings
             (paper defaults: 100, 10, 4, 0.01, RMSprop).
         shots: measurement shots per observable term; 0 = exact expectations.
