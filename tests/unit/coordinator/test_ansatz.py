@@ -16,22 +16,25 @@ def ops(name: str, qubits: int, layers: int) -> list[cirq.Operation]:
     return list(circuit.all_operations())
 
 
+def cnot_pairs(name: str, qubits: int, layers: int) -> list[tuple[int, ...]]:
+    wires: list[cirq.Qid] = list(cirq.LineQubit.range(qubits))
+    cnots = [op for op in ops(name, qubits, layers) if op.gate == cirq.CNOT]
+    return [tuple(wires.index(q) for q in op.qubits) for op in cnots]
+
+
 def test_v0_structure_and_symbols() -> None:
     ansatz = build_ansatz("v0", 4, 2, 3)
     weights = tuple(f"w{layer}_{i}" for layer in range(2) for i in range(4))
     assert ansatz.symbols == ("x0", "x1", "x2", "x3", *weights)
     assert ansatz.observables == ([(1.0, "ZIII")], [(1.0, "IZII")], [(1.0, "IIZI")])
-    cnots = [tuple(q.x for q in op.qubits) for op in ops("v0", 4, 1) if op.gate == cirq.CNOT]
-    assert cnots == [(0, 1), (2, 3), (1, 2)]
+    assert cnot_pairs("v0", 4, 1) == [(0, 1), (2, 3), (1, 2)]
 
 
 def test_chen2020_structure_and_encoding() -> None:
     ansatz = build_ansatz("chen2020", 3, 1, 2)
     assert ansatz.input_symbols == ("a0", "a1", "a2", "b0", "b1", "b2") and ansatz.num_weights == 9
-    cnots = [tuple(q.x for q in op.qubits) for op in ops("chen2020", 3, 1) if op.gate == cirq.CNOT]
-    assert cnots == [(0, 1), (1, 2), (2, 0), (0, 2), (1, 0), (2, 1)]
-    two = [op for op in ops("chen2020", 2, 1) if op.gate == cirq.CNOT]
-    assert len(two) == 2  # the 2-qubit ring has no distance-2 pair
+    assert cnot_pairs("chen2020", 3, 1) == [(0, 1), (1, 2), (2, 0), (0, 2), (1, 0), (2, 1)]
+    assert cnot_pairs("chen2020", 2, 1) == [(0, 1), (1, 0)]  # no distance-2 pair on 2 qubits
     v = torch.tensor([[0.5, -2.0]], dtype=torch.float64)
     expected = torch.cat([torch.atan(v), torch.atan(v * v)], dim=1)
     torch.testing.assert_close(build_ansatz("chen2020", 2, 1, 1).encode(v), expected)
