@@ -486,20 +486,25 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into an exception in the main thread for the duration of a ``with`` block.
+    """Turn SIGTERM and SIGINT into exceptions in the main thread for a ``with`` block.
 
     A CLI command that owns a mesh uses this so ``kill PID`` stops the mesh as
-    cleanly as Ctrl-C does. Outside the main thread it does nothing.
+    cleanly as Ctrl-C does. SIGINT is set to raise ``KeyboardInterrupt`` even when
+    the process inherited it ignored (bash starts background commands of a
+    script that way), because Ctrl-C / ``kill -INT`` is the documented way to
+    stop the mesh. Outside the main thread it does nothing.
     """
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread
         yield
         return
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _up(args: argparse.Namespace) -> int:
