@@ -117,6 +117,35 @@ def test_a_stopped_node_fails_over_then_recovers(
         assert mesh.mesh_stats.failures == 4
 
 
+def test_a_different_node_on_a_known_address_starts_with_fresh_counters(
+    faulty_node: Callable[..., FaultyNode], restarted: list[grpc.Server]
+) -> None:
+    a, b = faulty_node(node_id="old"), faulty_node(node_id="b")
+    tasks = make_tasks(4)
+    reference = InProcessExecutor().run_round(tasks)
+    with MeshExecutor([a.address, b.address], FAST) as mesh:
+        mesh.node_max_qubits()
+        mesh.set_assignment({t.key: 0 for t in tasks})
+        mesh.run_round(tasks)
+        assert {s.address: s.calls for s in mesh.node_stats()}[a.address] == 4
+
+        # A new QPU (another node id) comes up at the same address, as a new container
+        # reusing a removed container's IP would.
+        a.server.stop(None).wait()
+        config = ServerConfig(node=NodeConfig(node_id="new"), host="127.0.0.1", port=a.port)
+        server, _ = create_server(config)
+        restarted.append(server)
+        assert wait_until(
+            lambda: {s.address: s.node_id for s in mesh.node_stats()}[a.address] == "new", timeout=8
+        )
+        events = mesh.drain_fault_events()
+        assert any(e.kind == "replaced" and e.node == a.address and "'new'" in e.detail for e in events)
+        status = {s.address: s for s in mesh.node_stats()}[a.address]
+        assert (status.calls, status.failures, status.retries, status.mean_latency_ms) == (0, 0, 0, 0.0)
+        # It is used again, and gets the circuits' JSON anew (its cache is empty).
+        assert_same_results(mesh.run_round(tasks), reference)
+
+
 def test_failover_only_goes_to_nodes_wide_enough(faulty_node: Callable[..., FaultyNode]) -> None:
     wide, narrow, spare = (
         faulty_node(node_id="wide", max_qubits=5),

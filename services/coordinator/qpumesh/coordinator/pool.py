@@ -186,7 +186,8 @@ class FaultRecord:
         node: the node's address.
         kind: "error" (transient failure), "timeout" (deadline exceeded), "failover"
             (a task retried on another node), "hedge" (a hedge call was resolved; the
-            detail says which node won), "unhealthy", "recovered", "joined" or
+            detail says which node won), "unhealthy", "recovered", "replaced" (another
+            node id now answers at the address; counters restart), "joined" or
             "removed" (a ``dns:`` target's address set changed).
         detail: a human-readable explanation.
     """
@@ -289,6 +290,12 @@ class _Node:
     @property
     def max_qubits(self) -> int:
         return int(self.info.max_qubits) if self.info is not None else 0
+
+    def reset_counters(self) -> None:
+        """Forget the circuits, counters and latencies of the node that answered here before."""
+        self.known_hashes.clear()
+        self.calls = self.failures = self.retries = self.hedges = 0
+        self.latencies_ms.clear()
 
     def recent_latency_ms(self) -> float:
         """Mean latency of the last few successful calls (0 when none yet)."""
@@ -589,7 +596,12 @@ class MeshExecutor:
         finally:
             node.probing = False
         if node.info is not None and node.info.node_id != info.node_id:
-            node.known_hashes.clear()
+            # Another QPU now answers at this address (e.g. a new container that got a
+            # removed one's IP): its cache is empty and the old node's counters are not its.
+            self._record(
+                node.address, "replaced", f"node {node.info.node_id!r} replaced by {info.node_id!r}"
+            )
+            node.reset_counters()
         node.info = info
         node.consecutive_failures = 0
         if not node.healthy:
