@@ -1,17 +1,37 @@
-"""Evaluations and parameter-shift Jacobians per second of each node engine.
+"""Evaluations and parameter-shift Jacobians per second of each node engine, in process and through gRPC.
 
     python benchmarks/bench_node.py [--quick] [--backends batched,qsim,cirq] [--markdown] [--torch-threads N]
 
-The same benchmark runs as ``qpumesh node bench``; see ``qpumesh.node.bench`` for what
-is measured. Results are recorded in docs/performance.md ("QPU node").
+For every engine a ``NodeCore`` in this process and a real gRPC node server on a free
+port of this process (with its own core, as on a mesh) are timed in alternation; see
+``qpumesh.client.node_bench`` for what is measured. ``qpumesh node bench`` measures
+the gRPC side only, on node processes it starts. Results are recorded in
+docs/performance.md ("QPU node").
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+from collections.abc import Iterator
 
-from qpumesh.node.bench import run_benchmark
+from qpumesh.client.node_bench import BENCH_MAX_QUBITS, BenchNode, run_benchmark
+from qpumesh.node.config import ServerConfig
+from qpumesh.node.core import NodeConfig, NodeCore
+from qpumesh.node.server import create_server
+from qpumesh.wire.backends import BACKENDS
+
+
+@contextlib.contextmanager
+def in_process_node(backend: str) -> Iterator[BenchNode]:
+    """A node server on a free local port of this process, and a separate core of the same engine."""
+    node = NodeConfig(node_id=f"bench-{backend}", backend=backend, max_qubits=BENCH_MAX_QUBITS)
+    server, port = create_server(ServerConfig(node=node, host="127.0.0.1", port=0))
+    try:
+        yield BenchNode(f"127.0.0.1:{port}", local=NodeCore(node))
+    finally:
+        server.stop(None)
 
 
 def main() -> None:
@@ -19,13 +39,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="one small shape, fewer rows (a smoke run)")
-    parser.add_argument("--backends", default="batched,qsim,cirq", help="comma-separated engines")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated engines")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     backends = tuple(name.strip() for name in args.backends.split(",") if name.strip())
-    run_benchmark(backends, quick=args.quick, markdown=args.markdown, torch_threads=args.torch_threads)
+    run_benchmark(
+        backends,
+        quick=args.quick,
+        markdown=args.markdown,
+        torch_threads=args.torch_threads,
+        node_for=in_process_node,
+    )
 
 
 if __name__ == "__main__":

@@ -29,11 +29,12 @@ from typing import Any
 
 import torch
 
-from qpumesh.client.mesh import LocalMesh
-from qpumesh.coordinator.executor import Executor, InProcessExecutor
-from qpumesh.coordinator.pool import MeshExecutor
-from qpumesh.coordinator.spec import JobSpec
+from qpumesh.client.local_mesh import LocalMesh
+from qpumesh.coordinator.executor import Executor
+from qpumesh.coordinator.mesh.executor import MeshExecutor
+from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
+from qpumesh.wire.job_spec import JobSpec
 
 ExecutorFactory = Callable[[], Executor]
 

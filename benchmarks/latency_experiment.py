@@ -41,23 +41,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import torch
 
-from qpumesh.coordinator.pool import MeshExecutor, PoolOptions
-from qpumesh.coordinator.spec import JobSpec
+from qpumesh.coordinator.mesh.executor import MeshExecutor
+from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.training import Trainer
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeConfig
-from qpumesh.node.faults import (
-    ADMIN_SERVICE_NAME,
-    ADMIN_TOKEN_METADATA,
-    FaultConfig,
-    FaultSettings,
-    fault_hooks,
-)
+from qpumesh.node.faults import FaultSettings, fault_hooks
 from qpumesh.node.server import create_server
 from qpumesh.v1 import node_admin_pb2 as apb
+from qpumesh.v1 import node_admin_pb2_grpc as apb_grpc
+from qpumesh.wire.channels import open_channel
+from qpumesh.wire.fault_config import ADMIN_TOKEN_METADATA, FaultConfig
+from qpumesh.wire.job_spec import JobSpec
 
 TOKEN = "latency-experiment"
 
@@ -123,14 +120,10 @@ def process_mesh(count: int, workers: int) -> Iterator[list[str]]:
 
 def set_latency(address: str, latency_ms: float) -> None:
     """Replace the node's faults by a fixed latency, through NodeAdmin.SetFaults."""
-    with grpc.insecure_channel(address) as channel:
-        set_faults = channel.unary_unary(
-            f"/{ADMIN_SERVICE_NAME}/SetFaults",
-            request_serializer=apb.SetFaultsRequest.SerializeToString,
-            response_deserializer=apb.SetFaultsResponse.FromString,
-        )
+    with open_channel(address) as channel:
+        admin = apb_grpc.NodeAdminStub(channel)  # type: ignore[no-untyped-call]
         request = apb.SetFaultsRequest(faults=FaultConfig(latency_ms=latency_ms).to_proto())
-        set_faults(request, timeout=30, metadata=((ADMIN_TOKEN_METADATA, TOKEN),))
+        admin.SetFaults(request, timeout=30, metadata=((ADMIN_TOKEN_METADATA, TOKEN),))
 
 
 def make_trainer(spec: JobSpec, mesh: MeshExecutor) -> Trainer:
@@ -161,7 +154,7 @@ def train(spec: JobSpec, addresses: Sequence[str], hedge_after_ms: float | None)
     with MeshExecutor(addresses, options) as mesh:
         trainer = make_trainer(spec, mesh)
         history = [trainer.train_epoch() for _ in range(spec.epochs)]
-        counters = mesh.mesh_stats.snapshot()
+        counters = mesh.stats.snapshot()
         others = [s.p50_latency_ms for s in mesh.node_stats() if s.address != addresses[0]]
     timed = history[1:] or history
     return Run(

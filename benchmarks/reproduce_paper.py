@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from qpumesh.coordinator.executor import InProcessExecutor
-from qpumesh.coordinator.spec import JobSpec
+from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
+from qpumesh.wire.job_spec import JobSpec
 
 
 @dataclass(frozen=True)

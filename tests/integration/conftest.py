@@ -52,13 +52,18 @@ def coordinator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coo
 
     Call it as ``address, server = coordinator_server(nodes="127.0.0.1:1,...")`` or
     ``coordinator_server(in_process=True)``: keyword arguments are
-    ``CoordinatorConfig`` fields; ``data_dir`` defaults to a fresh temporary
-    directory. ``server.manager`` is the coordinator's ``JobManager``.
+    ``CoordinatorConfig`` fields, or ``PoolOptions`` fields for its ``pool``; ``data_dir``
+    defaults to a fresh temporary directory. ``server.manager`` is the coordinator's
+    ``JobManager``.
     """
+    import dataclasses
     from pathlib import Path
 
     from qpumesh.coordinator.config import CoordinatorConfig
+    from qpumesh.coordinator.mesh.options import PoolOptions
     from qpumesh.coordinator.server import create_server as create_coordinator
+
+    pool_fields = {f.name for f in dataclasses.fields(PoolOptions)}
 
     servers: list[Any] = []
 
@@ -66,7 +71,8 @@ def coordinator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coo
         fields.setdefault("data_dir", tmp_path_factory.mktemp("coordinator"))
         fields["data_dir"] = Path(fields["data_dir"])
         fields.setdefault("connect_timeout_seconds", 10.0)
-        config = CoordinatorConfig(host="127.0.0.1", port=0, **fields)
+        pool = PoolOptions(**{name: fields.pop(name) for name in pool_fields & set(fields)})
+        config = CoordinatorConfig(host="127.0.0.1", port=0, pool=pool, **fields)
         server, port = create_coordinator(config)
         servers.append(server)
         return f"127.0.0.1:{port}", server

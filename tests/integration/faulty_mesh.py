@@ -19,8 +19,10 @@ import numpy as np
 import sympy
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
-from qpumesh.node.faults import FaultConfig, FaultInjector, FaultSettings, fault_hooks
+from qpumesh.node.fault_injection import FaultInjector
+from qpumesh.node.faults import FaultSettings, fault_hooks
 from qpumesh.wire.circuits import WireCircuit, pauli_terms
+from qpumesh.wire.fault_config import FaultConfig
 
 TOKEN = "test-admin-token"
 

@@ -24,7 +24,7 @@ import pytest
 
 from qpumesh.client.cli import main
 from qpumesh.client.coordinator_client import CoordinatorClient
-from qpumesh.client.mesh import LocalMesh, MeshError
+from qpumesh.client.local_mesh import LocalMesh, LocalMeshError
 from qpumesh.v1 import coordinator_pb2 as pb
 
 pytestmark = pytest.mark.slow
@@ -152,7 +152,7 @@ def test_results_plot_then_no_children_after_an_exception(
 
 
 def test_a_child_that_fails_to_start_is_reported_with_its_output(tmp_path: Path) -> None:
-    with pytest.raises(MeshError, match="unrecognized arguments: --no-such-flag"):
+    with pytest.raises(LocalMeshError, match="unrecognized arguments: --no-such-flag"):
         LocalMesh(nodes=1, node_args=["--no-such-flag"], log_dir=tmp_path).start()
     assert _processes_mentioning(str(tmp_path)) == []
 

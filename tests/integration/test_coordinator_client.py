@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from qpumesh.client.coordinator_client import CoordinatorClient, parse_state, state_name
-from qpumesh.client.errors import QpuMeshError
-from qpumesh.coordinator.spec import SpecError
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.errors import QpuMeshError
+from qpumesh.wire.job_spec import SpecError
 
 EPOCHS = 4
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 import numpy as np
 
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.channels import open_channel
 
 SPEC = pb.JobSpec(model="distributed", qubits=4, partitions=2, layers=1, epochs=2, series_length=40, seed=7)
 SERIES = [0.3, -0.1, 0.2, 0.5, 0.4, -0.3, 0.0]
@@ -19,7 +19,7 @@ def _train(
 ) -> tuple[pb.Job, list[float], list[pb.JobEvent]]:
     """Run ``spec`` to the end; return the job, its best model's predictions for ``SERIES``, its events."""
     events: list[pb.JobEvent] = []
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
         job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=10).job_id
         for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=120):
@@ -66,7 +66,7 @@ def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
     started = [node_server(node_id=f"n{i}") for i in range(3)]
     nodes = [address for address, _ in started]
     victim_address, victim = started[1]
-    mesh_address, _ = coordinator_server(nodes=",".join(nodes), rpc_timeout_seconds=5.0)
+    mesh_address, _ = coordinator_server(nodes=",".join(nodes), timeout_seconds=5.0)
     local_address, _ = coordinator_server(in_process=True)
 
     def kill_after_first_epoch(epoch: int) -> None:

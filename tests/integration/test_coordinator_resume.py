@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.channels import open_channel
 
 SPEC = pb.JobSpec(model="distributed", qubits=4, partitions=2, layers=1, epochs=8, series_length=80, seed=3)
 STARTUP_SECONDS = 90.0
@@ -54,7 +54,7 @@ def _start(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         text = port_file.read_text() if port_file.exists() else ""
         if text.endswith("\n"):
             address = f"127.0.0.1:{int(text)}"
-            with grpc.insecure_channel(address) as channel:
+            with open_channel(address) as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             return process, address
@@ -75,7 +75,7 @@ def test_sigkilled_coordinator_resumes_the_job_from_its_last_checkpoint(
     log = tmp_path / "coordinator.log"
     first, address = _start(data_dir, log)
     try:
-        with grpc.insecure_channel(address) as channel:
+        with open_channel(address) as channel:
             stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
             job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=SPEC), timeout=10).job_id
             for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=120):
@@ -90,7 +90,7 @@ def test_sigkilled_coordinator_resumes_the_job_from_its_last_checkpoint(
 
     second, address = _start(data_dir, log)
     try:
-        with grpc.insecure_channel(address) as channel:
+        with open_channel(address) as channel:
             stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
             events = list(stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_seq=last_seq), timeout=120))
             job = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
@@ -111,7 +111,7 @@ def test_sigkilled_coordinator_resumes_the_job_from_its_last_checkpoint(
 
     # The same job without the crash gives the same numbers.
     reference_address, _ = coordinator_server(in_process=True)
-    with grpc.insecure_channel(reference_address) as channel:
+    with open_channel(reference_address) as channel:
         stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
         reference_id = stub.SubmitJob(pb.SubmitJobRequest(spec=SPEC), timeout=10).job_id
         list(stub.WatchJob(pb.WatchJobRequest(job_id=reference_id), timeout=120))

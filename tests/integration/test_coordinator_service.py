@@ -12,10 +12,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from qpumesh.coordinator.config import CoordinatorConfig
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, ExecutorStats
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
 from qpumesh.coordinator.server import create_server
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.channels import open_channel
 
 TINY = pb.JobSpec(
     model="distributed", qubits=4, partitions=2, layers=1, epochs=2, series_length=40, name="tiny"
@@ -26,7 +27,7 @@ WINDOW = 4  # the JobSpec default
 @pytest.fixture
 def stub(coordinator_server: Any) -> Iterator[pb_grpc.CoordinatorStub]:
     address, _ = coordinator_server(in_process=True)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         yield pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
 
 
@@ -189,7 +190,7 @@ def test_unknown_jobs_and_bad_requests(stub: pb_grpc.CoordinatorStub) -> None:
 
 def test_health_and_reflection(coordinator_server: Any) -> None:
     address, _ = coordinator_server(in_process=True)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "qpumesh.v1.Coordinator"):
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
@@ -203,24 +204,18 @@ def test_health_and_reflection(coordinator_server: Any) -> None:
         assert "qpumesh.v1.Coordinator" in names and "grpc.health.v1.Health" in names
 
 
-class _BrokenExecutor:
+class _BrokenExecutor(LocalExecutor):
     """An executor whose nodes answer every round with an error."""
-
-    def __init__(self) -> None:
-        self.stats = ExecutorStats()
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
         raise RuntimeError("every node is on fire")
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_failing_job_is_failed_with_its_error_and_the_next_job_still_runs(tmp_path: Path) -> None:
     config = CoordinatorConfig(host="127.0.0.1", port=0, data_dir=tmp_path, in_process=True)
     server, port = create_server(config, executor=_BrokenExecutor())
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with open_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
             failing = stub.SubmitJob(pb.SubmitJobRequest(spec=TINY), timeout=10).job_id
             classical = pb.JobSpec(model="classical", epochs=1, series_length=40)
@@ -242,7 +237,7 @@ def test_shutdown_requeues_the_running_job_and_a_restart_finishes_it(tmp_path: P
     spec.epochs = 10
     server, port = create_server(config)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with open_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
             job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=10).job_id
             stream = stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=60)
@@ -257,7 +252,7 @@ def test_shutdown_requeues_the_running_job_and_a_restart_finishes_it(tmp_path: P
 
     server, port = create_server(config)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with open_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
             events = _watch(stub, job_id, after_seq=last.seq)
             states = [e.state for e in events if e.WhichOneof("kind") == "state"]
@@ -277,9 +272,9 @@ def test_a_bug_is_internal_and_logged(
         raise KeyError("surprise")
 
     monkeypatch.setattr(server.manager.store, "list_jobs", broken)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
         code, details = _code(lambda: stub.ListJobs(pb.ListJobsRequest(), timeout=10))
     assert code == grpc.StatusCode.INTERNAL
     assert details == "ListJobs: internal error: KeyError: 'surprise'"
-    assert any(r.message == "ListJobs failed" and r.exc_info for r in caplog.records)
+    assert any(r.message == "ListJobs failed unexpectedly" and r.exc_info for r in caplog.records)

@@ -15,10 +15,13 @@ from faulty_mesh import TOKEN, FaultyNode, assert_same_results, make_tasks, star
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from qpumesh.client.cli import main as qpumesh_main
-from qpumesh.coordinator.executor import InProcessExecutor
-from qpumesh.coordinator.pool import MeshExecutor, PoolOptions
-from qpumesh.node.faults import ADMIN_SERVICE_NAME, ADMIN_TOKEN_METADATA, FaultConfig
+from qpumesh.coordinator.mesh.executor import MeshExecutor
+from qpumesh.coordinator.mesh.in_process import InProcessExecutor
+from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.v1 import node_admin_pb2 as apb
+from qpumesh.v1 import node_admin_pb2_grpc as apb_grpc
+from qpumesh.wire.channels import open_channel
+from qpumesh.wire.fault_config import ADMIN_TOKEN_METADATA, FaultConfig
 
 FAST = PoolOptions(timeout_seconds=5.0, health_interval_seconds=0.2, connect_timeout_seconds=5.0)
 
@@ -29,13 +32,8 @@ def faulty_node(node_server: Callable[..., tuple[str, grpc.Server]]) -> Callable
 
 
 def _admin(address: str, method: str, request: object, token: str | None) -> object:
-    responses = {"SetFaults": apb.SetFaultsResponse, "GetFaults": apb.GetFaultsResponse}
-    with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary(
-            f"/{ADMIN_SERVICE_NAME}/{method}",
-            request_serializer=lambda message: message.SerializeToString(),  # type: ignore[attr-defined]
-            response_deserializer=responses[method].FromString,
-        )
+    with open_channel(address) as channel:
+        call = getattr(apb_grpc.NodeAdminStub(channel), method)  # type: ignore[no-untyped-call]
         metadata = ((ADMIN_TOKEN_METADATA, token),) if token is not None else None
         return call(request, timeout=5, metadata=metadata)
 
@@ -53,10 +51,10 @@ def test_random_errors_are_retried_and_the_numbers_do_not_change(
             assert_same_results(mesh.run_round(tasks), reference)
         kinds = [e.kind for e in mesh.drain_fault_events()]
     # Health probes (GetInfo) meet injected errors too; the pool counts only its task calls.
-    retries = mesh.mesh_stats.retries
+    retries = mesh.stats.retries
     assert 0 < retries <= flaky.injector.counters().injected_errors
-    assert mesh.mesh_stats.failures == retries and mesh.mesh_stats.rpcs == 3 * 8 + retries
-    assert flaky.work_calls() + steady.work_calls() == mesh.mesh_stats.rpcs
+    assert mesh.stats.failures == retries and mesh.stats.rpcs == 3 * 8 + retries
+    assert flaky.work_calls() + steady.work_calls() == mesh.stats.rpcs
     assert kinds.count("error") == retries and kinds.count("failover") == retries
 
 
@@ -67,8 +65,8 @@ def test_a_single_flaky_node_is_retried_in_place(faulty_node: Callable[..., Faul
     with MeshExecutor(only.address, options) as mesh:
         for _ in range(2):
             assert_same_results(mesh.run_round(tasks), InProcessExecutor().run_round(tasks))
-    assert 0 < mesh.mesh_stats.retries == mesh.mesh_stats.failures <= only.injector.counters().injected_errors
-    assert mesh.mesh_stats.rpcs == only.work_calls() == 12 + mesh.mesh_stats.retries
+    assert 0 < mesh.stats.retries == mesh.stats.failures <= only.injector.counters().injected_errors
+    assert mesh.stats.rpcs == only.work_calls() == 12 + mesh.stats.retries
 
 
 def test_a_hung_node_times_out_fails_over_and_recovers_when_cleared(
@@ -114,9 +112,9 @@ def test_hedging_beats_a_slow_node(faulty_node: Callable[..., FaultyNode]) -> No
 
     unhedged_time, unhedged, unhedged_nodes = timed_round(None)
     hedged_time, hedged, hedged_nodes = timed_round(0.1)
-    assert unhedged_nodes == [slow.address] * 4 and unhedged.mesh_stats.hedges == 0
+    assert unhedged_nodes == [slow.address] * 4 and unhedged.stats.hedges == 0
     assert hedged_nodes == [fast.address] * 4
-    assert hedged.mesh_stats.hedges == hedged.mesh_stats.hedge_wins == 4
+    assert hedged.stats.hedges == hedged.stats.hedge_wins == 4
     hedge_events = [e for e in hedged.drain_fault_events() if e.kind == "hedge"]
     assert len(hedge_events) == 4 and all(e.node == fast.address for e in hedge_events)
     assert all(f"{fast.address} won over {slow.address}" in e.detail for e in hedge_events)
@@ -133,7 +131,7 @@ def test_hedge_loses_to_a_primary_that_answers_first(faulty_node: Callable[..., 
         mesh.set_assignment({t.key: 0 for t in tasks})
         results = mesh.run_round(tasks)
         assert [r.node for r in results] == [primary.address] * 2
-        assert mesh.mesh_stats.hedges == 2 and mesh.mesh_stats.hedge_wins == 0
+        assert mesh.stats.hedges == 2 and mesh.stats.hedge_wins == 0
         assert {s.address: s.hedges for s in mesh.node_stats()} == {primary.address: 0, other.address: 2}
 
 
@@ -154,7 +152,7 @@ def test_a_crashing_node_is_failed_over(faulty_node: Callable[..., FaultyNode]) 
         results = mesh.run_round(tasks)  # call 5 crashes the node
         assert_same_results(results, reference)
         assert {r.node for r in results} == {survivor.address}
-        assert mesh.mesh_stats.retries == 4
+        assert mesh.stats.retries == 4
 
 
 def test_bandwidth_delays_calls_by_their_size(faulty_node: Callable[..., FaultyNode]) -> None:
@@ -171,7 +169,7 @@ def test_bandwidth_delays_calls_by_their_size(faulty_node: Callable[..., FaultyN
 
 def test_health_and_admin_are_never_faulted(faulty_node: Callable[..., FaultyNode]) -> None:
     node = faulty_node(node_id="stuck", faults=FaultConfig(hang=True, error_rate=1.0))
-    with grpc.insecure_channel(node.address) as channel:
+    with open_channel(node.address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=""), timeout=2
         )

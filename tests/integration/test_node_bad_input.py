@@ -21,6 +21,7 @@ from qpumesh.client import NodeClient, QpuMeshError
 from qpumesh.node.core import NodeCore
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
+from qpumesh.wire.channels import open_channel
 from qpumesh.wire.circuits import WireCircuit, circuit_hash
 from qpumesh.wire.tensors import from_tensor, to_tensor
 
@@ -179,7 +180,7 @@ def node(node_server: Any) -> str:
 
 def assert_still_serving(address: str) -> None:
     """The node answers a good request, with the right numbers."""
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         reply = pb_grpc.QPUNodeStub(channel).Evaluate(
             evaluate(
                 observables=[observable("ZI"), observable("IZ")], params=params([[np.pi, 0.0], [0.0, 0.0]])
@@ -191,7 +192,7 @@ def assert_still_serving(address: str) -> None:
 
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 def test_a_bad_request_gets_its_status_and_a_useful_message(node: str, case: Bad) -> None:
-    with grpc.insecure_channel(node) as channel:
+    with open_channel(node) as channel:
         call = getattr(pb_grpc.QPUNodeStub(channel), case.method)
         with pytest.raises(grpc.RpcError) as caught:
             call(case.build(), timeout=30)
@@ -224,7 +225,7 @@ def test_the_client_surfaces_a_refusal_as_a_qpumesh_error_with_code_and_message(
 
 def test_the_largest_shot_count_the_wire_carries_is_served(node: str) -> None:
     # Shot noise is sampled binomially per term, so the cost does not grow with shots.
-    with grpc.insecure_channel(node) as channel:
+    with open_channel(node) as channel:
         reply = pb_grpc.QPUNodeStub(channel).Evaluate(evaluate(shots=2**32 - 1, seed=3), timeout=30)
     np.testing.assert_allclose(from_tensor(reply.expectations), [[np.cos(0.3)]], atol=1e-3)
     assert from_tensor(reply.standard_errors)[0, 0] < 1e-4
@@ -243,7 +244,7 @@ def test_an_unexpected_failure_is_internal_and_the_node_keeps_serving(
 
     with monkeypatch.context() as patch:
         patch.setattr(NodeCore, "evaluate", broken)
-        with grpc.insecure_channel(node) as channel, pytest.raises(grpc.RpcError) as caught:
+        with open_channel(node) as channel, pytest.raises(grpc.RpcError) as caught:
             pb_grpc.QPUNodeStub(channel).Evaluate(evaluate(), timeout=30)
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "RuntimeError: engine exploded" in (caught.value.details() or "")

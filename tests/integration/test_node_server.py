@@ -26,6 +26,7 @@ from qpumesh.node.core import NodeConfig, NodeCore
 from qpumesh.node.server import create_server
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
+from qpumesh.wire.channels import open_channel
 from qpumesh.wire.circuits import WireCircuit, observables_to_proto, pauli_terms
 from qpumesh.wire.tensors import from_tensor, to_tensor
 
@@ -210,7 +211,7 @@ def test_a_fresh_node_answers_not_found_to_a_hash_it_does_not_hold(node_server: 
         observables=observables_to_proto([pauli_terms(cirq.Z(Q0), wire.qubits)]),
         params=pb.ParameterBatch(symbols=["a", "b"], values=to_tensor(np.zeros((1, 2)))),
     )
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         stub = pb_grpc.QPUNodeStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
             stub.Evaluate(request, timeout=30)
@@ -263,7 +264,7 @@ def test_concurrent_requests_share_the_execution_slots_and_all_get_their_answers
 
 def test_health_is_serving_for_the_server_and_the_node_service(node_server: Any) -> None:
     address, _ = node_server()
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for service in ("", "qpumesh.v1.QPUNode"):
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
@@ -272,7 +273,7 @@ def test_health_is_serving_for_the_server_and_the_node_service(node_server: Any)
 
 def test_reflection_lists_the_node_service(node_server: Any) -> None:
     address, _ = node_server()
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         database = ProtoReflectionDescriptorDatabase(channel)
         services = set(database.get_services())
         assert {"qpumesh.v1.QPUNode", "grpc.health.v1.Health"} <= services

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qpumesh.client.coordinator_client import CoordinatorClient
-    from qpumesh.client.errors import QpuMeshError
     from qpumesh.client.node_client import NodeClient
+    from qpumesh.wire.errors import QpuMeshError
 
 _LAZY = {
     "CoordinatorClient": "qpumesh.client.coordinator_client",
     "NodeClient": "qpumesh.client.node_client",
-    "QpuMeshError": "qpumesh.client.errors",
+    "QpuMeshError": "qpumesh.wire.errors",
 }
 
 __all__ = ["CoordinatorClient", "NodeClient", "QpuMeshError"]

@@ -21,28 +21,23 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from qpumesh.client.errors import QpuMeshError, from_rpc_error
-from qpumesh.coordinator.convert import spec_to_proto, state_from_proto, state_to_proto
-from qpumesh.coordinator.spec import JobSpec
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.channels import open_channel
+from qpumesh.wire.errors import QpuMeshError, from_rpc_error
+from qpumesh.wire.job_spec import JobSpec, spec_to_proto
+from qpumesh.wire.job_state import JobState
 
 log = logging.getLogger(__name__)
-
-FINAL_STATES = frozenset({pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED})
-"""Job states a job never leaves."""
-
-_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-"""Results of long series carry every target and prediction; allow large messages."""
 
 
 def state_name(state: int) -> str:
     """Return the lower-case short name of a ``JobState`` ("running", "succeeded", ...)."""
     try:
-        name = state_from_proto(state)
+        known = JobState.from_proto(state)
     except ValueError:
         return f"state {state}"
-    return "unspecified" if name is None else name.lower()
+    return "unspecified" if known is None else known.label
 
 
 def parse_state(value: str | int | None) -> pb.JobState:
@@ -56,9 +51,9 @@ def parse_state(value: str | int | None) -> pb.JobState:
     if value is None or value == "":
         return pb.JOB_STATE_UNSPECIFIED
     if isinstance(value, int):
-        state_from_proto(value)
+        JobState.from_proto(value)
         return cast(pb.JobState, value)
-    return state_to_proto(value.strip())
+    return JobState.parse(value).to_proto()
 
 
 class CoordinatorClient:
@@ -104,18 +99,8 @@ class CoordinatorClient:
         self.retry_backoff = retry_backoff
         self.max_backoff = max_backoff
         self._owns_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-                # gRPC's own reconnect backoff grows to 120 s; keep it short so a
-                # restarted coordinator is found on the next watch attempt.
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.min_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
-            ],
-        )
+        # A short reconnect backoff, so a restarted coordinator is found on the next watch attempt.
+        self._channel = channel or open_channel(address, reconnect_max_ms=int(max_backoff * 1000))
         self._stub = pb_grpc.CoordinatorStub(self._channel)  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> CoordinatorClient:
@@ -134,10 +119,10 @@ class CoordinatorClient:
         if self._owns_channel:
             self._channel.close()
 
-    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        """Invoke a unary RPC with a deadline, translating gRPC errors."""
+    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        """Invoke a unary stub method with a deadline, translating gRPC errors."""
         try:
-            return getattr(self._stub, method)(request, timeout=timeout or self.timeout)
+            return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from err
 
@@ -157,12 +142,12 @@ class CoordinatorClient:
         else:
             job_spec = spec if isinstance(spec, JobSpec) else JobSpec.from_dict(spec)
             message = spec_to_proto(job_spec)
-        response: pb.SubmitJobResponse = self._call("SubmitJob", pb.SubmitJobRequest(spec=message))
+        response: pb.SubmitJobResponse = self._call(self._stub.SubmitJob, pb.SubmitJobRequest(spec=message))
         return response.job_id
 
     def get(self, job_id: str) -> pb.Job:
         """Return the job with its history, node stats and fault events."""
-        job: pb.Job = self._call("GetJob", pb.GetJobRequest(job_id=job_id))
+        job: pb.Job = self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id))
         return job
 
     def list(self, state: str | int | None = None, limit: int = 0) -> builtins.list[pb.Job]:
@@ -173,12 +158,12 @@ class CoordinatorClient:
             limit: maximum number of jobs; 0 = no limit.
         """
         request = pb.ListJobsRequest(state=parse_state(state), limit=limit)
-        response: pb.ListJobsResponse = self._call("ListJobs", request)
+        response: pb.ListJobsResponse = self._call(self._stub.ListJobs, request)
         return builtins.list(response.jobs)
 
     def cancel(self, job_id: str) -> pb.Job:
         """Ask the coordinator to cancel a job; returns the job as it now stands."""
-        job: pb.Job = self._call("CancelJob", pb.CancelJobRequest(job_id=job_id))
+        job: pb.Job = self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id))
         return job
 
     def predict(self, job_id: str, series: Sequence[float] | npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -194,17 +179,19 @@ class CoordinatorClient:
         """
         values = np.asarray(series, dtype=np.float64).ravel()
         request = pb.PredictRequest(job_id=job_id, series=values.tolist())
-        response: pb.PredictResponse = self._call("Predict", request)
+        response: pb.PredictResponse = self._call(self._stub.Predict, request)
         return np.asarray(response.predictions, dtype=np.float64)
 
     def results(self, job_id: str) -> pb.GetResultsResponse:
         """Return the job plus targets and predictions over every window of its series."""
-        response: pb.GetResultsResponse = self._call("GetResults", pb.GetResultsRequest(job_id=job_id))
+        response: pb.GetResultsResponse = self._call(
+            self._stub.GetResults, pb.GetResultsRequest(job_id=job_id)
+        )
         return response
 
     def nodes(self) -> builtins.list[pb.NodeStats]:
         """Return the coordinator's node pool view of every QPU node."""
-        response: pb.ListNodesResponse = self._call("ListNodes", pb.ListNodesRequest())
+        response: pb.ListNodesResponse = self._call(self._stub.ListNodes, pb.ListNodesRequest())
         return builtins.list(response.nodes)
 
     def watch(self, job_id: str, after_seq: int = 0) -> Iterator[pb.JobEvent]:
@@ -279,7 +266,7 @@ class CoordinatorClient:
             for event in self._watch(job_id, last_seq, deadline):
                 last_seq = event.seq
             job = self.get(job_id)
-            if job.state in FINAL_STATES:
+            if job_finished(job):
                 return job
             # The stream ended without a final state (e.g. the coordinator shut
             # down cleanly); keep following until the deadline.
@@ -295,4 +282,5 @@ def _deadline_error(job_id: str) -> QpuMeshError:
 
 def job_finished(job: pb.Job) -> bool:
     """Whether the job is in a final state (succeeded, failed or cancelled)."""
-    return job.state in FINAL_STATES
+    state = JobState.from_proto(job.state)
+    return state is not None and state.final

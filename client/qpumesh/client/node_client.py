@@ -11,99 +11,30 @@ circuit once, transparently. Every call carries a deadline; failures surface as
 
 from __future__ import annotations
 
-import json
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import cirq
 import grpc
 import numpy as np
 import numpy.typing as npt
 
-from qpumesh.client.errors import QpuMeshError, from_rpc_error
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
-from qpumesh.wire.circuits import WireCircuit, observables_to_proto, pauli_terms
-from qpumesh.wire.tensors import from_tensor, to_tensor
+from qpumesh.wire import node_calls
+from qpumesh.wire.channels import open_channel
+from qpumesh.wire.circuits import PauliTerms, WireCircuit, pauli_terms
+from qpumesh.wire.errors import QpuMeshError, from_rpc_error
+from qpumesh.wire.node_calls import Evaluation, FloatArray, Gradient, NodeRequest
 
-FloatArray = npt.NDArray[np.float64]
 Observable = cirq.PauliString[Any] | cirq.PauliSum
 ParamValues = Mapping[Any, npt.ArrayLike]
 """Symbol (name or ``sympy.Symbol``) -> one value or one value per row."""
 
-# Retry a call that never reached a node (UNAVAILABLE) a few times, declared in the
-# service config as gRPC recommends; INVALID_ARGUMENT & co. are never retried.
-_SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [{"service": "qpumesh.v1.QPUNode"}],
-                "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "1s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
-
-DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
-    # The node enforces its own limits (GetInfo.max_message_bytes); the client does not add lower ones.
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.enable_retries", 1),
-    ("grpc.service_config", _SERVICE_CONFIG),
-)
-
-_Reply = TypeVar("_Reply")
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """A node's answer to ``evaluate_detailed``.
-
-    Attributes:
-        expectations: shape (rows, n_observables).
-        standard_errors: same shape, only when shots > 0 were used; else None.
-        backend: the engine that ran the request.
-        queue_seconds: time the request waited for an execution slot on the node.
-        execute_seconds: time the node spent compiling and simulating.
-    """
-
-    expectations: FloatArray
-    standard_errors: FloatArray | None
-    backend: str
-    queue_seconds: float
-    execute_seconds: float
-
-
-@dataclass(frozen=True)
-class Gradient:
-    """A node's answer to ``shift_gradient_detailed``.
-
-    Attributes:
-        jacobian: shape (rows, n_observables, len(wrt)), or (rows, len(wrt)) when
-            cotangents were given (a vector-Jacobian product).
-        expectations: shape (rows, n_observables) when asked for; else None.
-        wrt: the symbols differentiated, in the order of the last axis of ``jacobian``.
-        backend: the engine that ran the request.
-        queue_seconds: time the request waited for an execution slot on the node.
-        execute_seconds: time the node spent compiling and simulating.
-    """
-
-    jacobian: FloatArray
-    expectations: FloatArray | None
-    wrt: tuple[str, ...]
-    backend: str
-    queue_seconds: float
-    execute_seconds: float
+SERVICE = pb.DESCRIPTOR.services_by_name["QPUNode"]
 
 
 def parameter_batch(params: ParamValues) -> pb.ParameterBatch:
@@ -131,7 +62,7 @@ def parameter_batch(params: ParamValues) -> pb.ParameterBatch:
     values = np.empty((rows, len(columns)), dtype=np.float64)
     for j, column in enumerate(columns):
         values[:, j] = column.reshape(-1)
-    return pb.ParameterBatch(symbols=names, values=to_tensor(values))
+    return node_calls.parameter_batch(names, values)
 
 
 class NodeClient:
@@ -142,25 +73,17 @@ class NodeClient:
     Args:
         address: ``host:port`` of the node.
         timeout: default deadline of every call, in seconds.
-        channel_options: gRPC channel options (default: no client-side message limits,
-            retries of UNAVAILABLE).
     """
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        timeout: float = 30.0,
-        channel_options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
-    ) -> None:
+    def __init__(self, address: str, *, timeout: float = 30.0) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=list(channel_options))
+        self._channel = open_channel(address, retry_unavailable=SERVICE)
         self._stub = pb_grpc.QPUNodeStub(self._channel)  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
-        self._held: set[str] = set()  # circuit hashes the node is believed to hold
+        self._held = node_calls.HeldCircuits()
         # id(circuit) -> (weak reference, its moments when serialised, the serialisation)
         self._wire: dict[int, tuple[weakref.ref[cirq.AbstractCircuit], tuple[Any, ...], WireCircuit]] = {}
 
@@ -238,19 +161,11 @@ class NodeClient:
     ) -> Evaluation:
         """Like ``evaluate``, also returning standard errors, engine and node timings."""
         wire = self.wire_circuit(circuit)
-        request = pb.EvaluateRequest(
-            observables=observables_to_proto([pauli_terms(o, wire.qubits) for o in observables]),
-            params=parameter_batch(params),
+        request = node_calls.evaluate_request(
+            self._terms(wire, observables), parameter_batch(params), shots=shots, seed=seed
         )
-        _set_sampling(request, shots, seed)
         reply: pb.EvaluateResponse = self._call(self._stub.Evaluate, request, wire, timeout)
-        return Evaluation(
-            expectations=from_tensor(reply.expectations, "expectations"),
-            standard_errors=_optional_tensor(reply, "standard_errors"),
-            backend=reply.backend,
-            queue_seconds=reply.timings.queue_seconds,
-            execute_seconds=reply.timings.execute_seconds,
-        )
+        return node_calls.decode_evaluation(reply, request)
 
     def shift_gradient(
         self,
@@ -303,24 +218,17 @@ class NodeClient:
     ) -> Gradient:
         """Like ``shift_gradient``, optionally with the unshifted values, plus engine and timings."""
         wire = self.wire_circuit(circuit)
-        request = pb.ShiftGradientRequest(
-            observables=observables_to_proto([pauli_terms(o, wire.qubits) for o in observables]),
-            params=parameter_batch(params),
+        request = node_calls.shift_gradient_request(
+            self._terms(wire, observables),
+            parameter_batch(params),
             wrt=[str(symbol) for symbol in wrt],
+            cotangents=cotangents,
             include_values=include_values,
+            shots=shots,
+            seed=seed,
         )
-        if cotangents is not None:
-            request.cotangents.CopyFrom(to_tensor(cotangents))
-        _set_sampling(request, shots, seed)
         reply: pb.ShiftGradientResponse = self._call(self._stub.ShiftGradient, request, wire, timeout)
-        return Gradient(
-            jacobian=from_tensor(reply.jacobian, "jacobian"),
-            expectations=_optional_tensor(reply, "expectations"),
-            wrt=tuple(reply.wrt),
-            backend=reply.backend,
-            queue_seconds=reply.timings.queue_seconds,
-            execute_seconds=reply.timings.execute_seconds,
-        )
+        return node_calls.decode_gradient(reply, request)
 
     # --- circuits --------------------------------------------------------------------
 
@@ -350,64 +258,22 @@ class NodeClient:
             self._wire[key] = (ref, moments, wire)
         return wire
 
-    def _call(
-        self,
-        method: Callable[..., _Reply],
-        request: pb.EvaluateRequest | pb.ShiftGradientRequest,
-        wire: WireCircuit,
-        timeout: float | None,
-    ) -> _Reply:
-        """Send ``request`` with the circuit by hash when the node holds it, else in full."""
-        with self._lock:
-            hash_only = wire.hash in self._held
-        request.circuit.CopyFrom(wire.to_proto(include_json=not hash_only))
+    @staticmethod
+    def _terms(wire: WireCircuit, observables: Sequence[Observable]) -> list[PauliTerms]:
+        return [pauli_terms(o, wire.qubits) for o in observables]
+
+    def _call(self, method: Any, request: NodeRequest, wire: WireCircuit, timeout: float | None) -> Any:
+        """Send ``request`` (circuit by hash when the node holds it); failures become ``QpuMeshError``."""
         try:
-            try:
-                reply = method(request, timeout=self._deadline(timeout))
-            except grpc.RpcError as error:
-                if not (hash_only and from_rpc_error(error).code == grpc.StatusCode.NOT_FOUND):
-                    raise
-                # The node forgot the circuit (restart or cache eviction): send it once more.
-                with self._lock:
-                    self._held.discard(wire.hash)
-                request.circuit.CopyFrom(wire.to_proto(include_json=True))
-                reply = method(request, timeout=self._deadline(timeout))
+            return node_calls.call(method, request, wire, self._held, timeout=self._deadline(timeout))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
-        with self._lock:
-            self._held.add(wire.hash)
-        return reply
 
     def _deadline(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else timeout
 
 
-def _optional_tensor(
-    reply: pb.EvaluateResponse | pb.ShiftGradientResponse, field: Literal["expectations", "standard_errors"]
-) -> FloatArray | None:
-    """Decode an optional Tensor field of a reply; None when the node left it unset."""
-    if not reply.HasField(field):
-        return None
-    message: pb.Tensor = getattr(reply, field)
-    return from_tensor(message, field)
-
-
-def _set_sampling(
-    request: pb.EvaluateRequest | pb.ShiftGradientRequest, shots: int | None, seed: int | None
-) -> None:
-    """Set the optional shots/seed fields, refusing values the wire cannot carry."""
-    if shots is not None:
-        if not 0 <= shots < 2**32:
-            raise ValueError(f"shots must be in 0..{2**32 - 1}, got {shots}")
-        request.shots = shots
-    if seed is not None:
-        if not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be in 0..{2**64 - 1}, got {seed}")
-        request.seed = seed
-
-
 __all__ = [
-    "DEFAULT_CHANNEL_OPTIONS",
     "Evaluation",
     "Gradient",
     "NodeClient",

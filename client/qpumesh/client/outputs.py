@@ -20,15 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qpumesh.coordinator.convert import (
-    epoch_metrics_from_proto,
-    fault_from_proto,
-    node_stats_from_proto,
-    spec_from_proto,
-    state_from_proto,
-)
-from qpumesh.coordinator.spec import SpecError
 from qpumesh.v1 import coordinator_pb2 as pb
+from qpumesh.wire.job_spec import SpecError, spec_from_proto
+from qpumesh.wire.job_state import JobState
+from qpumesh.wire.records import to_record
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -66,13 +61,13 @@ def job_metrics(job: pb.Job, *, client_wall_seconds: float | None = None) -> dic
         client_wall_seconds: wall time measured by the client from submission
             to the end, if known.
     """
-    history = [epoch_metrics_from_proto(m) for m in job.history]
-    state = state_from_proto(job.state)
+    history = [to_record(m) for m in job.history]
+    state = JobState.from_proto(job.state)
     best_r2 = max((m.test_r2 for m in job.history if math.isfinite(m.test_r2)), default=math.nan)
     metrics: dict[str, Any] = {
         "job_id": job.id,
         "name": job.spec.name,
-        "state": state.lower() if state else "unspecified",
+        "state": state.label if state else "unspecified",
         "error": job.error,
         "test_r2": job.final_test_r2,
         "best_test_r2": best_r2,
@@ -88,8 +83,8 @@ def job_metrics(job: pb.Job, *, client_wall_seconds: float | None = None) -> dic
         "updated_at": job.updated_at,
         "spec": spec_dict(job.spec),
         "history": history,
-        "nodes": [node_stats_from_proto(n) for n in job.nodes],
-        "faults": [fault_from_proto(f) for f in job.faults],
+        "nodes": [to_record(n) for n in job.nodes],
+        "faults": [to_record(f) for f in job.faults],
     }
     if client_wall_seconds is not None:
         metrics["client_wall_seconds"] = client_wall_seconds

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qpumesh.client.jobs_cli import format_table, read_series_csv
+from qpumesh.client.cli_support import format_table
+from qpumesh.client.jobs_cli import read_series_csv
 from qpumesh.client.outputs import (
     PREDICTION_COLUMNS,
     prediction_rows,
@@ -18,8 +19,8 @@ from qpumesh.client.outputs import (
     write_results,
 )
 from qpumesh.client.plots import plot_results
-from qpumesh.coordinator.spec import JobSpec
 from qpumesh.v1 import coordinator_pb2 as pb
+from qpumesh.wire.job_spec import JobSpec
 
 
 def _results(n: int = 10, train_size: int = 7, epochs: int = 3) -> pb.GetResultsResponse:

@@ -16,7 +16,7 @@ import cirq
 import numpy as np
 import sympy
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, ExecutorStats
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
 
 _PAULI = {
     "I": np.eye(2, dtype=np.complex128),
@@ -150,11 +150,11 @@ def shift_jacobian(task: CircuitTask) -> np.ndarray:
     return jac
 
 
-class NumpyExecutor:
+class NumpyExecutor(LocalExecutor):
     """An exact in-memory ``Executor`` for tests; records every round it runs."""
 
     def __init__(self) -> None:
-        self.stats = ExecutorStats()
+        super().__init__()
         self.rounds: list[list[CircuitTask]] = []
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
@@ -166,6 +166,3 @@ class NumpyExecutor:
             jacobian = shift_jacobian(task) if task.jacobian else None
             results.append(CircuitResult(values, jacobian, "double"))
         return results
-
-    def close(self) -> None:
-        pass

@@ -1,10 +1,10 @@
-"""``qpumesh plan`` prints the planner's table or a clear refusal."""
+"""``python -m qpumesh.coordinator plan`` prints the planner's table or a clear refusal."""
 
 from __future__ import annotations
 
 import pytest
 
-from qpumesh.client.cli import main
+from qpumesh.coordinator.cli import main, with_default_command
 
 
 def test_plan_prints_partitions_and_nodes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,3 +29,12 @@ def test_plan_bad_flags() -> None:
         main(["plan", "--qubits", "4", "--node-qubits", "4,x"])
     with pytest.raises(SystemExit):
         main(["plan", "--qubits", "4", "--partitions", "0"])
+
+
+def test_serve_is_the_default_command_after_the_global_options() -> None:
+    assert with_default_command([]) == ["serve"]
+    assert with_default_command(["--port", "0"]) == ["serve", "--port", "0"]
+    assert with_default_command(["--log-level", "DEBUG", "-x"]) == ["--log-level", "DEBUG", "serve", "-x"]
+    assert with_default_command(["--log-level=DEBUG"]) == ["--log-level=DEBUG", "serve"]
+    assert with_default_command(["plan", "--qubits", "4"]) == ["plan", "--qubits", "4"]
+    assert with_default_command(["--help"]) == ["--help"]

@@ -11,8 +11,8 @@ import torch
 from coordinator_doubles import NumpyExecutor  # type: ignore[import-not-found]
 
 from qpumesh.coordinator.metrics import convergence_epoch, r2_score
-from qpumesh.coordinator.spec import JobSpec
 from qpumesh.coordinator.training import EpochMetrics, Trainer
+from qpumesh.wire.job_spec import JobSpec
 
 
 def small_spec(**overrides: Any) -> JobSpec:
@@ -149,7 +149,7 @@ def test_r2_score() -> None:
 
 def test_in_process_engine_matches_the_double() -> None:
     pytest.importorskip("qpumesh.node.core")
-    from qpumesh.coordinator.executor import InProcessExecutor
+    from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 
     spec = small_spec(epochs=1)
     engine = Trainer(spec, InProcessExecutor())

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qpumesh.coordinator.config import (
-    ConfigError,
-    CoordinatorConfig,
-    add_arguments,
-    build_config,
-    pool_options,
-)
+from qpumesh.coordinator.config import ConfigError, CoordinatorConfig, add_arguments, build_config
+from qpumesh.coordinator.mesh.options import PoolOptions
 
 
 def _flags(*argv: str) -> dict[str, object]:
@@ -40,14 +35,9 @@ def test_environment_is_parsed_into_the_config() -> None:
         host="127.0.0.1",
         data_dir=Path("/tmp/q"),
         nodes="dns:qpu:50051",
-        rpc_timeout_seconds=2.5,
-        hedge_after_ms=150.0,
-        max_attempts=3,
+        pool=PoolOptions(timeout_seconds=2.5, hedge_after_seconds=0.15, max_attempts=3),
     )
     assert config.db_path == Path("/tmp/q/jobs.db") and config.checkpoint_dir == Path("/tmp/q/checkpoints")
-    options = pool_options(config)
-    assert options.timeout_seconds == 2.5 and options.max_attempts == 3
-    assert options.hedge_after_seconds == pytest.approx(0.15)
 
 
 def test_flags_win_over_the_environment() -> None:

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from qpumesh.coordinator.config import CoordinatorConfig
-from qpumesh.coordinator.jobs import JobManager, NoCheckpointError
-from qpumesh.coordinator.spec import JobSpec
+from qpumesh.coordinator.jobs import JobManager
+from qpumesh.coordinator.predictions import NoCheckpointError
 from qpumesh.coordinator.store import JobRecord
 from qpumesh.coordinator.training import Trainer
+from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_state import JobState
 
 SPEC = JobSpec(model="classical", epochs=4, series_length=40, seed=5)
 
@@ -35,7 +37,7 @@ def test_resume_records_epochs_checkpointed_but_not_stored(tmp_path: Path) -> No
 
     # What a coordinator killed after checkpointing epoch 2 but before storing it leaves behind.
     trainer = Trainer(SPEC, None)
-    manager.store.set_state(crashed.id, "RUNNING")
+    manager.store.set_state(crashed.id, JobState.RUNNING)
     first = trainer.train_epoch()
     manager.store.record_epoch(crashed.id, first.to_dict())
     manager.checkpoints.save(
@@ -51,7 +53,7 @@ def test_resume_records_epochs_checkpointed_but_not_stored(tmp_path: Path) -> No
     manager.start()
     try:
         job = _wait_final(manager, crashed.id)
-        assert job.state == "SUCCEEDED" and job.epochs_done == 4
+        assert job.state == JobState.SUCCEEDED and job.epochs_done == 4
         history = manager.store.epochs(crashed.id)
         assert [m["epoch"] for m in history] == [1, 2, 3, 4]
         assert history[1] == second.to_dict()
@@ -60,7 +62,7 @@ def test_resume_records_epochs_checkpointed_but_not_stored(tmp_path: Path) -> No
 
         # An uninterrupted run of the same spec has the same history (wall time aside).
         fresh = manager.submit(SPEC)
-        assert _wait_final(manager, fresh.id).state == "SUCCEEDED"
+        assert _wait_final(manager, fresh.id).state == JobState.SUCCEEDED
         for resumed, straight in zip(history, manager.store.epochs(fresh.id), strict=True):
             assert {k: v for k, v in resumed.items() if k != "wall_seconds"} == {
                 k: v for k, v in straight.items() if k != "wall_seconds"
@@ -75,13 +77,13 @@ def test_a_cancel_requested_before_a_restart_is_honoured_at_start_up(tmp_path: P
     config = CoordinatorConfig(data_dir=tmp_path, in_process=True)
     first = JobManager(config)
     job = first.store.create_job(SPEC)
-    first.store.set_state(job.id, "RUNNING")
+    first.store.set_state(job.id, JobState.RUNNING)
     first.store.request_cancel(job.id)
     first.close()
 
     second = JobManager(config)
     second.start()
     try:
-        assert _wait_final(second, job.id).state == "CANCELLED"
+        assert _wait_final(second, job.id).state == JobState.CANCELLED
     finally:
         second.close()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from qpumesh.coordinator.spec import JobSpec
 from qpumesh.coordinator.store import JobNotFoundError, JobStore
+from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_state import JobState
 
 SPEC = JobSpec(name="tiny", model="classical", epochs=3, series_length=40)
 
@@ -36,7 +37,7 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
 
 def test_new_job_is_queued_with_its_spec_and_a_state_event(store: JobStore) -> None:
     job = store.create_job(SPEC)
-    assert job.state == "QUEUED" and job.spec == SPEC and job.epochs_done == 0
+    assert job.state == JobState.QUEUED and job.spec == SPEC and job.epochs_done == 0
     assert job.convergence_epoch == -1 and job.node_max_qubits is None
     events = store.events(job.id)
     assert [(e.seq, e.kind, e.payload) for e in events] == [(1, "state", {"state": "QUEUED"})]
@@ -46,13 +47,13 @@ def test_unknown_job_raises_not_found(store: JobStore) -> None:
     with pytest.raises(JobNotFoundError, match="no job with id 'nope'"):
         store.get_job("nope")
     with pytest.raises(JobNotFoundError):
-        store.set_state("nope", "RUNNING")
+        store.set_state("nope", JobState.RUNNING)
 
 
 def test_jobs_survive_reopening_the_database(tmp_path: Path) -> None:
     first = JobStore(tmp_path / "jobs.db")
     job = first.create_job(SPEC)
-    first.set_state(job.id, "RUNNING")
+    first.set_state(job.id, JobState.RUNNING)
     first.set_node_max_qubits(job.id, [4, 8])
     nodes = [{"address": "a", "calls": 3}]
     first.record_epoch(job.id, _metrics(1), nodes=nodes, summary={"convergence_epoch": 1})
@@ -60,7 +61,7 @@ def test_jobs_survive_reopening_the_database(tmp_path: Path) -> None:
 
     second = JobStore(tmp_path / "jobs.db")
     again = second.get_job(job.id)
-    assert again.state == "RUNNING" and again.epochs_done == 1
+    assert again.state == JobState.RUNNING and again.epochs_done == 1
     assert again.node_max_qubits == (4, 8) and again.convergence_epoch == 1
     assert again.nodes == ({"address": "a", "calls": 3},)
     assert second.epochs(job.id) == [_metrics(1)]
@@ -77,7 +78,7 @@ def test_database_uses_wal_journal(tmp_path: Path) -> None:
 
 def test_epochs_update_progress_and_emit_fault_then_epoch_events(store: JobStore) -> None:
     job = store.create_job(SPEC)
-    store.set_state(job.id, "RUNNING")
+    store.set_state(job.id, JobState.RUNNING)
     fault = {"time": 1.0, "node": "n1", "kind": "timeout", "detail": "slow"}
     store.record_epoch(job.id, _metrics(1, 0.25), faults=[fault])
     rec = store.record_epoch(job.id, _metrics(2, 0.75))
@@ -107,27 +108,27 @@ def test_non_finite_r2_is_stored_as_nan(store: JobStore) -> None:
 
 def test_final_states_are_never_left(store: JobStore) -> None:
     job = store.create_job(SPEC)
-    store.set_state(job.id, "FAILED", error="boom")
-    assert store.set_state(job.id, "SUCCEEDED").state == "FAILED"
+    store.set_state(job.id, JobState.FAILED, error="boom")
+    assert store.set_state(job.id, JobState.SUCCEEDED).state == JobState.FAILED
     assert store.get_job(job.id).error == "boom"
-    assert store.request_cancel(job.id).state == "FAILED"
+    assert store.request_cancel(job.id).state == JobState.FAILED
 
 
 def test_cancel_of_a_queued_job_is_immediate_and_of_a_running_one_is_a_request(store: JobStore) -> None:
     queued = store.create_job(SPEC)
-    assert store.request_cancel(queued.id).state == "CANCELLED"
+    assert store.request_cancel(queued.id).state == JobState.CANCELLED
     running = store.create_job(SPEC)
-    store.set_state(running.id, "RUNNING")
+    store.set_state(running.id, JobState.RUNNING)
     rec = store.request_cancel(running.id)
-    assert rec.state == "RUNNING" and rec.cancel_requested
+    assert rec.state == JobState.RUNNING and rec.cancel_requested
 
 
 def test_list_jobs_newest_first_with_state_filter_and_limit(store: JobStore) -> None:
     ids = [store.create_job(SPEC, now=1000.0 + i).id for i in range(3)]
-    store.set_state(ids[1], "RUNNING")
+    store.set_state(ids[1], JobState.RUNNING)
     assert [j.id for j in store.list_jobs()] == ids[::-1]
     assert [j.id for j in store.list_jobs(limit=2)] == [ids[2], ids[1]]
-    assert [j.id for j in store.list_jobs(state="RUNNING")] == [ids[1]]
+    assert [j.id for j in store.list_jobs(state=JobState.RUNNING)] == [ids[1]]
     assert [j.id for j in store.jobs_to_resume()] == ids
 
 

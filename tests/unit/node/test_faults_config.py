@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
 import pytest
 
-from qpumesh.node.faults import (
-    FaultConfig,
-    FaultConfigError,
-    FaultInjector,
-    add_fault_arguments,
-    parse_bandwidth,
-    parse_bool,
-    parse_duration_ms,
-    parse_probability,
-    read_fault_settings,
-)
+from qpumesh.node.fault_injection import QPU_NODE_PREFIX, FaultInjector
+from qpumesh.node.faults import add_fault_arguments, read_fault_settings
+from qpumesh.v1 import node_admin_pb2 as apb
+from qpumesh.wire.fault_config import FAULT_OPTIONS, FaultConfig, FaultConfigError
+from qpumesh.wire.settings import boolean as parse_bool
+from qpumesh.wire.settings import probability
+from qpumesh.wire.units import bandwidth as parse_bandwidth
+from qpumesh.wire.units import duration_ms as parse_duration_ms
+
+parse_probability = probability()
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_config_validation_and_proto_round_trip() -> None:
 def test_seeded_draws_are_reproducible_and_jitter_is_non_negative() -> None:
     def delays(dist: str) -> list[float]:
         injector = FaultInjector(FaultConfig(latency_ms=10, jitter_ms=5, jitter_dist=dist, seed=3))
-        return [injector._plan("/qpumesh.v1.QPUNode/Evaluate").delay_seconds for _ in range(200)]
+        return [injector._plan(QPU_NODE_PREFIX + "Evaluate").delay_seconds for _ in range(200)]
 
     for dist in ("normal", "exponential"):
         first, second = delays(dist), delays(dist)
@@ -149,7 +149,13 @@ def test_crash_counts_only_work_calls() -> None:
     crashes: list[int] = []
     injector = FaultInjector(FaultConfig(crash_after_calls=2), on_crash=lambda: crashes.append(1))
     plans = [
-        injector._plan(f"/qpumesh.v1.QPUNode/{m}")
+        injector._plan(QPU_NODE_PREFIX + m)
         for m in ("GetInfo", "Evaluate", "GetInfo", "ShiftGradient", "Evaluate")
     ]
     assert [p.crash for p in plans] == [False, False, False, False, True]
+
+
+def test_one_fault_setting_per_config_field_and_message_field() -> None:
+    names = [option.dest for option in FAULT_OPTIONS]
+    assert names == [f.name for f in dataclasses.fields(FaultConfig)]
+    assert names == [f.name for f in apb.FaultConfig.DESCRIPTOR.fields]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cirq
 
-from qpumesh.node.bench import qlstm_vqc
+from qpumesh.client.node_bench import qlstm_vqc
 
 
 def test_qlstm_vqc_encodes_then_stacks_cnot_ladders_and_ry_layers() -> None:

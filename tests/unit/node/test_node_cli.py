@@ -1,19 +1,21 @@
-"""The node's command line: light to build, and `python -m qpumesh.node` defaults to serve."""
+"""The node's entry point: light to build, and `python -m qpumesh.node` defaults to serve."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from qpumesh.node.cli import _with_default_command, build_parser
+import pytest
+
+from qpumesh.node.cli import build_parser
 
 
-def test_building_the_node_commands_does_not_import_torch_or_cirq() -> None:
-    # `qpumesh --help` must stay fast: the heavy engines load only when a command runs.
+def test_building_the_node_command_line_does_not_import_torch_or_cirq() -> None:
+    # `--help` must stay fast: the heavy engines load only when the node runs.
     code = (
-        "import argparse, sys\n"
+        "import sys\n"
         "from qpumesh.node import cli\n"
-        "cli.register(argparse.ArgumentParser().add_subparsers())\n"
+        "cli.build_parser()\n"
         "print(sorted(m for m in ('torch', 'cirq', 'qsimcirq') if m in sys.modules))\n"
     )
     result = subprocess.run(
@@ -22,20 +24,27 @@ def test_building_the_node_commands_does_not_import_torch_or_cirq() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_no_subcommand_means_serve_after_the_global_options() -> None:
-    assert _with_default_command([]) == ["serve"]
-    assert _with_default_command(["--port", "0"]) == ["serve", "--port", "0"]
-    assert _with_default_command(["--log-level", "DEBUG", "--port", "0"]) == [
-        "--log-level",
-        "DEBUG",
-        "serve",
-        "--port",
-        "0",
-    ]
-    assert _with_default_command(["info", "localhost:1"]) == ["info", "localhost:1"]
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "0"],
+        ["serve", "--port", "0"],
+        ["--log-level", "DEBUG", "serve", "--port", "0"],
+        ["--port", "0", "serve"],
+    ],
+)
+def test_serve_is_the_command_with_or_without_its_name(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert args.command == "serve" and args.port == 0
 
 
 def test_serve_flags_parse_into_option_destinations() -> None:
     args = build_parser().parse_args(["serve", "--port", "0", "--backend", "qsim", "--port-file", "p"])
     assert (args.port, args.backend, str(args.port_file)) == (0, "qsim", "p")
     assert args.max_qubits is None  # unset flags stay None so the environment can apply
+
+
+def test_other_commands_belong_to_the_client(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["info", "localhost:1"])
+    assert "invalid choice: 'info'" in capsys.readouterr().err

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from qpumesh.wire.settings import (
     Option,
     add_arguments,
-    add_port_file_argument,
     argparse_type,
     boolean,
     choice,
@@ -24,10 +21,6 @@ from qpumesh.wire.settings import (
     positive,
     probability,
     read_environment,
-    run_service,
-    service_parser,
-    with_default_command,
-    write_port_file,
 )
 
 
@@ -175,54 +168,8 @@ def test_nonempty_and_choice() -> None:
 # --------------------------------------------------------------------------- entry points
 
 
-def test_default_command_goes_after_the_global_options() -> None:
-    commands = ("serve", "info")
-    assert with_default_command([], commands) == ["serve"]
-    assert with_default_command(["--port", "0"], commands) == ["serve", "--port", "0"]
-    assert with_default_command(["--log-level", "DEBUG", "-x"], commands) == [
-        "--log-level",
-        "DEBUG",
-        "serve",
-        "-x",
-    ]
-    assert with_default_command(["--log-level=DEBUG"], commands) == ["--log-level=DEBUG", "serve"]
-    assert with_default_command(["info", "a:1"], commands) == ["info", "a:1"]
-    assert with_default_command(["--help"], commands) == ["--help"]
-    assert with_default_command(["info"], ("serve",)) == ["serve", "info"]
-
-
-def _entry_point(handler: object) -> argparse.ArgumentParser:
-    parser = service_parser("prog", "description")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve")
-    serve.add_argument("--code", type=int, default=0)
-    serve.set_defaults(func=handler)
-    return parser
-
-
-def test_run_service_runs_the_default_command_and_returns_its_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: None)
-    seen: list[argparse.Namespace] = []
-
-    def handler(args: argparse.Namespace) -> int:
-        seen.append(args)
-        return int(args.code)
-
-    assert run_service(_entry_point(handler), ["--log-level", "debug", "--code", "4"], ("serve",)) == 4
-    assert seen[0].command == "serve" and seen[0].log_level == "debug"
-
-
-def test_run_service_maps_ctrl_c_to_130(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: None)
-
-    def handler(args: argparse.Namespace) -> int:
-        raise KeyboardInterrupt
-
-    assert run_service(_entry_point(handler), [], ("serve",)) == 130
-
-
 def test_the_module_imports_nothing_heavy() -> None:
-    # Service command lines are built from it: `qpumesh --help` must stay fast.
+    # Service command lines are built from it: `--help` must stay fast.
     code = (
         "import sys\n"
         "import qpumesh.wire.settings\n"
@@ -232,18 +179,3 @@ def test_the_module_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]"
-
-
-def test_port_file_flag_defaults_to_none() -> None:
-    parser = argparse.ArgumentParser()
-    add_port_file_argument(parser)
-    assert parser.parse_args([]).port_file is None
-    assert parser.parse_args(["--port-file", "p"]).port_file == Path("p")
-
-
-def test_port_file_is_written_whole_and_replaced(tmp_path: Path) -> None:
-    path = tmp_path / "port"
-    path.write_text("stale")
-    write_port_file(path, 50051)
-    assert path.read_text(encoding="ascii") == "50051\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["port"]  # no temporary file left behind

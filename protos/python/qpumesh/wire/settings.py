@@ -7,25 +7,22 @@ so a setting has the same spelling, parser and limits whichever way it arrives.
 ``read_environment`` parses the variables that are set (empty counts as unset) and
 ``given_flags`` picks the flags that were given; each service decides how they
 combine (flags win). The value parsers below turn text into values and raise
-``ValueError`` saying what they expected; ``argparse_type`` makes any of them an
-argparse ``type``.
+``ValueError`` saying what they expected (``units`` has those of durations, rates and
+sizes); ``argparse_type`` makes any of them an argparse ``type``.
 
-The module also holds the entry-point plumbing the service commands share
-(``python -m qpumesh.node`` / ``python -m qpumesh.coordinator``): a parser with
-``--log-level``, a default subcommand, logging set-up, and the ``--port-file``
-writer. It imports nothing heavy, so building a command line stays fast.
+Why this lives in the shared ``qpumesh.wire``: a service's variables and flags are
+its deployment contract (compose files and launchers write them, ``qpumesh fault``
+reuses the node's fault settings), and node, coordinator and client may share code
+only here. Each service's entry point (its ``python -m`` command, logging, signals)
+stays in the service. The module imports nothing heavy, so a command line builds fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import math
-import os
-import sys
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -279,86 +276,3 @@ def choice(*options: str) -> Callable[[str], str]:
         return value
 
     return parse
-
-
-# --------------------------------------------------------------------------- service entry points
-
-
-def add_port_file_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--port-file PATH`` (destination ``port_file``, None when not given)."""
-    parser.add_argument(
-        "--port-file",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="once serving, write the bound port to PATH (atomically); useful with --port 0",
-    )
-
-
-def write_port_file(path: Path, port: int) -> None:
-    """Write ``port`` to ``path`` atomically, so a reader never sees a partial number.
-
-    ``serve --port-file PATH`` uses it to tell a launcher which port ``--port 0`` bound.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="ascii") as handle:
-        handle.write(f"{port}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def service_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
-    """Return the parser of a ``python -m qpumesh.<service>`` entry point, with ``--log-level``."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
-    return parser
-
-
-def with_default_command(
-    arguments: Sequence[str], commands: Collection[str], default: str = "serve"
-) -> list[str]:
-    """Insert ``default`` after the global options unless a subcommand (or help) follows them.
-
-    Args:
-        arguments: the command line without the program name.
-        commands: the subcommands of the entry point.
-        default: the subcommand a container runs when given none.
-    """
-    arguments = list(arguments)
-    i = 0
-    while i < len(arguments):
-        if arguments[i] == "--log-level":
-            i += 2
-        elif arguments[i].startswith("--log-level="):
-            i += 1
-        else:
-            break
-    if i < len(arguments) and (arguments[i] in commands or arguments[i] in ("-h", "--help")):
-        return arguments
-    return [*arguments[:i], default, *arguments[i:]]
-
-
-def run_service(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None, commands: Collection[str]
-) -> int:
-    """Run a ``service_parser`` entry point: default subcommand, logging, the handler.
-
-    Args:
-        parser: from ``service_parser``; each subcommand sets ``func(args) -> int``.
-        argv: the arguments, or None for ``sys.argv[1:]``.
-        commands: the subcommands (see ``with_default_command``).
-
-    Returns:
-        The handler's exit status; 130 on KeyboardInterrupt.
-    """
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(with_default_command(arguments, commands))
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130

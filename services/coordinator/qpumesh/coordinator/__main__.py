@@ -1,4 +1,4 @@
-"""``python -m qpumesh.coordinator [serve] ...``: the coordinator's command line on its own."""
+"""``python -m qpumesh.coordinator [serve|plan] ...``: see ``qpumesh.coordinator.cli``."""
 
 from __future__ import annotations
 

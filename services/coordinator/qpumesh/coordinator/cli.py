@@ -1,43 +1,61 @@
-"""``qpumesh coordinator serve``: run the coordinator service.
+"""``python -m qpumesh.coordinator [serve|plan] ...``: the coordinator's command line.
 
-Registered in the ``qpumesh`` command line through ``register``; ``python -m
-qpumesh.coordinator`` runs the same subcommand on its own (``serve`` when none is
-given, which is what a container wants). Heavy imports (torch, grpc) happen inside
-the handler so that ``qpumesh --help`` stays fast.
+- ``serve`` (the default, which is what a container runs): the job service, until
+  SIGTERM/SIGINT. Every setting can also be given by the environment variable shown in
+  ``--help``; flags win. Jobs left QUEUED or RUNNING in the data directory resume.
+- ``plan``: how a distributed QLSTM would be cut and placed on nodes (``plan_cli``).
+
+``qpumesh coordinator serve`` and ``qpumesh plan`` hand their arguments over to this
+module. Heavy imports (torch, grpc) happen once a command runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from collections.abc import Sequence
-from typing import Any
 
-from qpumesh.wire.settings import add_port_file_argument, run_service, service_parser
+from qpumesh.coordinator import plan_cli
+from qpumesh.coordinator.config import add_arguments
 
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the ``coordinator`` command group to the ``qpumesh`` command line."""
-    coordinator = subparsers.add_parser(
-        "coordinator", help="run the training coordinator", description=__doc__
-    )
-    _add_coordinator_commands(coordinator)
+COMMANDS = ("serve", "plan")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def _add_coordinator_commands(parser: argparse.ArgumentParser) -> None:
-    from qpumesh.coordinator.config import add_arguments
-
-    sub = parser.add_subparsers(dest="coordinator_command", metavar="SUBCOMMAND", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``python -m qpumesh.coordinator``."""
+    parser = argparse.ArgumentParser(prog="python -m qpumesh.coordinator", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve = sub.add_parser(
         "serve",
-        help="run the coordinator until SIGTERM/SIGINT",
+        help="run the coordinator until SIGTERM/SIGINT (the default)",
         description="Run the coordinator: the job service that trains QLSTMs on the QPU nodes. "
         "Every flag can also be set by the environment variable shown in brackets; flags win "
         "over the environment. Jobs left QUEUED or RUNNING in the data directory resume.",
     )
     add_arguments(serve)
-    add_port_file_argument(serve)
     serve.set_defaults(func=_serve, parser=serve)
+    plan_cli.register(sub)
+    return parser
+
+
+def with_default_command(arguments: Sequence[str]) -> list[str]:
+    """Insert ``serve`` after ``--log-level`` unless a command (or help) follows it."""
+    arguments = list(arguments)
+    i = 0
+    while i < len(arguments):
+        if arguments[i] == "--log-level":
+            i += 2
+        elif arguments[i].startswith("--log-level="):
+            i += 1
+        else:
+            break
+    if i < len(arguments) and (arguments[i] in COMMANDS or arguments[i] in ("-h", "--help")):
+        return arguments
+    return [*arguments[:i], "serve", *arguments[i:]]
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -48,20 +66,15 @@ def _serve(args: argparse.Namespace) -> int:
         config = build_config(vars(args), os.environ)
     except ConfigError as error:
         args.parser.error(str(error))  # exits with status 2 and the usage line
-    serve(config, port_file=args.port_file)
+    serve(config)
     return 0
 
 
-_COMMANDS = ("serve",)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser of ``python -m qpumesh.coordinator``: the coordinator subcommands."""
-    parser = service_parser("python -m qpumesh.coordinator", __doc__)
-    _add_coordinator_commands(parser)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m qpumesh.coordinator``; with no subcommand, ``serve``."""
-    return run_service(build_parser(), argv, _COMMANDS)
+    """Run a coordinator command; returns its exit status (130 on Ctrl-C)."""
+    args = build_parser().parse_args(with_default_command(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), format=LOG_FORMAT)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130

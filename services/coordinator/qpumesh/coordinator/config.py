@@ -15,17 +15,18 @@ job in its ``JobSpec``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from qpumesh.coordinator.mesh.options import PoolOptions
+from qpumesh.coordinator.mesh.targets import parse_targets
 from qpumesh.wire import settings
+from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, boolean, integer, non_negative, nonempty, positive
-
-if TYPE_CHECKING:
-    from qpumesh.coordinator.pool import PoolOptions
 
 DEFAULT_PORT = 50050
 DEFAULT_HOST = "[::]"
@@ -48,13 +49,11 @@ class CoordinatorConfig:
         nodes: QPU nodes, "host:port,host:port" or "dns:SERVICE:PORT"; empty
             only with ``in_process``.
         in_process: run every circuit in this process (no nodes).
-        rpc_timeout_seconds: deadline of every node call.
-        max_attempts: attempts per circuit task (first included) before a job fails.
-        hedge_after_ms: duplicate a node call unanswered after this many
-            milliseconds on a second node; None disables hedging.
-        connect_timeout_seconds: how long a job waits for a first healthy node.
+        pool: how the mesh talks to the nodes (deadline of every node call, attempts
+            per circuit task, hedging, how long a job waits for a first healthy node).
         workers: gRPC handler threads (each open WatchJob stream holds one).
         grace_seconds: on shutdown, how long in-flight calls may finish.
+        port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
     """
 
     port: int = DEFAULT_PORT
@@ -62,12 +61,10 @@ class CoordinatorConfig:
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     nodes: str = ""
     in_process: bool = False
-    rpc_timeout_seconds: float = 30.0
-    max_attempts: int = 4
-    hedge_after_ms: float | None = None
-    connect_timeout_seconds: float = 30.0
+    pool: PoolOptions = field(default_factory=PoolOptions)
     workers: int = 16
     grace_seconds: float = 5.0
+    port_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -81,16 +78,6 @@ class CoordinatorConfig:
                 "no QPU nodes: set QPUMESH_NODES (--nodes host:port,... or dns:SERVICE:PORT), "
                 "or QPUMESH_IN_PROCESS=1 (--in-process) to run circuits in the coordinator"
             )
-        if not (math.isfinite(self.rpc_timeout_seconds) and self.rpc_timeout_seconds > 0):
-            raise ConfigError(f"rpc timeout must be > 0 seconds, got {self.rpc_timeout_seconds}")
-        if self.max_attempts < 1:
-            raise ConfigError(f"max attempts must be >= 1, got {self.max_attempts}")
-        if self.hedge_after_ms is not None and not (
-            math.isfinite(self.hedge_after_ms) and self.hedge_after_ms >= 0
-        ):
-            raise ConfigError(f"hedge-after must be a number of milliseconds >= 0, got {self.hedge_after_ms}")
-        if not (math.isfinite(self.connect_timeout_seconds) and self.connect_timeout_seconds >= 0):
-            raise ConfigError(f"connect timeout must be >= 0 seconds, got {self.connect_timeout_seconds}")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if not (math.isfinite(self.grace_seconds) and self.grace_seconds >= 0):
@@ -123,11 +110,17 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
 
 def _nodes(text: str) -> str:
     """Check a node list's syntax now (``host:port,...`` or ``dns:SERVICE:PORT``)."""
-    from qpumesh.coordinator.pool import parse_targets
-
     return ",".join(parse_targets(text))
 
 
+_milliseconds = non_negative()
+
+
+def _milliseconds_as_seconds(text: str) -> float:
+    return _milliseconds(text) / 1000.0
+
+
+# fmt: off
 OPTIONS: tuple[Option, ...] = (
     Option("port", "QPUMESH_PORT", "--port", _integer(0, 65535),
            f"TCP port, 0 = any free port (default {DEFAULT_PORT})", "PORT"),
@@ -139,19 +132,23 @@ OPTIONS: tuple[Option, ...] = (
            "QPU nodes: host:port,host:port or dns:SERVICE:PORT", "NODES"),
     Option("in_process", "QPUMESH_IN_PROCESS", "--in-process", boolean,
            "run circuits inside the coordinator instead of on nodes", "BOOL", switch=True),
-    Option("rpc_timeout_seconds", "QPUMESH_RPC_TIMEOUT", "--rpc-timeout", positive(),
+    # PoolOptions fields:
+    Option("timeout_seconds", "QPUMESH_RPC_TIMEOUT", "--rpc-timeout", positive(),
            "deadline of each node call in seconds (default 30)", "S"),
     Option("max_attempts", "QPUMESH_MAX_ATTEMPTS", "--max-attempts", _integer(1, 100),
            "attempts per circuit task before the job fails (default 4)", "N"),
-    Option("hedge_after_ms", "QPUMESH_HEDGE_AFTER_MS", "--hedge-after-ms", non_negative(),
+    Option("hedge_after_seconds", "QPUMESH_HEDGE_AFTER_MS", "--hedge-after-ms", _milliseconds_as_seconds,
            "send a slow node call again to a second node after this many ms (default: never)", "MS"),
     Option("connect_timeout_seconds", "QPUMESH_CONNECT_TIMEOUT", "--connect-timeout", non_negative(),
            "seconds a job waits for a first healthy node (default 30)", "S"),
+    # CoordinatorConfig fields:
     Option("workers", "QPUMESH_WORKERS", "--workers", _integer(1, 1024),
            "gRPC handler threads; each open WatchJob stream uses one (default 16)", "N"),
     Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", non_negative(),
            "on SIGTERM, how long in-flight calls may finish (default 5)", "S"),
+    PORT_FILE_OPTION,
 )
+# fmt: on
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,16 +187,13 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Coordi
         values.pop("nodes", None)
     elif "nodes" in given and "in_process" not in given:
         values.pop("in_process", None)
-    return CoordinatorConfig(**values)
+    pool = {name: values.pop(name) for name in _POOL_FIELDS if name in values}
+    try:
+        return CoordinatorConfig(pool=PoolOptions(**pool), **values)
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"invalid node pool setting: {error}") from None
 
 
-def pool_options(config: CoordinatorConfig) -> PoolOptions:
-    """Return the ``pool.PoolOptions`` for ``config`` (imported lazily: it pulls in grpc.aio)."""
-    from qpumesh.coordinator.pool import PoolOptions
-
-    return PoolOptions(
-        timeout_seconds=config.rpc_timeout_seconds,
-        max_attempts=config.max_attempts,
-        hedge_after_seconds=None if config.hedge_after_ms is None else config.hedge_after_ms / 1000.0,
-        connect_timeout_seconds=config.connect_timeout_seconds,
-    )
+_POOL_FIELDS = frozenset(f.name for f in dataclasses.fields(PoolOptions))

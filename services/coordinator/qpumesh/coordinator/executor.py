@@ -1,27 +1,32 @@
-"""Where the QLSTM's circuits run: the ``Executor`` protocol and the in-process engine.
+"""Where the QLSTM's circuits run: the ``Executor`` protocol and its task types.
 
 The model never talks to a node directly. For every time step it hands an
 executor the list of all its sub-circuit evaluations (4 gates x M partitions,
 each for the whole mini-batch) and gets all results back from one *round*: the
-mesh executor (``pool.MeshExecutor``) sends them to the nodes concurrently, the
-in-process executor runs them on a local ``NodeCore``. Both use the same engine
-code, so a mesh run and an in-process run with the same seed give the same numbers.
+mesh executor (``mesh.MeshExecutor``) sends them to the nodes concurrently, the
+in-process executor (``mesh.in_process.InProcessExecutor``) runs them on a local
+``NodeCore``. Both use the same engine code, so a mesh run and an in-process run
+with the same seed give the same numbers.
+
+The model needs only ``run_round`` and ``stats`` (``RoundRunner``); the job runner
+needs the whole ``Executor``: the nodes' sizes for the planner, the planner's
+assignment, node statistics and fault events for the job's history. Executors
+without nodes derive from ``LocalExecutor``, which answers those as "one local
+node, no limits, no faults", so callers never ask which kind they hold.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.wire.circuits import PauliTerms, WireCircuit
-
-if TYPE_CHECKING:
-    from qpumesh.node.core import NodeConfig
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -99,13 +104,39 @@ class ExecutorStats:
             }
 
 
-class Executor(Protocol):
-    """Runs every task of one round and returns their results in order."""
+class RoundRunner(Protocol):
+    """What the model needs: run every task of one round, and count rounds."""
 
-    stats: ExecutorStats
+    @property
+    def stats(self) -> ExecutorStats:
+        """The executor's counters."""
+        ...
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
         """Evaluate all ``tasks`` (concurrently where possible) and return results in order."""
+        ...
+
+
+class Executor(RoundRunner, Protocol):
+    """A ``RoundRunner`` that also describes where it runs: what the job runner needs."""
+
+    def node_max_qubits(self) -> list[int]:
+        """Return the max qubits of every node that can take work (empty: no limit).
+
+        The order is the one ``set_assignment``'s indices refer to.
+        """
+        ...
+
+    def set_assignment(self, assignment: Mapping[str, int]) -> None:
+        """Route each task key to a node: an index into ``node_max_qubits()``'s order."""
+        ...
+
+    def node_stats(self) -> list[cpb.NodeStats]:
+        """Return the current statistics of every node."""
+        ...
+
+    def drain_fault_events(self) -> list[cpb.FaultEvent]:
+        """Return what went wrong with nodes since the last call, oldest first."""
         ...
 
     def close(self) -> None:
@@ -113,51 +144,46 @@ class Executor(Protocol):
         ...
 
 
-class InProcessExecutor:
-    """Runs the circuits on a ``NodeCore`` in this process (no gRPC).
+LOCAL_ADDRESS = "in-process"
+"""The address ``node_stats`` gives the one node of an executor without nodes."""
 
-    Args:
-        config: the node configuration to emulate (engine, noise, limits).
+
+class LocalExecutor:
+    """Base of executors that run every circuit in this process: one node, no limits, no faults.
+
+    Subclasses implement ``run_round`` (counting it in ``stats``) and may describe
+    their node with ``local_node``.
     """
 
-    def __init__(self, config: NodeConfig | None = None) -> None:
-        # Imported here so the model code (and its tests) can use the protocol and the
-        # task types without loading the node's engines.
-        from qpumesh.node.core import NodeConfig, NodeCore
-
-        self.core = NodeCore(config or NodeConfig(node_id="local"))
+    def __init__(self) -> None:
         self.stats = ExecutorStats()
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
-        """Evaluate ``tasks`` one after another on the local core."""
-        self.stats.record_round(tasks)
-        return [self._run(task) for task in tasks]
+        """Evaluate ``tasks``; implemented by subclasses."""
+        raise NotImplementedError
 
-    def _run(self, task: CircuitTask) -> CircuitResult:
-        circuit = task.circuit
-        if task.jacobian:
-            grad = self.core.shift_gradient(
-                circuit.hash,
-                circuit.cirq_json,
-                task.observables,
-                task.symbols,
-                task.values,
-                include_values=True,
-                shots=task.shots,
-                seed=task.seed,
-            )
-            assert grad.expectations is not None
-            return CircuitResult(grad.expectations, grad.jacobian, self.core.config.node_id)
-        result = self.core.evaluate(
-            circuit.hash,
-            circuit.cirq_json,
-            task.observables,
-            task.symbols,
-            task.values,
-            shots=task.shots,
-            seed=task.seed,
-        )
-        return CircuitResult(result.expectations, None, self.core.config.node_id)
+    def local_node(self) -> cpb.NodeStats:
+        """Describe the local node (id, size, engine); the address and counters are filled in."""
+        return cpb.NodeStats(node_id="local")
+
+    def node_max_qubits(self) -> list[int]:
+        """No node limits: the planner keeps every gate in one circuit unless told otherwise."""
+        return []
+
+    def set_assignment(self, assignment: Mapping[str, int]) -> None:
+        """Nothing to route: every task runs here."""
+
+    def node_stats(self) -> list[cpb.NodeStats]:
+        """One pseudo-node ``in-process``, healthy, with the tasks run as its calls."""
+        node = self.local_node()
+        node.address = LOCAL_ADDRESS
+        node.healthy = True
+        node.calls = self.stats.snapshot()["tasks"]
+        return [node]
+
+    def drain_fault_events(self) -> list[cpb.FaultEvent]:
+        """Nothing goes wrong between here and here."""
+        return []
 
     def close(self) -> None:
         """Nothing to release."""

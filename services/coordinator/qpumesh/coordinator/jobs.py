@@ -1,12 +1,13 @@
 """The job runner: trains queued jobs one at a time, durably, and resumes them after a crash.
 
 ``JobManager`` owns the job store, the checkpoints and the executor the jobs run
-on (a ``MeshExecutor`` over the configured nodes, or an ``InProcessExecutor``).
+on (a ``MeshExecutor`` over the configured nodes, or an ``InProcessExecutor``:
+``mesh.open_executor``), and answers the service's questions about jobs.
 One worker thread takes the oldest QUEUED or RUNNING job and, per epoch:
 
 1. ``Trainer.train_epoch()``;
 2. writes ``last.pt`` (and ``best.pt`` on a new lowest training loss);
-3. records the epoch in the store in one transaction, with the pool's node
+3. records the epoch in the store in one transaction, with the executor's node
    statistics and the fault events drained during the epoch.
 
 Checkpoint before store: a crash between the two leaves a checkpoint one epoch
@@ -30,37 +31,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from qpumesh.coordinator.checkpoints import Checkpoint, CheckpointStore
-from qpumesh.coordinator.config import CoordinatorConfig, pool_options
-from qpumesh.coordinator.convert import FAULT_FIELDS, NODE_FIELDS, plain
-from qpumesh.coordinator.executor import (
-    CircuitResult,
-    CircuitTask,
-    Executor,
-    ExecutorStats,
-    InProcessExecutor,
-)
-from qpumesh.coordinator.pool import MeshExecutor
-from qpumesh.coordinator.spec import JobSpec
-from qpumesh.coordinator.store import JobRecord, JobStore
-from qpumesh.coordinator.training import Trainer
+from qpumesh.coordinator.config import CoordinatorConfig
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, Executor, ExecutorStats
+from qpumesh.coordinator.mesh import open_executor
+from qpumesh.coordinator.predictions import Predictors
+from qpumesh.coordinator.store import EventRecord, JobRecord, JobStore
+from qpumesh.coordinator.training import TRAINER_INIT, Trainer
+from qpumesh.v1 import coordinator_pb2 as cpb
+from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_state import JobState
+from qpumesh.wire.records import to_record
 
 logger = logging.getLogger(__name__)
 
-_TORCH_INIT = threading.Lock()
-"""Held while a ``Trainer`` is built or loaded: both seed or set torch's global RNG."""
-
-_PREDICTOR_CACHE_SIZE = 4
 _IDLE_POLL_SECONDS = 1.0
 
 
@@ -68,14 +58,10 @@ class JobInterruptedError(RuntimeError):
     """Raised inside a job's executor round when the job must stop (cancel or shutdown)."""
 
 
-class NoCheckpointError(RuntimeError):
-    """The job has not completed an epoch yet, so there is no model to predict with."""
-
-
 class _JobExecutor:
     """The executor one job (or one predictor) sees: its own stats, and a stop check per round.
 
-    Counting rounds here rather than in the shared pool keeps a job's per-epoch
+    Counting rounds here rather than in the shared executor keeps a job's per-epoch
     circuit counts its own, even while predictions use the same nodes.
     """
 
@@ -90,20 +76,6 @@ class _JobExecutor:
             raise JobInterruptedError("job interrupted")
         self.stats.record_round(tasks)
         return self.inner.run_round(tasks)
-
-    def close(self) -> None:
-        """Leave the shared executor open: it outlives the job."""
-
-
-@dataclass
-class _Predictor:
-    """A model loaded from ``best.pt`` for Predict/GetResults, with its cached results."""
-
-    trainer: Trainer
-    epoch: int
-    mtime_ns: int
-    lock: threading.Lock
-    predictions: dict[str, npt.NDArray[Any]] | None = None
 
 
 class JobManager:
@@ -120,26 +92,14 @@ class JobManager:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(config.db_path)
         self.checkpoints = CheckpointStore(config.checkpoint_dir)
-        self.pool: MeshExecutor | None = None
         self._owns_executor = executor is None
-        if executor is not None:
-            self.executor: Executor = executor
-        elif config.in_process:
-            self.executor = InProcessExecutor()
-        else:
-            self.pool = MeshExecutor(config.nodes, pool_options(config))
-            # MeshExecutor.stats is a MeshStats (an ExecutorStats subclass); the
-            # protocol's mutable attribute makes mypy call that incompatible.
-            self.executor = cast(Executor, self.pool)
-        self._executor_lock = threading.Lock()
-        """Serialises rounds on an in-process executor (a ``NodeCore`` is not shared across threads)."""
+        self.executor: Executor = executor if executor is not None else open_executor(config)
+        self.predictors = Predictors(self.checkpoints, lambda spec: self._job_executor(spec, lambda: False))
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._state_lock = threading.Lock()
         self._current: str | None = None
         self._cancel_current = False
-        self._predictors: OrderedDict[str, _Predictor] = OrderedDict()
-        self._predictors_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="qpumesh-jobs", daemon=True)
 
     # ----------------------------------------------------------------- lifecycle
@@ -148,8 +108,9 @@ class JobManager:
         """Settle jobs left by a previous run, then start the worker thread."""
         for job in self.store.jobs_to_resume():
             if job.cancel_requested:
-                self.store.set_state(job.id, "CANCELLED", message="cancelled while the coordinator was down")
-            elif job.state == "RUNNING":
+                message = "cancelled while the coordinator was down"
+                self.store.set_state(job.id, JobState.CANCELLED, message=message)
+            elif job.state == JobState.RUNNING:
                 self.store.log(job.id, "coordinator restarted; the job resumes from its last checkpoint")
         self._thread.start()
 
@@ -210,23 +171,9 @@ class JobManager:
                 job = self.store.get_job(job_id)
         return job
 
-    def node_stats(self) -> list[dict[str, Any]]:
-        """Return the node pool's per-node statistics (one pseudo-node "in-process" without a pool)."""
-        if self.pool is not None:
-            return [plain(node, NODE_FIELDS) for node in self.pool.node_stats()]
-        core = getattr(self.executor, "core", None)
-        info = core.info() if core is not None else None
-        snap = self.executor.stats.snapshot()
-        return [
-            {
-                "address": "in-process",
-                "node_id": info.node_id if info else "local",
-                "healthy": True,
-                "max_qubits": info.max_qubits if info else 0,
-                "backend": info.backend if info else "",
-                "calls": snap.get("tasks", 0),
-            }
-        ]
+    def node_stats(self) -> list[cpb.NodeStats]:
+        """Return the executor's view of every node (one pseudo-node ``in-process`` without nodes)."""
+        return self.executor.node_stats()
 
     def predict(self, job_id: str, series: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
         """One-step-ahead predictions of the job's best model for a raw series.
@@ -239,9 +186,7 @@ class JobManager:
             NoCheckpointError: before the job's first epoch completed.
             ValueError: for a series shorter than the job's window or not finite.
         """
-        predictor = self._predictor(job_id)
-        with predictor.lock:
-            return predictor.trainer.predict(series), predictor.epoch
+        return self.predictors.predict(self.store.get_job(job_id), series)
 
     def results(self, job_id: str) -> tuple[JobRecord, dict[str, npt.NDArray[Any]] | None]:
         """Return the job and, once it has a checkpoint, its best model's predictions over every window.
@@ -253,14 +198,41 @@ class JobManager:
             JobNotFoundError: for an unknown job.
         """
         job = self.store.get_job(job_id)
-        try:
-            predictor = self._predictor(job_id)
-        except NoCheckpointError:
-            return job, None
-        with predictor.lock:
-            if predictor.predictions is None:
-                predictor.predictions = predictor.trainer.predictions()
-            return job, predictor.predictions
+        return job, self.predictors.predictions(job)
+
+    # ----------------------------------------------------------------- reading jobs
+
+    def job(self, job_id: str) -> JobRecord:
+        """Return the job.
+
+        Raises:
+            JobNotFoundError: for an unknown job.
+        """
+        return self.store.get_job(job_id)
+
+    def jobs(self, state: JobState | None = None, limit: int = 0) -> list[JobRecord]:
+        """Return jobs, newest first, optionally only those in ``state``; ``limit`` 0 = all."""
+        return self.store.list_jobs(state, limit)
+
+    def history(self, job_id: str) -> list[dict[str, Any]]:
+        """Return the job's epoch metrics (``EpochMetrics`` fields), in epoch order."""
+        return self.store.epochs(job_id)
+
+    def faults(self, job_id: str) -> list[dict[str, Any]]:
+        """Return the fault events (``FaultEvent`` fields) recorded while the job ran, oldest first."""
+        return self.store.faults(job_id)
+
+    def events(self, job_id: str, after_seq: int = 0) -> list[EventRecord]:
+        """Return the job's events after ``after_seq``, in order."""
+        return self.store.events(job_id, after_seq)
+
+    def wait_for_events(self, job_id: str, after_seq: int, timeout: float) -> list[EventRecord]:
+        """Return events after ``after_seq``, waiting up to ``timeout`` seconds for one (see ``JobStore``)."""
+        return self.store.wait_for_events(job_id, after_seq, timeout)
+
+    def wake_watchers(self) -> None:
+        """Wake every ``wait_for_events`` caller, so it can notice a shutdown."""
+        self.store.wake_waiters()
 
     # ----------------------------------------------------------------- worker
 
@@ -282,7 +254,7 @@ class JobManager:
         for job in self.store.jobs_to_resume():
             if not job.cancel_requested:
                 return job
-            self.store.set_state(job.id, "CANCELLED")
+            self.store.set_state(job.id, JobState.CANCELLED)
         return None
 
     def _interrupted(self) -> bool:
@@ -309,15 +281,15 @@ class JobManager:
                 cancelled = self._cancel_current
             if cancelled:
                 logger.info("job %s cancelled", job.id)
-                self.store.set_state(job.id, "CANCELLED", message="cancelled by request")
+                self.store.set_state(job.id, JobState.CANCELLED, message="cancelled by request")
             elif self._stop.is_set():
                 logger.info("job %s interrupted by shutdown; it will resume on restart", job.id)
                 message = "coordinator shutting down; the job resumes from its last checkpoint"
-                self.store.set_state(job.id, "QUEUED", message=message)
+                self.store.set_state(job.id, JobState.QUEUED, message=message)
             else:
                 logger.exception("job %s failed", job.id)
                 message = f"{type(error).__name__}: {error}"
-                self.store.set_state(job.id, "FAILED", error=message, message=f"failed: {message}")
+                self.store.set_state(job.id, JobState.FAILED, error=message, message=f"failed: {message}")
         finally:
             with self._state_lock:
                 self._current = None
@@ -329,7 +301,7 @@ class JobManager:
         checkpoint = self.checkpoints.load_last(job.id)
         executor = self._job_executor(spec, self._interrupted)
         node_max_qubits = self._node_max_qubits(job, checkpoint)
-        with _TORCH_INIT:
+        with TRAINER_INIT:
             trainer = Trainer(spec, executor, node_max_qubits)
             if checkpoint is not None:
                 trainer.load_state_dict(checkpoint.trainer)
@@ -340,7 +312,7 @@ class JobManager:
             message = f"training started{self._placement(trainer)}"
         else:
             message = f"resumed from the checkpoint of epoch {checkpoint.epoch}{self._placement(trainer)}"
-        self.store.set_state(job.id, "RUNNING", message=message)
+        self.store.set_state(job.id, JobState.RUNNING, message=message)
         logger.info("job %s: %s", job.id, message)
 
         while trainer.epoch < spec.epochs:
@@ -357,47 +329,49 @@ class JobManager:
             self.store.record_epoch(
                 job.id,
                 metrics.to_dict(),
-                nodes=self.node_stats() if self.pool is not None else (),
+                nodes=[to_record(node) for node in self.executor.node_stats()],
                 faults=self._drain_faults(),
                 summary=trainer.summary(),
             )
             logger.info(
                 "job %s epoch %d/%d: train loss %.6g, test loss %.6g, test R2 %.4f (%.1f s)",
-                job.id, metrics.epoch, spec.epochs, metrics.train_loss, metrics.test_loss,
-                metrics.test_r2, metrics.wall_seconds,
+                job.id,
+                metrics.epoch,
+                spec.epochs,
+                metrics.train_loss,
+                metrics.test_loss,
+                metrics.test_r2,
+                metrics.wall_seconds,
             )
-        self.store.set_state(job.id, "SUCCEEDED", message=f"finished {trainer.epoch} epochs")
+        self.store.set_state(job.id, JobState.SUCCEEDED, message=f"finished {trainer.epoch} epochs")
         logger.info("job %s succeeded", job.id)
 
     def _job_executor(self, spec: JobSpec, interrupted: Callable[[], bool]) -> _JobExecutor | None:
         """Return the executor a trainer of ``spec`` uses; None for the classical model."""
         if spec.model == "classical":
             return None
-        inner: Executor = self.executor
-        if self.pool is None:
-            inner = _Serialized(self.executor, self._executor_lock)
-        return _JobExecutor(inner, interrupted)
+        return _JobExecutor(self.executor, interrupted)
 
     def _node_max_qubits(self, job: JobRecord, checkpoint: Checkpoint | None) -> tuple[int, ...]:
         """Return the node sizes the job's model is planned for.
 
         A resumed job keeps the sizes its checkpoint was made with (the number of
         partitions, hence the model's shape, may depend on them); a job without a
-        checkpoint asks the pool (which waits for a first healthy node); in-process
-        runs have no limit.
+        checkpoint asks the executor (a mesh waits for a first healthy node; in
+        process there is no limit).
         """
         if checkpoint is not None:
             return checkpoint.node_max_qubits
-        if self.pool is None or job.spec.model == "classical":
+        if job.spec.model == "classical":
             return ()
-        return tuple(self.pool.node_max_qubits())
+        return tuple(self.executor.node_max_qubits())
 
     def _route(self, trainer: Trainer) -> None:
-        """Tell the pool where the planner put each sub-circuit (nodes that left are dropped)."""
-        if self.pool is None or trainer.plan is None or not trainer.plan.assignment:
+        """Tell the executor where the planner put each sub-circuit (nodes that left are dropped)."""
+        if trainer.plan is None or not trainer.plan.assignment:
             return
-        nodes = len(self.pool.node_max_qubits())
-        self.pool.set_assignment({k: i for k, i in trainer.plan.assignment.items() if i < nodes})
+        nodes = len(self.executor.node_max_qubits())
+        self.executor.set_assignment({k: i for k, i in trainer.plan.assignment.items() if i < nodes})
 
     @staticmethod
     def _placement(trainer: Trainer) -> str:
@@ -417,64 +391,4 @@ class JobManager:
                 self.store.record_epoch(job.id, metrics.to_dict(), summary=trainer.summary())
 
     def _drain_faults(self) -> list[dict[str, Any]]:
-        if self.pool is None:
-            return []
-        return [plain(fault, FAULT_FIELDS) for fault in self.pool.drain_fault_events()]
-
-    # ----------------------------------------------------------------- predictions
-
-    def _predictor(self, job_id: str) -> _Predictor:
-        """Return the job's best model, loaded once per ``best.pt`` version (small LRU cache)."""
-        job = self.store.get_job(job_id)
-        path = self.checkpoints.job_dir(job_id) / "best.pt"
-        try:
-            mtime_ns = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            raise NoCheckpointError(
-                f"job {job_id} has no checkpoint yet (it completes its first epoch before it can predict)"
-            ) from None
-        with self._predictors_lock:
-            cached = self._predictors.get(job_id)
-            if cached is not None and cached.mtime_ns == mtime_ns:
-                self._predictors.move_to_end(job_id)
-                return cached
-        checkpoint = self.checkpoints.load_best(job_id)
-        if checkpoint is None:
-            raise NoCheckpointError(f"job {job_id} has no checkpoint yet")
-        executor = self._job_executor(job.spec, lambda: False)
-        with _TORCH_INIT, _keep_torch_rng():
-            trainer = Trainer(job.spec, executor, checkpoint.node_max_qubits)
-            trainer.load_state_dict(checkpoint.trainer)
-        predictor = _Predictor(trainer, checkpoint.epoch, mtime_ns, threading.Lock())
-        with self._predictors_lock:
-            self._predictors[job_id] = predictor
-            while len(self._predictors) > _PREDICTOR_CACHE_SIZE:
-                self._predictors.popitem(last=False)
-        return predictor
-
-
-class _Serialized:
-    """An executor whose rounds run one at a time (shared ``InProcessExecutor``)."""
-
-    def __init__(self, inner: Executor, lock: threading.Lock) -> None:
-        self.inner = inner
-        self.lock = lock
-        self.stats = inner.stats
-
-    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
-        """Run ``tasks`` on the inner executor while holding the lock."""
-        with self.lock:
-            return self.inner.run_round(tasks)
-
-    def close(self) -> None:
-        """Leave the shared executor open."""
-
-
-@contextmanager
-def _keep_torch_rng() -> Iterator[None]:
-    """Restore torch's global CPU RNG afterwards, so loading a model cannot disturb a running job."""
-    state = torch.get_rng_state()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(state)
+        return [to_record(fault) for fault in self.executor.drain_fault_events()]

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from qpumesh.coordinator.ansatz import Ansatz, build_ansatz
-from qpumesh.coordinator.executor import Executor
+from qpumesh.coordinator.executor import RoundRunner
 from qpumesh.coordinator.planner import GATES, Plan
 from qpumesh.coordinator.quantum_layer import quantum_gates
 
@@ -49,7 +49,7 @@ class QLSTMCell(nn.Module):
         plan: Plan,
         ansatz: str,
         layers: int,
-        executor: Executor,
+        executor: RoundRunner,
         *,
         shots: int = 0,
         seed: int = 0,
@@ -119,7 +119,7 @@ class QLSTM(nn.Module):
         plan: Plan,
         ansatz: str,
         layers: int,
-        executor: Executor,
+        executor: RoundRunner,
         *,
         shots: int = 0,
         seed: int = 0,

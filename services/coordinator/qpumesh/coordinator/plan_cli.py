@@ -1,4 +1,4 @@
-"""``qpumesh plan``: show how a distributed QLSTM would be cut and placed on nodes.
+"""``qpumesh plan`` (``python -m qpumesh.coordinator plan``): how a QLSTM would be cut and placed.
 
 Pure planning, no network: the same ``plan_partitions`` the coordinator runs before
 training, so a user can check a partitioning against the nodes' sizes up front.
@@ -11,11 +11,11 @@ import sys
 from typing import Any
 
 from qpumesh.coordinator.planner import format_plan, plan_partitions
-from qpumesh.coordinator.spec import INPUT_DIM
+from qpumesh.wire.job_spec import INPUT_DIM
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add the ``plan`` command to the ``qpumesh`` command line."""
+    """Add the ``plan`` command to the coordinator's command line."""
     plan = subparsers.add_parser(
         "plan",
         help="show the partitioning and node placement of a distributed QLSTM",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from qpumesh.coordinator.ansatz import Ansatz
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, Executor
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, RoundRunner
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class RoundContext:
         seed: base seed of the shot sampler; task k uses ``seed + k``.
     """
 
-    executor: Executor
+    executor: RoundRunner
     keys: tuple[str, ...]
     ansatze: tuple[Ansatz, ...]
     jacobian: bool
@@ -113,7 +113,7 @@ def _check_results(tasks: Sequence[CircuitTask], results: Sequence[CircuitResult
 
 
 def quantum_gates(
-    executor: Executor,
+    executor: RoundRunner,
     keys: Sequence[str],
     ansatze: Sequence[Ansatz],
     inputs: Sequence[torch.Tensor],

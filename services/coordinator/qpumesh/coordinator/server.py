@@ -6,7 +6,8 @@ the server registers the standard health service (SERVING for "" and
 "qpumesh.v1.Coordinator") and server reflection.
 
 The servicer only translates: requests become ``JobManager`` calls and domain
-exceptions become status codes, in one place (``_status_of``):
+exceptions become status codes, in one place (``STATUSES``, applied by
+``qpumesh.wire.status.answer``, which the node uses too):
 
 ==========================  =====================
 ``SpecError``, bad series   INVALID_ARGUMENT (message names the field)
@@ -22,28 +23,32 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from functools import partial
-from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from qpumesh.coordinator import convert
 from qpumesh.coordinator.config import MAX_MESSAGE_BYTES, CoordinatorConfig
 from qpumesh.coordinator.data import DataError
 from qpumesh.coordinator.executor import Executor
-from qpumesh.coordinator.jobs import JobManager, NoCheckpointError
-from qpumesh.coordinator.spec import JobSpec, SpecError
+from qpumesh.coordinator.jobs import JobManager
+from qpumesh.coordinator.predictions import NoCheckpointError
 from qpumesh.coordinator.store import EventRecord, JobNotFoundError, JobRecord
 from qpumesh.coordinator.training import load_series
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
-from qpumesh.wire.settings import write_port_file
+from qpumesh.wire.channels import bind, server_options
+from qpumesh.wire.errors import MeshError
+from qpumesh.wire.job_spec import JobSpec, SpecError, spec_from_proto, spec_to_proto
+from qpumesh.wire.job_state import JobState
+from qpumesh.wire.port_file import write_port_file
+from qpumesh.wire.records import from_record
+from qpumesh.wire.status import StatusMap, abort, answer
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,15 @@ class InvalidRequestError(ValueError):
     """A request field other than the spec is unusable; the message names the field."""
 
 
+STATUSES = StatusMap(
+    ((SpecError, InvalidRequestError), grpc.StatusCode.INVALID_ARGUMENT),
+    (JobNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (NoCheckpointError, grpc.StatusCode.FAILED_PRECONDITION),
+    (MeshError, grpc.StatusCode.UNAVAILABLE),
+)
+"""The coordinator's domain errors and their status codes; anything else is INTERNAL."""
+
+
 # --------------------------------------------------------------------------- messages
 
 
@@ -68,19 +82,19 @@ def job_to_proto(job: JobRecord, manager: JobManager, *, details: bool = True) -
     """Return the ``Job`` message of ``job``; with ``details`` also its history and faults."""
     msg = pb.Job(
         id=job.id,
-        spec=convert.spec_to_proto(job.spec),
-        state=convert.state_to_proto(job.state),
+        spec=spec_to_proto(job.spec),
+        state=job.state.to_proto(),
         epochs_done=job.epochs_done,
         created_at=job.created_at,
         updated_at=job.updated_at,
         error=job.error,
         final_test_r2=job.final_test_r2,
         convergence_epoch=job.convergence_epoch,
-        nodes=[convert.node_stats_to_proto(n) for n in job.nodes],
+        nodes=[from_record(pb.NodeStats, n) for n in job.nodes],
     )
     if details:
-        msg.history.extend(convert.epoch_metrics_to_proto(m) for m in manager.store.epochs(job.id))
-        msg.faults.extend(convert.fault_to_proto(f) for f in manager.store.faults(job.id))
+        msg.history.extend(from_record(pb.EpochMetrics, m) for m in manager.history(job.id))
+        msg.faults.extend(from_record(pb.FaultEvent, f) for f in manager.faults(job.id))
     return msg
 
 
@@ -89,12 +103,12 @@ def event_to_proto(event: EventRecord) -> pb.JobEvent:
     msg = pb.JobEvent(job_id=event.job_id, seq=event.seq, time=event.time)
     payload = event.payload
     if event.kind == "epoch":
-        msg.epoch.CopyFrom(convert.epoch_metrics_to_proto(payload["metrics"]))
-        msg.nodes.extend(convert.node_stats_to_proto(n) for n in payload.get("nodes", ()))
+        msg.epoch.CopyFrom(from_record(pb.EpochMetrics, payload["metrics"]))
+        msg.nodes.extend(from_record(pb.NodeStats, n) for n in payload.get("nodes", ()))
     elif event.kind == "state":
-        msg.state = convert.state_to_proto(str(payload["state"]))
+        msg.state = JobState.parse(str(payload["state"])).to_proto()
     elif event.kind == "fault":
-        msg.fault.CopyFrom(convert.fault_to_proto(payload))
+        msg.fault.CopyFrom(from_record(pb.FaultEvent, payload))
     else:
         msg.log = str(payload.get("message", ""))
     return msg
@@ -116,17 +130,12 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         self.stopping = stopping
 
     def _answer(self, method: str, context: grpc.ServicerContext, run: Callable[[], _T]) -> _T:
-        """Run a handler body, turning errors into status codes (see ``_fail``).
+        """Run a handler body, turning errors into status codes (``STATUSES``).
 
         Any failure while the coordinator shuts down is UNAVAILABLE: the client
         should try again once it is back, whatever broke on the way down.
         """
-        try:
-            return run()
-        except Exception as error:
-            if self.stopping.is_set():
-                _abort(context, grpc.StatusCode.UNAVAILABLE, "coordinator shutting down; try again later")
-            _fail(method, context, error)
+        return answer(method, context, run, STATUSES, stopping=self.stopping)
 
     def SubmitJob(  # noqa: N802 (name fixed by the proto)
         self, request: pb.SubmitJobRequest, context: grpc.ServicerContext
@@ -134,7 +143,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         """Validate the spec and queue the job."""
 
         def run() -> pb.SubmitJobResponse:
-            spec = convert.spec_from_proto(request.spec)
+            spec = spec_from_proto(request.spec)
             if spec.task == "csv":
                 _check_csv(spec)
             return pb.SubmitJobResponse(job_id=self.manager.submit(spec).id)
@@ -150,23 +159,25 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         coordinator shutting down ends open streams with UNAVAILABLE; the client
         watches again with the last ``seq`` it saw and misses nothing.
         """
-        store = self.manager.store
+        manager = self.manager
         job_id = request.job_id
-        self._answer("WatchJob", context, lambda: store.get_job(job_id))
+        self._answer("WatchJob", context, lambda: manager.job(job_id))
         after = request.after_seq
         while context.is_active():
             if self.stopping.is_set():
                 # UNAVAILABLE tells a client to watch again (from its last seq) once we are back.
-                _abort(context, grpc.StatusCode.UNAVAILABLE, "coordinator shutting down; watch again later")
+                abort(context, grpc.StatusCode.UNAVAILABLE, "coordinator shutting down; watch again later")
             events = self._answer(
-                "WatchJob", context, partial(store.wait_for_events, job_id, after, _WATCH_POLL_SECONDS)
+                "WatchJob", context, partial(manager.wait_for_events, job_id, after, _WATCH_POLL_SECONDS)
             )
             for event in events:
                 yield event_to_proto(event)
                 after = event.seq
             if not events or events[-1].kind == "state":
-                job = self._answer("WatchJob", context, lambda: store.get_job(job_id))
-                if job.final and not self._answer("WatchJob", context, partial(store.events, job_id, after)):
+                job = self._answer("WatchJob", context, lambda: manager.job(job_id))
+                if job.final and not self._answer(
+                    "WatchJob", context, partial(manager.events, job_id, after)
+                ):
                     return
 
     def GetJob(  # noqa: N802 (name fixed by the proto)
@@ -174,7 +185,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
     ) -> pb.Job:
         """Return the job with its history, last node stats and faults."""
         return self._answer(
-            "GetJob", context, lambda: job_to_proto(self.manager.store.get_job(request.job_id), self.manager)
+            "GetJob", context, lambda: job_to_proto(self.manager.job(request.job_id), self.manager)
         )
 
     def ListJobs(  # noqa: N802 (name fixed by the proto)
@@ -184,10 +195,10 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
 
         def run() -> pb.ListJobsResponse:
             try:
-                state = convert.state_from_proto(request.state)
+                state = JobState.from_proto(request.state)
             except ValueError as error:
                 raise InvalidRequestError(str(error)) from None
-            jobs = self.manager.store.list_jobs(state, request.limit)
+            jobs = self.manager.jobs(state, request.limit)
             return pb.ListJobsResponse(jobs=[job_to_proto(job, self.manager) for job in jobs])
 
         return self._answer("ListJobs", context, run)
@@ -212,7 +223,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         """Predict with the job's best checkpoint (lowest training loss)."""
 
         def run() -> pb.PredictResponse:
-            job = self.manager.store.get_job(request.job_id)
+            job = self.manager.job(request.job_id)
             series = list(request.series)
             if len(series) < job.spec.window:
                 raise InvalidRequestError(
@@ -249,9 +260,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         return self._answer(
             "ListNodes",
             context,
-            lambda: pb.ListNodesResponse(
-                nodes=[convert.node_stats_to_proto(n) for n in self.manager.node_stats()]
-            ),
+            lambda: pb.ListNodesResponse(nodes=self.manager.node_stats()),
         )
 
 
@@ -267,45 +276,20 @@ def _check_csv(spec: JobSpec) -> None:
         raise SpecError("csv_path", f"{len(series)} values; window {spec.window} needs at least {needed}")
 
 
-def _status_of(error: Exception) -> grpc.StatusCode | None:
-    """Return the status code of an expected error; None for a bug (INTERNAL)."""
-    from qpumesh.coordinator.pool import MeshError
-
-    if isinstance(error, SpecError | InvalidRequestError):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(error, JobNotFoundError):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(error, NoCheckpointError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(error, MeshError):
-        return grpc.StatusCode.UNAVAILABLE
-    return None
-
-
-def _fail(method: str, context: grpc.ServicerContext, error: Exception) -> NoReturn:
-    """Abort the call with the status of a domain error, or INTERNAL (logged) for a bug."""
-    code = _status_of(error)
-    if code is None:
-        logger.error("%s failed", method, exc_info=error)
-        message = f"{method}: internal error: {type(error).__name__}: {error}"
-        _abort(context, grpc.StatusCode.INTERNAL, message)
-    _abort(context, code, str(error))
-
-
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    context.abort(code, message)
-    raise AssertionError("grpc.ServicerContext.abort returned")  # abort always raises
-
-
 # --------------------------------------------------------------------------- server
 
 
-class CoordinatorServer(grpc.Server):  # type: ignore[misc]
+class CoordinatorServer:
     """A started coordinator: the gRPC server plus the job manager it serves.
 
-    It is a ``grpc.Server`` whose ``stop`` also turns health NOT_SERVING, ends
-    WatchJob streams and stops the job manager (a running job goes back to
-    QUEUED and resumes on the next start).
+    ``stop`` stops both: health turns NOT_SERVING, WatchJob streams end, and the job
+    manager stops (a running job goes back to QUEUED and resumes on the next start).
+
+    Attributes:
+        server: the started gRPC server.
+        manager: the job runner.
+        health: the health servicer.
+        stopping: set once ``stop`` was called (handlers answer UNAVAILABLE from then on).
     """
 
     def __init__(
@@ -318,31 +302,8 @@ class CoordinatorServer(grpc.Server):  # type: ignore[misc]
         self._stopped = False
         self._stop_lock = threading.Lock()
 
-    def add_generic_rpc_handlers(
-        self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler[Any, Any]]
-    ) -> None:
-        """Delegate to the wrapped server."""
-        self.server.add_generic_rpc_handlers(generic_rpc_handlers)
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
-        """Delegate to the wrapped server."""
-        add: Callable[[str, Any], None] = getattr(self.server, "add_registered_method_handlers")  # noqa: B009
-        add(service_name, method_handlers)
-
-    def add_insecure_port(self, address: str) -> int:
-        """Delegate to the wrapped server."""
-        return int(self.server.add_insecure_port(address))
-
-    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
-        """Delegate to the wrapped server."""
-        return int(self.server.add_secure_port(address, server_credentials))
-
-    def start(self) -> None:
-        """Delegate to the wrapped server (already started by ``create_server``)."""
-        self.server.start()
-
     def wait_for_termination(self, timeout: float | None = None) -> bool:
-        """Delegate to the wrapped server."""
+        """Block until the server stops (or ``timeout`` passes); True if it stopped."""
         return bool(self.server.wait_for_termination(timeout))
 
     def stop(self, grace: float | None = None) -> threading.Event:
@@ -359,7 +320,7 @@ class CoordinatorServer(grpc.Server):  # type: ignore[misc]
         if first:
             self.health.enter_graceful_shutdown()
             self.stopping.set()
-            self.manager.store.wake_waiters()
+            self.manager.wake_watchers()
         done: threading.Event = self.server.stop(grace)
         if first:
             self.manager.stop()
@@ -386,15 +347,11 @@ def create_server(
     Raises:
         OSError: when the address cannot be bound.
     """
-    bind = f"{config.host}:{config.port if port is None else port}"
+    address = f"{config.host}:{config.port if port is None else port}"
     manager = JobManager(config, executor=executor)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="qpumesh-coordinator"),
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
+        options=server_options(MAX_MESSAGE_BYTES),
     )
     health_servicer = health.HealthServicer()
     wrapper = CoordinatorServer(server, manager, health_servicer)
@@ -403,13 +360,10 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
-        bound = server.add_insecure_port(bind)
-    except RuntimeError as error:
+        bound = bind(server, address)
+    except OSError:
         manager.stop()
-        raise OSError(f"cannot listen on {bind}: {error}") from error
-    if bound == 0:
-        manager.stop()
-        raise OSError(f"cannot listen on {bind}")
+        raise
     manager.start()
     server.start()
     for service in ("", SERVICE_NAME):
@@ -417,7 +371,7 @@ def create_server(
     return wrapper, bound
 
 
-def serve(config: CoordinatorConfig, *, port_file: Path | None = None) -> None:
+def serve(config: CoordinatorConfig) -> None:
     """Run the coordinator until SIGTERM or SIGINT, then shut it down gracefully.
 
     On a signal the health status turns NOT_SERVING, WatchJob streams end,
@@ -426,8 +380,7 @@ def serve(config: CoordinatorConfig, *, port_file: Path | None = None) -> None:
     start). Must run in the main thread (signal handlers).
 
     Args:
-        config: the coordinator's settings.
-        port_file: if given, the bound port is written there (atomically) once serving.
+        config: the coordinator's settings (``config.port_file``: where to write the bound port).
     """
     stop = threading.Event()
 
@@ -441,10 +394,13 @@ def serve(config: CoordinatorConfig, *, port_file: Path | None = None) -> None:
         placement = "in process" if config.in_process else f"on nodes {config.nodes}"
         logger.info(
             "coordinator serving on %s:%d (data dir %s, circuits %s)",
-            config.host, port, config.data_dir, placement,
+            config.host,
+            port,
+            config.data_dir,
+            placement,
         )
-        if port_file is not None:
-            write_port_file(port_file, port)
+        if config.port_file is not None:
+            write_port_file(config.port_file, port)
         stop.wait()
         server.stop(config.grace_seconds).wait()
         logger.info("coordinator stopped")

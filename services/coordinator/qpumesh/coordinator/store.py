@@ -16,7 +16,7 @@ Schema::
 
 Event kinds and payloads (they map one to one onto ``JobEvent``):
 
-- ``state``: ``{"state": "RUNNING"}``
+- ``state``: ``{"state": "RUNNING"}`` (a ``JobState`` name)
 - ``epoch``: ``{"metrics": {EpochMetrics fields}, "nodes": [{NodeStats fields}, ...]}``
 - ``log``: ``{"message": "..."}``
 - ``fault``: ``{FaultEvent fields}``
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qpumesh.coordinator.convert import FINAL_STATES, STATES
-from qpumesh.coordinator.spec import JobSpec
+from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_state import JobState
 
 EVENT_KINDS = ("state", "epoch", "log", "fault")
 
@@ -96,7 +96,7 @@ class JobRecord:
     Attributes:
         id: the job id handed to the client.
         spec: the validated experiment spec.
-        state: one of ``convert.STATES``.
+        state: where the job is in its lifecycle.
         created_at, updated_at: Unix times.
         epochs_done: completed epochs (equal to the number of ``epochs`` rows).
         error: why the job failed ("" unless FAILED).
@@ -112,7 +112,7 @@ class JobRecord:
 
     id: str
     spec: JobSpec
-    state: str
+    state: JobState
     created_at: float
     updated_at: float
     epochs_done: int = 0
@@ -127,7 +127,7 @@ class JobRecord:
     @property
     def final(self) -> bool:
         """Whether the job reached a state it never leaves."""
-        return self.state in FINAL_STATES
+        return self.state.final
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,9 @@ class JobStore:
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO jobs (id, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (job_id, _dumps(spec.to_dict()), "QUEUED", now, now),
+                (job_id, _dumps(spec.to_dict()), JobState.QUEUED.name, now, now),
             )
-            self._append(conn, job_id, "state", {"state": "QUEUED"}, now)
+            self._append(conn, job_id, "state", {"state": JobState.QUEUED.name}, now)
         return self.get_job(job_id)
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -234,13 +234,13 @@ class JobStore:
             raise JobNotFoundError(job_id)
         return _job(row)
 
-    def list_jobs(self, state: str | None = None, limit: int = 0) -> list[JobRecord]:
+    def list_jobs(self, state: JobState | None = None, limit: int = 0) -> list[JobRecord]:
         """Return jobs, newest first, optionally only those in ``state``; ``limit`` 0 = all."""
         query = "SELECT * FROM jobs"
         params: list[Any] = []
         if state is not None:
             query += " WHERE state = ?"
-            params.append(state)
+            params.append(state.name)
         query += " ORDER BY created_at DESC, rowid DESC"
         if limit > 0:
             query += " LIMIT ?"
@@ -253,11 +253,12 @@ class JobStore:
         """Return the QUEUED and RUNNING jobs, oldest first: the work left after a restart."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT * FROM jobs WHERE state IN ('QUEUED', 'RUNNING') ORDER BY created_at, rowid"
+                "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at, rowid",
+                (JobState.QUEUED.name, JobState.RUNNING.name),
             ).fetchall()
         return [_job(row) for row in rows]
 
-    def set_state(self, job_id: str, state: str, *, error: str = "", message: str = "") -> JobRecord:
+    def set_state(self, job_id: str, state: JobState, *, error: str = "", message: str = "") -> JobRecord:
         """Move the job to ``state`` and append a state event (and a log event if ``message``).
 
         A job in a final state is never moved again; the call then returns it
@@ -265,23 +266,20 @@ class JobStore:
 
         Raises:
             JobNotFoundError: if there is no such job.
-            ValueError: for an unknown state name.
         """
-        if state not in STATES:
-            raise ValueError(f"state: must be one of {', '.join(STATES)}; got {state!r}")
         now = time.time()
         with self._write() as conn:
             current = self._state(conn, job_id)
-            if current in FINAL_STATES:
+            if current.final:
                 return self.get_job(job_id)
             conn.execute(
                 "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-                (state, error, now, job_id),
+                (state.name, error, now, job_id),
             )
             if message:
                 self._append(conn, job_id, "log", {"message": message}, now)
             if current != state:
-                self._append(conn, job_id, "state", {"state": state}, now)
+                self._append(conn, job_id, "state", {"state": state.name}, now)
         return self.get_job(job_id)
 
     def request_cancel(self, job_id: str) -> JobRecord:
@@ -296,14 +294,13 @@ class JobStore:
         now = time.time()
         with self._write() as conn:
             current = self._state(conn, job_id)
-            if current in FINAL_STATES:
+            if current.final:
                 return self.get_job(job_id)
-            conn.execute(
-                "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id)
-            )
-            if current == "QUEUED":
-                conn.execute("UPDATE jobs SET state = 'CANCELLED' WHERE id = ?", (job_id,))
-                self._append(conn, job_id, "state", {"state": "CANCELLED"}, now)
+            conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id))
+            if current == JobState.QUEUED:
+                cancelled = JobState.CANCELLED.name
+                conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (cancelled, job_id))
+                self._append(conn, job_id, "state", {"state": cancelled}, now)
         return self.get_job(job_id)
 
     def set_node_max_qubits(self, job_id: str, node_max_qubits: Sequence[int]) -> None:
@@ -426,11 +423,11 @@ class JobStore:
 
     # ----------------------------------------------------------------- helpers
 
-    def _state(self, conn: sqlite3.Connection, job_id: str) -> str:
+    def _state(self, conn: sqlite3.Connection, job_id: str) -> JobState:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(job_id)
-        return str(row["state"])
+        return JobState[row["state"]]
 
     def _append(
         self, conn: sqlite3.Connection, job_id: str, kind: str, payload: Mapping[str, Any], now: float
@@ -462,7 +459,7 @@ def _job(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
         id=row["id"],
         spec=JobSpec.from_dict(json.loads(row["spec_json"])),
-        state=row["state"],
+        state=JobState[row["state"]],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         epochs_done=row["epochs_done"],

@@ -11,6 +11,7 @@ to resume bit-for-bit: model, optimizer, torch RNG, epoch, history, spec.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,13 +23,17 @@ import torch
 from torch import nn
 
 from qpumesh.coordinator.data import Dataset, csv_series, make_dataset, narma_series, pendulum_series
-from qpumesh.coordinator.executor import Executor
+from qpumesh.coordinator.executor import RoundRunner
 from qpumesh.coordinator.metrics import best_epoch, convergence_epoch, r2_score
 from qpumesh.coordinator.model import DTYPE, QLSTM, ClassicalLSTM, count_parameters
 from qpumesh.coordinator.planner import Plan, plan_partitions
-from qpumesh.coordinator.spec import INPUT_DIM, JobSpec
+from qpumesh.wire.job_spec import INPUT_DIM, JobSpec
 
-__all__ = ["EpochMetrics", "Trainer", "convergence_epoch", "load_series"]
+__all__ = ["TRAINER_INIT", "EpochMetrics", "Trainer", "convergence_epoch", "load_series"]
+
+TRAINER_INIT = threading.Lock()
+"""Hold while a ``Trainer`` is built or loaded in a process that runs several: both seed or set
+torch's global RNG."""
 
 _RESUME_IGNORED = frozenset({"name", "epochs", "extra"})
 """Spec fields that may differ between a checkpoint and the trainer loading it."""
@@ -84,7 +89,9 @@ class Trainer:
             loaded, or a partitioning that does not fit the nodes.
     """
 
-    def __init__(self, spec: JobSpec, executor: Executor | None, node_max_qubits: Sequence[int] = ()) -> None:
+    def __init__(
+        self, spec: JobSpec, executor: RoundRunner | None, node_max_qubits: Sequence[int] = ()
+    ) -> None:
         self.spec = spec
         self.executor = executor
         self.history: list[EpochMetrics] = []

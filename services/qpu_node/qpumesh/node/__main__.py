@@ -1,4 +1,4 @@
-"""``python -m qpumesh.node [serve|info|bench] ...``: the node's command line on its own."""
+"""``python -m qpumesh.node [serve] ...``: the node's command line (see ``qpumesh.node.cli``)."""
 
 from __future__ import annotations
 

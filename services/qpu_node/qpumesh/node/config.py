@@ -13,25 +13,26 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qpumesh.node.faults import FaultSettings, read_fault_settings
 from qpumesh.wire import settings
+from qpumesh.wire.backends import BACKENDS
+from qpumesh.wire.channels import MAX_MESSAGE_BYTES
+from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, choice, integer, non_negative, nonempty, probability
+from qpumesh.wire.units import byte_size
 
 if TYPE_CHECKING:  # imported by build_config: building the CLI parser must not load torch and cirq
     from qpumesh.node.core import NodeConfig
 
 DEFAULT_PORT = 50051
 DEFAULT_HOST = "[::]"
-# gRPC channel arguments are C ints: message limits above this cannot be expressed.
-MAX_GRPC_MESSAGE_BYTES = 2**31 - 1
 
-BACKENDS = ("batched", "qsim", "cirq")
 NOISE_METHODS = ("density_matrix", "trajectories")
 PRECISIONS = ("double", "single")
 
@@ -56,6 +57,7 @@ class ServerConfig:
             stall when several nodes share a host's cores; raise it for one big node.
         faults: injected faults and the NodeAdmin token (``QPUMESH_FAULT_*``,
             ``QPUMESH_ADMIN_TOKEN``, ``--fault-*``, ``--admin-token``; see docs/faults.md).
+        port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
     """
 
     node: NodeConfig
@@ -65,6 +67,7 @@ class ServerConfig:
     grace_seconds: float = 5.0
     torch_threads: int = 1
     faults: FaultSettings = field(default_factory=FaultSettings)
+    port_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -77,9 +80,9 @@ class ServerConfig:
             raise ConfigError(f"torch_threads must be >= 1, got {self.torch_threads}")
         if not (math.isfinite(self.grace_seconds) and self.grace_seconds >= 0):
             raise ConfigError(f"grace_seconds must be a finite number >= 0, got {self.grace_seconds}")
-        if not 1 <= self.node.max_message_bytes <= MAX_GRPC_MESSAGE_BYTES:
+        if not 1 <= self.node.max_message_bytes <= MAX_MESSAGE_BYTES:
             raise ConfigError(
-                f"max_message_bytes must be in 1..{MAX_GRPC_MESSAGE_BYTES} (a gRPC limit), "
+                f"max_message_bytes must be in 1..{MAX_MESSAGE_BYTES} (a gRPC limit), "
                 f"got {self.node.max_message_bytes}"
             )
 
@@ -95,21 +98,7 @@ class ServerConfig:
 _probability = probability(include_one=False, percent=False)
 _seconds = non_negative("seconds")
 
-_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-_BYTE_SIZE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
-
-
-def _byte_size(text: str) -> int:
-    match = _BYTE_SIZE.match(text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _BYTE_UNITS:
-        raise ValueError(f"expected a byte count such as 67108864 or 64MiB, got {text!r}")
-    value = int(match.group(1)) * _BYTE_UNITS[unit]
-    if not 1 <= value <= MAX_GRPC_MESSAGE_BYTES:
-        raise ValueError(f"expected 1..{MAX_GRPC_MESSAGE_BYTES} bytes (a gRPC limit), got {value}")
-    return value
-
-
+# fmt: off
 OPTIONS: tuple[Option, ...] = (
     Option("port", "QPUMESH_PORT", "--port", integer(0, 65535),
            f"TCP port, 0 = any free port (default {DEFAULT_PORT})", "PORT"),
@@ -136,7 +125,8 @@ OPTIONS: tuple[Option, ...] = (
            "shots per observable term when a request leaves shots unset; 0 = exact", "N"),
     Option("max_batch_rows", "QPUMESH_MAX_BATCH_ROWS", "--max-batch-rows", integer(1),
            "largest parameter batch accepted, in rows", "N"),
-    Option("max_message_bytes", "QPUMESH_MAX_MESSAGE_BYTES", "--max-message-bytes", _byte_size,
+    Option("max_message_bytes", "QPUMESH_MAX_MESSAGE_BYTES", "--max-message-bytes",
+           byte_size(MAX_MESSAGE_BYTES),
            "largest gRPC message received or sent, e.g. 64MiB", "BYTES"),
     Option("precision", "QPUMESH_PRECISION", "--precision", choice(*PRECISIONS),
            "statevector precision of the batched engine: double (complex128) or single",
@@ -149,11 +139,18 @@ OPTIONS: tuple[Option, ...] = (
            "on SIGTERM, how long in-flight requests may finish (default 5)", "S"),
     Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", integer(1, 1024),
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
+    PORT_FILE_OPTION,
 )
+# fmt: on
 
-_SERVER_FIELDS = frozenset({"port", "host", "workers", "grace_seconds", "torch_threads"})
-_NOISE_FIELDS = {"depolarizing_1q": "depolarizing_1q", "depolarizing_2q": "depolarizing_2q",
-                 "readout_error": "readout_error", "noise_method": "method", "trajectories": "trajectories"}
+_SERVER_FIELDS = frozenset({"port", "host", "workers", "grace_seconds", "torch_threads", "port_file"})
+_NOISE_FIELDS = {
+    "depolarizing_1q": "depolarizing_1q",
+    "depolarizing_2q": "depolarizing_2q",
+    "readout_error": "readout_error",
+    "noise_method": "method",
+    "trajectories": "trajectories",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -205,4 +202,3 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
         raise
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid node configuration: {error}") from error
-

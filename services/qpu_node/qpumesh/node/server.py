@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,8 +29,10 @@ from qpumesh.node.core import InvalidRequest, LimitExceeded, NodeCore, NodeError
 from qpumesh.node.noise import NoiseConfig
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
+from qpumesh.wire.channels import bind, server_options
 from qpumesh.wire.circuits import observables_from_proto
-from qpumesh.wire.settings import write_port_file
+from qpumesh.wire.port_file import write_port_file
+from qpumesh.wire.status import StatusMap, answer
 from qpumesh.wire.tensors import from_tensor, to_tensor
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["QPUNode"].full_name
 # (measured as queue time) and keep GetInfo and health checks answering while every
 # slot is busy.
 _SPARE_THREADS = 32
-
-_T = TypeVar("_T")
 
 ServiceAdder = Callable[[grpc.Server], None]
 """Registers one more service on a server (e.g. an admin service), before it starts."""
@@ -110,7 +109,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
             return response
 
-        return _answer("Evaluate", context, run)
+        return answer("Evaluate", context, run, STATUSES)
 
     def ShiftGradient(  # noqa: N802 (name fixed by the proto)
         self, request: pb.ShiftGradientRequest, context: grpc.ServicerContext
@@ -146,7 +145,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 response.expectations.CopyFrom(to_tensor(result.expectations))
             return response
 
-        return _answer("ShiftGradient", context, run)
+        return answer("ShiftGradient", context, run, STATUSES)
 
     @contextmanager
     def _slot(self, context: grpc.ServicerContext) -> Iterator[pb.Timings]:
@@ -174,43 +173,15 @@ class CallerGoneError(Exception):
     """The RPC was cancelled or timed out before it got an execution slot."""
 
 
-def _status_of(error: Exception) -> grpc.StatusCode | None:
-    """Return the status code for a domain or decoding error; None for an unexpected one."""
-    if isinstance(error, CallerGoneError):
-        return grpc.StatusCode.CANCELLED
-    if isinstance(error, UnknownCircuit):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(error, LimitExceeded):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    if isinstance(error, (InvalidRequest, NodeError, ValueError)):
-        # InvalidRequest and the wire decoders' ValueError: the request is wrong and
-        # will fail again unchanged, so it must never be retried.
-        return grpc.StatusCode.INVALID_ARGUMENT
-    return None
-
-
-def _answer(method: str, context: grpc.ServicerContext, run: Callable[[], _T]) -> _T:
-    """Run ``run()``; turn any exception into a status, so the node keeps serving."""
-    try:
-        return run()
-    except Exception as error:  # the servicer edge: nothing may escape unmapped
-        code = _status_of(error)
-        if code is None:
-            logger.exception("%s failed unexpectedly", method)
-            message = (
-                f"internal error in {method} ({type(error).__name__}: {error}); "
-                "this is a node bug, the node log has the traceback"
-            )
-            _abort(context, grpc.StatusCode.INTERNAL, message)
-        # NOT_FOUND is the normal "resend the circuit" handshake, not worth an INFO line.
-        level = logging.DEBUG if code == grpc.StatusCode.NOT_FOUND else logging.INFO
-        logger.log(level, "%s rejected (%s): %s", method, code.name, error)
-        _abort(context, code, str(error))
-
-
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    context.abort(code, message)
-    raise AssertionError("grpc.ServicerContext.abort returned")  # abort always raises
+STATUSES = StatusMap(
+    (CallerGoneError, grpc.StatusCode.CANCELLED),
+    (UnknownCircuit, grpc.StatusCode.NOT_FOUND),
+    (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    # InvalidRequest and the wire decoders' ValueError: the request is wrong and will fail
+    # again unchanged, so it must never be retried.
+    ((InvalidRequest, NodeError, ValueError), grpc.StatusCode.INVALID_ARGUMENT),
+)
+"""The node's domain errors and their status codes; anything else is INTERNAL (a node bug)."""
 
 
 @dataclass(frozen=True)
@@ -239,18 +210,12 @@ def start_node(
 ) -> RunningNode:
     """Build, bind and start a node server; see ``create_server``."""
     core = NodeCore(config.node)
-    limit = config.node.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.workers + _SPARE_THREADS, thread_name_prefix=f"qpu-node-{config.node.node_id}"
         ),
         interceptors=list(interceptors),
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-            # Never share a port with another process: port 0 must mean a port of our own.
-            ("grpc.so_reuseport", 0),
-        ],
+        options=server_options(config.node.max_message_bytes),
     )
     pb_grpc.add_QPUNodeServicer_to_server(  # type: ignore[no-untyped-call]
         QPUNodeServicer(core, config.workers), server
@@ -264,12 +229,7 @@ def start_node(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME, *extra_service_names), server
     )
 
-    try:
-        port = server.add_insecure_port(config.bind_address)
-    except RuntimeError as error:
-        raise OSError(f"cannot listen on {config.bind_address}: {error}") from error
-    if port == 0:
-        raise OSError(f"cannot listen on {config.bind_address}")
+    port = bind(server, config.bind_address)
     server.start()
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -327,7 +287,6 @@ def describe_noise(noise: NoiseConfig) -> str:
 def serve(
     config: ServerConfig,
     *,
-    port_file: Path | None = None,
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     extra_services: Sequence[ServiceAdder] = (),
     extra_service_names: Sequence[str] = (),
@@ -340,8 +299,6 @@ def serve(
 
     Args:
         config: server and node settings.
-        port_file: if given, the bound port is written there (atomically) once serving;
-            the local mesh launcher starts nodes on port 0 and reads it.
         interceptors: see ``create_server``.
         extra_services: see ``create_server``.
         extra_service_names: see ``create_server``.
@@ -379,8 +336,9 @@ def serve(
                 config.torch_threads,
                 describe_noise(info.noise),
             )
-            if port_file is not None:
-                write_port_file(port_file, node.port)
+            if config.port_file is not None:
+                # The local mesh launcher starts nodes on port 0 and reads the port from there.
+                write_port_file(config.port_file, node.port)
             stop.wait()
         finally:
             node.health.enter_graceful_shutdown()

@@ -6,8 +6,6 @@ from qpumesh.node.backends.base import Backend
 from qpumesh.node.backends.batched import BatchedBackend
 from qpumesh.node.backends.cirq_backend import CirqBackend
 from qpumesh.node.backends.qsim_backend import QsimBackend
+from qpumesh.wire.backends import BACKENDS
 
 __all__ = ["BACKENDS", "Backend", "BatchedBackend", "CirqBackend", "QsimBackend"]
-
-#: Engine names accepted by `NodeConfig.backend`.
-BACKENDS = ("batched", "qsim", "cirq")

@@ -1,9 +1,18 @@
-"""The experiment specification that travels with a training job.
+"""The experiment specification that travels with a training job, and its message.
 
 A ``JobSpec`` is what a user submits (CLI flags, a YAML file, or the ``JobSpec``
 protobuf message) and what a checkpoint carries, so a resumed job trains exactly
 the same model. Every field is validated up front; a bad value raises
-``SpecError`` naming the field, which the coordinator returns as INVALID_ARGUMENT.
+``SpecError`` naming the field, which the coordinator returns as INVALID_ARGUMENT
+and the CLI as a usage error. Client and coordinator both build specs here, so a
+spec means the same on both sides of the wire:
+
+- the dataclass's fields are the message's fields (``extra`` is its map; a test
+  checks the two lists agree), and each field's ``metadata`` holds the help text
+  and flag of ``qpumesh train``;
+- ``spec_to_proto`` sets *every* field, so a stored or echoed spec is explicit;
+- ``spec_from_proto`` takes unset (optional) fields from the defaults below and
+  validates the result.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qpumesh.v1 import coordinator_pb2 as pb
+
 TASKS = ("pendulum", "narma", "csv")
 MODELS = ("centric", "distributed", "classical")
 ANSATZES = ("v0", "chen2020")
@@ -21,6 +32,17 @@ OPTIMIZERS = ("rmsprop", "adam")
 
 INPUT_DIM = 1
 """d_x: every task feeds one scalar per time step."""
+
+
+def _field(
+    default: Any, help_text: str, *, metavar: str = "", choices: tuple[str, ...] = (), flag: str = ""
+) -> Any:
+    """Declare a ``JobSpec`` field with its ``qpumesh train`` flag: help, metavar, choices, flag name.
+
+    The flag defaults to ``--`` and the field name with dashes.
+    """
+    metadata = {"help": help_text, "metavar": metavar, "choices": choices, "flag": flag}
+    return field(default=default, metadata=metadata)
 
 
 class SpecError(ValueError):
@@ -63,25 +85,25 @@ class JobSpec:
             samples on [0, 20]; NARMA: points after the washout).
     """
 
-    name: str = ""
-    task: str = "pendulum"
-    narma_order: int = 2
-    csv_path: str = ""
-    csv_column: str = ""
-    model: str = "distributed"
-    qubits: int = 4
-    partitions: int = 2
-    layers: int = 3
-    ansatz: str = "chen2020"
-    epochs: int = 100
-    batch_size: int = 10
-    window: int = 4
-    lr: float = 0.01
-    optimizer: str = "rmsprop"
-    seed: int = 0
-    shots: int = 0
-    train_fraction: float = 0.67
-    series_length: int = 240
+    name: str = _field("", "label shown in job listings")
+    task: str = _field("pendulum", "benchmark series", choices=TASKS)
+    narma_order: int = _field(2, "n of NARMA-n (task narma)", metavar="N")
+    csv_path: str = _field("", "CSV file with the series (task csv)", metavar="PATH", flag="--csv")
+    csv_column: str = _field("", "column of the CSV file (default: the last)", metavar="C")
+    model: str = _field("distributed", "", choices=MODELS)
+    qubits: int = _field(4, "width of [h; x] (d_h = Q - 1)", metavar="Q")
+    partitions: int = _field(2, "sub-circuits per gate (distributed)", metavar="M|auto")
+    layers: int = _field(3, "variational layers per circuit", metavar="L")
+    ansatz: str = _field("chen2020", "", choices=ANSATZES)
+    epochs: int = _field(100, "", metavar="E")
+    batch_size: int = _field(10, "", metavar="B")
+    window: int = _field(4, "values seen per prediction", metavar="W")
+    lr: float = _field(0.01, "learning rate")
+    optimizer: str = _field("rmsprop", "", choices=OPTIMIZERS)
+    seed: int = _field(0, "", metavar="S")
+    shots: int = _field(0, "shots per observable term (0 = exact)")
+    train_fraction: float = _field(0.67, "leading fraction of windows to train on", metavar="F")
+    series_length: int = _field(240, "points of the generated series", metavar="N")
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -168,3 +190,32 @@ def _int_range(name: str, value: int, low: int, high: int) -> None:
         raise SpecError(name, f"must be an integer, got {value!r}")
     if not low <= value <= high:
         raise SpecError(name, f"must be between {low} and {high}, got {value}")
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name != "extra")
+"""The scalar fields; each is an ``optional`` field of the same name in the ``JobSpec`` message."""
+
+
+def flag_of(spec_field: dataclasses.Field[Any]) -> str:
+    """Return the ``qpumesh train`` flag of a ``JobSpec`` field (``--batch-size``, ``--csv``)."""
+    return str(spec_field.metadata.get("flag") or "--" + spec_field.name.replace("_", "-"))
+
+
+def spec_to_proto(spec: JobSpec) -> pb.JobSpec:
+    """Return the message for ``spec`` with every field explicitly set."""
+    msg = pb.JobSpec(**{name: getattr(spec, name) for name in FIELDS})
+    msg.extra.update({str(k): str(v) for k, v in spec.extra.items()})
+    return msg
+
+
+def spec_from_proto(msg: pb.JobSpec) -> JobSpec:
+    """Build and validate a ``JobSpec`` from its message.
+
+    Unset optional fields take ``JobSpec``'s defaults, so a client may send only
+    what it wants to change.
+
+    Raises:
+        SpecError: naming the first field with an unusable value.
+    """
+    kwargs: dict[str, Any] = {name: getattr(msg, name) for name in FIELDS if msg.HasField(name)}
+    return JobSpec(extra=dict(msg.extra), **kwargs)

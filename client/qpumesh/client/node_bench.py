@@ -1,38 +1,78 @@
-"""Throughput of the node engines, in process and through gRPC.
+"""Throughput of QPU node engines, as a client sees it through gRPC (and, given one, in process).
 
 Runs the QLSTM-style variational circuit (H + RY(x_i) encoding, then ``depth`` layers
 of CNOT ladders and RY(w) rotations, <Z> on every qubit) on each engine and reports
-circuit evaluations per second and parameter-shift Jacobians per second, once calling
-``NodeCore`` directly and once through a real gRPC server on a free port of this
-process (``NodeClient``). The last line compares the batched engine behind gRPC with
-qsim, the plain simulator it replaces. Used by ``benchmarks/bench_node.py`` and
-``qpumesh node bench``.
+circuit evaluations per second and parameter-shift Jacobians per second through a real
+node (``NodeClient``). ``qpumesh node bench`` starts one ``python -m qpumesh.node``
+process per engine on a free port of this machine (or measures the node at ``--node``);
+``benchmarks/bench_node.py`` also runs the same engine on a ``NodeCore`` in its own
+process, timed in alternation, and the last lines compare the batched engine behind
+gRPC with qsim, the plain simulator it replaces.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import cirq
 import numpy as np
 import numpy.typing as npt
 import sympy
 
+from qpumesh.client.local_mesh import LocalMesh
 from qpumesh.client.node_client import NodeClient
-from qpumesh.node.config import ServerConfig
-from qpumesh.node.core import NodeConfig, NodeCore
-from qpumesh.node.server import create_server
-from qpumesh.wire.circuits import WireCircuit, pauli_terms
+from qpumesh.wire.backends import BACKENDS
+from qpumesh.wire.circuits import PauliTerms, WireCircuit, pauli_terms
 
 # Rows per request: the batched engine gets the full batch; the per-row engines fewer
 # (their cost is linear in rows, so the rate per row is what matters).
 EVAL_ROWS = {"batched": 1000, "qsim": 100, "cirq": 100}
 JACOBIAN_ROWS = {"batched": 1000, "qsim": 4, "cirq": 4}
 QUICK_ROWS = {"batched": 200, "qsim": 20, "cirq": 20}
+BENCH_MAX_QUBITS = 8
+"""The benchmark's nodes accept circuits up to this width (the largest shape is 6)."""
+
+
+class LocalEngine(Protocol):
+    """An engine in this process with a ``NodeCore``'s calls (``benchmarks/bench_node.py``)."""
+
+    def evaluate(
+        self,
+        circuit_hash: str,
+        cirq_json: str | None,
+        observables: Sequence[PauliTerms],
+        symbols: Sequence[str],
+        values: npt.NDArray[np.float64],
+    ) -> Any:
+        """Return the expectations of ``observables`` for every row of ``values``."""
+
+    def shift_gradient(
+        self,
+        circuit_hash: str,
+        cirq_json: str | None,
+        observables: Sequence[PauliTerms],
+        symbols: Sequence[str],
+        values: npt.NDArray[np.float64],
+    ) -> Any:
+        """Return the parameter-shift Jacobians for every row of ``values``."""
+
+
+@dataclass(frozen=True)
+class BenchNode:
+    """A node to measure: its address, and optionally the same engine in this process."""
+
+    address: str
+    local: LocalEngine | None = None
+
+
+NodeFor = Callable[[str], contextlib.AbstractContextManager[BenchNode]]
+"""Given an engine name, a context that serves a node with that engine (and stops it after)."""
 
 
 def qlstm_vqc(n_qubits: int, depth: int) -> tuple[cirq.Circuit, list[str], list[cirq.PauliString[cirq.Qid]]]:
@@ -66,7 +106,8 @@ class BenchRow:
     """Measured rates of one engine on one circuit shape.
 
     Rates are parameter rows per second: circuit evaluations (of every observable) for
-    ``eval_*``, full Jacobians (every observable by every symbol) for ``jac_*``.
+    ``eval_*``, full Jacobians (every observable by every symbol) for ``jac_*``; the
+    ``*_local`` ones are None when the engine was not also run in this process.
     """
 
     backend: str
@@ -74,10 +115,10 @@ class BenchRow:
     n_qubits: int
     depth: int
     eval_rows: int
-    eval_local: float
+    eval_local: float | None
     eval_grpc: float
     jac_rows: int
-    jac_local: float
+    jac_local: float | None
     jac_grpc: float
 
 
@@ -101,12 +142,18 @@ def _rates(runs: Sequence[Callable[[], object]], rows: int, min_seconds: float) 
 
 
 def measure(
-    backend: str, n_qubits: int, depth: int, *, eval_rows: int, jac_rows: int, min_seconds: float
+    node: BenchNode,
+    backend: str,
+    n_qubits: int,
+    depth: int,
+    *,
+    eval_rows: int,
+    jac_rows: int,
+    min_seconds: float,
 ) -> BenchRow:
-    """Measure one engine on one circuit shape, in process and through a local gRPC server.
+    """Measure one engine on one circuit shape through gRPC (and in process when ``node.local`` is set).
 
-    The in-process ``NodeCore`` and the server's core are separate (as on a real mesh) and
-    are timed in alternation.
+    A local engine and the node's are separate (as on a real mesh) and are timed in alternation.
     """
     circuit, symbols, observables = qlstm_vqc(n_qubits, depth)
     wire = WireCircuit.from_cirq(circuit)
@@ -115,36 +162,55 @@ def measure(
     values: npt.NDArray[np.float64] = rng.uniform(
         -np.pi, np.pi, size=(max(eval_rows, jac_rows), len(symbols))
     )
-    node = NodeConfig(node_id=f"bench-{backend}", backend=backend, max_qubits=max(n_qubits, 8))
-    core = NodeCore(node)
-    engine = core.evaluate(wire.hash, wire.cirq_json, terms, symbols, values[:1]).backend
     eval_params = {s: values[:eval_rows, j] for j, s in enumerate(symbols)}
     jac_params = {s: values[:jac_rows, j] for j, s in enumerate(symbols)}
-
-    server, port = create_server(ServerConfig(node=node, host="127.0.0.1", port=0))
-    try:
-        with NodeClient(f"127.0.0.1:{port}", timeout=600) as client:
-            eval_local, eval_grpc = _rates(
-                [
-                    lambda: core.evaluate(wire.hash, None, terms, symbols, values[:eval_rows]),
-                    lambda: client.evaluate(circuit, observables, eval_params),
-                ],
-                eval_rows,
-                min_seconds,
+    local = node.local
+    with NodeClient(node.address, timeout=600) as client:
+        first = {s: values[:1, j] for j, s in enumerate(symbols)}
+        engine = client.evaluate_detailed(circuit, observables, first).backend
+        evaluations: list[Callable[[], object]] = [lambda: client.evaluate(circuit, observables, eval_params)]
+        jacobians: list[Callable[[], object]] = [
+            lambda: client.shift_gradient(circuit, observables, jac_params)
+        ]
+        if local is not None:  # in process first, as the table reads
+            local.evaluate(wire.hash, wire.cirq_json, terms, symbols, values[:1])  # compile once
+            evaluations.insert(0, lambda: local.evaluate(wire.hash, None, terms, symbols, values[:eval_rows]))
+            jacobians.insert(
+                0, lambda: local.shift_gradient(wire.hash, None, terms, symbols, values[:jac_rows])
             )
-            jac_local, jac_grpc = _rates(
-                [
-                    lambda: core.shift_gradient(wire.hash, None, terms, symbols, values[:jac_rows]),
-                    lambda: client.shift_gradient(circuit, observables, jac_params),
-                ],
-                jac_rows,
-                min_seconds,
-            )
-    finally:
-        server.stop(None)
+        eval_rates = _rates(evaluations, eval_rows, min_seconds)
+        jac_rates = _rates(jacobians, jac_rows, min_seconds)
+    eval_local, jac_local = (eval_rates[0], jac_rates[0]) if local is not None else (None, None)
     return BenchRow(
-        backend, engine, n_qubits, depth, eval_rows, eval_local, eval_grpc, jac_rows, jac_local, jac_grpc
+        backend,
+        engine,
+        n_qubits,
+        depth,
+        eval_rows,
+        eval_local,
+        eval_rates[-1],
+        jac_rows,
+        jac_local,
+        jac_rates[-1],
     )
+
+
+@contextlib.contextmanager
+def node_process(backend: str) -> Iterator[BenchNode]:
+    """Serve ``backend`` from a ``python -m qpumesh.node`` process on a free local port."""
+    node_args = ["--backend", backend, "--max-qubits", str(BENCH_MAX_QUBITS), "--torch-threads", "1"]
+    with LocalMesh(nodes=1, node_args=node_args, coordinator=False) as mesh:
+        yield BenchNode(mesh.node_addresses[0])
+
+
+def existing_node(address: str) -> NodeFor:
+    """Measure the node at ``address`` (whatever its engine) instead of starting one."""
+
+    @contextlib.contextmanager
+    def serve(backend: str) -> Iterator[BenchNode]:
+        yield BenchNode(address)
+
+    return serve
 
 
 def format_table(rows: Sequence[BenchRow], markdown: bool) -> str:
@@ -168,10 +234,10 @@ def format_table(rows: Sequence[BenchRow], markdown: bool) -> str:
             str(r.n_qubits),
             str(r.depth),
             str(r.eval_rows),
-            f"{r.eval_local:,.0f}",
+            "-" if r.eval_local is None else f"{r.eval_local:,.0f}",
             f"{r.eval_grpc:,.0f}",
             str(r.jac_rows),
-            f"{r.jac_local:,.1f}",
+            "-" if r.jac_local is None else f"{r.jac_local:,.1f}",
             f"{r.jac_grpc:,.1f}",
         )
         for r in rows
@@ -187,12 +253,12 @@ def format_table(rows: Sequence[BenchRow], markdown: bool) -> str:
 
 
 def speedups(rows: Sequence[BenchRow]) -> list[str]:
-    """Lines comparing batched-through-gRPC with qsim for every shape both ran."""
+    """Lines comparing batched-through-gRPC with qsim in process for every shape both ran."""
     by_key = {(r.backend, r.n_qubits, r.depth): r for r in rows}
     lines = []
     for (backend, n_qubits, depth), row in by_key.items():
         qsim = by_key.get(("qsim", n_qubits, depth))
-        if backend != "batched" or qsim is None:
+        if backend != "batched" or qsim is None or qsim.eval_local is None or qsim.jac_local is None:
             continue
         lines.append(
             f"{n_qubits} qubits, depth {depth}: batched via gRPC ({row.eval_rows} rows) / qsim in process = "
@@ -214,15 +280,21 @@ def _cpu_name() -> str:
 
 
 def run_benchmark(
-    backends: Sequence[str] = ("batched", "qsim", "cirq"),
+    backends: Sequence[str] = BACKENDS,
     *,
     quick: bool = False,
     markdown: bool = False,
     torch_threads: int = 1,
+    node_for: NodeFor = node_process,
 ) -> list[BenchRow]:
     """Measure every engine in ``backends`` on 4 and 6 qubits, depth 2 and 5; print the results.
 
-    ``torch_threads`` is set process-wide, as ``qpumesh node serve`` does (its default is 1).
+    Args:
+        backends: the engines to measure.
+        quick: one small shape, fewer rows (a smoke run).
+        markdown: print the table as Markdown.
+        torch_threads: set process-wide (for a local engine), as ``qpumesh node serve`` does.
+        node_for: serves the node of each engine (default: a node process per engine).
     """
     import torch
 
@@ -237,14 +309,21 @@ def run_benchmark(
     print("# load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     results: list[BenchRow] = []
     for backend in backends:
-        for n_qubits, depth in shapes:
-            eval_rows = QUICK_ROWS[backend] if quick else EVAL_ROWS[backend]
-            jac_rows = min(eval_rows, JACOBIAN_ROWS[backend])
-            results.append(
-                measure(
-                    backend, n_qubits, depth, eval_rows=eval_rows, jac_rows=jac_rows, min_seconds=min_seconds
+        with node_for(backend) as node:
+            for n_qubits, depth in shapes:
+                eval_rows = QUICK_ROWS[backend] if quick else EVAL_ROWS[backend]
+                jac_rows = min(eval_rows, JACOBIAN_ROWS[backend])
+                results.append(
+                    measure(
+                        node,
+                        backend,
+                        n_qubits,
+                        depth,
+                        eval_rows=eval_rows,
+                        jac_rows=jac_rows,
+                        min_seconds=min_seconds,
+                    )
                 )
-            )
     print("# load average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(format_table(results, markdown))
     for line in speedups(results):

@@ -22,7 +22,6 @@ Children never outlive the mesh:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -32,13 +31,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, Any
+from types import TracebackType
+from typing import IO
 
 import grpc
+
+from qpumesh.wire.channels import open_channel
+from qpumesh.wire.port_file import read_port_file
 
 DEFAULT_STARTUP_TIMEOUT = 120.0
 """Seconds a child may take to serve; node start-up imports torch and cirq."""
@@ -66,8 +68,8 @@ _DEATHSIG_LAUNCHER = (
 )
 
 
-class MeshError(RuntimeError):
-    """A mesh process failed to start or died."""
+class LocalMeshError(RuntimeError):
+    """A process of the local mesh failed to start or died."""
 
 
 @dataclass
@@ -114,11 +116,12 @@ class LocalMesh:
             default: a temporary directory removed on exit.
         coordinator_port: port of the coordinator; 0 picks a free one.
         startup_timeout: seconds each start-up phase (nodes, then coordinator)
-            may take before ``MeshError``.
+            may take before ``LocalMeshError``.
         grace: seconds children get to exit after SIGTERM before SIGKILL.
         log_dir: where the children's stdout/stderr go; default: a temporary
             directory removed on exit.
         python: interpreter to run the children with (default: this one).
+        coordinator: also start the coordinator (False: nodes only, e.g. to benchmark them).
     """
 
     def __init__(
@@ -133,6 +136,7 @@ class LocalMesh:
         grace: float = DEFAULT_GRACE,
         log_dir: str | os.PathLike[str] | None = None,
         python: str | None = None,
+        coordinator: bool = True,
     ) -> None:
         if nodes < 0:
             raise ValueError(f"nodes must be >= 0, got {nodes}")
@@ -143,6 +147,7 @@ class LocalMesh:
         self.startup_timeout = startup_timeout
         self.grace = grace
         self.python = python or sys.executable
+        self.with_coordinator = coordinator
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self._temp_dirs: list[Path] = []
@@ -161,7 +166,7 @@ class LocalMesh:
     def coordinator_address(self) -> str:
         """``host:port`` of the coordinator (after ``start``)."""
         if self._coordinator is None:
-            raise MeshError("the mesh is not running")
+            raise LocalMeshError("the mesh is not running")
         return self._coordinator.address
 
     @property
@@ -191,7 +196,7 @@ class LocalMesh:
         """Start the nodes, wait until they serve, then start the coordinator and wait for it.
 
         Raises:
-            MeshError: a child exited or did not become healthy in time; the
+            LocalMeshError: a child exited or did not become healthy in time; the
                 message includes the tail of its stderr. Every child started so
                 far has been stopped.
         """
@@ -200,7 +205,7 @@ class LocalMesh:
 
     def _start(self) -> LocalMesh:
         if self._children:
-            raise MeshError("the mesh is already running")
+            raise LocalMeshError("the mesh is already running")
         try:
             self.log_dir = self._directory(self._log_dir, "qpumesh-mesh-logs-")
             self.data_dir = self._directory(self._data_dir, "qpumesh-mesh-data-")
@@ -223,7 +228,8 @@ class LocalMesh:
                 )
             for child in self._node_children:
                 self._wait_ready(child, time.monotonic() + self.startup_timeout)
-            self._start_coordinator(self.coordinator_port)
+            if self.with_coordinator:
+                self._start_coordinator(self.coordinator_port)
         except BaseException:
             self._stop()
             raise
@@ -236,13 +242,13 @@ class LocalMesh:
         them reconnect. Useful to demonstrate and test exactly that.
 
         Raises:
-            MeshError: the mesh is not running, or the new coordinator did not
+            LocalMeshError: the mesh is not running, or the new coordinator did not
                 become healthy in time.
         """
         with self._lock:
             old = self._coordinator
             if old is None:
-                raise MeshError("the mesh is not running")
+                raise LocalMeshError("the mesh is not running")
             self._restart_coordinator(old)
 
     def _restart_coordinator(self, old: _Child) -> None:
@@ -254,11 +260,11 @@ class LocalMesh:
         self._start_coordinator(old.port)
 
     def poll(self) -> None:
-        """Raise ``MeshError`` if a child has exited since the mesh started."""
+        """Raise ``LocalMeshError`` if a child has exited since the mesh started."""
         for child in self._children:
             code = child.process.poll()
             if code is not None:
-                raise MeshError(_exit_message(child, code))
+                raise LocalMeshError(_exit_message(child, code))
 
     def stop(self) -> None:
         """Stop every child: coordinator first, then the nodes; SIGKILL after the grace period.
@@ -363,34 +369,25 @@ class LocalMesh:
         while True:
             code = child.process.poll()
             if code is not None:
-                raise MeshError(_exit_message(child, code))
+                raise LocalMeshError(_exit_message(child, code))
             if not child.port:
-                child.port = _read_port(child.port_file)
+                child.port = read_port_file(child.port_file)
             if child.port and _healthy(child.address, timeout=1.0):
                 return
             if time.monotonic() >= deadline:
                 state = "not serving" if child.port else "never wrote its port file"
-                raise MeshError(
+                raise LocalMeshError(
                     f"{child.name} {state} within {self.startup_timeout:g} s "
                     f"(pid {child.process.pid}); last output:\n{child.stderr_tail()}"
                 )
             time.sleep(0.1)
 
 
-def _read_port(path: Path) -> int:
-    """Return the port in ``path``, or 0 while it is missing or incomplete."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return 0
-    return int(text) if text.isdigit() else 0
-
-
 def _healthy(address: str, timeout: float) -> bool:
     """Whether the server at ``address`` answers the gRPC health check with SERVING."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
@@ -424,116 +421,3 @@ def _terminate(children: Sequence[_Child], grace: float) -> None:
         if child.process.poll() is None:
             _signal_group(child, signal.SIGKILL)
             child.process.wait()
-
-
-# ---------------------------------------------------------------------- CLI
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``qpumesh mesh up`` to the command line."""
-    mesh = subparsers.add_parser("mesh", help="run a local mesh (nodes + coordinator)", description=__doc__)
-    sub = mesh.add_subparsers(dest="mesh_command", metavar="SUBCOMMAND", required=True)
-    up = sub.add_parser(
-        "up",
-        help="start N nodes and a coordinator; print their addresses; run until Ctrl-C/SIGTERM",
-        description="Start N QPU nodes and a coordinator on this machine, print their addresses and "
-        "block until Ctrl-C or SIGTERM, then stop them all.",
-    )
-    up.add_argument(
-        "--nodes", type=int, default=4, metavar="N", help="QPU node processes (default %(default)s)"
-    )
-    up.add_argument("--port", type=int, default=0, metavar="P", help="coordinator port (default: a free one)")
-    up.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="D",
-        help="coordinator data directory (job store, checkpoints); default: a temporary one",
-    )
-    up.add_argument(
-        "--node-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for every 'qpumesh node serve' (repeatable, e.g. --node-arg=--max-qubits=3)",
-    )
-    up.add_argument(
-        "--coordinator-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for 'qpumesh coordinator serve' (repeatable)",
-    )
-    up.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=DEFAULT_STARTUP_TIMEOUT,
-        metavar="S",
-        help="seconds each process may take to start (default %(default)s)",
-    )
-    up.set_defaults(func=_up)
-
-
-class TerminatedError(KeyboardInterrupt):
-    """Raised in the main thread on SIGTERM so a mesh shuts down through ``__exit__``.
-
-    A ``KeyboardInterrupt`` subclass, so code that handles Ctrl-C handles SIGTERM alike.
-    """
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise TerminatedError(signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into exceptions in the main thread for a ``with`` block.
-
-    A CLI command that owns a mesh uses this so ``kill PID`` stops the mesh as
-    cleanly as Ctrl-C does. SIGINT is set to raise ``KeyboardInterrupt`` even when
-    the process inherited it ignored (bash starts background commands of a
-    script that way), because Ctrl-C / ``kill -INT`` is the documented way to
-    stop the mesh. Outside the main thread it does nothing.
-    """
-    try:
-        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread
-        yield
-        return
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
-
-
-def _up(args: argparse.Namespace) -> int:
-    """Run ``qpumesh mesh up``."""
-    mesh = LocalMesh(
-        nodes=args.nodes,
-        node_args=args.node_arg,
-        coordinator_args=args.coordinator_arg,
-        data_dir=args.data_dir,
-        coordinator_port=args.port,
-        startup_timeout=args.startup_timeout,
-    )
-    try:
-        with terminate_on_sigterm():
-            print(f"starting {args.nodes} node(s) and a coordinator ...", file=sys.stderr, flush=True)
-            with mesh:
-                for i, address in enumerate(mesh.node_addresses):
-                    print(f"node-{i}       {address}")
-                print(f"coordinator  {mesh.coordinator_address}")
-                print(f"data dir     {mesh.data_dir}")
-                print(f"logs         {mesh.log_dir}")
-                print(f"\nexport QPUMESH_COORDINATOR={mesh.coordinator_address}", flush=True)
-                print("mesh is up; Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
-                while True:
-                    mesh.poll()
-                    time.sleep(0.5)
-    except MeshError as error:
-        print(f"qpumesh mesh up: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("mesh stopped", file=sys.stderr)
-        return 0

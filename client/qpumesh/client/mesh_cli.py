@@ -1,0 +1,128 @@
+"""``qpumesh mesh up``: a whole mesh on this machine in the foreground, until Ctrl-C or SIGTERM.
+
+Also ``terminate_on_sigterm``, which every command that owns a local mesh uses so that
+``kill PID`` stops the mesh as cleanly as Ctrl-C does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from qpumesh.client.local_mesh import DEFAULT_STARTUP_TIMEOUT, LocalMesh, LocalMeshError
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``qpumesh mesh up`` to the command line."""
+    mesh = subparsers.add_parser("mesh", help="run a local mesh (nodes + coordinator)", description=__doc__)
+    sub = mesh.add_subparsers(dest="mesh_command", metavar="SUBCOMMAND", required=True)
+    up = sub.add_parser(
+        "up",
+        help="start N nodes and a coordinator; print their addresses; run until Ctrl-C/SIGTERM",
+        description="Start N QPU nodes and a coordinator on this machine, print their addresses and "
+        "block until Ctrl-C or SIGTERM, then stop them all.",
+    )
+    up.add_argument(
+        "--nodes", type=int, default=4, metavar="N", help="QPU node processes (default %(default)s)"
+    )
+    up.add_argument("--port", type=int, default=0, metavar="P", help="coordinator port (default: a free one)")
+    up.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="D",
+        help="coordinator data directory (job store, checkpoints); default: a temporary one",
+    )
+    up.add_argument(
+        "--node-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for every 'qpumesh node serve' (repeatable, e.g. --node-arg=--max-qubits=3)",
+    )
+    up.add_argument(
+        "--coordinator-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for 'qpumesh coordinator serve' (repeatable)",
+    )
+    up.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=DEFAULT_STARTUP_TIMEOUT,
+        metavar="S",
+        help="seconds each process may take to start (default %(default)s)",
+    )
+    up.set_defaults(func=_up)
+
+
+class TerminatedError(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM so a mesh shuts down through ``__exit__``.
+
+    A ``KeyboardInterrupt`` subclass, so code that handles Ctrl-C handles SIGTERM alike.
+    """
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise TerminatedError(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into exceptions in the main thread for a ``with`` block.
+
+    A CLI command that owns a mesh uses this so ``kill PID`` stops the mesh as
+    cleanly as Ctrl-C does. SIGINT is set to raise ``KeyboardInterrupt`` even when
+    the process inherited it ignored (bash starts background commands of a
+    script that way), because Ctrl-C / ``kill -INT`` is the documented way to
+    stop the mesh. Outside the main thread it does nothing.
+    """
+    try:
+        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+def _up(args: argparse.Namespace) -> int:
+    """Run ``qpumesh mesh up``."""
+    mesh = LocalMesh(
+        nodes=args.nodes,
+        node_args=args.node_arg,
+        coordinator_args=args.coordinator_arg,
+        data_dir=args.data_dir,
+        coordinator_port=args.port,
+        startup_timeout=args.startup_timeout,
+    )
+    try:
+        with terminate_on_sigterm():
+            print(f"starting {args.nodes} node(s) and a coordinator ...", file=sys.stderr, flush=True)
+            with mesh:
+                for i, address in enumerate(mesh.node_addresses):
+                    print(f"node-{i}       {address}")
+                print(f"coordinator  {mesh.coordinator_address}")
+                print(f"data dir     {mesh.data_dir}")
+                print(f"logs         {mesh.log_dir}")
+                print(f"\nexport QPUMESH_COORDINATOR={mesh.coordinator_address}", flush=True)
+                print("mesh is up; Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
+                while True:
+                    mesh.poll()
+                    time.sleep(0.5)
+    except LocalMeshError as error:
+        print(f"qpumesh mesh up: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mesh stopped", file=sys.stderr)
+        return 0

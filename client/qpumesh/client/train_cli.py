@@ -1,0 +1,150 @@
+"""``qpumesh train``: submit a training job, follow it to the end, write its results.
+
+Without ``--coordinator`` (or ``QPUMESH_COORDINATOR``) an ephemeral local mesh
+(``LocalMesh``: N node processes and a coordinator) is started, the job trains on it,
+the results are written and the mesh is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qpumesh.client.cli_support import (
+    ENV_COORDINATOR,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    add_coordinator_flag,
+    add_show_faults_flag,
+    error,
+    format_r2,
+    run_command,
+)
+from qpumesh.client.follow import follow
+from qpumesh.client.spec_flags import add_spec_flags, build_spec
+
+if TYPE_CHECKING:
+    from qpumesh.client.coordinator_client import CoordinatorClient
+    from qpumesh.client.local_mesh import LocalMesh
+    from qpumesh.v1 import coordinator_pb2 as pb
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``qpumesh train`` to the command line."""
+    train = subparsers.add_parser(
+        "train",
+        help="train a (distributed) QLSTM and show its progress",
+        description="Submit a training job and follow it to the end. Spec flags override the values "
+        "of --spec FILE.yaml; unset ones take the coordinator's defaults. Without --coordinator "
+        f"(or ${ENV_COORDINATOR}) an ephemeral local mesh is started and stopped afterwards.",
+    )
+    add_spec_flags(train.add_argument_group("job spec"))
+    run = train.add_argument_group("run")
+    add_coordinator_flag(run, local_default=True)
+    run.add_argument(
+        "--nodes",
+        type=int,
+        default=4,
+        metavar="N",
+        help="nodes of the local mesh; 0 runs circuits inside the coordinator (default %(default)s)",
+    )
+    run.add_argument(
+        "--node-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the local mesh's nodes (repeatable, e.g. --node-arg=--max-qubits=3)",
+    )
+    run.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and predictions.csv")
+    run.add_argument("--plot", type=Path, metavar="DIR", help="also write loss.png, r2.png, predictions.png")
+    run.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+    add_show_faults_flag(run)
+    train.set_defaults(func=_cmd_train, parser=train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    return run_command("train", lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from qpumesh.client.coordinator_client import CoordinatorClient
+    from qpumesh.client.local_mesh import LocalMesh
+    from qpumesh.client.mesh_cli import terminate_on_sigterm
+
+    spec = build_spec(args)
+    address = args.coordinator or os.environ.get(ENV_COORDINATOR, "")
+    if args.no_wait and not address:
+        raise UsageError("--no-wait needs a long-lived coordinator (--coordinator or $QPUMESH_COORDINATOR)")
+    job_id = ""
+    mesh: LocalMesh | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(terminate_on_sigterm())
+            if not address:
+                what = f"{args.nodes} nodes + coordinator" if args.nodes else "in-process coordinator"
+                print(f"starting a local mesh ({what}) ...", file=sys.stderr, flush=True)
+                mesh = stack.enter_context(LocalMesh(nodes=args.nodes, node_args=args.node_arg))
+                address = mesh.coordinator_address
+                nodes = ", ".join(mesh.node_addresses) or "none (circuits run in the coordinator)"
+                print(f"local mesh up: coordinator {address}, nodes {nodes}", file=sys.stderr, flush=True)
+            client = stack.enter_context(CoordinatorClient(address, timeout=args.timeout))
+            started = time.monotonic()
+            job_id = client.submit(spec)
+            if args.no_wait:
+                print(job_id)
+                return EXIT_OK
+            print(f"job {job_id} submitted to {address}", file=sys.stderr, flush=True)
+            job = follow(client, job_id, sys.stdout, show_faults=args.show_faults)
+            return _finish(client, job, args, time.monotonic() - started, address)
+    except KeyboardInterrupt:
+        if job_id and mesh is None:
+            print(
+                f"\ninterrupted; job {job_id} keeps running on {address} "
+                f"(qpumesh watch {job_id} / qpumesh cancel {job_id})",
+                file=sys.stderr,
+            )
+        else:
+            print("\ninterrupted; local mesh stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _finish(
+    client: CoordinatorClient, job: pb.Job, args: argparse.Namespace, wall: float, address: str
+) -> int:
+    """Report a finished job; write its files when it succeeded."""
+    from qpumesh.client.coordinator_client import state_name
+    from qpumesh.client.outputs import METRICS_FILE, job_metrics, write_metrics, write_results
+    from qpumesh.client.plots import plot_results
+    from qpumesh.v1 import coordinator_pb2 as pb
+
+    extra = {"coordinator": address}
+    if job.state != pb.JOB_STATE_SUCCEEDED:
+        if args.output is not None:
+            metrics = job_metrics(job, client_wall_seconds=wall)
+            metrics.update(extra)
+            write_metrics(args.output / METRICS_FILE, metrics)
+        reason = f": {job.error}" if job.error else ""
+        error("train", f"job {job.id} {state_name(job.state)}{reason}")
+        return EXIT_FAILED
+    results = client.results(job.id)
+    if args.output is not None:
+        for path in write_results(args.output, results, client_wall_seconds=wall, extra=extra):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.plot is not None:
+        for path in plot_results(results, args.plot):
+            print(f"wrote {path}", file=sys.stderr)
+    job = results.job
+    convergence = job.convergence_epoch if job.convergence_epoch >= 0 else "not reached"
+    print(
+        f"job {job.id} succeeded in {wall:.1f} s: {job.epochs_done} epochs, "
+        f"{sum(m.rounds for m in job.history)} rounds, convergence epoch {convergence}"
+    )
+    print(f"test R² = {format_r2(job.final_test_r2)}")
+    return EXIT_OK

@@ -1,0 +1,280 @@
+"""Dispatch: which node runs each task, and what happens when a call fails or is slow.
+
+Per task of a round:
+
+- choose: the node the planner assigned, if it is healthy and untried, else the
+  least-loaded healthy untried capable node, else any healthy capable node, else (last
+  resort) an unhealthy capable one;
+- call: through the shared node-call codec (``qpumesh.wire.node_calls``), with a
+  deadline; the circuit travels by hash once a node holds it;
+- retry and failover: UNAVAILABLE, DEADLINE_EXCEEDED and server-side CANCELLED are
+  *transient*: the task is tried again on another capable node (``max_attempts`` in
+  all, with a short jittered backoff). Any other status would fail again unchanged, so
+  it is raised at once as a ``MeshError`` naming the node, code and message;
+- hedge (optional): a call unanswered after ``hedge_after_seconds`` is sent to a
+  second capable node, the first good reply wins and the other call is cancelled.
+
+Evaluate and ShiftGradient are pure functions of the request, so a retried or hedged
+task returns exactly the numbers the first node would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask
+from qpumesh.coordinator.mesh.membership import Membership
+from qpumesh.coordinator.mesh.nodes import MeshNode
+from qpumesh.coordinator.mesh.options import PoolOptions
+from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
+from qpumesh.wire import node_calls
+from qpumesh.wire.errors import TRANSIENT_CODES, MeshError
+
+
+class TransientCallError(Exception):
+    """A transient failure of one call (the task may be retried elsewhere)."""
+
+    def __init__(self, node: MeshNode, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{node.address}: {code.name}: {details}")
+        self.node = node
+        self.code = code
+        self.details = details
+
+
+class Dispatcher:
+    """Runs tasks on the members of a ``Membership`` (on the mesh's event loop).
+
+    Args:
+        membership: the nodes and their health.
+        options: deadlines, attempts, hedging.
+        stats: the mesh's counters.
+        faults: where failovers, failures and hedges are recorded.
+    """
+
+    def __init__(
+        self, membership: Membership, options: PoolOptions, stats: MeshStats, faults: FaultLog
+    ) -> None:
+        self.membership = membership
+        self.options = options
+        self.stats = stats
+        self.faults = faults
+        self.assignment: Mapping[str, str] = {}
+        """Task key -> address of the node the planner put it on."""
+        self._random = random.Random()
+
+    def choose(self, task: CircuitTask, exclude: Sequence[MeshNode]) -> MeshNode:
+        """Pick the node for the next attempt of ``task`` (see the module docstring).
+
+        Raises:
+            MeshError: FAILED_PRECONDITION when no known node is large enough.
+        """
+        width = len(task.circuit.qubits)
+        current = self.membership.current()
+        capable = [node for node in current if node.can_host(width)]
+        if not capable:
+            largest = max((node.max_qubits for node in current), default=0)
+            raise MeshError(
+                "",
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"no known node can host the {width}-qubit circuit of task {task.key or '?'} "
+                f"(largest node: {largest} qubits)",
+            )
+        assigned = self.assignment.get(task.key)
+        tiers = (
+            [n for n in capable if n.healthy and n not in exclude],
+            [n for n in capable if n.healthy],
+            [n for n in capable if n not in exclude],
+            capable,
+        )
+        tier = next(t for t in tiers if t)  # the last tier is `capable`, not empty
+        for node in tier:
+            if node.address == assigned:
+                return node
+        return min(tier, key=lambda n: (n.in_flight, n.consecutive_failures, n.calls))
+
+    async def run(self, task: CircuitTask) -> CircuitResult:
+        """Run ``task`` with retries and failover.
+
+        Raises:
+            MeshError: a non-transient status, every attempt failed, or no node can host it.
+        """
+        tried: list[MeshNode] = []
+        last: TransientCallError | None = None
+        attempts = self.options.max_attempts
+        for attempt in range(1, attempts + 1):
+            node = self.choose(task, tried)
+            if last is not None:
+                node.retries += 1
+                self.stats.add(retries=1)
+                self.faults.record(
+                    node.address,
+                    "failover",
+                    f"task {task.key or '?'} attempt {attempt}/{attempts} on {node.address} "
+                    f"after {last.node.address} answered {last.code.name}",
+                )
+            try:
+                return await self._attempt(task, node, tried)
+            except TransientCallError as failure:
+                last = failure
+                tried.append(failure.node)
+                if attempt < attempts:
+                    await asyncio.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)) * self._random.uniform(0.5, 1.0))
+        assert last is not None
+        raise MeshError(
+            last.node.address,
+            last.code,
+            f"task {task.key or '?'} failed {attempts} time(s); last error: {last.details}",
+        )
+
+    async def _attempt(self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode]) -> CircuitResult:
+        """One attempt: the call to ``node``, plus a hedge call if it is slow."""
+        primary = self._launch(node, task)
+        hedge_after = self.options.hedge_after_seconds
+        if hedge_after is None:
+            return await primary
+        done, _ = await asyncio.wait({primary}, timeout=hedge_after)
+        if done:
+            return primary.result()
+        partner = self._hedge_partner(task, node, tried)
+        if partner is None:
+            return await primary
+        partner.hedges += 1
+        self.stats.add(hedges=1)
+        hedge = self._launch(partner, task)
+        pending: set[asyncio.Task[CircuitResult]] = {primary, hedge}
+        failure: TransientCallError | None = None
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for job in sorted(done, key=lambda j: j.exception() is not None):
+                    error = job.exception()
+                    if error is None:
+                        winner, loser = (partner, node) if job is hedge else (node, partner)
+                        if job is hedge:
+                            self.stats.add(hedge_wins=1)
+                        self.faults.record(
+                            winner.address,
+                            "hedge",
+                            f"task {task.key or '?'}: {node.address} silent after {hedge_after:g} s, "
+                            f"hedged on {partner.address}; {winner.address} won over {loser.address}",
+                        )
+                        return job.result()
+                    if isinstance(error, TransientCallError):
+                        failure = error
+                        continue
+                    raise error
+            assert failure is not None
+            raise failure
+        finally:
+            for job in pending:
+                job.cancel()
+
+    def _hedge_partner(self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode]) -> MeshNode | None:
+        width = len(task.circuit.qubits)
+        options = [n for n in self.membership.current() if n is not node and n.healthy and n.can_host(width)]
+        fresh = [n for n in options if n not in tried] or options
+        # Idle first, then the fastest lately: a hedge on another slow node buys nothing.
+        return min(fresh, key=lambda n: (n.in_flight, n.recent_latency_ms(), n.calls)) if fresh else None
+
+    def _launch(self, node: MeshNode, task: CircuitTask) -> asyncio.Task[CircuitResult]:
+        """Start ``_call`` as a task, counting it in flight from now on.
+
+        The count goes up before the task first runs, so the other tasks of the same
+        round, chosen right after, already see this node as busier; it goes down in a
+        done callback, which also runs for a task cancelled before it started.
+        """
+        node.in_flight += 1
+        job = asyncio.create_task(self._call(node, task))
+
+        def release(_: asyncio.Task[CircuitResult]) -> None:
+            node.in_flight -= 1
+
+        job.add_done_callback(release)
+        return job
+
+    async def _call(self, node: MeshNode, task: CircuitTask) -> CircuitResult:
+        """Run ``task`` on ``node``: one RPC, or two when the node lost the circuit.
+
+        Raises:
+            TransientCallError: a transient status (the task may be retried elsewhere).
+            MeshError: any other status, or a reply that does not decode.
+        """
+        params = node_calls.parameter_batch(task.symbols, task.values)
+        if task.jacobian:
+            request = node_calls.shift_gradient_request(
+                task.observables,
+                params,
+                wrt=task.symbols,
+                include_values=True,
+                shots=task.shots,
+                seed=task.seed,
+            )
+            reply = await self._send(node, task, node.stub.ShiftGradient, request)
+            with self._decoding(node):
+                gradient = node_calls.decode_gradient(reply, request)
+                if gradient.expectations is None:
+                    raise ValueError("no expectations, although include_values was set")
+                return CircuitResult(gradient.expectations, gradient.jacobian, node.address)
+        evaluate = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
+        reply = await self._send(node, task, node.stub.Evaluate, evaluate)
+        with self._decoding(node):
+            return CircuitResult(
+                node_calls.decode_evaluation(reply, evaluate).expectations, None, node.address
+            )
+
+    async def _send(
+        self, node: MeshNode, task: CircuitTask, method: Any, request: node_calls.NodeRequest
+    ) -> Any:
+        """Send ``request`` with the task's circuit, counting every send; a success ends a failure streak."""
+
+        def sending() -> None:
+            node.calls += 1
+            self.stats.add(rpcs=1)
+
+        start = time.perf_counter()
+        try:
+            reply = await node_calls.call_async(
+                method,
+                request,
+                task.circuit,
+                node.held,
+                timeout=self.options.timeout_seconds,
+                on_send=sending,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise self._failed(node, task, error) from None
+        node.latencies_ms.append((time.perf_counter() - start) * 1000.0)
+        self.membership.answered(node, f"answered task {task.key or '?'}")
+        return reply
+
+    @contextmanager
+    def _decoding(self, node: MeshNode) -> Iterator[None]:
+        """Turn a reply that does not decode into a failed call (INTERNAL: it would fail again)."""
+        try:
+            yield
+        except ValueError as error:
+            node.failures += 1
+            self.stats.add(failures=1)
+            raise MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}") from None
+
+    def _failed(self, node: MeshNode, task: CircuitTask, error: grpc.aio.AioRpcError) -> Exception:
+        """Account for a failed call; return the exception to raise."""
+        code, details = error.code(), error.details() or ""
+        node.failures += 1
+        self.stats.add(failures=1)
+        if code not in TRANSIENT_CODES:
+            return MeshError(node.address, code, f"task {task.key or '?'}: {details}")
+        kind = "timeout" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
+        self.faults.record(node.address, kind, f"task {task.key or '?'}: {code.name}: {details}")
+        self.membership.failed(
+            node, f"{node.consecutive_failures + 1} consecutive failures, last {code.name}"
+        )
+        return TransientCallError(node, code, details)

@@ -1,0 +1,95 @@
+"""The job spec and its message: round trips, defaults, validation naming the field, flags."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from qpumesh.v1 import coordinator_pb2 as pb
+from qpumesh.wire.job_spec import FIELDS, JobSpec, SpecError, flag_of, spec_from_proto, spec_to_proto
+
+
+def test_spec_round_trips_through_the_message_with_every_field_set() -> None:
+    spec = JobSpec(
+        name="run",
+        task="narma",
+        narma_order=5,
+        model="centric",
+        qubits=5,
+        partitions=0,
+        layers=3,
+        ansatz="chen2020",
+        epochs=7,
+        batch_size=3,
+        window=6,
+        lr=0.05,
+        optimizer="adam",
+        seed=2**40,
+        shots=100,
+        train_fraction=0.5,
+        series_length=60,
+        extra={"k": "v"},
+    )
+    msg = spec_to_proto(spec)
+    for f in dataclasses.fields(JobSpec):
+        if f.name != "extra":
+            assert msg.HasField(f.name), f.name
+    wire = pb.JobSpec.FromString(msg.SerializeToString())
+    assert spec_from_proto(wire) == spec
+
+
+def test_default_spec_survives_the_wire_even_for_zero_and_empty_values() -> None:
+    spec = JobSpec()
+    msg = pb.JobSpec.FromString(spec_to_proto(spec).SerializeToString())
+    # seed=0 and name="" are defaults that proto3 optional still marks as present.
+    assert msg.HasField("seed") and msg.HasField("name")
+    assert spec_from_proto(msg) == spec
+
+
+def test_unset_fields_take_the_jobspec_defaults() -> None:
+    spec = spec_from_proto(pb.JobSpec(epochs=3, qubits=6))
+    assert spec == JobSpec(epochs=3, qubits=6)
+
+
+def test_explicit_zero_is_not_mistaken_for_unset() -> None:
+    # partitions=0 means "auto"; the default is 2, so presence must be honoured.
+    assert spec_from_proto(pb.JobSpec(partitions=0)).partitions == 0
+
+
+@pytest.mark.parametrize(
+    ("msg", "field", "text"),
+    [
+        (pb.JobSpec(qubits=1), "qubits", "qubits: must be between 2 and 30, got 1"),
+        (pb.JobSpec(epochs=0), "epochs", "epochs: must be between 1"),
+        (pb.JobSpec(task="weather"), "task", "task: must be one of"),
+        (pb.JobSpec(model="quantum"), "model", "model: must be one of"),
+        (pb.JobSpec(lr=float("nan")), "lr", "lr: must be a positive finite number"),
+        (pb.JobSpec(lr=-1.0), "lr", "lr: must be a positive"),
+        (pb.JobSpec(train_fraction=1.0), "train_fraction", "train_fraction: must be in (0, 1)"),
+        (pb.JobSpec(seed=2**63), "seed", "seed: must be between"),
+        (pb.JobSpec(task="csv"), "csv_path", "csv_path: task 'csv' needs"),
+        (pb.JobSpec(window=10, series_length=12), "series_length", "series_length: must be between 13"),
+    ],
+)
+def test_bad_values_raise_spec_error_naming_the_field(msg: pb.JobSpec, field: str, text: str) -> None:
+    with pytest.raises(SpecError) as info:
+        spec_from_proto(msg)
+    assert info.value.field == field
+    assert text in str(info.value)
+
+
+def test_the_dataclass_fields_are_the_message_fields() -> None:
+    assert {f.name for f in dataclasses.fields(JobSpec)} == {f.name for f in pb.JobSpec.DESCRIPTOR.fields}
+    # Every scalar field is proto3 `optional`, so an explicit 0 or "" is told apart from unset.
+    assert all(pb.JobSpec.DESCRIPTOR.fields_by_name[name].has_presence for name in FIELDS)
+
+
+def test_every_field_has_a_train_flag_and_choices_match_validation() -> None:
+    fields = {f.name: f for f in dataclasses.fields(JobSpec)}
+    flags = [flag_of(fields[name]) for name in FIELDS]
+    assert len(set(flags)) == len(FIELDS) and flag_of(fields["csv_path"]) == "--csv"
+    assert flag_of(fields["batch_size"]) == "--batch-size"
+    for name in ("task", "model", "ansatz", "optimizer"):
+        for choice in fields[name].metadata["choices"]:
+            JobSpec(**{name: choice, "csv_path": "x.csv"})
