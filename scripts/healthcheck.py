@@ -6,8 +6,9 @@ Usage: ``healthcheck.py [HOST:PORT] [--service NAME] [--timeout S]``.
 The address defaults to ``127.0.0.1:$QPUMESH_PORT`` (``QPUMESH_PORT`` defaults to 50051).
 Exit status 0 when the server answers ``SERVING`` for ``NAME`` (default ``""``: the whole
 server), 1 otherwise, with one line on stdout saying why (Docker keeps it in
-``docker inspect``). Only ``grpcio`` and ``grpcio-health-checking`` are imported, so it
-stays cheap enough to run every few seconds.
+``docker inspect``). Besides ``grpcio`` and ``grpcio-health-checking`` it imports only the
+project's channel factory (``qpumesh.wire.channels``: every channel of the project comes
+from there), so it stays cheap enough to run every few seconds.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from qpumesh.wire.channels import open_channel
+
 
 def check(address: str, service: str = "", timeout: float = 3.0) -> tuple[bool, str]:
     """Return ``(serving, message)`` for one health check of ``service`` at ``address``."""
     try:
-        with grpc.insecure_channel(address) as channel:
+        with open_channel(address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
     except grpc.RpcError as err:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: generated-code staleness, lint, types, then pytest.
+# The project's test command: generated-code staleness, lint, types, import contracts, then pytest.
 #   bash scripts/test.sh          unit + integration tests (no Docker needed)
 #   bash scripts/test.sh --e2e    also the end-to-end test on a real Docker engine
 set -euo pipefail
@@ -9,6 +9,7 @@ PY=.venv/bin/python
 "$PY" scripts/gen_protos.py --check
 "$PY" -m ruff check .
 "$PY" -m mypy
+.venv/bin/lint-imports --no-cache
 if [ "${1:-}" = "--e2e" ]; then
   "$PY" -m pytest -m "not e2e"
   bash tests/e2e/run_e2e.sh
