@@ -24,7 +24,13 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(tree / root) for root in SOURCE_ROOTS))
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache"], cwd=tree, env=env, capture_output=True, text=True, timeout=300
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
