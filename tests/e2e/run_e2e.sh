@@ -4,7 +4,8 @@
 #
 #   1. start the engine, the Compose plugin and the base image (tests/e2e/docker_engine.sh)
 #   2. build the wheelhouse on the host (build/wheelhouse: torch + every dependency)
-#   3. build both images offline from it (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
+#   3. build both images (the node and coordinator targets of the Dockerfile) offline from it
+#      (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
 #   4. pytest -m e2e tests/e2e (compose up with 4 nodes, a training job, faults, ...)
 #
 # Always, also on failure or Ctrl-C: `docker compose down -v` of the test project, and stop
@@ -128,9 +129,9 @@ pick_builder() {
 }
 
 build_image() {
-  local dockerfile=$1 image=$2 logfile
-  logfile="$QPUMESH_E2E_STATE/build-$(basename "$(dirname "$dockerfile")").log"
-  if ! "${DOCKER_BUILD[@]}" --progress=plain -f "$dockerfile" -t "$image" \
+  local target=$1 image=$2 logfile
+  logfile="$QPUMESH_E2E_STATE/build-$target.log"
+  if ! "${DOCKER_BUILD[@]}" --progress=plain --target "$target" -t "$image" \
       --build-arg BASE_IMAGE="$BASE_IMAGE" \
       --build-arg PIP_INSTALL_ARGS="--no-index --find-links=/wheelhouse" \
       . >"$logfile" 2>&1; then
@@ -147,8 +148,8 @@ else
   pick_builder
   timed wheelhouse build_wheelhouse
   # One after the other: the second build reuses the first one's layers.
-  timed build-node build_image services/qpu_node/Dockerfile "qpumesh-node:$QPUMESH_TAG"
-  timed build-coord build_image services/coordinator/Dockerfile "qpumesh-coordinator:$QPUMESH_TAG"
+  timed build-node build_image node "qpumesh-node:$QPUMESH_TAG"
+  timed build-coord build_image coordinator "qpumesh-coordinator:$QPUMESH_TAG"
   # Keep the image store from growing run after run: drop the replaced image versions.
   docker image prune --force >/dev/null || true
 fi

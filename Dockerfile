@@ -1,15 +1,19 @@
-# qpumesh QPU node: one emulated QPU behind gRPC (qpumesh.v1.QPUNode + grpc.health.v1).
+# qpumesh images: one Dockerfile, one target per service.
+#
+#   node         one emulated QPU behind gRPC (qpumesh.v1.QPUNode + NodeAdmin + grpc.health.v1)
+#   coordinator  job service, planner, training, node mesh (qpumesh.v1.Coordinator + health),
+#                with its SQLite job store and checkpoints under QPUMESH_DATA_DIR (a volume)
 #
 # Needs BuildKit (the default builder of Docker 23+; with Docker 20.10 set DOCKER_BUILDKIT=1).
 # Build from the repo root (the build context):
-#   docker build -f services/qpu_node/Dockerfile -t qpumesh-node .
+#   docker build --target node -t qpumesh-node .
+#   docker build --target coordinator -t qpumesh-coordinator .
 # Offline, from a host-built wheelhouse in build/wheelhouse (see docs/docker.md):
-#   docker build -f services/qpu_node/Dockerfile -t qpumesh-node \
+#   docker build --target node -t qpumesh-node \
 #     --build-arg BASE_IMAGE=qpumesh-base:bookworm \
 #     --build-arg PIP_INSTALL_ARGS="--no-index --find-links=/wheelhouse" .
 #
-# Everything up to the service-specific settings at the end is identical in
-# services/coordinator/Dockerfile: the second image reuses the first one's layers.
+# Both targets share every stage up to `runtime`: the second image reuses the first one's layers.
 ARG BASE_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------- wheelhouse (optional)
@@ -32,8 +36,8 @@ COPY services/coordinator/qpumesh /src/services/coordinator/qpumesh
 COPY client/qpumesh /src/client/qpumesh
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist /src
 
-# ---------------------------------------------------------------- runtime
-FROM ${BASE_IMAGE}
+# ---------------------------------------------------------------- runtime: what both services share
+FROM ${BASE_IMAGE} AS runtime
 # Extra pip arguments for every install, e.g. "--no-index --find-links=/wheelhouse".
 ARG PIP_INSTALL_ARGS=""
 # Where torch comes from when the index is used: the CPU build (PyPI's is the CUDA one).
@@ -41,8 +45,6 @@ ARG TORCH_INDEX_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 ARG TORCH_SPEC="torch==2.13.0"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
     PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
-# Up to the healthcheck script these layers are the same in both service images, so the
-# second image reuses them.
 RUN (getent group qpumesh || groupadd --system --gid 10001 qpumesh) \
  && (getent passwd qpumesh || useradd --system --uid 10001 --gid qpumesh --create-home \
       --home-dir /home/qpumesh --shell /usr/sbin/nologin qpumesh)
@@ -66,13 +68,29 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
 ENV MPLCONFIGDIR=/opt/matplotlib
 RUN python -c "import matplotlib.font_manager" && chown -R qpumesh:qpumesh /opt/matplotlib
 COPY scripts/healthcheck.py /usr/local/bin/qpumesh-healthcheck
+WORKDIR /home/qpumesh
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "/usr/local/bin/qpumesh-healthcheck"]
 
+# ---------------------------------------------------------------- node
+FROM runtime AS node
 # Node settings (read by `qpumesh node serve`; see docs/docker.md for the full list).
 ENV QPUMESH_HOST=0.0.0.0 \
     QPUMESH_PORT=50051
 USER qpumesh
-WORKDIR /home/qpumesh
 EXPOSE 50051
-HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python", "/usr/local/bin/qpumesh-healthcheck"]
 CMD ["qpumesh", "node", "serve"]
+
+# ---------------------------------------------------------------- coordinator
+FROM runtime AS coordinator
+# Coordinator settings (read by `qpumesh coordinator serve`; see docs/docker.md).
+# QPUMESH_NODES: comma-separated HOST:PORT list, or dns:NAME:PORT = every A record of NAME.
+ENV QPUMESH_HOST=0.0.0.0 \
+    QPUMESH_PORT=50050 \
+    QPUMESH_DATA_DIR=/data \
+    QPUMESH_NODES=dns:qpu:50051
+RUN mkdir -p /data && chown qpumesh:qpumesh /data
+USER qpumesh
+VOLUME /data
+EXPOSE 50050
+CMD ["qpumesh", "coordinator", "serve"]
