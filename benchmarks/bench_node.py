@@ -17,10 +17,10 @@ import logging
 from collections.abc import Iterator
 
 from qpumesh.client.node_bench import BENCH_MAX_QUBITS, BenchNode, run_benchmark
+from qpumesh.client.node_cli import add_bench_arguments, backends_of
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeConfig, NodeCore
 from qpumesh.node.server import create_server
-from qpumesh.wire.backends import BACKENDS
 
 
 @contextlib.contextmanager
@@ -38,15 +38,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="one small shape, fewer rows (a smoke run)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated engines")
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    add_bench_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    backends = tuple(name.strip() for name in args.backends.split(",") if name.strip())
     run_benchmark(
-        backends,
+        backends_of(args),
         quick=args.quick,
         markdown=args.markdown,
         torch_threads=args.torch_threads,

@@ -14,7 +14,6 @@ import builtins
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any, cast
 
 import grpc
@@ -106,12 +105,7 @@ class CoordinatorClient:
     def __enter__(self) -> CoordinatorClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

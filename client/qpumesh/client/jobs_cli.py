@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from qpumesh.client.cli_support import (
 from qpumesh.client.follow import follow
 
 if TYPE_CHECKING:
-    pass
+    from qpumesh.v1 import coordinator_pb2 as cpb
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -257,6 +258,23 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return run_command("cancel", body)
 
 
+NODE_COLUMNS: tuple[tuple[str, Callable[[cpb.NodeStats], object]], ...] = (
+    ("NODE", lambda n: n.node_id or "-"),
+    ("ADDRESS", lambda n: n.address),
+    ("HEALTHY", lambda n: "yes" if n.healthy else "NO"),
+    ("QUBITS", lambda n: n.max_qubits),
+    ("BACKEND", lambda n: n.backend or "-"),
+    ("IN FLIGHT", lambda n: n.in_flight),
+    ("CALLS", lambda n: n.calls),
+    ("FAILURES", lambda n: n.failures),
+    ("RETRIES", lambda n: n.retries),
+    ("HEDGES", lambda n: n.hedges),
+    ("MEAN MS", lambda n: f"{n.mean_latency_ms:.1f}"),
+    ("P95 MS", lambda n: f"{n.p95_latency_ms:.1f}"),
+)
+"""The columns of ``qpumesh nodes``: a header and how to show one ``NodeStats`` field."""
+
+
 def _cmd_nodes(args: argparse.Namespace) -> int:
     def body() -> int:
         with connect(args) as client:
@@ -264,38 +282,8 @@ def _cmd_nodes(args: argparse.Namespace) -> int:
         if not nodes:
             print("no nodes (the coordinator runs circuits in process)")
             return EXIT_OK
-        rows = [
-            (
-                n.node_id or "-",
-                n.address,
-                "yes" if n.healthy else "NO",
-                n.max_qubits,
-                n.backend or "-",
-                n.in_flight,
-                n.calls,
-                n.failures,
-                n.retries,
-                n.hedges,
-                f"{n.mean_latency_ms:.1f}",
-                f"{n.p95_latency_ms:.1f}",
-            )
-            for n in nodes
-        ]
-        header = (
-            "NODE",
-            "ADDRESS",
-            "HEALTHY",
-            "QUBITS",
-            "BACKEND",
-            "IN FLIGHT",
-            "CALLS",
-            "FAILURES",
-            "RETRIES",
-            "HEDGES",
-            "MEAN MS",
-            "P95 MS",
-        )
-        print(format_table(header, rows))
+        header = [name for name, _ in NODE_COLUMNS]
+        print(format_table(header, [[cell(node) for _, cell in NODE_COLUMNS] for node in nodes]))
         return EXIT_OK
 
     return run_command("nodes", body)

@@ -18,7 +18,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import cirq
 import numpy as np
@@ -39,28 +39,22 @@ BENCH_MAX_QUBITS = 8
 """The benchmark's nodes accept circuits up to this width (the largest shape is 6)."""
 
 
+LocalCall = Callable[[str, str | None, Sequence[PauliTerms], Sequence[str], npt.NDArray[np.float64]], object]
+"""``NodeCore.evaluate`` / ``.shift_gradient``: (hash, Cirq JSON or None, observables, symbols, rows)."""
+
+
 class LocalEngine(Protocol):
     """An engine in this process with a ``NodeCore``'s calls (``benchmarks/bench_node.py``)."""
 
-    def evaluate(
-        self,
-        circuit_hash: str,
-        cirq_json: str | None,
-        observables: Sequence[PauliTerms],
-        symbols: Sequence[str],
-        values: npt.NDArray[np.float64],
-    ) -> Any:
-        """Return the expectations of ``observables`` for every row of ``values``."""
+    @property
+    def evaluate(self) -> LocalCall:
+        """Expectations for a batch of rows."""
+        ...
 
-    def shift_gradient(
-        self,
-        circuit_hash: str,
-        cirq_json: str | None,
-        observables: Sequence[PauliTerms],
-        symbols: Sequence[str],
-        values: npt.NDArray[np.float64],
-    ) -> Any:
-        """Return the parameter-shift Jacobians for every row of ``values``."""
+    @property
+    def shift_gradient(self) -> LocalCall:
+        """Parameter-shift Jacobians for a batch of rows."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,24 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Benchmark node engines on the QLSTM-style VQC through gRPC: one local node process per "
         "engine, or the node at --node. benchmarks/bench_node.py also measures them in process.",
     )
-    bench.add_argument("--quick", action="store_true", help="fewer configurations and rows (a smoke run)")
-    bench.add_argument(
+    add_bench_arguments(bench)
+    bench.add_argument("--node", metavar="ADDRESS", help="measure this running node instead (its own engine)")
+    bench.set_defaults(func=_bench)
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's flags: ``--quick``, ``--backends``, ``--markdown``, ``--torch-threads``."""
+    parser.add_argument("--quick", action="store_true", help="one small shape, fewer rows (a smoke run)")
+    parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma-separated engines (default %(default)s)"
     )
-    bench.add_argument("--node", metavar="ADDRESS", help="measure this running node instead (its own engine)")
-    bench.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    bench.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    bench.set_defaults(func=_bench)
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
+
+
+def backends_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """Return the engines ``--backends`` names."""
+    return tuple(name.strip() for name in args.backends.split(",") if name.strip())
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -86,7 +96,7 @@ def _bench(args: argparse.Namespace) -> int:
     from qpumesh.client.node_bench import NodeFor, existing_node, node_process, run_benchmark
     from qpumesh.client.node_client import NodeClient
 
-    backends = tuple(name.strip() for name in args.backends.split(",") if name.strip())
+    backends = backends_of(args)
     node_for: NodeFor = node_process
     if args.node:
         with NodeClient(args.node, timeout=10) as client:

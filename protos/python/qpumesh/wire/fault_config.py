@@ -10,6 +10,7 @@ message of the token-guarded ``NodeAdmin`` service. docs/faults.md is the user r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -100,37 +101,21 @@ class FaultConfig:
         return ", ".join(parts) or "none"
 
     def to_proto(self) -> apb.FaultConfig:
-        """Return the ``qpumesh.v1.FaultConfig`` message."""
-        message = apb.FaultConfig(
-            latency_ms=self.latency_ms,
-            jitter_ms=self.jitter_ms,
-            jitter_dist=self.jitter_dist,
-            bandwidth_bytes_per_second=self.bandwidth_bytes_per_second,
-            error_rate=self.error_rate,
-            hang=self.hang,
-            crash_after_calls=self.crash_after_calls,
-        )
-        if self.seed is not None:
-            message.seed = self.seed
-        return message
+        """Return the ``qpumesh.v1.FaultConfig`` message (its fields are this dataclass's)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return apb.FaultConfig(**{name: value for name, value in values.items() if value is not None})
 
     @classmethod
     def from_proto(cls, message: apb.FaultConfig) -> FaultConfig:
-        """Build a config from its message (empty ``jitter_dist`` = "normal").
+        """Build a config from its message (empty ``jitter_dist`` = "normal", unset ``seed`` = None).
 
         Raises:
             FaultConfigError: a field has a bad value.
         """
-        return cls(
-            latency_ms=message.latency_ms,
-            jitter_ms=message.jitter_ms,
-            jitter_dist=message.jitter_dist.strip().lower() or "normal",
-            bandwidth_bytes_per_second=message.bandwidth_bytes_per_second,
-            error_rate=message.error_rate,
-            hang=message.hang,
-            crash_after_calls=message.crash_after_calls,
-            seed=message.seed if message.HasField("seed") else None,
-        )
+        values = {f.name: getattr(message, f.name) for f in dataclasses.fields(cls)}
+        values["jitter_dist"] = message.jitter_dist.strip().lower() or "normal"
+        values["seed"] = message.seed if message.HasField("seed") else None
+        return cls(**values)
 
 
 FAULT_OPTIONS: tuple[Option, ...] = (

@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,11 +267,8 @@ class JobStore:
         Raises:
             JobNotFoundError: if there is no such job.
         """
-        now = time.time()
-        with self._write() as conn:
-            current = self._state(conn, job_id)
-            if current.final:
-                return self.get_job(job_id)
+
+        def change(conn: sqlite3.Connection, current: JobState, now: float) -> None:
             conn.execute(
                 "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
                 (state.name, error, now, job_id),
@@ -280,7 +277,8 @@ class JobStore:
                 self._append(conn, job_id, "log", {"message": message}, now)
             if current != state:
                 self._append(conn, job_id, "state", {"state": state.name}, now)
-        return self.get_job(job_id)
+
+        return self._change_unless_final(job_id, change)
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Record that a client wants the job cancelled (cancels a QUEUED job at once).
@@ -291,17 +289,15 @@ class JobStore:
         Raises:
             JobNotFoundError: if there is no such job.
         """
-        now = time.time()
-        with self._write() as conn:
-            current = self._state(conn, job_id)
-            if current.final:
-                return self.get_job(job_id)
+
+        def change(conn: sqlite3.Connection, current: JobState, now: float) -> None:
             conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?", (now, job_id))
             if current == JobState.QUEUED:
                 cancelled = JobState.CANCELLED.name
                 conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (cancelled, job_id))
                 self._append(conn, job_id, "state", {"state": cancelled}, now)
-        return self.get_job(job_id)
+
+        return self._change_unless_final(job_id, change)
 
     def set_node_max_qubits(self, job_id: str, node_max_qubits: Sequence[int]) -> None:
         """Remember the node sizes the job's model was planned for."""
@@ -422,6 +418,23 @@ class JobStore:
             return self.events(job_id, after_seq)
 
     # ----------------------------------------------------------------- helpers
+
+    def _change_unless_final(
+        self, job_id: str, change: Callable[[sqlite3.Connection, JobState, float], None]
+    ) -> JobRecord:
+        """Apply ``change(conn, current state, now)`` in one transaction unless the job is final.
+
+        A job in a final state is never changed again, which makes "cancel" and "finish"
+        races harmless. Returns the job as it then is.
+
+        Raises:
+            JobNotFoundError: if there is no such job.
+        """
+        with self._write() as conn:
+            current = self._state(conn, job_id)
+            if not current.final:
+                change(conn, current, time.time())
+        return self.get_job(job_id)
 
     def _state(self, conn: sqlite3.Connection, job_id: str) -> JobState:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
