@@ -208,8 +208,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_results(args: argparse.Namespace) -> int:
     def body() -> int:
         from qpumesh.client.coordinator_client import state_name
-        from qpumesh.client.outputs import write_results
-        from qpumesh.client.plots import job_title, plot_results
+        from qpumesh.client.outputs import write_files
+        from qpumesh.client.plots import job_title
 
         with connect(args) as client:
             results = client.results(args.job_id)
@@ -235,12 +235,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
             ]
             print()
             print(format_table(("EPOCH", "TRAIN LOSS", "TEST LOSS", "TEST R²", "SECONDS", "ROUNDS"), rows))
-        if args.output is not None:
-            for path in write_results(args.output, results, extra={"coordinator": coordinator_address(args)}):
-                print(f"wrote {path}", file=sys.stderr)
-        if args.plot is not None:
-            for path in plot_results(results, args.plot):
-                print(f"wrote {path}", file=sys.stderr)
+        write_files(results, args.output, args.plot, extra={"coordinator": coordinator_address(args)})
         return EXIT_OK
 
     return run_command("results", body)

@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,31 @@ def write_results(
     metrics = results_metrics(results, client_wall_seconds=client_wall_seconds)
     metrics.update(extra or {})
     return [write_metrics(out / METRICS_FILE, metrics), write_predictions(out / PREDICTIONS_FILE, results)]
+
+
+def write_files(
+    results: pb.GetResultsResponse,
+    output: Path | None,
+    plot: Path | None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    client_wall_seconds: float | None = None,
+) -> None:
+    """Write the result files to ``output`` and the plots to ``plot`` (either may be None), naming each.
+
+    Args:
+        results: the coordinator's GetResults answer.
+        output: directory for ``metrics.json`` and ``predictions.csv``, or None.
+        plot: directory for ``loss.png``, ``r2.png`` and ``predictions.png``, or None.
+        extra: more top-level entries for ``metrics.json``.
+        client_wall_seconds: wall time seen by the client, stored in the metrics.
+    """
+    from qpumesh.client.plots import plot_results
+
+    written = []
+    if output is not None:
+        written += write_results(output, results, client_wall_seconds=client_wall_seconds, extra=extra)
+    if plot is not None:
+        written += plot_results(results, plot)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)

@@ -120,8 +120,7 @@ def _finish(
 ) -> int:
     """Report a finished job; write its files when it succeeded."""
     from qpumesh.client.coordinator_client import state_name
-    from qpumesh.client.outputs import METRICS_FILE, job_metrics, write_metrics, write_results
-    from qpumesh.client.plots import plot_results
+    from qpumesh.client.outputs import METRICS_FILE, job_metrics, write_files, write_metrics
     from qpumesh.v1 import coordinator_pb2 as pb
 
     extra = {"coordinator": address}
@@ -134,12 +133,7 @@ def _finish(
         error("train", f"job {job.id} {state_name(job.state)}{reason}")
         return EXIT_FAILED
     results = client.results(job.id)
-    if args.output is not None:
-        for path in write_results(args.output, results, client_wall_seconds=wall, extra=extra):
-            print(f"wrote {path}", file=sys.stderr)
-    if args.plot is not None:
-        for path in plot_results(results, args.plot):
-            print(f"wrote {path}", file=sys.stderr)
+    write_files(results, args.output, args.plot, extra=extra, client_wall_seconds=wall)
     job = results.job
     convergence = job.convergence_epoch if job.convergence_epoch >= 0 else "not reached"
     print(

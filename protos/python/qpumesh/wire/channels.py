@@ -86,6 +86,19 @@ def server_options(max_message_bytes: int) -> ChannelOptions:
     ]
 
 
+def listen_address(host: str, port: int) -> str:
+    """Return the ``host:port`` a server listens on (port 0: any free port).
+
+    Raises:
+        ValueError: the port is outside 0..65535 or the host is empty.
+    """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be in 0..65535, got {port}")
+    if not host:
+        raise ValueError("host must not be empty; use [::] to listen on every interface")
+    return f"{host}:{port}"
+
+
 def bind(server: grpc.Server, address: str) -> int:
     """Listen on ``host:port`` (port 0: any free port) and return the bound port.
 

@@ -25,6 +25,7 @@ from typing import Any
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.targets import parse_targets
 from qpumesh.wire import settings
+from qpumesh.wire.channels import listen_address
 from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, boolean, integer, non_negative, nonempty, positive
 
@@ -67,10 +68,10 @@ class CoordinatorConfig:
     port_file: Path | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be in 0..65535, got {self.port}")
-        if not self.host:
-            raise ConfigError("host must not be empty; use [::] to listen on every interface")
+        try:
+            listen_address(self.host, self.port)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if self.in_process and self.nodes:
             raise ConfigError("give either nodes (QPUMESH_NODES / --nodes) or in-process execution, not both")
         if not self.in_process and not self.nodes.strip():
@@ -86,7 +87,7 @@ class CoordinatorConfig:
     @property
     def bind_address(self) -> str:
         """The ``host:port`` string given to gRPC."""
-        return f"{self.host}:{self.port}"
+        return listen_address(self.host, self.port)
 
     @property
     def db_path(self) -> Path:

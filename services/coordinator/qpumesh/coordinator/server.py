@@ -42,7 +42,7 @@ from qpumesh.coordinator.store import EventRecord, JobNotFoundError, JobRecord
 from qpumesh.coordinator.training import load_series
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
-from qpumesh.wire.channels import bind, server_options
+from qpumesh.wire.channels import bind, listen_address, server_options
 from qpumesh.wire.errors import MeshError
 from qpumesh.wire.job_spec import JobSpec, SpecError, spec_from_proto, spec_to_proto
 from qpumesh.wire.job_state import JobState
@@ -347,7 +347,7 @@ def create_server(
     Raises:
         OSError: when the address cannot be bound.
     """
-    address = f"{config.host}:{config.port if port is None else port}"
+    address = listen_address(config.host, config.port if port is None else port)
     manager = JobManager(config, executor=executor)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="qpumesh-coordinator"),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from qpumesh.node.faults import FaultSettings, read_fault_settings
 from qpumesh.wire import settings
 from qpumesh.wire.backends import BACKENDS
-from qpumesh.wire.channels import MAX_MESSAGE_BYTES
+from qpumesh.wire.channels import MAX_MESSAGE_BYTES, listen_address
 from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, choice, integer, non_negative, nonempty, probability
 from qpumesh.wire.units import byte_size
@@ -70,10 +70,10 @@ class ServerConfig:
     port_file: Path | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be in 0..65535, got {self.port}")
-        if not self.host:
-            raise ConfigError("host must not be empty; use [::] to listen on every interface")
+        try:
+            listen_address(self.host, self.port)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.torch_threads < 1:
@@ -89,7 +89,7 @@ class ServerConfig:
     @property
     def bind_address(self) -> str:
         """The ``host:port`` string given to gRPC."""
-        return f"{self.host}:{self.port}"
+        return listen_address(self.host, self.port)
 
 
 # --- value parsers: text -> value, ValueError saying what is expected ---------------
