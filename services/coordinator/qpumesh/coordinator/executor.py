@@ -17,6 +17,7 @@ node, no limits, no faults", so callers never ask which kind they hold.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,13 +96,9 @@ class ExecutorStats:
             self.circuit_evaluations += evaluations
 
     def snapshot(self) -> dict[str, int]:
-        """Return the counters as a plain dict."""
+        """Return every counter (every field but the lock, subclasses' too) as a plain dict."""
         with self.lock:
-            return {
-                "rounds": self.rounds,
-                "tasks": self.tasks,
-                "circuit_evaluations": self.circuit_evaluations,
-            }
+            return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "lock"}
 
 
 class RoundRunner(Protocol):

@@ -60,19 +60,6 @@ class MeshStats(ExecutorStats):
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def snapshot(self) -> dict[str, int]:
-        """Return every counter as a plain dict."""
-        counts = super().snapshot()
-        with self.lock:
-            counts.update(
-                rpcs=self.rpcs,
-                failures=self.failures,
-                retries=self.retries,
-                hedges=self.hedges,
-                hedge_wins=self.hedge_wins,
-            )
-        return counts
-
 
 class FaultLog:
     """Fault events in arrival order, thread-safe; the oldest are dropped beyond ``FAULT_BACKLOG``."""
