@@ -9,7 +9,7 @@ PY=.venv/bin/python
 "$PY" scripts/gen_protos.py --check
 "$PY" -m ruff check .
 "$PY" -m mypy
-.venv/bin/lint-imports --no-cache
+"$(dirname "$PY")/lint-imports" --no-cache
 if [ "${1:-}" = "--e2e" ]; then
   "$PY" -m pytest -m "not e2e"
   bash tests/e2e/run_e2e.sh
