@@ -9,7 +9,7 @@ PY=.venv/bin/python
 "$PY" scripts/gen_protos.py --check
 "$PY" -m ruff check .
 "$PY" -m mypy
-"$(dirname "$PY")/lint-imports" --no-cache
+"$(dirname "$PY")/lint-imports" --no-cache --no-logo
 if [ "${1:-}" = "--e2e" ]; then
   "$PY" -m pytest -m "not e2e"
   bash tests/e2e/run_e2e.sh
