@@ -99,8 +99,14 @@ def _bench(args: argparse.Namespace) -> int:
     backends = backends_of(args)
     node_for: NodeFor = node_process
     if args.node:
-        with NodeClient(args.node, timeout=10) as client:
-            backends = (client.info().backend,)
+        from qpumesh.wire.errors import QpuMeshError
+
+        try:
+            with NodeClient(args.node, timeout=10) as client:
+                backends = (client.info().backend,)
+        except QpuMeshError as error:
+            print(f"qpumesh node bench: {args.node}: {error}", file=sys.stderr)
+            return 1
         node_for = existing_node(args.node)
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
