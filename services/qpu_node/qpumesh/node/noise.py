@@ -93,6 +93,15 @@ class NoiseConfig:
         """True when gate noise needs a noisy engine (density matrix or trajectories)."""
         return self.depolarizing_1q > 0.0 or self.depolarizing_2q > 0.0
 
+    def depolarizing(self, n_qubits: int) -> float:
+        """Probability of the depolarizing channel after a gate on `n_qubits` qubits.
+
+        ``depolarizing_1q`` after one-qubit gates, ``depolarizing_2q`` after two-qubit gates,
+        0 after wider gates (CCX, CCZ, three-qubit matrix gates) -- fixed and parametrised
+        gates alike. Every engine places its channels by this rule.
+        """
+        return {1: self.depolarizing_1q, 2: self.depolarizing_2q}.get(n_qubits, 0.0)
+
     def noise_model(self) -> GateDepolarizingNoise:
         """Return the Cirq noise model of the gate noise."""
         return GateDepolarizingNoise(self.depolarizing_1q, self.depolarizing_2q)
