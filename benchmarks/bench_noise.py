@@ -35,7 +35,9 @@ from qpumesh.node.core import NodeConfig, NodeCore
 from qpumesh.node.noise import NoiseConfig
 
 
-def vjp_call(core: NodeCore, ansatz: Ansatz, values: np.ndarray, cotangents: np.ndarray, seed: int) -> Callable[[], np.ndarray]:
+def vjp_call(
+    core: NodeCore, ansatz: Ansatz, values: np.ndarray, cotangents: np.ndarray, seed: int
+) -> Callable[[], np.ndarray]:
     """Return a function running one ShiftGradient VJP of `ansatz` on `core`."""
     circuit = ansatz.circuit
 
@@ -109,7 +111,10 @@ def main() -> None:
     cotangents = rng.normal(size=(args.rows, len(ansatz.observables)))
     engines = cores(args.p1, args.p2, args.trajectories, not args.skip_references)
     calls = {name: vjp_call(core, ansatz, values, cotangents, seed=1) for name, core in engines.items()}
-    repeats = {name: args.repeats if name.startswith(("exact", "batched")) else args.reference_repeats for name in calls}
+    repeats = {
+        name: args.repeats if name.startswith(("exact", "batched")) else args.reference_repeats
+        for name in calls
+    }
     seconds = median_times(calls, repeats)
     exact = seconds["exact (batched)"]
     print(
@@ -138,7 +143,9 @@ def main() -> None:
 
             def call(core: NodeCore = core, part: Ansatz = part, batch: np.ndarray = batch) -> np.ndarray:
                 c = part.circuit
-                return core.evaluate(c.hash, c.cirq_json, part.observables, part.symbols, batch, seed=1).expectations
+                return core.evaluate(
+                    c.hash, c.cirq_json, part.observables, part.symbols, batch, seed=1
+                ).expectations
 
             evals[name] = call
         times = median_times(evals, dict.fromkeys(evals, 5))

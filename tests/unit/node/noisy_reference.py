@@ -97,7 +97,7 @@ def noisy_circuit(circuit: cirq.Circuit, p1: float, p2: float) -> cirq.Circuit:
     return cirq.Circuit(ops)
 
 
-def reference(  # noqa: PLR0913, PLR0917 (a test reference)
+def reference(  # noqa: PLR0917 (a test reference)
     circuit: cirq.Circuit,
     observables: list[list[tuple[float, str]]],
     symbols: list[str],
@@ -125,7 +125,9 @@ def _measured_term(
     """<term> measured in its eigenbasis with a symmetric bit flip on every qubit before reading."""
     ops = [g.on(q) for q, p in zip(qubits, term, strict=True) for g in _FLIP.get(p, [])]
     ops += [cirq.bit_flip(readout).on(q) for q in qubits] if readout > 0 else [cirq.I.on_each(*qubits)]
-    measured = simulator.simulate(cirq.Circuit(ops), initial_state=rho, qubit_order=qubits).final_density_matrix
+    measured = simulator.simulate(
+        cirq.Circuit(ops), initial_state=rho, qubit_order=qubits
+    ).final_density_matrix
     probabilities = np.real(np.diag(measured))
     mask = sum(1 << (len(term) - 1 - i) for i, p in enumerate(term) if p != "I")
     parity = np.array([bin(x & mask).count("1") & 1 for x in range(len(probabilities))])

@@ -48,7 +48,10 @@ def test_density_engine_matches_cirq_density_matrix_on_random_circuits(
     n = len(circuit.all_qubits())
     symbols = sorted(p for p in cirq.parameter_names(circuit))
     observables = [
-        [(data.draw(st.floats(-2, 2)), data.draw(pauli_terms(n))) for _ in range(data.draw(st.integers(1, 3)))]
+        [
+            (data.draw(st.floats(-2, 2)), data.draw(pauli_terms(n)))
+            for _ in range(data.draw(st.integers(1, 3)))
+        ]
         for _ in range(data.draw(st.integers(1, 3)))
     ]
     values = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).uniform(-4, 4, (2, len(symbols)))
@@ -83,7 +86,9 @@ def test_large_registers_run_gate_by_gate_and_match_cirq(n: int) -> None:
     observables = [[(1.0, "Z" + "I" * (n - 1))], [(0.5, "XY" + "Z" * (n - 2)), (-1.0, "I" * (n - 1) + "X")]]
     values = np.random.default_rng(3).uniform(-3, 3, size=(3, 3))
     circuit_hash, text = as_request(circuit)
-    core = NodeCore(NodeConfig(noise=NoiseConfig(depolarizing_1q=0.03, depolarizing_2q=0.08, readout_error=0.02)))
+    core = NodeCore(
+        NodeConfig(noise=NoiseConfig(depolarizing_1q=0.03, depolarizing_2q=0.08, readout_error=0.02))
+    )
     result = core.evaluate(circuit_hash, text, observables, ["a", "b", "c"], values)
     expected = reference(circuit, observables, ["a", "b", "c"], values, 0.03, 0.08, 0.02)
     np.testing.assert_allclose(result.expectations, expected, atol=1e-10)
@@ -92,7 +97,9 @@ def test_large_registers_run_gate_by_gate_and_match_cirq(n: int) -> None:
 def test_channels_are_free_clifford_runs_become_gathers() -> None:
     """A CNOT ring with its channels is one monomial step (a gather), not a dense matrix."""
     q = cirq.LineQubit.range(3)
-    circuit = cirq.Circuit(cirq.H.on_each(*q), cirq.rx(A).on(q[0]), cirq.CNOT(q[0], q[1]), cirq.CNOT(q[1], q[2]))
+    circuit = cirq.Circuit(
+        cirq.H.on_each(*q), cirq.rx(A).on(q[0]), cirq.CNOT(q[0], q[1]), cirq.CNOT(q[1], q[2])
+    )
     program = DensityBackend(NoiseConfig(depolarizing_1q=0.01, depolarizing_2q=0.02)).program(
         compile_circuit(circuit, 20)
     )
@@ -151,4 +158,6 @@ def test_chunked_batches_give_the_same_numbers_as_one_chunk() -> None:
     terms = ["ZI", "XY", "IZ"]
     many = engine.expectations(compiled, terms, angles)
     for row in (0, 1023, 1024, 4999):
-        np.testing.assert_array_equal(many[row], engine.expectations(compiled, terms, angles[row : row + 1])[0])
+        np.testing.assert_array_equal(
+            many[row], engine.expectations(compiled, terms, angles[row : row + 1])[0]
+        )

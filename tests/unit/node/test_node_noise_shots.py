@@ -156,7 +156,8 @@ def test_qsim_trajectories_approach_the_exact_density_matrix() -> None:
     circuit_hash, text = as_request(CIRCUIT)
     noise = {"depolarizing_1q": 0.05, "depolarizing_2q": 0.1}
     exact = NodeCore(NodeConfig(noise=NoiseConfig(**noise)))
-    mc = NodeCore(NodeConfig(backend="qsim", noise=NoiseConfig(**noise, method="trajectories", trajectories=2000)))
+    qsim = NoiseConfig(**noise, method="trajectories", trajectories=2000)
+    mc = NodeCore(NodeConfig(backend="qsim", noise=qsim))
     want = exact.evaluate(circuit_hash, text, OBSERVABLES, SYMBOLS, values).expectations
     got = mc.evaluate(circuit_hash, text, OBSERVABLES, SYMBOLS, values, seed=5)
     assert got.backend == "qsim"

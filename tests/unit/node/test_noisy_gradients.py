@@ -59,7 +59,10 @@ def test_noisy_shift_gradient_equals_finite_differences_and_the_cirq_reference()
     for k in range(3):
         step = np.zeros(3)
         step[k] = h
-        f = [core.evaluate(circuit_hash, None, OBSERVABLES, SYMBOLS, values + m * step).expectations for m in (2, 1, -1, -2)]
+        f = [
+            core.evaluate(circuit_hash, None, OBSERVABLES, SYMBOLS, values + m * step).expectations
+            for m in (2, 1, -1, -2)
+        ]
         fd = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h)
         np.testing.assert_allclose(result.jacobian[:, :, k], fd, atol=1e-9, err_msg=f"d/d{SYMBOLS[k]}")
     cirq_core = NodeCore(NodeConfig(backend="cirq", noise=NOISE))
@@ -68,7 +71,9 @@ def test_noisy_shift_gradient_equals_finite_differences_and_the_cirq_reference()
     np.testing.assert_allclose(result.jacobian, want.jacobian, atol=1e-10)
     # The VJP is the Jacobian contracted with the cotangents, row by row.
     cotangents = np.random.default_rng(8).normal(size=(4, 3))
-    vjp = core.shift_gradient(circuit_hash, None, OBSERVABLES, SYMBOLS, values, wrt=["c", "a"], cotangents=cotangents)
+    vjp = core.shift_gradient(
+        circuit_hash, None, OBSERVABLES, SYMBOLS, values, wrt=["c", "a"], cotangents=cotangents
+    )
     np.testing.assert_allclose(
         vjp.jacobian, np.einsum("ro,row->rw", cotangents, result.jacobian[:, :, [2, 0]]), atol=1e-12
     )

@@ -59,7 +59,9 @@ def test_two_qubit_channel_samples_each_pauli_with_its_probability() -> None:
     p = 0.3
     circuit = cirq.Circuit(cirq.CNOT(*cirq.LineQubit.range(2)))
     compiled = compile_circuit(circuit, 20)
-    engine = TrajectoriesBackend(NoiseConfig(depolarizing_2q=p, method="trajectories", trajectories=20000), seed=5)
+    engine = TrajectoriesBackend(
+        NoiseConfig(depolarizing_2q=p, method="trajectories", trajectories=20000), seed=5
+    )
     got = engine.expectations(compiled, ["ZI", "IZ", "ZZ", "XX"], np.zeros((1, 0)))[0]
     sigma = 1 / np.sqrt(20000)
     np.testing.assert_allclose(got, [1 - 16 * p / 15] * 3 + [0.0], atol=5 * sigma)
@@ -95,7 +97,9 @@ def test_same_request_same_numbers_on_every_node_with_or_without_a_seed() -> Non
     for seed in (None, 9):
         first = node_a.evaluate(circuit_hash, text, observables, ["a", "b"], values, seed=seed).expectations
         again = node_a.evaluate(circuit_hash, text, observables, ["a", "b"], values, seed=seed).expectations
-        other_node = node_b.evaluate(circuit_hash, text, observables, ["a", "b"], values, seed=seed).expectations
+        other_node = node_b.evaluate(
+            circuit_hash, text, observables, ["a", "b"], values, seed=seed
+        ).expectations
         np.testing.assert_array_equal(first, again)
         np.testing.assert_array_equal(first, other_node)
         grads = [
