@@ -26,6 +26,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -73,18 +74,29 @@ def median_times(calls: dict[str, Callable[[], np.ndarray]], repeats: dict[str, 
 
 def cores(p1: float, p2: float, trajectories: int, references: bool) -> dict[str, NodeCore]:
     """The exact node and one node per noisy engine."""
-    noise = {"depolarizing_1q": p1, "depolarizing_2q": p2, "trajectories": trajectories}
+    exact = NoiseConfig(depolarizing_1q=p1, depolarizing_2q=p2, trajectories=trajectories)
+    monte_carlo = replace(exact, method="trajectories")
     out = {
         "exact (batched)": NodeCore(NodeConfig()),
-        "batched-density": NodeCore(NodeConfig(noise=NoiseConfig(**noise))),
-        "batched-trajectories": NodeCore(NodeConfig(noise=NoiseConfig(**noise, method="trajectories"))),
+        "batched-density": NodeCore(NodeConfig(noise=exact)),
+        "batched-trajectories": NodeCore(NodeConfig(noise=monte_carlo)),
     }
     if references:
-        out["cirq (density matrix)"] = NodeCore(NodeConfig(backend="cirq", noise=NoiseConfig(**noise)))
-        out["qsim (trajectories)"] = NodeCore(
-            NodeConfig(backend="qsim", noise=NoiseConfig(**noise, method="trajectories"))
-        )
+        out["cirq (density matrix)"] = NodeCore(NodeConfig(backend="cirq", noise=exact))
+        out["qsim (trajectories)"] = NodeCore(NodeConfig(backend="qsim", noise=monte_carlo))
     return out
+
+
+def evaluate_call(core: NodeCore, part: Ansatz, batch: np.ndarray) -> Callable[[], np.ndarray]:
+    """Return a function running one Evaluate of `part` on `core`."""
+    circuit = part.circuit
+
+    def call() -> np.ndarray:
+        return core.evaluate(
+            circuit.hash, circuit.cirq_json, part.observables, part.symbols, batch, seed=1
+        ).expectations
+
+    return call
 
 
 def main() -> None:
@@ -137,17 +149,8 @@ def main() -> None:
     for width in args.widths:
         part = build_ansatz("chen2020", width, 3, width)
         batch = rng.uniform(-1, 1, size=(args.rows, len(part.symbols)))
-        evals = {}
-        for name in ("exact (batched)", "batched-density", "batched-trajectories"):
-            core = engines[name]
-
-            def call(core: NodeCore = core, part: Ansatz = part, batch: np.ndarray = batch) -> np.ndarray:
-                c = part.circuit
-                return core.evaluate(
-                    c.hash, c.cirq_json, part.observables, part.symbols, batch, seed=1
-                ).expectations
-
-            evals[name] = call
+        names = ("exact (batched)", "batched-density", "batched-trajectories")
+        evals = {name: evaluate_call(engines[name], part, batch) for name in names}
         times = median_times(evals, dict.fromkeys(evals, 5))
         print(
             f"{width:>6} {times['exact (batched)'] * 1e3:>9.2f} {times['batched-density'] * 1e3:>10.2f} "
