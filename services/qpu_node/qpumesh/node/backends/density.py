@@ -13,7 +13,8 @@ of a batch at once. Each row's density matrix is kept as its real Pauli vector
   commute, and a channel sits on its gate's qubits) so that fixed gates form runs; on up to
   `DENSE_MAX_QUBITS` qubits a run (with its channels) becomes one ``4**n × 4**n`` matrix,
   applied as a gather times a scale when it is monomial (Clifford gates: CNOT, H, S, CZ...)
-  and as one matmul otherwise; on larger registers gate by gate;
+  and as one matmul otherwise; on larger registers gate by gate, consecutive monomial gates
+  composed into one gather (a CNOT ladder with its channels is one step);
 * a one-qubit rotation with its channel is ``A + cos θ B + sin θ C`` (4 × 4); its per-row
   action ``out[a] = Σ_s c_s[a] · v[a XOR s]`` takes one multiply-add per nonzero XOR-diagonal
   ``s`` (two for Rx/Ry/Rz), with the coefficients of all slots computed in one go per call;
@@ -98,7 +99,9 @@ class _Rot1:
     """A one-qubit rotation (and channel) of slot `slot`; register viewed ``(left, 4, right, rows)``.
 
     ``shifts`` are the XOR-diagonals with nonzero coefficients; `row` indexes the table of
-    one-qubit rotation coefficients.
+    one-qubit rotation coefficients. On large registers a rotation about a Pauli axis (one
+    shift besides 0) is applied in place: each coupled pair ``(p, p XOR s)`` of `pairs` is
+    rotated and each component of `scaled` multiplied, touching only what changes.
     """
 
     left: int
@@ -106,6 +109,8 @@ class _Rot1:
     slot: int
     row: int
     shifts: tuple[int, ...]
+    pairs: tuple[tuple[int, int], ...] = ()
+    scaled: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,17 @@ class _Program:
                 (q,) = op.targets
                 by_shift = np.stack([_xor_diagonals(m) for m in (a, b, c)])  # (3, s, a)
                 shifts = tuple(s for s in range(4) if np.abs(by_shift[:, s]).max() > _ATOL)
+                pairs, scaled = _in_place_plan(by_shift, shifts) if self.n > DENSE_MAX_QUBITS else ((), ())
                 self.steps.append(
-                    _Rot1(1 << (2 * q), 1 << (2 * (self.n - q - 1)), op.slot, len(tables), shifts)
+                    _Rot1(
+                        1 << (2 * q),
+                        1 << (2 * (self.n - q - 1)),
+                        op.slot,
+                        len(tables),
+                        shifts,
+                        pairs,
+                        scaled,
+                    )
                 )
                 tables.append(by_shift)
                 self.rot1_slots.append(op.slot)
@@ -178,8 +192,26 @@ class _Program:
                 full = apply_local(full, 4, self.n, op.targets, local)
             self.steps.append(_as_step(full))
         else:
+            # Gate by gate; consecutive monomial PTMs (Clifford gates with their channels)
+            # compose into one full-register gather.
+            src: np.ndarray | None = None
+            scale = np.ones(0)
             for op in run:
-                self.steps.append(_Local(op.targets, torch.from_numpy(self._local_transfer(op))))
+                local = self._local_transfer(op)
+                monomial = _as_monomial(local)
+                if monomial is None:
+                    if src is not None:
+                        self.steps.append(_gather(src, scale))
+                        src = None
+                    self.steps.append(_Local(op.targets, torch.from_numpy(local)))
+                    continue
+                op_src, op_scale = _full_register(*monomial, op.targets, self.n)
+                if src is None:
+                    src, scale = op_src, op_scale
+                else:  # new[y] = s2[y] mid[src2[y]], mid[x] = scale[x] old[src[x]]
+                    src, scale = src[op_src], op_scale * scale[op_src]
+            if src is not None:
+                self.steps.append(_gather(src, scale))
         run.clear()
 
     @staticmethod
@@ -210,6 +242,17 @@ class _Program:
                 assert coeffs is not None
                 view = state.view(step.left, 4, step.right, rows)
                 table = coeffs[step.row]
+                if step.pairs or step.scaled:  # in place (the state is this call's own tensor)
+                    shift = step.shifts[-1]
+                    for p, q in step.pairs:
+                        vp, vq = view[:, p], view[:, q]
+                        new_p = torch.addcmul(vp * table[0, p], vq, table[shift, p])
+                        new_q = torch.addcmul(vq * table[0, q], vp, table[shift, q])
+                        vp.copy_(new_p)
+                        vq.copy_(new_q)
+                    for p in step.scaled:
+                        view[:, p].mul_(table[0, p])
+                    continue
                 out: torch.Tensor | None = None
                 for shift in step.shifts:
                     source = view if shift == 0 else view.index_select(1, _XOR[shift])
@@ -229,19 +272,71 @@ class _Program:
         return state[terms].t()
 
 
+def _in_place_plan(
+    by_shift: np.ndarray, shifts: tuple[int, ...]
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Plan a Pauli-axis rotation in place: ``(coupled pairs, components to scale)``.
+
+    Returns two empty tuples when the rotation mixes more than one pair (then the general
+    XOR-diagonal form runs).
+    """
+    if len(shifts) != 2 or shifts[0] != 0:
+        return (), ()
+    s = shifts[1]
+    coupled = [a for a in range(4) if np.abs(by_shift[:, s, a]).max() > _ATOL]
+    pairs = tuple((a, a ^ s) for a in coupled if a < a ^ s)
+    in_pairs = {x for pair in pairs for x in pair}
+    if set(coupled) != in_pairs:
+        return (), ()
+    unit = np.array([1.0, 0.0, 0.0])  # A = 1, B = C = 0: the component is unchanged
+    scaled = tuple(
+        a for a in range(4) if a not in in_pairs and np.abs(by_shift[:, 0, a] - unit).max() > _ATOL
+    )
+    return pairs, scaled
+
+
 def _xor_diagonals(matrix: np.ndarray) -> np.ndarray:
     """``out[s, a] = matrix[a, a XOR s]`` of a 4 × 4 matrix."""
     index = np.arange(4)
     return np.stack([matrix[index, index ^ s] for s in range(4)])
 
 
+def _as_monomial(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(src, scale)`` with ``matrix[y, src[y]] = scale[y]`` the only nonzeros, or None."""
+    nonzero = np.abs(matrix) > _ATOL
+    if not np.all(nonzero.sum(axis=1) == 1):
+        return None
+    src = np.argmax(nonzero, axis=1)
+    return src, matrix[np.arange(matrix.shape[0]), src]
+
+
+def _full_register(
+    local_src: np.ndarray, local_scale: np.ndarray, targets: tuple[int, ...], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the full-register gather of a monomial PTM on `targets` (base-4 digits per qubit)."""
+    index = np.arange(1 << (2 * n), dtype=np.int64)
+    shifts = [2 * (n - 1 - t) for t in targets]
+    k = len(targets)
+    local = np.zeros_like(index)
+    for position, shift in enumerate(shifts):
+        local |= ((index >> shift) & 3) << (2 * (k - 1 - position))
+    chosen = local_src[local]
+    src = index.copy()
+    for position, shift in enumerate(shifts):
+        src &= ~(3 << shift)
+        src |= ((chosen >> (2 * (k - 1 - position))) & 3) << shift
+    return src, local_scale[local]
+
+
+def _gather(src: np.ndarray, scale: np.ndarray) -> _Gather:
+    return _Gather(torch.from_numpy(src.astype(np.int64)), torch.from_numpy(scale.reshape(-1, 1).copy()))
+
+
 def _as_step(full: torch.Tensor) -> _Dense | _Gather:
     """Return a fused full-register PTM as a gather when it is monomial, else as a matmul."""
-    nonzero = full.abs() > _ATOL
-    if bool((nonzero.sum(dim=1) == 1).all()):
-        src = nonzero.to(torch.int64).argmax(dim=1)
-        scale = full[torch.arange(full.shape[0]), src].view(-1, 1).contiguous()
-        return _Gather(src, scale)
+    monomial = _as_monomial(full.numpy())
+    if monomial is not None:
+        return _gather(*monomial)
     return _Dense(full.contiguous())
 
 
