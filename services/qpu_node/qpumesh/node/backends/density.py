@@ -183,36 +183,40 @@ class _Program:
         return np.asarray(self._channel(len(op.targets)) @ unitary_transfer(op.matrix), dtype=np.float64)
 
     def _flush(self, run: list[FixedOp]) -> None:
-        if not run:
-            return
-        if self.n <= DENSE_MAX_QUBITS:
-            full = torch.eye(self.dim, dtype=torch.float64)
-            for op in run:
-                local = torch.from_numpy(self._local_transfer(op))
-                full = apply_local(full, 4, self.n, op.targets, local)
-            self.steps.append(_as_step(full))
-        else:
-            # Gate by gate; consecutive monomial PTMs (Clifford gates with their channels)
-            # compose into one full-register gather.
-            src: np.ndarray | None = None
-            scale = np.ones(0)
-            for op in run:
-                local = self._local_transfer(op)
-                monomial = _as_monomial(local)
-                if monomial is None:
-                    if src is not None:
-                        self.steps.append(_gather(src, scale))
-                        src = None
-                    self.steps.append(_Local(op.targets, torch.from_numpy(local)))
-                    continue
-                op_src, op_scale = _full_register(*monomial, op.targets, self.n)
-                if src is None:
-                    src, scale = op_src, op_scale
-                else:  # new[y] = s2[y] mid[src2[y]], mid[x] = scale[x] old[src[x]]
-                    src, scale = src[op_src], op_scale * scale[op_src]
-            if src is not None:
-                self.steps.append(_gather(src, scale))
+        """Append the steps of a run of fixed gates (with their channels) and empty it."""
+        if run:
+            self.steps.extend(self._dense_run(run) if self.n <= DENSE_MAX_QUBITS else self._gate_run(run))
         run.clear()
+
+    def _dense_run(self, run: list[FixedOp]) -> list[_Step]:
+        """Return the whole run as one full-register PTM (a gather when monomial)."""
+        full = torch.eye(self.dim, dtype=torch.float64)
+        for op in run:
+            full = apply_local(full, 4, self.n, op.targets, torch.from_numpy(self._local_transfer(op)))
+        return [_as_step(full)]
+
+    def _gate_run(self, run: list[FixedOp]) -> list[_Step]:
+        """Return the run gate by gate; consecutive monomial PTMs (Cliffords) as one gather."""
+        steps: list[_Step] = []
+        src: np.ndarray | None = None
+        scale = np.ones(0)
+        for op in run:
+            local = self._local_transfer(op)
+            monomial = _as_monomial(local)
+            if monomial is None:
+                if src is not None:
+                    steps.append(_gather(src, scale))
+                    src = None
+                steps.append(_Local(op.targets, torch.from_numpy(local)))
+                continue
+            op_src, op_scale = _full_register(*monomial, op.targets, self.n)
+            if src is None:
+                src, scale = op_src, op_scale
+            else:  # new[y] = s2[y] mid[src2[y]], mid[x] = scale[x] old[src[x]]
+                src, scale = src[op_src], op_scale * scale[op_src]
+        if src is not None:
+            steps.append(_gather(src, scale))
+        return steps
 
     @staticmethod
     def _apply_fixed(step: _Dense | _Gather, state: torch.Tensor) -> torch.Tensor:
