@@ -67,6 +67,19 @@ def test_two_qubit_channel_samples_each_pauli_with_its_probability() -> None:
     np.testing.assert_allclose(got, [1 - 16 * p / 15] * 3 + [0.0], atol=5 * sigma)
 
 
+def test_a_run_of_one_qubit_gates_shrinks_the_bloch_vector_once_per_gate() -> None:
+    """Five gates on one qubit (fused into one step and one draw) keep <Z> with (1 − 4p/3)^5."""
+    p = 0.1
+    q = cirq.LineQubit(0)
+    circuit = cirq.Circuit(cirq.X(q), cirq.rz(A).on(q), cirq.X(q), cirq.S(q), cirq.X(q))
+    compiled = compile_circuit(circuit, 20)
+    noise = NoiseConfig(depolarizing_1q=p, method="trajectories", trajectories=20000)
+    engine = TrajectoriesBackend(noise, seed=6)
+    assert [step.kind for step in engine.program(compiled).steps] == ["run1"]
+    got = engine.expectations(compiled, ["Z"], np.array([[0.7]]))[0, 0]
+    assert abs(got + (1 - 4 * p / 3) ** 5) < 5 / np.sqrt(20000)
+
+
 def test_node_trajectories_agree_with_the_density_matrix_within_statistics() -> None:
     values = np.random.default_rng(2).uniform(-3, 3, size=(3, 2))
     circuit_hash, text = as_request(CIRCUIT)

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from qpumesh.node.backends.batched import _schedule
-from qpumesh.node.backends.local_ops import apply_local
+from qpumesh.node.backends.local_ops import apply_local, as_monomial, compose_gathers, full_register_gather
 from qpumesh.node.backends.pauli_transfer import (
     depolarizing_diagonal,
     initial_vector,
@@ -202,18 +202,15 @@ class _Program:
         scale = np.ones(0)
         for op in run:
             local = self._local_transfer(op)
-            monomial = _as_monomial(local)
+            monomial = as_monomial(local)
             if monomial is None:
                 if src is not None:
                     steps.append(_gather(src, scale))
                     src = None
                 steps.append(_Local(op.targets, torch.from_numpy(local)))
                 continue
-            op_src, op_scale = _full_register(*monomial, op.targets, self.n)
-            if src is None:
-                src, scale = op_src, op_scale
-            else:  # new[y] = s2[y] mid[src2[y]], mid[x] = scale[x] old[src[x]]
-                src, scale = src[op_src], op_scale * scale[op_src]
+            gather = full_register_gather(*monomial, 4, self.n, op.targets)
+            src, scale = gather if src is None else compose_gathers((src, scale), gather)
         if src is not None:
             steps.append(_gather(src, scale))
         return steps
@@ -305,40 +302,13 @@ def _xor_diagonals(matrix: np.ndarray) -> np.ndarray:
     return np.stack([matrix[index, index ^ s] for s in range(4)])
 
 
-def _as_monomial(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(src, scale)`` with ``matrix[y, src[y]] = scale[y]`` the only nonzeros, or None."""
-    nonzero = np.abs(matrix) > _ATOL
-    if not np.all(nonzero.sum(axis=1) == 1):
-        return None
-    src = np.argmax(nonzero, axis=1)
-    return src, matrix[np.arange(matrix.shape[0]), src]
-
-
-def _full_register(
-    local_src: np.ndarray, local_scale: np.ndarray, targets: tuple[int, ...], n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return the full-register gather of a monomial PTM on `targets` (base-4 digits per qubit)."""
-    index = np.arange(1 << (2 * n), dtype=np.int64)
-    shifts = [2 * (n - 1 - t) for t in targets]
-    k = len(targets)
-    local = np.zeros_like(index)
-    for position, shift in enumerate(shifts):
-        local |= ((index >> shift) & 3) << (2 * (k - 1 - position))
-    chosen = local_src[local]
-    src = index.copy()
-    for position, shift in enumerate(shifts):
-        src &= ~(3 << shift)
-        src |= ((chosen >> (2 * (k - 1 - position))) & 3) << shift
-    return src, local_scale[local]
-
-
 def _gather(src: np.ndarray, scale: np.ndarray) -> _Gather:
     return _Gather(torch.from_numpy(src.astype(np.int64)), torch.from_numpy(scale.reshape(-1, 1).copy()))
 
 
 def _as_step(full: torch.Tensor) -> _Dense | _Gather:
     """Return a fused full-register PTM as a gather when it is monomial, else as a matmul."""
-    monomial = _as_monomial(full.numpy())
+    monomial = as_monomial(full.numpy())
     if monomial is not None:
         return _gather(*monomial)
     return _Dense(full.contiguous())

@@ -5,16 +5,22 @@ dimension ``d`` (``d = 2`` for statevector trajectories, ``d = 4`` for Pauli vec
 in the site index, with the batch last so that every step streams over contiguous columns.
 `apply_local` applies a ``d**k × d**k`` matrix to ``k`` of the sites for every column; stacking
 several matrices in its first dimension applies them all in one matmul (used for the
-``A + cos θ B + sin θ C`` form of a rotation).
+``A + cos θ B + sin θ C`` form of a rotation). A *monomial* matrix (one nonzero per row:
+CNOT, SWAP, CZ, X, S... and their Pauli transfer matrices) is cheaper as a gather of the
+whole register, ``new[y] = scale[y] · old[src[y]]`` (`as_monomial`, `full_register_gather`);
+successive gathers compose into one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
-__all__ = ["apply_local"]
+__all__ = ["apply_local", "as_monomial", "compose_gathers", "full_register_gather"]
+
+_ATOL = 1e-12
 
 
 def apply_local(
@@ -51,3 +57,51 @@ def apply_local(
     back = torch.movedim(out, list(range(1, k + 1)), [t + 1 for t in targets])
     back = back.reshape(stacked, -1, columns)
     return back[0] if stacked == 1 else back
+
+
+def as_monomial(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return ``(src, scale)`` with ``matrix[y, src[y]] = scale[y]`` the only nonzeros, or None."""
+    nonzero = np.abs(matrix) > _ATOL
+    if not np.all(nonzero.sum(axis=1) == 1):
+        return None
+    src = np.argmax(nonzero, axis=1)
+    return src, matrix[np.arange(matrix.shape[0]), src]
+
+
+def full_register_gather(
+    local_src: np.ndarray, local_scale: np.ndarray, d: int, n: int, targets: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the whole-register ``(src, scale)`` of a monomial matrix on sites `targets`.
+
+    Args:
+        local_src: ``as_monomial`` source of the ``d**k × d**k`` matrix.
+        local_scale: Its nonzero entries.
+        d: Dimension of a site (a power of two).
+        n: Number of sites.
+        targets: The sites, in the matrix's (big-endian) order.
+    """
+    bits = d.bit_length() - 1
+    mask = d - 1
+    index = np.arange(d**n, dtype=np.int64)
+    shifts = [bits * (n - 1 - t) for t in targets]
+    k = len(targets)
+    local = np.zeros_like(index)
+    for position, shift in enumerate(shifts):
+        local |= ((index >> shift) & mask) << (bits * (k - 1 - position))
+    chosen = local_src[local]
+    src = index.copy()
+    for position, shift in enumerate(shifts):
+        src &= ~(mask << shift)
+        src |= ((chosen >> (bits * (k - 1 - position))) & mask) << shift
+    return src, local_scale[local]
+
+
+def compose_gathers(
+    first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the gather of `first` followed by `then` (both ``(src, scale)``).
+
+    ``new[y] = s2[y] · mid[src2[y]]`` with ``mid[x] = s1[x] · old[src1[x]]``.
+    """
+    (src1, scale1), (src2, scale2) = first, then
+    return src1[src2], scale2 * scale1[src2]
