@@ -267,7 +267,8 @@ class NodeCore:
             symbols: Column names of `values`: every circuit symbol exactly once.
             values: ``(rows, len(symbols))`` float64.
             shots: Shots per Pauli term; 0 = exact; None = ``config.default_shots``.
-            seed: Seed of the shot sampler (and of qsim trajectories); None = random.
+            seed: Seed of the shot sampler and of Monte Carlo trajectories; None = random shots
+                (batched trajectories are then seeded from the request's content).
 
         Returns:
             Expectations ``(rows, n_obs)`` and, when shots > 0, their standard errors.
