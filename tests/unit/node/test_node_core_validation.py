@@ -268,7 +268,7 @@ def test_noisy_configuration_logs_the_engine_choice_once_per_circuit(
     with caplog.at_level(logging.INFO, logger="qpumesh.node.core"):
         first = core.evaluate(**GOOD)
         core.evaluate(**GOOD)
-    assert first.backend == "qsim"
+    assert first.backend == "batched-trajectories"
     lines = [r.getMessage() for r in caplog.records if "runs on" in r.getMessage()]
     assert len(lines) == 1 and "trajectories" in lines[0]
 

@@ -126,7 +126,7 @@ def test_depolarizing_density_matrix_matches_the_analytic_bloch_shrinkage(p: flo
     one_gate = cirq.Circuit(cirq.rx(theta).on(q))
     circuit_hash, text = as_request(one_gate)
     result = core.evaluate(circuit_hash, text, [[(1.0, "Z")]], ["t"], values)
-    assert result.backend == "cirq"
+    assert result.backend == "batched-density"
     shrink = 1 - 4 * p / 3
     np.testing.assert_allclose(result.expectations[:, 0], shrink * np.cos(values[:, 0]), atol=1e-12)
     two_gates = cirq.Circuit(cirq.rx(theta).on(q), cirq.ry(theta / 2).on(q))
@@ -156,7 +156,8 @@ def test_qsim_trajectories_approach_the_exact_density_matrix() -> None:
     circuit_hash, text = as_request(CIRCUIT)
     noise = {"depolarizing_1q": 0.05, "depolarizing_2q": 0.1}
     exact = NodeCore(NodeConfig(noise=NoiseConfig(**noise)))
-    mc = NodeCore(NodeConfig(noise=NoiseConfig(**noise, method="trajectories", trajectories=2000)))
+    qsim = NoiseConfig(**noise, method="trajectories", trajectories=2000)
+    mc = NodeCore(NodeConfig(backend="qsim", noise=qsim))
     want = exact.evaluate(circuit_hash, text, OBSERVABLES, SYMBOLS, values).expectations
     got = mc.evaluate(circuit_hash, text, OBSERVABLES, SYMBOLS, values, seed=5)
     assert got.backend == "qsim"

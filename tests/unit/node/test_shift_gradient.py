@@ -161,7 +161,7 @@ def test_noisy_density_matrix_gradient_equals_finite_differences() -> None:
     circuit_hash, text = as_request(circuit)
     core = NodeCore(NodeConfig(noise=NoiseConfig(depolarizing_1q=0.02, depolarizing_2q=0.05)))
     result = core.shift_gradient(circuit_hash, text, OBSERVABLES, SYMBOLS, values)
-    assert result.backend == "cirq"
+    assert result.backend == "batched-density"
     h = 1e-4
     fd = np.zeros_like(result.jacobian)
     for k in range(3):

@@ -8,10 +8,13 @@ so in-process and mesh runs give identical numbers. It
 * validates every request and raises `InvalidRequest` (fix the request), `UnknownCircuit`
   (resend the circuit JSON) or `LimitExceeded` (split the request) -- messages name the
   offending symbol, shape or value; no error leaves state behind;
-* picks the engine per circuit: with gate noise, ``cirq`` (exact density matrix) or ``qsim``
-  (trajectories) per `NoiseConfig.method`; otherwise the configured backend, falling back to
-  ``qsim`` when the configured engine cannot run the circuit. The choice is logged once per
-  circuit when it differs from the configured backend, and reported as ``backend``;
+* picks the engine per circuit: with gate noise and the ``batched`` backend, the torch engines
+  ``batched-density`` (exact) or ``batched-trajectories`` (Monte Carlo) per
+  `NoiseConfig.method`; with gate noise and another backend, the references ``cirq`` (exact
+  density matrix) or ``qsim`` (trajectories); without gate noise the configured backend,
+  falling back to ``qsim`` when the configured engine cannot run the circuit. The choice is
+  logged once per circuit when it differs from the configured backend, and reported as
+  ``backend``;
 * turns observables (weighted Pauli strings) into unique terms for the engines, then applies
   readout error and shot sampling (`qpumesh.node.noise`) and the parameter-shift rule
   (`qpumesh.node.gradients`).
@@ -34,7 +37,15 @@ from typing import TypeAlias
 import cirq
 import numpy as np
 
-from qpumesh.node.backends import BACKENDS, Backend, BatchedBackend, CirqBackend, QsimBackend
+from qpumesh.node.backends import (
+    BACKENDS,
+    Backend,
+    BatchedBackend,
+    CirqBackend,
+    DensityBackend,
+    QsimBackend,
+    TrajectoriesBackend,
+)
 from qpumesh.node.backends.base import PAULI_LETTERS
 from qpumesh.node.circuits import SUPPORTED_GATES, CircuitError, CompiledCircuit, compile_circuit
 from qpumesh.node.gradients import GradientError, differentiable_slots, parameter_shift
@@ -201,6 +212,8 @@ class NodeCore:
             "qsim": QsimBackend(),
         }
         if noise.has_gate_noise:
+            self._engines["batched-density"] = DensityBackend(noise)
+            self._engines["batched-trajectories"] = TrajectoriesBackend(noise)
             self._engines["cirq-noisy"] = CirqBackend(noise)
             self._engines["qsim-noisy"] = QsimBackend(noise)
 
@@ -254,7 +267,8 @@ class NodeCore:
             symbols: Column names of `values`: every circuit symbol exactly once.
             values: ``(rows, len(symbols))`` float64.
             shots: Shots per Pauli term; 0 = exact; None = ``config.default_shots``.
-            seed: Seed of the shot sampler (and of qsim trajectories); None = random.
+            seed: Seed of the shot sampler and of Monte Carlo trajectories; None = random shots
+                (batched trajectories are then seeded from the request's content).
 
         Returns:
             Expectations ``(rows, n_obs)`` and, when shots > 0, their standard errors.
@@ -391,23 +405,41 @@ class NodeCore:
         return _Entry(compiled, engine)
 
     def _choose_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
-        noise = self.config.noise
-        if noise.has_gate_noise:
-            if noise.method == "density_matrix":
-                return "cirq-noisy", "gate noise is configured; exact density-matrix simulation (cirq)"
-            return (
-                "qsim-noisy",
-                f"gate noise is configured; qsim Monte Carlo with {noise.trajectories} trajectories",
-            )
+        if self.config.noise.has_gate_noise:
+            return self._choose_noisy_engine(compiled)
         reason = self._engines[self.config.backend].supports(compiled)
         if reason is None:
             return self.config.backend, None
         return "qsim", f"the {self.config.backend} engine cannot run it ({reason})"
 
+    def _choose_noisy_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
+        """Pick the gate-noise engine: torch for the ``batched`` backend, else the references."""
+        noise = self.config.noise
+        exact = noise.method == "density_matrix"
+        qsim = f"qsim Monte Carlo with {noise.trajectories} trajectories"
+        if self.config.backend != "batched":
+            if exact:
+                return "cirq-noisy", "gate noise is configured; exact density-matrix simulation (cirq)"
+            return "qsim-noisy", f"gate noise is configured; {qsim}"
+        name = "batched-density" if exact else "batched-trajectories"
+        reason = self._engines[name].supports(compiled)
+        if reason is None:
+            method = "exact density matrix" if exact else f"{noise.trajectories} Monte Carlo trajectories"
+            return name, f"gate noise is configured; {method} of the whole batch (torch)"
+        if exact:
+            raise InvalidRequest(
+                f"the circuit acts on {compiled.n_qubits} qubits, but {reason}; send a smaller circuit, or "
+                "run the node with --noise-method trajectories (or --backend cirq for Cirq's density matrix)"
+            )
+        return "qsim-noisy", f"{reason}; {qsim}"
+
     def _engine(self, entry: _Entry, seed: int | None) -> Backend:
+        engine = self._engines[entry.engine]
+        if isinstance(engine, TrajectoriesBackend):
+            return engine.seeded(seed)
         if entry.engine == "qsim-noisy" and seed is not None:
             return QsimBackend(self.config.noise, seed=seed)
-        return self._engines[entry.engine]
+        return engine
 
     # -- numerics ---------------------------------------------------------------------
 

@@ -2,12 +2,16 @@
 
 Three independent effects, applied where they are cheapest and exact:
 
-* **Gate noise** -- `GateDepolarizingNoise` puts ``cirq.depolarize(p1)`` after every
-  one-qubit gate and ``cirq.depolarize(p2, n_qubits=2)`` after every two-qubit gate (none
-  after wider gates). It needs a noisy engine: ``method="density_matrix"`` runs
-  `cirq.DensityMatrixSimulator` (exact, slow), ``method="trajectories"`` runs qsim's Monte
-  Carlo trajectories (`NoiseConfig.trajectories` repetitions per parameter set, so values carry
-  a statistical error of order ``1/sqrt(trajectories)``).
+* **Gate noise** -- ``cirq.depolarize(p1)`` after every one-qubit gate and
+  ``cirq.depolarize(p2, n_qubits=2)`` after every two-qubit gate, none after wider gates,
+  fixed and parametrised gates alike, in the circuit with sub-circuits inlined
+  (`NoiseConfig.depolarizing`; `GateDepolarizingNoise` is the same rule as a Cirq noise model).
+  It needs a noisy engine. ``method="density_matrix"`` is exact: the node's ``batched-density``
+  engine (Pauli-vector density matrices of the whole batch in torch, up to 10 qubits), or
+  `cirq.DensityMatrixSimulator` on a ``--backend cirq``/``qsim`` node. ``method="trajectories"``
+  is Monte Carlo (`NoiseConfig.trajectories` trajectories per parameter set, so values carry a
+  statistical error of order ``1/sqrt(trajectories)``): the ``batched-trajectories`` engine,
+  or qsim's trajectories on a ``--backend cirq``/``qsim`` node.
 * **Readout error** -- a symmetric bit flip with probability ``p`` on each measured qubit.
   Measuring a Pauli term rotates each non-identity qubit to the Z basis and multiplies the
   outcomes, so a flip on any of its ``w`` (weight) qubits flips the sign:
@@ -49,9 +53,9 @@ class NoiseConfig:
         depolarizing_1q: ``depolarize(p)`` after every one-qubit gate.
         depolarizing_2q: ``depolarize(p, n_qubits=2)`` after every two-qubit gate.
         readout_error: Symmetric bit-flip probability of each measured qubit.
-        method: ``"density_matrix"`` (exact, `cirq.DensityMatrixSimulator`) or
-            ``"trajectories"`` (qsim Monte Carlo) for gate noise.
-        trajectories: qsim repetitions per parameter set for ``"trajectories"``.
+        method: ``"density_matrix"`` (exact) or ``"trajectories"`` (Monte Carlo) for gate
+            noise; the engine also depends on the node's backend (see the module docstring).
+        trajectories: Monte Carlo trajectories per parameter set for ``"trajectories"``.
 
     Raises:
         ValueError: A probability outside ``[0, 1)``, an unknown method or a non-positive
@@ -92,6 +96,15 @@ class NoiseConfig:
     def has_gate_noise(self) -> bool:
         """True when gate noise needs a noisy engine (density matrix or trajectories)."""
         return self.depolarizing_1q > 0.0 or self.depolarizing_2q > 0.0
+
+    def depolarizing(self, n_qubits: int) -> float:
+        """Probability of the depolarizing channel after a gate on `n_qubits` qubits.
+
+        ``depolarizing_1q`` after one-qubit gates, ``depolarizing_2q`` after two-qubit gates,
+        0 after wider gates (CCX, CCZ, three-qubit matrix gates) -- fixed and parametrised
+        gates alike. Every engine places its channels by this rule.
+        """
+        return {1: self.depolarizing_1q, 2: self.depolarizing_2q}.get(n_qubits, 0.0)
 
     def noise_model(self) -> GateDepolarizingNoise:
         """Return the Cirq noise model of the gate noise."""
