@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qpumesh.node.backends.compiled import CompiledEngine
 from qpumesh.node.backends.fusion import (
     ATOL,
     DENSE_MAX_QUBITS,
@@ -55,6 +56,9 @@ __all__ = ["DENSE_MAX_QUBITS", "MAX_QUBITS", "BatchedBackend"]
 
 #: Largest register the engine accepts (the state is rows x 2**n).
 MAX_QUBITS = 24
+#: Measured crossover (see `torch_is_faster`): torch wins only for tiny registers and many rows.
+TORCH_MAX_QUBITS = 2
+TORCH_MIN_ROWS = 4096
 #: Rows are simulated in chunks of about this many amplitudes: large enough to amortise the
 #: per-step overhead, small enough that intermediate states stay in cache (a 1000-row batch
 #: of 4 qubits is faster per row than a 48000-row one in a single piece).
@@ -337,7 +341,14 @@ def _apply_local(state: torch.Tensor, n: int, targets: tuple[int, ...], matrix: 
 
 
 class BatchedBackend:
-    """Vectorised torch statevector engine (noise-free). Thread-safe.
+    """The ``batched`` engine: compiled kernels in double precision, torch otherwise. Thread-safe.
+
+    In double precision a request runs on the compiled kernels (`CompiledEngine`) unless
+    `torch_is_faster` says the vectorised torch program wins for its size; in single
+    precision it runs on torch in complex64. `adjoint` (exact gradients) always runs on the
+    compiled kernels in double precision. Which path runs depends only on the request's size
+    and the configured precision, never on load, so a request gets the same numbers on
+    every node.
 
     Args:
         precision: ``"double"`` (complex128) or ``"single"`` (complex64).
@@ -349,6 +360,7 @@ class BatchedBackend:
         if precision not in ("double", "single"):
             raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
         self.precision = precision
+        self.compiled = CompiledEngine()
         self._programs: weakref.WeakKeyDictionary[CompiledCircuit, _Program] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -369,8 +381,10 @@ class BatchedBackend:
 
     def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
         """Exact Pauli-term expectations, ``(rows, len(terms))`` float64."""
-        program = self.program(compiled)
         rows = angles.shape[0]
+        if self.precision == "double" and not torch_is_faster(compiled.n_qubits, rows):
+            return self.compiled.expectations(compiled, terms, angles)
+        program = self.program(compiled)
         out = np.empty((rows, len(terms)), dtype=np.float64)
         chunk = max(
             _CHUNK_AMPLITUDES // program.dim, min(_MIN_CHUNK_ROWS, _MAX_CHUNK_AMPLITUDES // program.dim), 1
@@ -382,6 +396,12 @@ class BatchedBackend:
                 out[start : start + chunk] = program.run(part, key).to(torch.float64).numpy()
         return out
 
+    def adjoint(
+        self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Term expectations and slot gradients by adjoint differentiation (see `CompiledEngine.adjoint`)."""
+        return self.compiled.adjoint(compiled, terms, angles, weights)
+
     def expectations_torch(
         self, compiled: CompiledCircuit, terms: Sequence[str], angles: torch.Tensor
     ) -> torch.Tensor:
@@ -391,3 +411,12 @@ class BatchedBackend:
         parameter-shift rule or inside a torch model.
         """
         return self.program(compiled).run(angles, tuple(terms))
+
+
+def torch_is_faster(n_qubits: int, rows: int) -> bool:
+    """Whether the torch program beats the compiled kernels for this request size.
+
+    The crossover is measured, not guessed: ``benchmarks/bench_engines.py --crossover``
+    times both paths on the QLSTM ansatzes and docs/performance.md records the table.
+    """
+    return n_qubits <= TORCH_MAX_QUBITS and rows >= TORCH_MIN_ROWS
