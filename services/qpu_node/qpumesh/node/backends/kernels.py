@@ -25,7 +25,22 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from qpumesh.node.backends.tape import FIXK, GATHER, GOFF, KIND, MOFF, NT, ROT1, ROTD, ROTK, SLOT, T0
+from qpumesh.node.backends.tape import (
+    CHAIN,
+    FIXK,
+    GATHER,
+    GOFF,
+    HEAD,
+    KIND,
+    MOFF,
+    NT,
+    ROT1,
+    ROTD,
+    ROTK,
+    SLOT,
+    SPAN,
+    T0,
+)
 
 __all__ = ["adjoint", "expectations"]
 
@@ -161,8 +176,98 @@ def _gradk(S, lam, n, code, i, k, mats, o, offs, vec):
     return acc
 
 
+@_inline
+def _matrix1(code, j, mats, cos, sin, r):
+    """Return the 2x2 matrix of one-qubit step j (rotation of row r, or fixed)."""
+    o = code[j, MOFF]
+    if code[j, KIND] == FIXK:
+        return mats[o], mats[o + 1], mats[o + 2], mats[o + 3]
+    c = cos[r, code[j, SLOT]]
+    sn = sin[r, code[j, SLOT]]
+    return c + sn * mats[o], sn * mats[o + 1], sn * mats[o + 2], c + sn * mats[o + 3]
+
+
+@_inline
+def _cross(S, lam, n, q, rho, g):
+    """rho[g] = ⟨S[lam]| ⋅ |ψ⟩ reduced to qubit q: rho[g, 2a + b] = Σ conj(λ[..a..]) ψ[..b..]."""
+    stride = 1 << (n - 1 - q)
+    r00 = S[PSI, 0] * 0.0
+    r01 = r00
+    r10 = r00
+    r11 = r00
+    for base in range(0, S.shape[1], 2 * stride):
+        for j in range(base, base + stride):
+            la = S[lam, j].conjugate()
+            lb = S[lam, j + stride].conjugate()
+            pa = S[PSI, j]
+            pb = S[PSI, j + stride]
+            r00 += la * pa
+            r01 += la * pb
+            r10 += lb * pa
+            r11 += lb * pb
+    rho[g, 0] = r00
+    rho[g, 1] = r01
+    rho[g, 2] = r10
+    rho[g, 3] = r11
+
+
 @_jit
-def _sweep(S, states, reverse, grads, r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec):
+def _chain(S, hi, reverse, grads, r, n, code, i, mats, cos, sin, rho):
+    """Run the chain headed at row i as one 2x2 matrix A per row (see `tape.CHAIN`).
+
+    Reverse: the gradient of step j is ``Re ⟨λ| E_j |ψ⟩`` with ``E_j = P_j (−iG_j) P_j†`` and
+    ``P_j`` the product of the chain's later steps, read from the reduced cross matrix
+    ``rho`` of each co-state at the chain's end -- one pass per co-state for the whole chain.
+    """
+    q = code[i, T0]
+    last = i + code[i, NT]
+    a00 = rho[0, 0] * 0.0 + 1.0
+    a01 = a00 * 0.0
+    a10 = a01
+    a11 = a00
+    for j in range(i + 1, last + 1):
+        b00, b01, b10, b11 = _matrix1(code, j, mats, cos, sin, r)
+        a00, a01, a10, a11 = (
+            b00 * a00 + b01 * a10, b00 * a01 + b01 * a11, b10 * a00 + b11 * a10, b10 * a01 + b11 * a11
+        )  # fmt: skip
+    if not reverse:
+        _apply1(S, PSI, n, q, a00, a01, a10, a11)
+        return
+    co = hi - LAM
+    for g in range(co):
+        _cross(S, LAM + g, n, q, rho, g)
+    p00 = a00 * 0.0 + 1.0
+    p01 = p00 * 0.0
+    p10 = p01
+    p11 = p00
+    for j in range(last, i, -1):
+        if code[j, KIND] != FIXK:
+            o = code[j, MOFF]
+            m00, m01, m10, m11 = mats[o], mats[o + 1], mats[o + 2], mats[o + 3]
+            t00 = p00 * m00 + p01 * m10
+            t01 = p00 * m01 + p01 * m11
+            t10 = p10 * m00 + p11 * m10
+            t11 = p10 * m01 + p11 * m11
+            c00, c01, c10, c11 = p00.conjugate(), p01.conjugate(), p10.conjugate(), p11.conjugate()
+            e00 = t00 * c00 + t01 * c01
+            e01 = t00 * c10 + t01 * c11
+            e10 = t10 * c00 + t11 * c01
+            e11 = t10 * c10 + t11 * c11
+            slot = code[j, SLOT]
+            for g in range(co):
+                grads[g, slot] += (e00 * rho[g, 0] + e01 * rho[g, 1] + e10 * rho[g, 2] + e11 * rho[g, 3]).real
+        b00, b01, b10, b11 = _matrix1(code, j, mats, cos, sin, r)
+        p00, p01, p10, p11 = (
+            p00 * b00 + p01 * b10, p00 * b01 + p01 * b11, p10 * b00 + p11 * b10, p10 * b01 + p11 * b11
+        )  # fmt: skip
+    d00, d01, d10, d11 = a00.conjugate(), a10.conjugate(), a01.conjugate(), a11.conjugate()
+    for s in range(PSI, hi):
+        if s != SCRATCH:
+            _apply1(S, s, n, q, d00, d01, d10, d11)
+
+
+@_jit
+def _sweep(S, states, reverse, grads, r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec, rho):
     """Run the tape over S with the angles of row r.
 
     Forward (``reverse`` False): apply every step to S[PSI]. Reverse: from the last step to
@@ -170,15 +275,19 @@ def _sweep(S, states, reverse, grads, r, n, code, mats, gidx, phases, cos, sin, 
     co-state ``g < states − LAM``, then apply the step's adjoint to S[PSI] and every co-state.
     The whole sweep is one call, so no call overhead is paid per gate.
     """
-    steps = code.shape[0]
+    rows = code.shape[0]
     hi = states if reverse else PSI + 1
-    for step in range(steps):
-        i = steps - 1 - step if reverse else step
+    i = rows - 1 if reverse else 0
+    while 0 <= i < rows:
+        if reverse:
+            i = code[i, HEAD]
         kd = code[i, KIND]
         o = code[i, MOFF]
         k = code[i, NT]
         q = code[i, T0]
-        if kd <= ROTK:  # ROT1, ROTD or ROTK
+        if kd == CHAIN:
+            _chain(S, hi, reverse, grads, r, n, code, i, mats, cos, sin, rho)
+        elif kd <= ROTK:  # ROT1, ROTD or ROTK
             slot = code[i, SLOT]
             c = cos[r, slot]
             sn = sin[r, slot]
@@ -233,6 +342,7 @@ def _sweep(S, states, reverse, grads, r, n, code, mats, gidx, phases, cos, sin, 
             for s in range(PSI, hi):
                 if s != SCRATCH:
                     _dense(S, s, mats, off)
+        i = i - 1 if reverse else i + code[i, SPAN]
 
 
 @_inline
@@ -252,7 +362,8 @@ def _expect(S, xmask, yzmask, c):
 @_jit
 def _buffers(initial, states):
     S = np.empty((states, initial.shape[0]), dtype=initial.dtype)
-    return S, np.empty(64, initial.dtype), np.empty(8, np.int64), np.empty(8, initial.dtype)
+    rho = np.empty((max(states - LAM, 1), 4), dtype=initial.dtype)
+    return S, np.empty(64, initial.dtype), np.empty(8, np.int64), np.empty(8, initial.dtype), rho
 
 
 @_jit
@@ -273,10 +384,10 @@ def expectations(initial, n, code, mats, gidx, phases, cos, sin, xmask, yzmask, 
         tc: ``i^{#Y}`` of each term (0 for odd-Y terms of real circuits).
         out: (rows, terms) float64, written.
     """
-    S, mbuf, offs, vec = _buffers(initial, LAM)
+    S, mbuf, offs, vec, rho = _buffers(initial, LAM)
     for r in range(cos.shape[0]):
         S[PSI, :] = initial
-        _sweep(S, LAM, False, out, r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec)
+        _sweep(S, LAM, False, out, r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec, rho)
         for t in range(xmask.shape[0]):
             out[r, t] = _expect(S, xmask[t], yzmask[t], tc[t])
 
@@ -325,11 +436,11 @@ def adjoint(initial, n, code, mats, gidx, phases, cos, sin, xmask, yzmask, tc, w
             ``∂(Σ_t weights[r, t, g] ⟨P_t⟩)/∂θ_slot``.
     """
     n_co = weights.shape[2]
-    S, mbuf, offs, vec = _buffers(initial, LAM + n_co)
+    S, mbuf, offs, vec, rho = _buffers(initial, LAM + n_co)
     for r in range(cos.shape[0]):
         S[PSI, :] = initial
-        _sweep(S, LAM, False, grads[r], r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec)
+        _sweep(S, LAM, False, grads[r], r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec, rho)
         for t in range(xmask.shape[0]):
             values[r, t] = _expect(S, xmask[t], yzmask[t], tc[t])
         _costates(S, weights, r, xmask, yzmask, tc)
-        _sweep(S, LAM + n_co, True, grads[r], r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec)
+        _sweep(S, LAM + n_co, True, grads[r], r, n, code, mats, gidx, phases, cos, sin, mbuf, offs, vec, rho)

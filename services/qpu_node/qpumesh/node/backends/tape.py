@@ -11,7 +11,12 @@ differentiation, backward -- without returning to Python between gates. Step kin
 * `FIXK` -- a fixed gate on one to three qubits (its matrix, then its adjoint);
 * `GATHER` -- a fused monomial run on the whole register, ``new[y] = phase[y] · old[src[y]]``
   (and the inverse gather for the backward sweep);
-* `DENSE` -- a fused run on a small register as one ``2**n x 2**n`` matrix (and its adjoint).
+* `DENSE` -- a fused run on a small register as one ``2**n x 2**n`` matrix (and its adjoint);
+* `CHAIN` -- a run of one-qubit steps (`ROT1`, `ROTD`, one-qubit `FIXK`) on one qubit, stored
+  as a header row followed by its steps: the kernels multiply the steps into one 2x2 matrix
+  per row and make ONE pass over the state instead of one per gate (Cirq's ``Rot = RZ·RY·RZ``,
+  an encoding ``H·RY·RZ``). One-qubit steps on different qubits commute, so every run of
+  them between wider steps is regrouped qubit by qubit first.
 
 For rotations the tape stores ``−iG``; for circuits whose state stays real (`fusion.is_real`)
 every array is float64 instead of complex128. A leading fused run acts on ``|0…0⟩`` and is
@@ -42,6 +47,7 @@ from qpumesh.node.backends.fusion import (
 from qpumesh.node.circuits import CompiledCircuit, FixedOp, RotationOp
 
 __all__ = [
+    "CHAIN",
     "DENSE",
     "FIXK",
     "GATHER",
@@ -54,9 +60,10 @@ __all__ = [
     "term_table",
 ]
 
-ROT1, ROTD, ROTK, FIXK, GATHER, DENSE = range(6)
+ROT1, ROTD, ROTK, FIXK, GATHER, DENSE, CHAIN = range(7)
 #: Columns of `Tape.code`.
-KIND, T0, NT, SLOT, MOFF, GOFF = 0, 1, 4, 5, 6, 7
+KIND, T0, NT, SLOT, MOFF, GOFF, SPAN, HEAD = 0, 1, 4, 5, 6, 7, 8, 9
+_COLUMNS = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,9 +73,11 @@ class Tape:
     Attributes:
         n: Qubits; qubit ``k`` is bit ``n − 1 − k`` of a state index.
         real: The state stays real; `mats`, `phases` and `initial` are float64.
-        code: The step table, int64 ``(steps, 8)``; columns `KIND`, `T0`..`T0 + 2` (targets,
-            unused ones 0), `NT` (number of targets), `SLOT` (rotation slot, −1 for fixed steps),
-            `MOFF` (offset of the step's matrices in `mats`), `GOFF` (offset in `gidx`/`phases`).
+        code: The step table, int64 ``(rows, 10)``; columns `KIND`, `T0`..`T0 + 2` (targets,
+            unused ones 0), `NT` (number of targets; steps of a `CHAIN` header), `SLOT`
+            (rotation slot, −1 for fixed steps), `MOFF` (offset of the step's matrices in
+            `mats`), `GOFF` (offset in `gidx`/`phases`), `SPAN` (rows of the step: 1, or 1 +
+            its steps for a chain header) and `HEAD` (row of the step's header).
         mats: Flattened row-major matrices: ``−iG`` for rotations; ``U`` then ``U†`` otherwise.
         gidx: Gather sources, ``src`` then the inverse ``src``, int64.
         phases: Gather phases, ``phase`` then the inverse phases.
@@ -152,10 +161,21 @@ class _Builder:
             self.rows.append((FIXK, step.targets, -1, self._matrix(m, m.conj().T), 0))
 
     def tape(self, initial: np.ndarray, n_slots: int) -> Tape:
-        code = np.zeros((len(self.rows), 8), dtype=np.int64)
-        for i, (kind, targets, slot, moff, goff) in enumerate(self.rows):
+        rows = _chains(self.rows)
+        code = np.zeros((len(rows), _COLUMNS), dtype=np.int64)
+        head = remaining = 0
+        for i, (kind, targets, slot, moff, goff) in enumerate(rows):
             code[i, [KIND, NT, SLOT, MOFF, GOFF]] = kind, len(targets), slot, moff, goff
             code[i, T0 : T0 + len(targets)] = targets
+            if remaining:  # a step of the chain headed at `head`
+                remaining -= 1
+            else:
+                head = i
+                code[i, SPAN] = 1
+                if kind == CHAIN:  # its header carries the chain length in `goff`, see _chains
+                    remaining = goff
+                    code[i, [NT, GOFF, SPAN]] = goff, 0, 1 + goff
+            code[i, HEAD] = head
         dtype = np.float64 if self.real else np.complex128
         mats = _concat(self.mats, dtype, self.real)
         phases = _concat(self.phases, dtype, self.real)
@@ -170,6 +190,39 @@ class _Builder:
             initial=_cast(initial, dtype, self.real),
             n_slots=n_slots,
         )
+
+
+_Row = tuple[int, tuple[int, ...], int, int, int]
+
+
+def _one_qubit(row: _Row) -> bool:
+    kind, targets = row[0], row[1]
+    return kind in (ROT1, ROTD) or (kind == FIXK and len(targets) == 1)
+
+
+def _chains(rows: list[_Row]) -> list[_Row]:
+    """Regroup each run of one-qubit rows qubit by qubit; runs of 2+ rows on a qubit become chains.
+
+    A chain is a header ``(CHAIN, (q,), -1, 0, length)`` followed by its rows in order.
+    """
+    out: list[_Row] = []
+    pending: dict[int, list[_Row]] = {}
+
+    def flush() -> None:
+        for q, run in pending.items():
+            if len(run) > 1:
+                out.append((CHAIN, (q,), -1, 0, len(run)))
+            out.extend(run)
+        pending.clear()
+
+    for row in rows:
+        if _one_qubit(row):
+            pending.setdefault(row[1][0], []).append(row)
+        else:
+            flush()
+            out.append(row)
+    flush()
+    return out
 
 
 def _cast(array: np.ndarray, dtype: type, real: bool) -> np.ndarray:
