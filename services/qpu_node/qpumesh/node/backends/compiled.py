@@ -5,14 +5,14 @@ circuit once into a `Tape` (cached per `CompiledCircuit`), tabulates the Pauli t
 request once (cached per circuit), and calls `kernels.expectations` or `kernels.adjoint`.
 
 Memory is bounded per request by `STATE_BUDGET_BYTES`, decided before any work: the kernels
-hold, per call, one state, one scratch state and ``G`` co-states of ``2**n`` amplitudes
-(16 bytes each, 8 for real circuits) whatever the number of rows, since rows are simulated
-one after the other. A Jacobian with more observables than fit is computed in groups of
-observables, each group a full forward and backward pass; the grouping depends only on the
-circuit width and the number of observables, never on load, and every group repeats the
-same arithmetic on the state, so results are bit-identical to an ungrouped run. Bound:
-``max(STATE_BUDGET_BYTES, 3 · 16 · 2**n)`` bytes of states, plus the ``rows x slots``
-angle tables and the outputs.
+hold, per call, one state and its scratch row, and ``G`` co-states with their scratch rows,
+of ``2**n`` amplitudes each (16 bytes, 8 for real circuits), whatever the number of rows,
+since rows are simulated one after the other. A Jacobian with more observables than fit is
+computed in groups of observables, each group a full forward and backward pass; the
+grouping depends only on the circuit width and the number of observables, never on load,
+and every group repeats the same arithmetic on the state, so results are bit-identical to
+an ungrouped run. Bound: ``max(STATE_BUDGET_BYTES, 4 · 16 · 2**n)`` bytes of states, plus
+the ``rows x slots`` angle tables and the outputs.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qpumesh.node.backends import kernels
+from qpumesh.node.backends import adjoint_kernels, kernels
 from qpumesh.node.backends.tape import Tape, TermTable, build_tape, term_table
 from qpumesh.node.circuits import CompiledCircuit
 
 __all__ = ["STATE_BUDGET_BYTES", "CompiledEngine", "costates_per_pass"]
 
-#: Bytes of state vectors one kernel call may hold (state + scratch + co-states).
+#: Bytes of state vectors one kernel call may hold (state, co-states and their scratch rows).
 STATE_BUDGET_BYTES = 64 * 1024 * 1024
 #: Term tables kept per circuit (requests of one circuit normally use one or two sets).
 _TERM_CACHE = 16
@@ -39,7 +39,7 @@ _TERM_CACHE = 16
 def costates_per_pass(tape: Tape, wanted: int) -> int:
     """Co-states per kernel call: all `wanted` if they fit `STATE_BUDGET_BYTES`, at least 1."""
     per_state = tape.dim * np.dtype(tape.dtype).itemsize
-    fit = STATE_BUDGET_BYTES // per_state - 2
+    fit = (STATE_BUDGET_BYTES // per_state - 2) // 2
     return max(1, min(wanted, fit))
 
 
@@ -121,7 +121,7 @@ class CompiledEngine:
             part = weights if whole else weights[:, :, start : start + group]
             part = np.ascontiguousarray(part, dtype=np.float64)
             part_grads = grads if whole else np.zeros((rows, part.shape[2], tape.n_slots), dtype=np.float64)
-            kernels.adjoint(
+            adjoint_kernels.adjoint(
                 tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
                 cos, sin, table.xmask, table.yzmask, table.coeff, part, values, part_grads,
             )  # fmt: skip
