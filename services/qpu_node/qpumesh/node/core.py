@@ -35,6 +35,7 @@ import numpy as np
 
 from qpumesh.node.adjoint import adjoint_gradient
 from qpumesh.node.backends import BACKENDS, Backend, BatchedBackend, CirqBackend, QsimBackend
+from qpumesh.node.backends.compiled import warm_up
 from qpumesh.node.circuits import SUPPORTED_GATES, CircuitError, CompiledCircuit, compile_circuit
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.gradients import (
@@ -222,6 +223,11 @@ class NodeCore:
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
         )
+
+    def warm_up(self) -> None:
+        """Compile the batched engine's kernels now (seconds once per machine), not on a request."""
+        if self.config.backend == "batched":
+            warm_up()
 
     def load_circuit(self, circuit_hash: str, cirq_json: str | None) -> CompiledCircuit:
         """Return the compiled circuit of `circuit_hash`, parsing `cirq_json` on a cache miss.

@@ -257,6 +257,7 @@ def start_node(
 ) -> RunningNode:
     """Build, bind and start a node server; see ``create_server``."""
     core = NodeCore(config.node)
+    core.warm_up()  # compile the engine's kernels before serving, not on the first request
     limit = config.node.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(

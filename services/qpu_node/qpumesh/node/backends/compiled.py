@@ -28,7 +28,7 @@ from qpumesh.node.backends import adjoint_kernels, kernels
 from qpumesh.node.backends.tape import Tape, TermTable, build_tape, term_table
 from qpumesh.node.circuits import CompiledCircuit
 
-__all__ = ["STATE_BUDGET_BYTES", "CompiledEngine", "costates_per_pass"]
+__all__ = ["STATE_BUDGET_BYTES", "CompiledEngine", "costates_per_pass", "warm_up"]
 
 #: Bytes of state vectors one kernel call may hold (state, co-states and their scratch rows).
 STATE_BUDGET_BYTES = 64 * 1024 * 1024
@@ -133,3 +133,26 @@ class CompiledEngine:
 def _half_angle(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     half = np.ascontiguousarray(angles, dtype=np.float64) * 0.5
     return np.cos(half), np.sin(half)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) every kernel for real and complex circuits.
+
+    The first call in a process takes seconds without a disk cache (~0.3 s with one); a
+    node calls it before it reports SERVING so that no request pays for compilation.
+    """
+    import cirq
+    import sympy
+
+    from qpumesh.node.circuits import compile_circuit
+
+    a, b = sympy.symbols("a b")
+    q = cirq.LineQubit.range(3)
+    real = cirq.Circuit(cirq.H.on_each(*q), cirq.ry(a).on(q[0]), cirq.CNOT(q[0], q[1]), cirq.ry(b).on(q[1]))
+    complex_ = real + cirq.Circuit(cirq.rz(a).on(q[2]), cirq.rx(b).on(q[2]), cirq.CZ(q[1], q[2]) ** b)
+    engine = CompiledEngine()
+    for circuit in (real, complex_):
+        compiled = compile_circuit(circuit, 3)
+        angles = np.zeros((1, len(compiled.slots)))
+        engine.expectations(compiled, ["ZZZ"], angles)
+        engine.adjoint(compiled, ["ZZZ"], angles, np.ones((1, 1, 1)))
