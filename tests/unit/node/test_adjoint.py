@@ -299,3 +299,25 @@ def test_compiled_kernels_agree_with_the_torch_program(seed: int) -> None:
     kernel = engine.compiled.expectations(compiled, terms, angles)
     torch_values = engine.program(compiled).run(torch.from_numpy(angles), tuple(terms)).numpy()
     np.testing.assert_allclose(kernel, torch_values, atol=ATOL, rtol=0)
+
+
+def test_no_request_compiles_a_kernel_after_warm_up() -> None:
+    """A node compiles its kernels before serving; no request may pause for a compilation."""
+    from qpumesh.node.backends import adjoint_kernels, kernels
+
+    core = NodeCore(NodeConfig())
+    core.warm_up()
+    before = (len(kernels.expectations.signatures), len(adjoint_kernels.adjoint.signatures))
+    assert before == (2, 2)  # float64 (real circuits) and complex128
+    for circuit, symbols in (random_circuit(1, 3, 8), random_circuit(2, 2, 6)):
+        circuit_hash, text = as_request(circuit)
+        observables = random_observables(3, len(circuit.all_qubits()), count=2)
+        values = np.random.default_rng(0).uniform(-2, 2, size=(4, len(symbols)))
+        read_only = values.copy()
+        read_only.flags.writeable = False
+        for table in (values, read_only, np.asfortranarray(values)):
+            core.evaluate(circuit_hash, text, observables, symbols, table)
+            core.shift_gradient(circuit_hash, text, observables, symbols, table, include_values=True)
+            core.shift_gradient(circuit_hash, text, observables, symbols, table, cotangents=np.ones((4, 2)))
+    after = (len(kernels.expectations.signatures), len(adjoint_kernels.adjoint.signatures))
+    assert after == before

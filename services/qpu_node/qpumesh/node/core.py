@@ -4,17 +4,20 @@
 so in-process and mesh runs give identical numbers. It
 
 * parses Cirq JSON once per SHA-256 hash and keeps the `CompiledCircuit` in an LRU cache
-  (thread-safe); a request may then carry only the hash;
-* validates every request and raises `InvalidRequest` (fix the request), `UnknownCircuit`
-  (resend the circuit JSON) or `LimitExceeded` (split the request) -- messages name the
-  offending symbol, shape or value; no error leaves state behind;
+  (thread-safe); a request may then carry only the hash (or the same JSON again, which is
+  not hashed twice);
+* validates every request (`qpumesh.node.requests`, with per-circuit plans of what repeats)
+  and raises `InvalidRequest` (fix the request), `UnknownCircuit` (resend the circuit JSON),
+  `LimitExceeded` (split the request) or `PreconditionFailed` (not on this node) -- messages
+  name the offending symbol, shape or value; no error leaves state behind;
 * picks the engine per circuit: with gate noise, ``cirq`` (exact density matrix) or ``qsim``
   (trajectories) per `NoiseConfig.method`; otherwise the configured backend, falling back to
   ``qsim`` when the configured engine cannot run the circuit. The choice is logged once per
   circuit when it differs from the configured backend, and reported as ``backend``;
 * turns observables (weighted Pauli strings) into unique terms for the engines, then applies
-  readout error and shot sampling (`qpumesh.node.noise`) and the parameter-shift rule
-  (`qpumesh.node.gradients`).
+  readout error and shot sampling (`qpumesh.node.noise`); differentiates exact requests by
+  the adjoint method (`qpumesh.node.adjoint`) and the others by the parameter-shift rule
+  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way.
 """
 
 from __future__ import annotations

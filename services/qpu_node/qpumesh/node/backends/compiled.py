@@ -119,7 +119,9 @@ class CompiledEngine:
         for start in range(0, outputs, group):
             whole = group >= outputs
             part = weights if whole else weights[:, :, start : start + group]
-            part = np.ascontiguousarray(part, dtype=np.float64)
+            # C-contiguous and writable: the argument types the kernels were compiled for
+            # (a read-only array would be another type, compiled on the first request).
+            part = np.require(part, dtype=np.float64, requirements=["C", "W"])
             part_grads = grads if whole else np.zeros((rows, part.shape[2], tape.n_slots), dtype=np.float64)
             adjoint_kernels.adjoint(
                 tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
