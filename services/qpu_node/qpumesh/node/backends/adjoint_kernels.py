@@ -120,7 +120,7 @@ def _pairk(S, L, n, code, i, k, m, mo, grad, gm, go, acc, offs, vec, lvec):
                 L[y, g] = t
 
 
-@_jit
+@_inline
 def _chain(S, L, grads, r, n, code, i, mats, cos, sin, acc, rho):
     """Backward through the chain headed at row i: gradients of its steps, then A† on ψ and λ."""
     q = code[i, T0]

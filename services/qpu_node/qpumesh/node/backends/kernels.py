@@ -131,7 +131,7 @@ def matrix1(code, j, mats, cos, sin, r):
     return c + sn * mats[o], sn * mats[o + 1], sn * mats[o + 2], c + sn * mats[o + 3]
 
 
-@_jit
+@_inline
 def chain_matrix(code, i, mats, cos, sin, r, one):
     """Return the product A of the steps of the chain headed at row i (one: 1 in the state dtype)."""
     a00 = one
