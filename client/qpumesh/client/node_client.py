@@ -96,6 +96,10 @@ class Gradient:
         backend: the engine that ran the request.
         queue_seconds: time the request waited for an execution slot on the node.
         execute_seconds: time the node spent compiling and simulating.
+        method: the method that ran, ``"adjoint"`` or ``"parameter_shift"``.
+        shift_rule_executions: circuit executions a hardware QPU would need for the request
+            by the parameter-shift rule (whichever method ran).
+        shift_rule_shots: shots those executions take (0 for exact requests).
     """
 
     jacobian: FloatArray
@@ -104,6 +108,9 @@ class Gradient:
     backend: str
     queue_seconds: float
     execute_seconds: float
+    method: str = "parameter_shift"
+    shift_rule_executions: int = 0
+    shift_rule_shots: int = 0
 
 
 def parameter_batch(params: ParamValues) -> pb.ParameterBatch:
@@ -262,9 +269,10 @@ class NodeClient:
         *,
         shots: int | None = 0,
         seed: int | None = None,
+        method: str = "auto",
         timeout: float | None = None,
     ) -> FloatArray:
-        """Parameter-shift derivatives of ``observables`` for every row of ``params``.
+        """Return the derivatives of ``observables`` for every row of ``params``.
 
         Args:
             circuit: a circuit whose free parameters are sympy symbols.
@@ -275,6 +283,8 @@ class NodeClient:
                 node then returns the vector-Jacobian product.
             shots: measurement shots per observable term; 0 = exact; None = the node's default.
             seed: seed of the node's shot sampler.
+            method: ``"auto"`` (adjoint when exact, else the shift rule), ``"parameter_shift"``
+                or ``"adjoint"``.
             timeout: deadline in seconds (default: the client's).
 
         Returns:
@@ -285,8 +295,9 @@ class NodeClient:
             ValueError: the observables or params cannot be encoded.
         """
         return self.shift_gradient_detailed(
-            circuit, observables, params, wrt, cotangents, shots=shots, seed=seed, timeout=timeout
-        ).jacobian
+            circuit, observables, params, wrt, cotangents,
+            shots=shots, seed=seed, method=method, timeout=timeout,
+        ).jacobian  # fmt: skip
 
     def shift_gradient_detailed(
         self,
@@ -299,6 +310,7 @@ class NodeClient:
         include_values: bool = False,
         shots: int | None = 0,
         seed: int | None = None,
+        method: str = "auto",
         timeout: float | None = None,
     ) -> Gradient:
         """Like ``shift_gradient``, optionally with the unshifted values, plus engine and timings."""
@@ -308,6 +320,7 @@ class NodeClient:
             params=parameter_batch(params),
             wrt=[str(symbol) for symbol in wrt],
             include_values=include_values,
+            method=_gradient_method(method),
         )
         if cotangents is not None:
             request.cotangents.CopyFrom(to_tensor(cotangents))
@@ -320,6 +333,9 @@ class NodeClient:
             backend=reply.backend,
             queue_seconds=reply.timings.queue_seconds,
             execute_seconds=reply.timings.execute_seconds,
+            method=str(pb.GradientMethod.Name(reply.method)).removeprefix(_METHOD_PREFIX).lower(),
+            shift_rule_executions=reply.shift_rule_executions,
+            shift_rule_shots=reply.shift_rule_shots,
         )
 
     # --- circuits --------------------------------------------------------------------
@@ -380,6 +396,18 @@ class NodeClient:
 
     def _deadline(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else timeout
+
+
+_METHOD_PREFIX = "GRADIENT_METHOD_"
+
+
+def _gradient_method(method: str) -> str:
+    """``"adjoint"`` -> ``"GRADIENT_METHOD_ADJOINT"`` (names derived from the proto enum)."""
+    name = _METHOD_PREFIX + method.upper()
+    if name not in pb.GradientMethod.keys():  # noqa: SIM118 (an enum wrapper, not a dict)
+        names = [n.removeprefix(_METHOD_PREFIX).lower() for n in pb.GradientMethod.keys()]  # noqa: SIM118
+        raise ValueError(f"unknown gradient method {method!r}; use one of {names}")
+    return name
 
 
 def _optional_tensor(

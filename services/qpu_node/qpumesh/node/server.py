@@ -26,7 +26,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from qpumesh.node.config import ServerConfig
-from qpumesh.node.core import InvalidRequest, LimitExceeded, NodeCore, NodeError, UnknownCircuit
+from qpumesh.node.core import NodeCore
+from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.noise import NoiseConfig
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
@@ -115,7 +116,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
     def ShiftGradient(  # noqa: N802 (name fixed by the proto)
         self, request: pb.ShiftGradientRequest, context: grpc.ServicerContext
     ) -> pb.ShiftGradientResponse:
-        """Return parameter-shift Jacobians (or vector-Jacobian products) for every row."""
+        """Return Jacobians (or vector-Jacobian products) for every row, by shift rule or adjoint."""
 
         def run() -> pb.ShiftGradientResponse:
             values = from_tensor(request.params.values, "params.values")
@@ -135,12 +136,16 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                     include_values=request.include_values,
                     shots=request.shots if request.HasField("shots") else None,
                     seed=request.seed if request.HasField("seed") else None,
+                    method=_method_name(request.method),
                 )
             response = pb.ShiftGradientResponse(
                 jacobian=to_tensor(result.jacobian),
                 timings=timings,
                 backend=result.backend,
                 wrt=list(result.wrt),
+                method=_METHOD_PREFIX + result.method.upper(),
+                shift_rule_executions=result.shift_rule_executions,
+                shift_rule_shots=result.shift_rule_shots,
             )
             if result.expectations is not None:
                 response.expectations.CopyFrom(to_tensor(result.expectations))
@@ -170,6 +175,17 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 timings.execute_seconds = time.perf_counter() - started
 
 
+_METHOD_PREFIX = "GRADIENT_METHOD_"
+
+
+def _method_name(value: int) -> str:
+    """``GRADIENT_METHOD_ADJOINT`` -> ``"adjoint"`` (an unknown number stays recognisable)."""
+    try:
+        return str(pb.GradientMethod.Name(value)).removeprefix(_METHOD_PREFIX).lower()
+    except ValueError:
+        return f"GradientMethod({value})"
+
+
 class CallerGoneError(Exception):
     """The RPC was cancelled or timed out before it got an execution slot."""
 
@@ -182,6 +198,8 @@ def _status_of(error: Exception) -> grpc.StatusCode | None:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, LimitExceeded):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(error, PreconditionFailed):
+        return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(error, (InvalidRequest, NodeError, ValueError)):
         # InvalidRequest and the wire decoders' ValueError: the request is wrong and
         # will fail again unchanged, so it must never be retried.
@@ -239,6 +257,7 @@ def start_node(
 ) -> RunningNode:
     """Build, bind and start a node server; see ``create_server``."""
     core = NodeCore(config.node)
+    core.warm_up()  # compile the engine's kernels before serving, not on the first request
     limit = config.node.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(
