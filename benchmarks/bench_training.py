@@ -44,6 +44,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "centric-6": {"model": "centric", "qubits": 6},
     "distributed-6": {"model": "distributed", "qubits": 6, "partitions": 3},
     "classical-4": {"model": "classical", "qubits": 4},
+    # The PennyLane peer's configurations (benchmarks/peer_pennylane.py, issue 8).
+    "centric-v0-4": {"model": "centric", "qubits": 4, "ansatz": "v0", "layers": 5},
+    "centric-v0-10": {"model": "centric", "qubits": 10, "ansatz": "v0", "layers": 5},
 }
 
 

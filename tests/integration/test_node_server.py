@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from qpumesh.client import NodeClient, QpuMeshError
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeConfig, NodeCore
+from qpumesh.node.noise import NoiseConfig
 from qpumesh.node.server import create_server
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
@@ -157,6 +158,35 @@ def test_shift_gradient_matches_the_in_process_core_and_the_analytic_jacobian(
         wire.hash, wire.cirq_json, terms, ["a", "b"], np.column_stack([a, b]), wrt=("b", "a")
     )
     np.testing.assert_allclose(reply.jacobian, local.jacobian, atol=1e-12)
+
+
+def test_gradient_methods_travel_with_the_method_that_ran_and_the_shift_rule_cost(node_server: Any) -> None:
+    address, _ = node_server(backend="batched")
+    noisy, _ = node_server(backend="batched", noise=NoiseConfig(readout_error=0.02))
+    circuit, params = two_qubit_circuit(), batch(6, seed=2)
+    with NodeClient(address) as client:
+        adjoint = client.shift_gradient_detailed(circuit, OBSERVABLES, params, include_values=True)
+        shift = client.shift_gradient_detailed(
+            circuit, OBSERVABLES, params, include_values=True, method="parameter_shift"
+        )
+        with pytest.raises(QpuMeshError) as shots:
+            client.shift_gradient(circuit, OBSERVABLES, params, shots=100, method="adjoint")
+        with pytest.raises(ValueError, match="unknown gradient method 'backprop'"):
+            client.shift_gradient(circuit, OBSERVABLES, params, method="backprop")
+    assert (adjoint.method, shift.method) == ("adjoint", "parameter_shift")
+    np.testing.assert_allclose(adjoint.jacobian, shift.jacobian, atol=1e-10, rtol=0)
+    # Two slots, two shifts each, plus the unshifted evaluation, for each of the 6 rows.
+    assert adjoint.shift_rule_executions == shift.shift_rule_executions == 6 * (2 * 2 + 1)
+    assert adjoint.shift_rule_shots == 0
+    assert shots.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "100 shots" in shots.value.details
+    with NodeClient(noisy) as client:
+        auto = client.shift_gradient_detailed(circuit, OBSERVABLES, params)
+        with pytest.raises(QpuMeshError) as refused:
+            client.shift_gradient(circuit, OBSERVABLES, params, method="adjoint")
+    assert auto.method == "parameter_shift"
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "noise" in refused.value.details
 
 
 def test_shots_give_standard_errors_and_a_seed_makes_them_reproducible(node_server: Any) -> None:

@@ -171,9 +171,10 @@ class NodeClient:
         *,
         shots: int | None = 0,
         seed: int | None = None,
+        method: str = "auto",
         timeout: float | None = None,
     ) -> FloatArray:
-        """Parameter-shift derivatives of ``observables`` for every row of ``params``.
+        """Return the derivatives of ``observables`` for every row of ``params``.
 
         Args:
             circuit: a circuit whose free parameters are sympy symbols.
@@ -184,6 +185,8 @@ class NodeClient:
                 node then returns the vector-Jacobian product.
             shots: measurement shots per observable term; 0 = exact; None = the node's default.
             seed: seed of the node's shot sampler.
+            method: ``"auto"`` (adjoint when exact, else the shift rule), ``"parameter_shift"``
+                or ``"adjoint"``.
             timeout: deadline in seconds (default: the client's).
 
         Returns:
@@ -194,8 +197,9 @@ class NodeClient:
             ValueError: the observables or params cannot be encoded.
         """
         return self.shift_gradient_detailed(
-            circuit, observables, params, wrt, cotangents, shots=shots, seed=seed, timeout=timeout
-        ).jacobian
+            circuit, observables, params, wrt, cotangents,
+            shots=shots, seed=seed, method=method, timeout=timeout,
+        ).jacobian  # fmt: skip
 
     def shift_gradient_detailed(
         self,
@@ -208,6 +212,7 @@ class NodeClient:
         include_values: bool = False,
         shots: int | None = 0,
         seed: int | None = None,
+        method: str = "auto",
         timeout: float | None = None,
     ) -> Gradient:
         """Like ``shift_gradient``, optionally with the unshifted values, plus engine and timings."""
@@ -220,6 +225,7 @@ class NodeClient:
             include_values=include_values,
             shots=shots,
             seed=seed,
+            method=method,
         )
         reply: pb.ShiftGradientResponse = self._call(self._stub.ShiftGradient, request, wire, timeout)
         return node_calls.decode_gradient(reply, request)

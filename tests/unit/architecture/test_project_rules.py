@@ -16,10 +16,8 @@ CHANNEL_FACTORY = ROOT / "protos/python/qpumesh/wire/channels.py"
 MAX_LINES = 500
 """Hand-written modules stay readable in one sitting (the house style's "~500 lines")."""
 OVER_LIMIT = {
-    # Owned by the node-engine work running in parallel; split after that lands.
+    # 546 lines, owned by the node-engine work (issue 8), which is shrinking it; left to it.
     "services/qpu_node/qpumesh/node/core.py",
-    # 503 lines: the batched engine in one file, within the "~" of the rule.
-    "services/qpu_node/qpumesh/node/backends/batched.py",
 }
 
 

@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class GradientMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GRADIENT_METHOD_AUTO: _ClassVar[GradientMethod]
+    GRADIENT_METHOD_PARAMETER_SHIFT: _ClassVar[GradientMethod]
+    GRADIENT_METHOD_ADJOINT: _ClassVar[GradientMethod]
+GRADIENT_METHOD_AUTO: GradientMethod
+GRADIENT_METHOD_PARAMETER_SHIFT: GradientMethod
+GRADIENT_METHOD_ADJOINT: GradientMethod
 
 class Tensor(_message.Message):
     __slots__ = ("shape", "data")
@@ -79,7 +89,7 @@ class EvaluateResponse(_message.Message):
     def __init__(self, expectations: _Optional[_Union[Tensor, _Mapping]] = ..., standard_errors: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ShiftGradientRequest(_message.Message):
-    __slots__ = ("circuit", "observables", "params", "wrt", "cotangents", "include_values", "shots", "seed")
+    __slots__ = ("circuit", "observables", "params", "wrt", "cotangents", "include_values", "shots", "seed", "method")
     CIRCUIT_FIELD_NUMBER: _ClassVar[int]
     OBSERVABLES_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +98,7 @@ class ShiftGradientRequest(_message.Message):
     INCLUDE_VALUES_FIELD_NUMBER: _ClassVar[int]
     SHOTS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
     circuit: Circuit
     observables: _containers.RepeatedCompositeFieldContainer[Observable]
     params: ParameterBatch
@@ -96,21 +107,28 @@ class ShiftGradientRequest(_message.Message):
     include_values: bool
     shots: int
     seed: int
-    def __init__(self, circuit: _Optional[_Union[Circuit, _Mapping]] = ..., observables: _Optional[_Iterable[_Union[Observable, _Mapping]]] = ..., params: _Optional[_Union[ParameterBatch, _Mapping]] = ..., wrt: _Optional[_Iterable[str]] = ..., cotangents: _Optional[_Union[Tensor, _Mapping]] = ..., include_values: _Optional[bool] = ..., shots: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    method: GradientMethod
+    def __init__(self, circuit: _Optional[_Union[Circuit, _Mapping]] = ..., observables: _Optional[_Iterable[_Union[Observable, _Mapping]]] = ..., params: _Optional[_Union[ParameterBatch, _Mapping]] = ..., wrt: _Optional[_Iterable[str]] = ..., cotangents: _Optional[_Union[Tensor, _Mapping]] = ..., include_values: _Optional[bool] = ..., shots: _Optional[int] = ..., seed: _Optional[int] = ..., method: _Optional[_Union[GradientMethod, str]] = ...) -> None: ...
 
 class ShiftGradientResponse(_message.Message):
-    __slots__ = ("jacobian", "expectations", "timings", "backend", "wrt")
+    __slots__ = ("jacobian", "expectations", "timings", "backend", "wrt", "method", "shift_rule_executions", "shift_rule_shots")
     JACOBIAN_FIELD_NUMBER: _ClassVar[int]
     EXPECTATIONS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     WRT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_RULE_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_RULE_SHOTS_FIELD_NUMBER: _ClassVar[int]
     jacobian: Tensor
     expectations: Tensor
     timings: Timings
     backend: str
     wrt: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, jacobian: _Optional[_Union[Tensor, _Mapping]] = ..., expectations: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ..., wrt: _Optional[_Iterable[str]] = ...) -> None: ...
+    method: GradientMethod
+    shift_rule_executions: int
+    shift_rule_shots: int
+    def __init__(self, jacobian: _Optional[_Union[Tensor, _Mapping]] = ..., expectations: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ..., wrt: _Optional[_Iterable[str]] = ..., method: _Optional[_Union[GradientMethod, str]] = ..., shift_rule_executions: _Optional[int] = ..., shift_rule_shots: _Optional[int] = ...) -> None: ...
 
 class NoiseProfile(_message.Message):
     __slots__ = ("depolarizing_1q", "depolarizing_2q", "readout_error", "method")

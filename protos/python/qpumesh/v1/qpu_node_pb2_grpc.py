@@ -70,7 +70,8 @@ class QPUNodeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ShiftGradient(self, request, context):
-        """Parameter-shift Jacobians (or vector-Jacobian products) for a batch.
+        """Jacobians (or vector-Jacobian products) for a batch, by the parameter-shift
+        rule or, for exact requests, adjoint differentiation (see GradientMethod).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

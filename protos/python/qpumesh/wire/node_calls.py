@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 import grpc
 import numpy as np
@@ -104,6 +104,31 @@ def evaluate_request(
     return request
 
 
+_METHOD_PREFIX = "GRADIENT_METHOD_"
+GRADIENT_METHODS = tuple(name.removeprefix(_METHOD_PREFIX).lower() for name in pb.GradientMethod.keys())  # noqa: SIM118
+"""How a node may differentiate (``qpumesh.v1.GradientMethod``): "auto", "parameter_shift", "adjoint"."""
+
+
+def gradient_method(name: str) -> pb.GradientMethod:
+    """Return the ``GradientMethod`` value of "auto", "parameter_shift" or "adjoint".
+
+    Raises:
+        ValueError: naming the methods, for any other name.
+    """
+    try:
+        return cast(pb.GradientMethod, pb.GradientMethod.Value(_METHOD_PREFIX + name.upper()))
+    except ValueError:
+        raise ValueError(f"unknown gradient method {name!r}; use one of {list(GRADIENT_METHODS)}") from None
+
+
+def method_name(value: int) -> str:
+    """Return the name of a ``GradientMethod`` value ("adjoint"); an unknown number stays recognisable."""
+    try:
+        return str(pb.GradientMethod.Name(value)).removeprefix(_METHOD_PREFIX).lower()  # type: ignore[arg-type]
+    except ValueError:
+        return f"GradientMethod({value})"
+
+
 def shift_gradient_request(
     observables: Sequence[PauliTerms],
     params: pb.ParameterBatch,
@@ -113,6 +138,7 @@ def shift_gradient_request(
     include_values: bool = False,
     shots: int | None = 0,
     seed: int | None = None,
+    method: str = "auto",
 ) -> pb.ShiftGradientRequest:
     """Build a ShiftGradient request (its circuit is set when it is sent).
 
@@ -124,15 +150,17 @@ def shift_gradient_request(
         include_values: also return the unshifted expectations.
         shots: shots per observable term; 0 = exact; None = the node's default.
         seed: seed of the node's shot sampler.
+        method: "auto" (adjoint when exact, else the shift rule), "parameter_shift" or "adjoint".
 
     Raises:
-        ValueError: shots or seed out of the wire's range.
+        ValueError: shots or seed out of the wire's range, or an unknown method.
     """
     request = pb.ShiftGradientRequest(
         observables=observables_to_proto(observables),
         params=params,
         wrt=list(wrt),
         include_values=include_values,
+        method=gradient_method(method),
     )
     if cotangents is not None:
         request.cotangents.CopyFrom(to_tensor(cotangents))
@@ -259,6 +287,10 @@ class Gradient:
         backend: the engine that ran the request.
         queue_seconds: time the request waited for an execution slot on the node.
         execute_seconds: time the node spent compiling and simulating.
+        method: the method that ran, "adjoint" or "parameter_shift".
+        shift_rule_executions: circuit executions a hardware QPU would need for the request
+            by the parameter-shift rule (whichever method ran).
+        shift_rule_shots: shots those executions take (0 for exact requests).
     """
 
     jacobian: FloatArray
@@ -267,6 +299,9 @@ class Gradient:
     backend: str
     queue_seconds: float
     execute_seconds: float
+    method: str = "parameter_shift"
+    shift_rule_executions: int = 0
+    shift_rule_shots: int = 0
 
 
 def _shape(request: NodeRequest) -> tuple[int, int]:
@@ -334,4 +369,7 @@ def decode_gradient(reply: pb.ShiftGradientResponse, request: pb.ShiftGradientRe
         backend=reply.backend,
         queue_seconds=reply.timings.queue_seconds,
         execute_seconds=reply.timings.execute_seconds,
+        method=method_name(reply.method),
+        shift_rule_executions=reply.shift_rule_executions,
+        shift_rule_shots=reply.shift_rule_shots,
     )

@@ -4,10 +4,12 @@
 so in-process and mesh runs give identical numbers. It
 
 * parses Cirq JSON once per SHA-256 hash and keeps the `CompiledCircuit` in an LRU cache
-  (thread-safe); a request may then carry only the hash;
-* validates every request and raises `InvalidRequest` (fix the request), `UnknownCircuit`
-  (resend the circuit JSON) or `LimitExceeded` (split the request) -- messages name the
-  offending symbol, shape or value; no error leaves state behind;
+  (thread-safe); a request may then carry only the hash (or the same JSON again, which is
+  not hashed twice);
+* validates every request (`qpumesh.node.requests`, with per-circuit plans of what repeats)
+  and raises `InvalidRequest` (fix the request), `UnknownCircuit` (resend the circuit JSON),
+  `LimitExceeded` (split the request) or `PreconditionFailed` (not on this node) -- messages
+  name the offending symbol, shape or value; no error leaves state behind;
 * picks the engine per circuit: with gate noise and the ``batched`` backend, the torch engines
   ``batched-density`` (exact) or ``batched-trajectories`` (Monte Carlo) per
   `NoiseConfig.method`; with gate noise and another backend, the references ``cirq`` (exact
@@ -16,15 +18,15 @@ so in-process and mesh runs give identical numbers. It
   logged once per circuit when it differs from the configured backend, and reported as
   ``backend``;
 * turns observables (weighted Pauli strings) into unique terms for the engines, then applies
-  readout error and shot sampling (`qpumesh.node.noise`) and the parameter-shift rule
-  (`qpumesh.node.gradients`).
+  readout error and shot sampling (`qpumesh.node.noise`); differentiates exact requests by
+  the adjoint method (`qpumesh.node.adjoint`) and the others by the parameter-shift rule
+  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
 import threading
 import time
@@ -32,11 +34,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TypeAlias
+from typing import cast
 
 import cirq
 import numpy as np
 
+from qpumesh.node.adjoint import adjoint_gradient
 from qpumesh.node.backends import (
     BACKENDS,
     Backend,
@@ -46,10 +49,24 @@ from qpumesh.node.backends import (
     QsimBackend,
     TrajectoriesBackend,
 )
-from qpumesh.node.backends.base import PAULI_LETTERS
+from qpumesh.node.backends.compiled import warm_up
 from qpumesh.node.circuits import SUPPORTED_GATES, CircuitError, CompiledCircuit, compile_circuit
-from qpumesh.node.gradients import GradientError, differentiable_slots, parameter_shift
+from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
+from qpumesh.node.gradients import (
+    GRADIENT_METHODS,
+    parameter_shift,
+    shift_rule_executions,
+)
 from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
+from qpumesh.node.requests import (
+    CircuitRequests,
+    Observables,
+    Terms,
+    check_cotangents,
+    check_reply_size,
+    check_shots,
+    check_table,
+)
 
 __all__ = [
     "CompiledCircuit",
@@ -62,35 +79,13 @@ __all__ = [
     "NodeError",
     "NodeInfo",
     "Observables",
+    "PreconditionFailed",
     "UnknownCircuit",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Each observable: ``[(coefficient, dense Pauli string), ...]`` in ``sorted(all_qubits())`` order.
-Observables: TypeAlias = Sequence[Sequence[tuple[float, str]]]
-
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
-
-
-class NodeError(Exception):
-    """Base of the node's domain errors (servicer maps them to gRPC codes)."""
-
-
-class InvalidRequest(NodeError, ValueError):  # noqa: N818 (public API name)
-    """The request is malformed; resending it unchanged will fail again (INVALID_ARGUMENT)."""
-
-
-class UnknownCircuit(NodeError, KeyError):  # noqa: N818 (public API name)
-    """Only a hash was sent and this node does not hold it; resend the JSON (NOT_FOUND)."""
-
-    def __str__(self) -> str:
-        # KeyError.__str__ would repr() the message.
-        return str(self.args[0]) if self.args else ""
-
-
-class LimitExceeded(NodeError):  # noqa: N818 (public API name)
-    """The request exceeds a node limit; split it (RESOURCE_EXHAUSTED)."""
 
 
 def _version() -> str:
@@ -171,27 +166,38 @@ class EvalResult:
 
 @dataclass(frozen=True)
 class GradResult:
-    """Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``; optional values."""
+    """Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``; optional values.
+
+    Attributes:
+        jacobian: The Jacobian or VJP.
+        expectations: The unshifted values ``(rows, n_obs)`` when asked for.
+        wrt: The differentiated symbols, in the order of the last axis.
+        backend: The engine that ran.
+        execute_seconds: Time spent in the core.
+        method: ``"adjoint"`` or ``"parameter_shift"``: what actually ran.
+        shift_rule_executions: Circuit executions a hardware QPU would need for this request
+            by the parameter-shift rule (`gradients.shift_rule_executions`), whichever
+            method ran -- the honest cost of the experiment.
+        shift_rule_shots: Shots those executions take: executions x shots x measured
+            (non-identity) Pauli terms; 0 for exact requests.
+    """
 
     jacobian: np.ndarray
     expectations: np.ndarray | None
     wrt: tuple[str, ...]
     backend: str
     execute_seconds: float
+    method: str = "parameter_shift"
+    shift_rule_executions: int = 0
+    shift_rule_shots: int = 0
 
 
 @dataclass(frozen=True)
 class _Entry:
     compiled: CompiledCircuit
     engine: str
-
-
-@dataclass(frozen=True)
-class _Terms:
-    """Unique Pauli terms of a request and their coefficients ``(n_terms, n_obs)``."""
-
-    terms: tuple[str, ...]
-    coefficients: np.ndarray
+    cirq_json: str
+    requests: CircuitRequests
 
 
 class NodeCore:
@@ -233,6 +239,11 @@ class NodeCore:
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
         )
+
+    def warm_up(self) -> None:
+        """Compile the batched engine's kernels now (seconds once per machine), not on a request."""
+        if self.config.backend == "batched":
+            warm_up()
 
     def load_circuit(self, circuit_hash: str, cirq_json: str | None) -> CompiledCircuit:
         """Return the compiled circuit of `circuit_hash`, parsing `cirq_json` on a cache miss.
@@ -279,11 +290,13 @@ class NodeCore:
         start = time.perf_counter()
         entry = self._load(circuit_hash, cirq_json)
         compiled = entry.compiled
-        terms = self._terms(compiled, observables)
-        table = self._values(compiled, symbols, values)
-        n_shots = self._shots(shots)
-        self._check_reply_size(table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1))
-        angles = self._angles(compiled, symbols, table)
+        terms = entry.requests.terms(observables)
+        columns = entry.requests.columns(symbols)
+        table = check_table(values, columns, self.config.max_batch_rows)
+        n_shots = check_shots(shots, self.config.default_shots)
+        n_out = table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1)
+        check_reply_size(n_out, self.config.max_message_bytes)
+        angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
         exact = self._exact_terms(engine, compiled, terms, angles)
         errors = None
@@ -307,8 +320,13 @@ class NodeCore:
         include_values: bool = False,
         shots: int | None = None,
         seed: int | None = None,
+        method: str = "auto",
     ) -> GradResult:
-        """Parameter-shift Jacobians (or vector-Jacobian products) for every row of `values`.
+        """Jacobians (or vector-Jacobian products) for every row of `values`.
+
+        Exact requests (no shots, no noise on this node, the batched engine) are
+        differentiated by the adjoint method unless `method` says otherwise; everything else
+        by the parameter-shift rule. Both give the same numbers (to ~1e-15).
 
         Args:
             circuit_hash: See `load_circuit`.
@@ -321,40 +339,99 @@ class NodeCore:
             include_values: Also return the unshifted expectations.
             shots: Shots per Pauli term of every shifted evaluation; see `evaluate`.
             seed: See `evaluate`.
+            method: ``"auto"`` (adjoint when exact, else the shift rule),
+                ``"parameter_shift"`` or ``"adjoint"``.
 
         Returns:
-            The Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``.
+            The Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``, the method
+            that ran and the shift rule's hardware cost.
 
         Raises:
-            InvalidRequest: As `evaluate`, plus bad `wrt`/`cotangents`, or a symbol whose
-                gates are not affine in it alone (named in the message).
+            InvalidRequest: As `evaluate`, plus bad `wrt`/`cotangents`/`method`, a symbol
+                whose gates are not affine in it alone (named in the message), or
+                ``method="adjoint"`` with shots.
+            PreconditionFailed: ``method="adjoint"`` on a node with noise or another engine.
             UnknownCircuit, LimitExceeded: See the module docstring.
         """
         start = time.perf_counter()
         entry = self._load(circuit_hash, cirq_json)
         compiled = entry.compiled
-        terms = self._terms(compiled, observables)
-        table = self._values(compiled, symbols, values)
-        n_shots = self._shots(shots)
-        names = self._wrt(symbols, wrt)
+        terms = entry.requests.terms(observables)
+        columns = entry.requests.columns(symbols)
+        table = check_table(values, columns, self.config.max_batch_rows)
+        n_shots = check_shots(shots, self.config.default_shots)
+        plan = entry.requests.differentiation(columns, wrt)
+        names = plan.names
         rows, n_obs = table.shape[0], terms.coefficients.shape[1]
-        tangent = self._cotangents(cotangents, rows, n_obs)
+        tangent = check_cotangents(cotangents, rows, n_obs)
         width = len(names) if tangent is not None else n_obs * len(names)
-        self._check_reply_size(rows * (width + (n_obs if include_values else 0)))
-        try:
-            wrt_slots = differentiable_slots(compiled, names)
-        except GradientError as exc:
-            raise InvalidRequest(str(exc)) from None
-        angles = self._angles(compiled, symbols, table)
+        check_reply_size(rows * (width + (n_obs if include_values else 0)), self.config.max_message_bytes)
+        if plan.chain is None:
+            raise InvalidRequest(plan.error)
+        wrt_slots = plan.slots
+        chosen = self._gradient_method(method, n_shots, entry)
+        angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
-        rng = np.random.default_rng(seed)
+        if chosen == "adjoint":
+            batched = cast(BatchedBackend, engine)
+            values_out, result = adjoint_gradient(
+                batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
+                include_values,
+            )  # fmt: skip
+        else:
+            rng = np.random.default_rng(seed)
 
-        def observe(shifted: np.ndarray) -> np.ndarray:
-            return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
+            def observe(shifted: np.ndarray) -> np.ndarray:
+                return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
 
-        values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
-        result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
-        return GradResult(result, values_out, tuple(names), engine.name, time.perf_counter() - start)
+            values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
+            result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+        executions = shift_rule_executions(wrt_slots, rows, include_values)
+        return GradResult(
+            result,
+            values_out,
+            tuple(names),
+            engine.name,
+            time.perf_counter() - start,
+            method=chosen,
+            shift_rule_executions=executions,
+            shift_rule_shots=executions * n_shots * terms.measured,
+        )
+
+    def _gradient_method(self, method: str, shots: int, entry: _Entry) -> str:
+        """Resolve ``auto`` and check that an explicit ``adjoint`` can run here."""
+        if method not in GRADIENT_METHODS:
+            raise InvalidRequest(
+                f"unknown gradient method {method!r}; use one of {', '.join(map(repr, GRADIENT_METHODS))}"
+            )
+        noise = self.config.noise
+        blocker = None
+        if noise.is_noisy:
+            blocker = (
+                f"this node simulates noise (depolarizing {noise.depolarizing_1q:g}/"
+                f"{noise.depolarizing_2q:g}, readout {noise.readout_error:g}), and adjoint "
+                "differentiation needs noise-free states"
+            )
+        elif entry.engine != "batched":
+            blocker = (
+                f"adjoint differentiation runs on the batched engine and this circuit runs on "
+                f"{entry.engine!r} here"
+            )
+        if method == "adjoint":
+            if shots:
+                raise InvalidRequest(
+                    f"method 'adjoint' needs exact expectations but the request asks for {shots} shots; "
+                    "send shots=0, or use method 'parameter_shift' or 'auto' for shot-sampled gradients"
+                )
+            if blocker:
+                raise PreconditionFailed(
+                    f"method 'adjoint' is not available: {blocker}; use 'auto' or 'parameter_shift' "
+                    "(or a noise-free batched node)"
+                )
+            return "adjoint"
+        if method == "auto" and not shots and blocker is None:
+            return "adjoint"
+        return "parameter_shift"
 
     # -- circuits and engines -----------------------------------------------------------
 
@@ -364,6 +441,13 @@ class NodeCore:
                 f"circuit hash must be the lower-case hex SHA-256 of the circuit JSON (64 characters), "
                 f"got {circuit_hash!r}"
             )
+        with self._lock:
+            entry = self._cache.get(circuit_hash)
+            # JSON equal to the text this hash was verified against needs no new SHA-256.
+            known = entry is not None and (not cirq_json or cirq_json == entry.cirq_json)
+            if entry is not None and known:
+                self._cache.move_to_end(circuit_hash)
+                return entry
         if cirq_json:
             actual = hashlib.sha256(cirq_json.encode()).hexdigest()
             if actual != circuit_hash:
@@ -371,11 +455,6 @@ class NodeCore:
                     f"circuit hash {circuit_hash} does not match the SHA-256 of the circuit JSON ({actual}); "
                     "send hashlib.sha256(cirq_json.encode()).hexdigest()"
                 )
-        with self._lock:
-            entry = self._cache.get(circuit_hash)
-            if entry is not None:
-                self._cache.move_to_end(circuit_hash)
-                return entry
         if not cirq_json:
             raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
         entry = self._compile(circuit_hash, cirq_json)
@@ -402,7 +481,7 @@ class NodeCore:
         engine, reason = self._choose_engine(compiled)
         if reason:
             logger.info("circuit %s runs on %s: %s", circuit_hash[:12], engine, reason)
-        return _Entry(compiled, engine)
+        return _Entry(compiled, engine, cirq_json, CircuitRequests(compiled))
 
     def _choose_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
         if self.config.noise.has_gate_noise:
@@ -444,7 +523,7 @@ class NodeCore:
     # -- numerics ---------------------------------------------------------------------
 
     def _exact_terms(
-        self, engine: Backend, compiled: CompiledCircuit, terms: _Terms, angles: np.ndarray
+        self, engine: Backend, compiled: CompiledCircuit, terms: Terms, angles: np.ndarray
     ) -> np.ndarray:
         values = engine.expectations(compiled, terms.terms, angles)
         if self.config.noise.readout_error > 0:
@@ -455,7 +534,7 @@ class NodeCore:
         self,
         engine: Backend,
         compiled: CompiledCircuit,
-        terms: _Terms,
+        terms: Terms,
         angles: np.ndarray,
         *,
         shots: int,
@@ -465,144 +544,3 @@ class NodeCore:
         if shots:
             values = sample_terms(values, shots, rng)
         return np.asarray(values @ terms.coefficients, dtype=np.float64)
-
-    # -- validation -------------------------------------------------------------------
-
-    def _terms(self, compiled: CompiledCircuit, observables: Observables) -> _Terms:
-        n = compiled.n_qubits
-        if len(observables) == 0:
-            raise InvalidRequest("no observables: send at least one observable (a list of Pauli terms)")
-        index: dict[str, int] = {}
-        entries: list[tuple[int, int, float]] = []
-        for o, observable in enumerate(observables):
-            for t, term in enumerate(observable):
-                try:
-                    coefficient, paulis = term
-                    coefficient = float(coefficient)
-                except (TypeError, ValueError):
-                    raise InvalidRequest(
-                        f"observable {o} term {t} must be (coefficient, pauli_string), got {term!r}"
-                    ) from None
-                if not math.isfinite(coefficient):
-                    raise InvalidRequest(
-                        f"observable {o} term {t} has a non-finite coefficient {coefficient!r}"
-                    )
-                if not isinstance(paulis, str) or len(paulis) != n:
-                    raise InvalidRequest(
-                        f"observable {o} term {t}: Pauli string {paulis!r} must have one letter per qubit "
-                        f"({n} for this circuit, in sorted qubit order {list(map(str, compiled.qubits))})"
-                    )
-                if not set(paulis) <= PAULI_LETTERS:
-                    bad = sorted(set(paulis) - PAULI_LETTERS)
-                    raise InvalidRequest(
-                        f"observable {o} term {t}: Pauli string {paulis!r} has invalid letters {bad}; "
-                        "use only 'I', 'X', 'Y', 'Z'"
-                    )
-                j = index.setdefault(paulis, len(index))
-                entries.append((j, o, coefficient))
-        coefficients = np.zeros((len(index), len(observables)), dtype=np.float64)
-        for j, o, coefficient in entries:
-            coefficients[j, o] += coefficient
-        return _Terms(tuple(index), coefficients)
-
-    def _values(self, compiled: CompiledCircuit, symbols: Sequence[str], values: np.ndarray) -> np.ndarray:
-        names = list(symbols)
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise InvalidRequest(
-                    f"duplicate symbol {name!r} in the parameter batch; send each column once"
-                )
-            seen.add(name)
-        circuit_symbols = set(compiled.symbols)
-        for name in names:
-            if name not in circuit_symbols:
-                raise InvalidRequest(
-                    f"unknown symbol {name!r}; the circuit's symbols are {list(compiled.symbols)}"
-                )
-        missing = [s for s in compiled.symbols if s not in seen]
-        if missing:
-            raise InvalidRequest(
-                f"the parameter batch lacks the circuit's symbol(s) {missing}; add a column for each"
-            )
-        try:
-            table = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidRequest("values must be a numeric (rows, len(symbols)) array") from None
-        if table.ndim != 2 or table.shape[1] != len(names):
-            raise InvalidRequest(
-                f"values must have shape (rows, {len(names)}) -- one column per symbol {names} -- "
-                f"got shape {tuple(table.shape)}"
-            )
-        if table.shape[0] > self.config.max_batch_rows:
-            raise LimitExceeded(
-                f"{table.shape[0]} parameter rows exceed this node's "
-                f"max_batch_rows={self.config.max_batch_rows}; split the batch"
-            )
-        if not np.all(np.isfinite(table)):
-            row, col = np.argwhere(~np.isfinite(table))[0]
-            raise InvalidRequest(
-                f"values contain a non-finite number ({table[row, col]!r} at row {row}, "
-                f"symbol {names[col]!r})"
-            )
-        return table
-
-    @staticmethod
-    def _angles(compiled: CompiledCircuit, symbols: Sequence[str], table: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            angles = compiled.angles(symbols, table)
-        if not np.all(np.isfinite(angles)):
-            row, k = np.argwhere(~np.isfinite(angles))[0]
-            slot = compiled.slots[k]
-            raise InvalidRequest(
-                f"row {row}: the angle of {slot.description} is not a finite real number for "
-                f"{ {s: float(table[row, list(symbols).index(s)]) for s in slot.symbols} }"
-            )
-        return angles
-
-    def _shots(self, shots: int | None) -> int:
-        if shots is None:
-            return self.config.default_shots
-        if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 0:
-            raise InvalidRequest(f"shots must be a non-negative integer (0 = exact), got {shots!r}")
-        return int(shots)
-
-    @staticmethod
-    def _wrt(symbols: Sequence[str], wrt: Sequence[str]) -> list[str]:
-        names = list(wrt) if len(wrt) else list(symbols)
-        available = set(symbols)
-        seen: set[str] = set()
-        for name in names:
-            if name not in available:
-                raise InvalidRequest(
-                    f"wrt symbol {name!r} is not a column of the parameter batch {list(symbols)}"
-                )
-            if name in seen:
-                raise InvalidRequest(f"duplicate wrt symbol {name!r}; list each symbol once")
-            seen.add(name)
-        return names
-
-    @staticmethod
-    def _cotangents(cotangents: np.ndarray | None, rows: int, n_obs: int) -> np.ndarray | None:
-        if cotangents is None:
-            return None
-        try:
-            tangent = np.asarray(cotangents, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidRequest("cotangents must be a numeric (rows, n_observables) array") from None
-        if tangent.shape != (rows, n_obs):
-            raise InvalidRequest(
-                f"cotangents must have shape (rows, n_observables) = ({rows}, {n_obs}), "
-                f"got {tuple(tangent.shape)}"
-            )
-        if not np.all(np.isfinite(tangent)):
-            raise InvalidRequest("cotangents contain NaN or infinite values")
-        return tangent
-
-    def _check_reply_size(self, n_doubles: int) -> None:
-        size = 8 * n_doubles
-        if size > self.config.max_message_bytes:
-            raise LimitExceeded(
-                f"the reply would be {size} bytes, over this node's max_message_bytes="
-                f"{self.config.max_message_bytes}; split the batch"
-            )

@@ -27,7 +27,18 @@ import numpy as np
 
 from qpumesh.node.circuits import CompiledCircuit
 
-__all__ = ["GradientError", "differentiable_slots", "parameter_shift"]
+__all__ = [
+    "GRADIENT_METHODS",
+    "ChainRule",
+    "GradientError",
+    "differentiable_slots",
+    "parameter_shift",
+    "shift_rule_executions",
+]
+
+#: Accepted gradient methods: ``auto`` (adjoint when the request is exact, else the shift
+#: rule), ``parameter_shift`` and ``adjoint``.
+GRADIENT_METHODS = ("auto", "parameter_shift", "adjoint")
 
 #: Upper bound on stacked rows per `evaluate` call (bounds the angle and result arrays).
 MAX_STACKED_ROWS = 1 << 17
@@ -53,9 +64,13 @@ def differentiable_slots(compiled: CompiledCircuit, wrt: Sequence[str]) -> list[
         GradientError: A slot depends on the symbol non-affinely or together with other
             symbols; the message names the symbol and the operation.
     """
+    index: dict[str, list[int]] = {}
+    for k, slot in enumerate(compiled.slots):
+        for name in slot.symbols:
+            index.setdefault(name, []).append(k)
     out = []
     for symbol in wrt:
-        slots = compiled.slots_of(symbol)
+        slots = index.get(symbol, [])
         for k in slots:
             slot = compiled.slots[k]
             if not slot.affine:
@@ -116,6 +131,50 @@ def parameter_shift(
             jacobian[:, :, w] += (0.5 * coeff) * (results[(k, 1.0)] - results[(k, -1.0)])
     values = results[None] if include_values else None
     return values, jacobian
+
+
+class ChainRule:
+    """Symbol derivatives from slot-angle derivatives: ``∂f/∂s = Σ_k c_k ∂f/∂θ_k``.
+
+    Built once per (circuit, differentiated symbols): the slots are applied in *layers* --
+    the first slot of every symbol, then the second slot of the symbols that have one... --
+    so each layer is three vectorised numpy operations, and every entry is still summed
+    slot by slot in ascending order (the same arithmetic as a plain loop).
+
+    Args:
+        compiled: The circuit (for the slot coefficients ``c_k``).
+        wrt_slots: For each symbol, its slots (see `differentiable_slots`).
+    """
+
+    def __init__(self, compiled: CompiledCircuit, wrt_slots: Sequence[Sequence[int]]) -> None:
+        self.width = len(wrt_slots)
+        depth = max((len(slots) for slots in wrt_slots), default=0)
+        self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for layer in range(depth):
+            pairs = [(w, slots[layer]) for w, slots in enumerate(wrt_slots) if len(slots) > layer]
+            ws = np.array([w for w, _ in pairs], dtype=np.int64)
+            ks = np.array([k for _, k in pairs], dtype=np.int64)
+            coeffs = np.array([compiled.slots[k].coeff for k in ks], dtype=np.float64)
+            self.layers.append((ws, ks, coeffs))
+
+    def __call__(self, slot_grads: np.ndarray) -> np.ndarray:
+        """Map ``(rows, n_out, n_slots)`` slot derivatives to ``(rows, n_out, len(wrt))``."""
+        rows, n_out = slot_grads.shape[:2]
+        jacobian = np.zeros((rows, n_out, self.width), dtype=np.float64)
+        for ws, ks, coeffs in self.layers:
+            jacobian[:, :, ws] += coeffs * slot_grads[:, :, ks]
+        return jacobian
+
+
+def shift_rule_executions(wrt_slots: Sequence[Sequence[int]], rows: int, include_values: bool) -> int:
+    """Circuit executions the parameter-shift rule takes on hardware for this request.
+
+    Two shifted executions per parameter set and differentiated slot (every occurrence of a
+    shared symbol is shifted on its own), plus the unshifted one when values are asked for.
+    This is what a request costs a real QPU, whichever method the emulator used.
+    """
+    needed = len({k for slots in wrt_slots for k in slots})
+    return rows * (2 * needed + (1 if include_values else 0))
 
 
 def _output_width(

@@ -25,10 +25,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from qpumesh.node.config import ServerConfig
-from qpumesh.node.core import InvalidRequest, LimitExceeded, NodeCore, NodeError, UnknownCircuit
+from qpumesh.node.core import NodeCore
+from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.noise import NoiseConfig
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
+from qpumesh.wire import node_calls
 from qpumesh.wire.channels import bind, server_options
 from qpumesh.wire.circuits import observables_from_proto
 from qpumesh.wire.port_file import write_port_file
@@ -114,7 +116,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
     def ShiftGradient(  # noqa: N802 (name fixed by the proto)
         self, request: pb.ShiftGradientRequest, context: grpc.ServicerContext
     ) -> pb.ShiftGradientResponse:
-        """Return parameter-shift Jacobians (or vector-Jacobian products) for every row."""
+        """Return Jacobians (or vector-Jacobian products) for every row, by shift rule or adjoint."""
 
         def run() -> pb.ShiftGradientResponse:
             values = from_tensor(request.params.values, "params.values")
@@ -134,12 +136,16 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                     include_values=request.include_values,
                     shots=request.shots if request.HasField("shots") else None,
                     seed=request.seed if request.HasField("seed") else None,
+                    method=node_calls.method_name(request.method),
                 )
             response = pb.ShiftGradientResponse(
                 jacobian=to_tensor(result.jacobian),
                 timings=timings,
                 backend=result.backend,
                 wrt=list(result.wrt),
+                method=node_calls.gradient_method(result.method),
+                shift_rule_executions=result.shift_rule_executions,
+                shift_rule_shots=result.shift_rule_shots,
             )
             if result.expectations is not None:
                 response.expectations.CopyFrom(to_tensor(result.expectations))
@@ -177,6 +183,7 @@ STATUSES = StatusMap(
     (CallerGoneError, grpc.StatusCode.CANCELLED),
     (UnknownCircuit, grpc.StatusCode.NOT_FOUND),
     (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
     # InvalidRequest and the wire decoders' ValueError: the request is wrong and will fail
     # again unchanged, so it must never be retried.
     ((InvalidRequest, NodeError, ValueError), grpc.StatusCode.INVALID_ARGUMENT),
@@ -210,6 +217,7 @@ def start_node(
 ) -> RunningNode:
     """Build, bind and start a node server; see ``create_server``."""
     core = NodeCore(config.node)
+    core.warm_up()  # compile the engine's kernels before serving, not on the first request
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.workers + _SPARE_THREADS, thread_name_prefix=f"qpu-node-{config.node.node_id}"

@@ -7,7 +7,7 @@ overhead dominates. This engine therefore compiles a `CompiledCircuit` once into
 ``(2**n, rows)`` state (every elementwise op then streams over contiguous runs of rows;
 rows are processed in cache-sized chunks):
 
-* commuting operations are reordered (`_schedule`) so that fixed gates form long runs --
+* commuting operations are reordered (`fusion.schedule`) so that fixed gates form long runs --
   Cirq's moments interleave a CNOT ladder with the following rotation layer;
 * runs of fixed gates are fused: on up to `DENSE_MAX_QUBITS` qubits into one ``2**n x 2**n``
   matrix, applied as an index gather (times a phase vector) when it is monomial (CNOT, X,
@@ -32,21 +32,35 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from qpumesh.node.circuits import CompiledCircuit, CompiledOp, FixedOp, RotationOp
+from qpumesh.node.backends.compiled import CompiledEngine
+from qpumesh.node.backends.fusion import (
+    ATOL,
+    DENSE_MAX_QUBITS,
+    FusedDense,
+    FusedGather,
+    fuse_fixed_run,
+    is_real,
+    pauli_mask,
+    pauli_phases,
+    schedule,
+)
+from qpumesh.node.circuits import CompiledCircuit, FixedOp, RotationOp
 
 __all__ = ["DENSE_MAX_QUBITS", "MAX_QUBITS", "BatchedBackend"]
 
-#: Registers up to this size fuse runs of fixed gates into one full matrix.
-DENSE_MAX_QUBITS = 6
 #: Largest register the engine accepts (the state is rows x 2**n).
 MAX_QUBITS = 24
+#: Measured crossover (see `torch_is_faster`): in double precision the compiled kernels were
+#: faster for every measured size (1-4 qubits x 1000-16000 rows, 10-16 qubits x 1-4 rows),
+#: so no register is small enough for torch to win: the torch program serves single precision.
+TORCH_MAX_QUBITS = 0
+TORCH_MIN_ROWS = 16000
 #: Rows are simulated in chunks of about this many amplitudes: large enough to amortise the
 #: per-step overhead, small enough that intermediate states stay in cache (a 1000-row batch
 #: of 4 qubits is faster per row than a 48000-row one in a single piece).
@@ -56,7 +70,6 @@ _MIN_CHUNK_ROWS = 64
 #: Memory bound of one chunk (2**22 complex128 amplitudes = 64 MiB).
 _MAX_CHUNK_AMPLITUDES = 1 << 22
 
-_ATOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,7 @@ class _Program:
     def __init__(self, compiled: CompiledCircuit, precision: str) -> None:
         self.n = compiled.n_qubits
         self.dim = 1 << self.n
-        self.real = _is_real(compiled)
+        self.real = is_real(compiled)
         if precision == "single":
             self.dtype = torch.float32 if self.real else torch.complex64
             self.angle_dtype = torch.float32
@@ -181,14 +194,14 @@ class _Program:
                 steps.extend(self._fixed_run(run))
                 run.clear()
 
-        for op in _schedule(compiled.ops):
+        for op in schedule(compiled.ops):
             if isinstance(op, FixedOp):
                 run.append(op)
                 continue
             flush()
             if len(op.targets) == 1:
                 (q,) = op.targets
-                diagonal = bool(abs(op.generator[0, 1]) < _ATOL and abs(op.generator[1, 0]) < _ATOL)
+                diagonal = bool(abs(op.generator[0, 1]) < ATOL and abs(op.generator[1, 0]) < ATOL)
                 steps.append(_Rot1(left=1 << q, right=1 << (self.n - q - 1), slot=op.slot, diagonal=diagonal))
             else:
                 steps.append(_RotK(op.targets, op.slot))
@@ -196,36 +209,18 @@ class _Program:
         return steps
 
     def _fixed_run(self, run: list[FixedOp]) -> list[_Step]:
-        if self.n <= DENSE_MAX_QUBITS:
-            full = np.eye(self.dim, dtype=np.complex128)
-            for op in run:
-                full = _embed(op.matrix, op.targets, self.n) @ full
-            monomial = _as_monomial(full)
-            if monomial is not None:
-                return [self._gather(*monomial)]
-            return [_Dense(self._tensor(full))]
         out: list[_Step] = []
-        src: np.ndarray | None = None
-        phase: np.ndarray | None = None
-        for op in run:
-            local = _local_monomial(op.matrix, op.targets, self.n)
-            if local is None:
-                if src is not None and phase is not None:
-                    out.append(self._gather(src, phase))
-                    src = phase = None
-                out.append(_Local(op.targets, self._tensor(op.matrix)))
-                continue
-            s, p = local
-            if src is None or phase is None:
-                src, phase = s, p
-            else:  # new[y] = p[y] * mid[s[y]], mid[x] = phase[x] * old[src[x]]
-                src, phase = src[s], p * phase[s]
-        if src is not None and phase is not None:
-            out.append(self._gather(src, phase))
+        for step in fuse_fixed_run(run, self.n):
+            if isinstance(step, FusedGather):
+                out.append(self._gather(step.src, step.phase))
+            elif isinstance(step, FusedDense):
+                out.append(_Dense(self._tensor(step.matrix)))
+            else:
+                out.append(_Local(step.targets, self._tensor(step.matrix)))
         return out
 
     def _gather(self, src: np.ndarray, phase: np.ndarray) -> _Gather:
-        ones = np.allclose(phase, 1.0, atol=_ATOL)
+        ones = np.allclose(phase, 1.0, atol=ATOL)
         phase_t = None if ones else self._tensor(phase).unsqueeze(1)
         return _Gather(torch.from_numpy(src.astype(np.int64)), phase_t)
 
@@ -242,16 +237,13 @@ class _Program:
     def _build_groups(self, terms: tuple[str, ...]) -> list[_TermGroup]:
         by_mask: dict[int, list[int]] = {}
         for j, term in enumerate(terms):
-            by_mask.setdefault(_mask(term, "XY"), []).append(j)
+            by_mask.setdefault(pauli_mask(term, "XY"), []).append(j)
         index = np.arange(self.dim, dtype=np.int64)
         groups = []
         for mask, columns in by_mask.items():
             phases = np.empty((self.dim, len(columns)), dtype=np.complex128)
             for c, j in enumerate(columns):
-                term = terms[j]
-                n_y = term.count("Y")
-                parity = _popcount((index ^ mask) & _mask(term, "YZ")) & 1
-                phases[:, c] = (1j**n_y) * (1 - 2 * parity)
+                phases[:, c] = pauli_phases(terms[j])[1]
             src = None if mask == 0 else torch.from_numpy(index ^ mask)
             table = phases.real.copy() if mask == 0 or self.real else phases
             ph = torch.from_numpy(np.ascontiguousarray(table.T))
@@ -331,102 +323,6 @@ class _Program:
         return out.t()
 
 
-def _schedule(ops: Sequence[CompiledOp]) -> list[CompiledOp]:
-    """Reorder ops so that fixed gates form as few runs as possible.
-
-    Operations on disjoint qubits commute, so any topological order of the qubit-wire DAG
-    gives the same state. Greedily alternating "every ready fixed op" and "every ready
-    rotation" turns, e.g., a CNOT ladder that Cirq's moments interleave with the next
-    rotation layer back into one fused gather.
-    """
-    queues: dict[int, deque[int]] = {}
-    for i, op in enumerate(ops):
-        for q in op.targets:
-            queues.setdefault(q, deque()).append(i)
-    done = [False] * len(ops)
-    order: list[CompiledOp] = []
-    want_fixed = True
-    while len(order) < len(ops):
-        progressed = True
-        while progressed:
-            progressed = False
-            for i, op in enumerate(ops):
-                if done[i] or isinstance(op, FixedOp) is not want_fixed:
-                    continue
-                if all(queues[q][0] == i for q in op.targets):
-                    for q in op.targets:
-                        queues[q].popleft()
-                    done[i] = True
-                    order.append(op)
-                    progressed = True
-        want_fixed = not want_fixed
-    return order
-
-
-def _mask(term: str, letters: str) -> int:
-    n = len(term)
-    return sum(1 << (n - 1 - q) for q, p in enumerate(term) if p in letters)
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    count = np.zeros_like(x)
-    while np.any(x):
-        count += x & 1
-        x = x >> 1
-    return count
-
-
-def _is_real(compiled: CompiledCircuit) -> bool:
-    for op in compiled.ops:
-        if isinstance(op, FixedOp):
-            if np.abs(op.matrix.imag).max(initial=0.0) > _ATOL:
-                return False
-        elif np.abs(op.generator.real).max(initial=0.0) > _ATOL:
-            return False
-    return True
-
-
-def _embed(matrix: np.ndarray, targets: tuple[int, ...], n: int) -> np.ndarray:
-    """Return the ``2**n x 2**n`` matrix of a k-qubit `matrix` acting on `targets`."""
-    k = len(targets)
-    tensor = matrix.reshape((2,) * (2 * k))
-    full = np.eye(1 << n, dtype=np.complex128).reshape((2,) * n + (1 << n,))
-    out = np.tensordot(tensor, full, axes=(list(range(k, 2 * k)), list(targets)))
-    out = np.moveaxis(out, list(range(k)), list(targets))
-    return out.reshape(1 << n, 1 << n)
-
-
-def _as_monomial(full: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(src, phase)`` with ``full[y, src[y]] = phase[y]`` the only nonzeros, or None."""
-    nonzero = np.abs(full) > _ATOL
-    if not np.all(nonzero.sum(axis=1) == 1):
-        return None
-    src = np.argmax(nonzero, axis=1)
-    return src, full[np.arange(full.shape[0]), src]
-
-
-def _local_monomial(
-    matrix: np.ndarray, targets: tuple[int, ...], n: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return the full-register gather of a monomial k-qubit matrix (no ``2**n x 2**n`` matrix)."""
-    local = _as_monomial(matrix)
-    if local is None:
-        return None
-    local_src, local_phase = local
-    k = len(targets)
-    index = np.arange(1 << n, dtype=np.int64)
-    bits = [n - 1 - t for t in targets]
-    j = np.zeros_like(index)
-    for pos, b in enumerate(bits):
-        j |= ((index >> b) & 1) << (k - 1 - pos)
-    i = local_src[j]
-    src = index.copy()
-    for pos, b in enumerate(bits):
-        src &= ~(1 << b)
-        src |= ((i >> (k - 1 - pos)) & 1) << b
-    return src, local_phase[j]
-
-
 def _apply_local(state: torch.Tensor, n: int, targets: tuple[int, ...], matrix: torch.Tensor) -> torch.Tensor:
     """Apply a k-qubit matrix to `targets` of a batch-last state ``(2**n, rows)``.
 
@@ -447,7 +343,14 @@ def _apply_local(state: torch.Tensor, n: int, targets: tuple[int, ...], matrix: 
 
 
 class BatchedBackend:
-    """Vectorised torch statevector engine (noise-free). Thread-safe.
+    """The ``batched`` engine: compiled kernels in double precision, torch otherwise. Thread-safe.
+
+    In double precision a request runs on the compiled kernels (`CompiledEngine`) unless
+    `torch_is_faster` says the vectorised torch program wins for its size; in single
+    precision it runs on torch in complex64. `adjoint` (exact gradients) always runs on the
+    compiled kernels in double precision. Which path runs depends only on the request's size
+    and the configured precision, never on load, so a request gets the same numbers on
+    every node.
 
     Args:
         precision: ``"double"`` (complex128) or ``"single"`` (complex64).
@@ -459,6 +362,7 @@ class BatchedBackend:
         if precision not in ("double", "single"):
             raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
         self.precision = precision
+        self.compiled = CompiledEngine()
         self._programs: weakref.WeakKeyDictionary[CompiledCircuit, _Program] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -479,8 +383,10 @@ class BatchedBackend:
 
     def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
         """Exact Pauli-term expectations, ``(rows, len(terms))`` float64."""
-        program = self.program(compiled)
         rows = angles.shape[0]
+        if self.precision == "double" and not torch_is_faster(compiled.n_qubits, rows):
+            return self.compiled.expectations(compiled, terms, angles)
+        program = self.program(compiled)
         out = np.empty((rows, len(terms)), dtype=np.float64)
         chunk = max(
             _CHUNK_AMPLITUDES // program.dim, min(_MIN_CHUNK_ROWS, _MAX_CHUNK_AMPLITUDES // program.dim), 1
@@ -492,6 +398,12 @@ class BatchedBackend:
                 out[start : start + chunk] = program.run(part, key).to(torch.float64).numpy()
         return out
 
+    def adjoint(
+        self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Term expectations and slot gradients by adjoint differentiation (see `CompiledEngine.adjoint`)."""
+        return self.compiled.adjoint(compiled, terms, angles, weights)
+
     def expectations_torch(
         self, compiled: CompiledCircuit, terms: Sequence[str], angles: torch.Tensor
     ) -> torch.Tensor:
@@ -501,3 +413,13 @@ class BatchedBackend:
         parameter-shift rule or inside a torch model.
         """
         return self.program(compiled).run(angles, tuple(terms))
+
+
+def torch_is_faster(n_qubits: int, rows: int) -> bool:
+    """Whether the torch program beats the compiled kernels for this request size.
+
+    The crossover is measured, not guessed: ``benchmarks/bench_engines.py --only crossover
+    wide`` times both paths on the QLSTM ansatzes and docs/performance.md records the table
+    (the kernels won everywhere, 1.1-6x at 1-4 qubits and 16000 rows, so this is False).
+    """
+    return n_qubits <= TORCH_MAX_QUBITS and rows >= TORCH_MIN_ROWS

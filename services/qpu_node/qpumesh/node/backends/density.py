@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qpumesh.node.backends.batched import _schedule
+from qpumesh.node.backends.fusion import schedule
 from qpumesh.node.backends.local_ops import apply_local, as_monomial, compose_gathers, full_register_gather
 from qpumesh.node.backends.pauli_transfer import (
     depolarizing_diagonal,
@@ -136,7 +136,7 @@ class _Program:
         self.rot1_slots: list[int] = []
         self.steps: list[_Step] = []
         run: list[FixedOp] = []
-        for op in _schedule(compiled.ops):
+        for op in schedule(compiled.ops):
             if isinstance(op, FixedOp):
                 run.append(op)
                 continue

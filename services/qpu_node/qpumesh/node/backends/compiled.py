@@ -1,0 +1,160 @@
+"""Exact noise-free evaluation and adjoint differentiation on the compiled kernels.
+
+`CompiledEngine` is the double-precision core of the ``batched`` engine: it plans each
+circuit once into a `Tape` (cached per `CompiledCircuit`), tabulates the Pauli terms of a
+request once (cached per circuit), and calls `kernels.expectations` or `kernels.adjoint`.
+
+Memory is bounded per request by `STATE_BUDGET_BYTES`, decided before any work: the kernels
+hold, per call, one state and its scratch row, and ``G`` co-states with their scratch rows,
+of ``2**n`` amplitudes each (16 bytes, 8 for real circuits), whatever the number of rows,
+since rows are simulated one after the other. A Jacobian with more observables than fit is
+computed in groups of observables, each group a full forward and backward pass; the
+grouping depends only on the circuit width and the number of observables, never on load,
+and every group repeats the same arithmetic on the state, so results are bit-identical to
+an ungrouped run. Bound: ``max(STATE_BUDGET_BYTES, 4 · 16 · 2**n)`` bytes of states, plus
+the ``rows x slots`` angle tables and the outputs.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qpumesh.node.backends import adjoint_kernels, kernels
+from qpumesh.node.backends.tape import Tape, TermTable, build_tape, term_table
+from qpumesh.node.circuits import CompiledCircuit
+
+__all__ = ["STATE_BUDGET_BYTES", "CompiledEngine", "costates_per_pass", "warm_up"]
+
+#: Bytes of state vectors one kernel call may hold (state, co-states and their scratch rows).
+STATE_BUDGET_BYTES = 64 * 1024 * 1024
+#: Term tables kept per circuit (requests of one circuit normally use one or two sets).
+_TERM_CACHE = 16
+
+
+def costates_per_pass(tape: Tape, wanted: int) -> int:
+    """Co-states per kernel call: all `wanted` if they fit `STATE_BUDGET_BYTES`, at least 1."""
+    per_state = tape.dim * np.dtype(tape.dtype).itemsize
+    fit = (STATE_BUDGET_BYTES // per_state - 2) // 2
+    return max(1, min(wanted, fit))
+
+
+@dataclass
+class _Plan:
+    tape: Tape
+    terms: dict[tuple[str, ...], TermTable] = field(default_factory=dict)
+
+
+class CompiledEngine:
+    """Compiled-kernel statevector engine in float64/complex128. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._plans: weakref.WeakKeyDictionary[CompiledCircuit, _Plan] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def tape(self, compiled: CompiledCircuit) -> Tape:
+        """Return the tape of `compiled` (planned once, then cached)."""
+        return self._plan(compiled).tape
+
+    def _plan(self, compiled: CompiledCircuit) -> _Plan:
+        with self._lock:
+            plan = self._plans.get(compiled)
+        if plan is None:
+            plan = _Plan(build_tape(compiled))
+            with self._lock:
+                plan = self._plans.setdefault(compiled, plan)
+        return plan
+
+    def _terms(self, plan: _Plan, terms: Sequence[str]) -> TermTable:
+        key = tuple(terms)
+        with self._lock:
+            table = plan.terms.get(key)
+            if table is None:
+                if len(plan.terms) >= _TERM_CACHE:
+                    plan.terms.clear()
+                table = plan.terms[key] = term_table(key, plan.tape.real)
+        return table
+
+    def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
+        """Exact Pauli-term expectations ``(rows, len(terms))`` for slot angles ``(rows, slots)``."""
+        plan = self._plan(compiled)
+        tape = plan.tape
+        table = self._terms(plan, terms)
+        cos, sin = _half_angle(angles)
+        out = np.empty((angles.shape[0], len(terms)), dtype=np.float64)
+        kernels.expectations(
+            tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
+            cos, sin, table.xmask, table.yzmask, table.coeff, out,
+        )  # fmt: skip
+        return out
+
+    def adjoint(
+        self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Term expectations and slot gradients of weighted term sums by adjoint differentiation.
+
+        Args:
+            compiled: The circuit.
+            terms: Dense Pauli strings.
+            angles: Slot angles ``(rows, slots)``.
+            weights: ``(rows or 1, len(terms), G)``: output ``g`` of row ``r`` is
+                ``Σ_t weights[r, t, g] ⟨P_t⟩`` (a single row of weights is shared).
+
+        Returns:
+            ``(values, grads)``: term expectations ``(rows, len(terms))`` (bit-identical to
+            `expectations`) and ``∂ output_g / ∂ θ_slot``, ``(rows, G, slots)``.
+        """
+        plan = self._plan(compiled)
+        tape = plan.tape
+        table = self._terms(plan, terms)
+        cos, sin = _half_angle(angles)
+        rows, outputs = angles.shape[0], weights.shape[2]
+        values = np.empty((rows, len(terms)), dtype=np.float64)
+        grads = np.zeros((rows, outputs, tape.n_slots), dtype=np.float64)
+        group = costates_per_pass(tape, outputs)
+        for start in range(0, outputs, group):
+            whole = group >= outputs
+            part = weights if whole else weights[:, :, start : start + group]
+            # C-contiguous and writable: the argument types the kernels were compiled for
+            # (a read-only array would be another type, compiled on the first request).
+            part = np.require(part, dtype=np.float64, requirements=["C", "W"])
+            part_grads = grads if whole else np.zeros((rows, part.shape[2], tape.n_slots), dtype=np.float64)
+            adjoint_kernels.adjoint(
+                tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
+                cos, sin, table.xmask, table.yzmask, table.coeff, part, values, part_grads,
+            )  # fmt: skip
+            if not whole:
+                grads[:, start : start + group] = part_grads
+        return values, grads
+
+
+def _half_angle(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    half = np.ascontiguousarray(angles, dtype=np.float64) * 0.5
+    return np.cos(half), np.sin(half)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) every kernel for real and complex circuits.
+
+    The first call in a process takes seconds without a disk cache (~0.3 s with one); a
+    node calls it before it reports SERVING so that no request pays for compilation.
+    """
+    import cirq
+    import sympy
+
+    from qpumesh.node.circuits import compile_circuit
+
+    a, b = sympy.symbols("a b")
+    q = cirq.LineQubit.range(3)
+    real = cirq.Circuit(cirq.H.on_each(*q), cirq.ry(a).on(q[0]), cirq.CNOT(q[0], q[1]), cirq.ry(b).on(q[1]))
+    complex_ = real + cirq.Circuit(cirq.rz(a).on(q[2]), cirq.rx(b).on(q[2]), cirq.CZ(q[1], q[2]) ** b)
+    engine = CompiledEngine()
+    for circuit in (real, complex_):
+        compiled = compile_circuit(circuit, 3)
+        angles = np.zeros((1, len(compiled.slots)))
+        engine.expectations(compiled, ["ZZZ"], angles)
+        engine.adjoint(compiled, ["ZZZ"], angles, np.ones((1, 1, 1)))
