@@ -156,12 +156,18 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0."""
+    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0.
+
+    ``executions`` (one per row) and ``shots`` (executions x shots x measured terms) are what
+    the request costs a hardware QPU, as ``GradResult``'s shift-rule fields.
+    """
 
     expectations: np.ndarray
     standard_errors: np.ndarray | None
     backend: str
     execute_seconds: float
+    executions: int = 0
+    shots: int = 0
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,8 @@ class NodeCore:
         self.config = config
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self.cache_lookups = {"hit": 0, "miss": 0, "not_found": 0}
+        """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
         noise = config.noise
         self._engines: dict[str, Backend] = {
             "batched": BatchedBackend(config.precision),
@@ -239,6 +247,11 @@ class NodeCore:
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
         )
+
+    def cached_circuits(self) -> int:
+        """Return how many compiled circuits the cache holds."""
+        with self._lock:
+            return len(self._cache)
 
     def warm_up(self) -> None:
         """Compile the batched engine's kernels now (seconds once per machine), not on a request."""
@@ -306,7 +319,9 @@ class NodeCore:
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
-        return EvalResult(expectations, errors, engine.name, time.perf_counter() - start)
+        rows = table.shape[0]
+        seconds, shots_taken = time.perf_counter() - start, rows * n_shots * terms.measured
+        return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -447,7 +462,9 @@ class NodeCore:
             known = entry is not None and (not cirq_json or cirq_json == entry.cirq_json)
             if entry is not None and known:
                 self._cache.move_to_end(circuit_hash)
+                self.cache_lookups["hit"] += 1
                 return entry
+            self.cache_lookups["miss" if cirq_json else "not_found"] += 1
         if cirq_json:
             actual = hashlib.sha256(cirq_json.encode()).hexdigest()
             if actual != circuit_hash:
