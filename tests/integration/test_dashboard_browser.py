@@ -131,14 +131,21 @@ def test_dashboard_shows_the_mesh_and_a_growing_curve(browser: Any, mesh: dict[s
         loss = page.locator("#chart-loss")
         first = _wait(lambda: int(loss.get_attribute("data-points") or 0), 30, "a first loss point")
         grown = _wait(
-            lambda: int(loss.get_attribute("data-points") or 0) > first and client.get(job_id).state == JobState.RUNNING.to_proto(),
+            lambda: (
+                int(loss.get_attribute("data-points") or 0) > first
+                and client.get(job_id).state == JobState.RUNNING.to_proto()
+            ),
             120,
             "the loss curve to grow while the job runs",
         )
         assert grown
         assert page.locator("#chart-loss canvas").count() >= 1
         assert int(page.locator("#chart-r2").get_attribute("data-points") or 0) >= first
-        _wait(lambda: int(page.locator("#chart-predictions").get_attribute("data-points") or 0) > 0, 60, "predictions")
+        _wait(
+            lambda: int(page.locator("#chart-predictions").get_attribute("data-points") or 0) > 0,
+            60,
+            "predictions",
+        )
         assert page.locator("#events li").count() >= 1
         page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"), full_page=True)
         assert errors == []
