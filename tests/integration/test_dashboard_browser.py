@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from external_tools import ARTIFACTS, require
+
 from qpumesh.client import CoordinatorClient
 from qpumesh.node.faults import FaultSettings, fault_hooks
 from qpumesh.wire.job_state import JobState

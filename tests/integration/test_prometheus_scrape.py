@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from external_tools import require
+
 from qpumesh.client import CoordinatorClient
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeConfig
@@ -45,7 +45,7 @@ def nodes() -> Iterator[list[RunningNode]]:
     started = []
     for name, faults in (
         ("node-a", FaultConfig()),
-        ("node-b", FaultConfig(error_rate=0.2, latency_ms=5, jitter_ms=40, jitter_dist="exponential", seed=3)),
+        ("node-b", FaultConfig(error_rate=0.2, latency_ms=5, jitter_ms=40, jitter_dist="exponential", seed=3)),  # noqa: E501
     ):
         hooks = fault_hooks(FaultSettings(faults=faults), node_id=name)
         config = ServerConfig(node=NodeConfig(node_id=name), host="127.0.0.1", port=0, metrics_port=0)
