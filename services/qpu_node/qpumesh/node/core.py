@@ -26,6 +26,7 @@ so in-process and mesh runs give identical numbers. It
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -453,8 +454,8 @@ class NodeCore:
     def _load(self, circuit_hash: str, cirq_json: str | None) -> _Entry:
         if not isinstance(circuit_hash, str) or not _HASH_RE.fullmatch(circuit_hash):
             raise InvalidRequest(
-                f"circuit hash must be the lower-case hex SHA-256 of the circuit JSON (64 characters), "
-                f"got {circuit_hash!r}"
+                "circuit.hash must be the SHA-256 of circuit.cirq_json as 64 lower-case hex digits, "
+                f'got "{circuit_hash}"'
             )
         with self._lock:
             entry = self._cache.get(circuit_hash)
@@ -469,8 +470,9 @@ class NodeCore:
             actual = hashlib.sha256(cirq_json.encode()).hexdigest()
             if actual != circuit_hash:
                 raise InvalidRequest(
-                    f"circuit hash {circuit_hash} does not match the SHA-256 of the circuit JSON ({actual}); "
-                    "send hashlib.sha256(cirq_json.encode()).hexdigest()"
+                    f"circuit.hash {circuit_hash} is not the SHA-256 of circuit.cirq_json, "
+                    f"which is {actual}; hash exactly the UTF-8 bytes sent as cirq_json and send "
+                    "the 64 lower-case hex digits"
                 )
         if not cirq_json:
             raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
@@ -484,12 +486,21 @@ class NodeCore:
 
     def _compile(self, circuit_hash: str, cirq_json: str) -> _Entry:
         try:
+            json.loads(cirq_json)
+        except ValueError as exc:  # JSONDecodeError names the line and column; its type name helps nobody
+            raise InvalidRequest(f"circuit.cirq_json is not JSON: {exc}") from None
+        try:
             circuit = cirq.read_json(json_text=cirq_json)
-        except Exception as exc:  # Cirq raises many types for bad JSON.
-            raise InvalidRequest(f"cirq_json is not valid Cirq JSON: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # Cirq raises many types for JSON it cannot read.
+            raise InvalidRequest(
+                f"circuit.cirq_json is JSON but not a Cirq circuit ({exc}); "
+                'send cirq.to_json(circuit) output, an object with "cirq_type": "Circuit" '
+                "(see docs/client.md, calling from other languages)"
+            ) from None
         if not isinstance(circuit, cirq.AbstractCircuit):
             raise InvalidRequest(
-                f"cirq_json must encode a cirq.Circuit (cirq.to_json(circuit)), got {type(circuit).__name__}"
+                f'circuit.cirq_json must encode a circuit (cirq_type "Circuit", cirq.to_json(circuit)), '
+                f"got a {type(circuit).__name__}"
             )
         try:
             compiled = compile_circuit(circuit, self.config.max_qubits)
