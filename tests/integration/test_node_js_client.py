@@ -14,8 +14,8 @@ import subprocess
 from typing import Any
 
 import numpy as np
-
 from external_tools import ROOT, require
+
 from qpumesh.client import CoordinatorClient
 from qpumesh.wire.job_spec import JobSpec
 

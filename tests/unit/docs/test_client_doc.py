@@ -43,4 +43,5 @@ def test_the_documented_defaults_are_the_jobspecs() -> None:
             continue  # "label shown ...", "(the last one)": no value to compare
         match = DEFAULT.search(meaning)
         assert match is not None, f"{name}: no '(default)' at the end of {meaning!r}"
-        assert match["default"].strip("`") == str(value), f"{name}: documented {match['default']}, JobSpec {value}"
+        documented = match["default"].strip("`")
+        assert documented == str(value), f"{name}: documented {documented}, JobSpec {value}"
