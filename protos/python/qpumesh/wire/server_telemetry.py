@@ -1,8 +1,8 @@
 """What every qpumesh gRPC server reports about its calls: Prometheus metrics and server spans.
 
-``ServerTelemetry`` is a ``grpc.ServerInterceptor`` installed outermost on the node and the
-coordinator, so it sees every call with its final status, injected faults included. Per
-call it
+``ServerTelemetry`` is a ``grpc.ServerInterceptor`` (``AioServerTelemetry`` its twin for a
+``grpc.aio`` server) installed outermost on the node and the coordinator, so it sees every
+call with its final status, injected faults included. Per call it
 
 - counts it and its status code, and observes its duration, under the metric names of
   go-grpc-prometheus (``grpc_server_started_total``, ``grpc_server_handled_total``,
@@ -19,13 +19,17 @@ written here.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import grpc.aio
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -70,8 +74,59 @@ class RpcMetrics:
         )
 
 
+class _Call:
+    """One call being observed: counted when created, timed and its span ended by ``finish``."""
+
+    def __init__(
+        self, metrics: RpcMetrics, labels: tuple[str, str, str], metadata: Any, traced: bool
+    ) -> None:
+        self.metrics, self.labels = metrics, labels
+        metrics.started.labels(*labels).inc()
+        self.start = time.perf_counter()
+        self.span: trace.Span | None = None
+        if traced:
+            _, service, method = labels
+            self.span = tracer().start_span(
+                f"{service}/{method}",
+                context=incoming_context(metadata),
+                kind=SpanKind.SERVER,
+                attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+            )
+
+    def active(self) -> AbstractContextManager[Any]:
+        """Make the call's span current (nothing without one)."""
+        if self.span is None:
+            return nullcontext()
+        return trace.use_span(self.span, end_on_exit=False, record_exception=False)
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        """Count the status, observe the duration, end the span."""
+        self.metrics.seconds.labels(*self.labels).observe(time.perf_counter() - self.start)
+        self.metrics.handled.labels(*self.labels, code.name).inc()
+        if self.span is not None:
+            self.span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code != grpc.StatusCode.OK:
+                self.span.set_status(Status(StatusCode.ERROR, code.name))
+            self.span.end()
+
+
+def _rebuilt(handler: Any, unary: Any, server_stream: Any, bidi_stream: Any) -> Any:
+    """Return the handler with its behaviour wrapped (client streaming, unused here, passes through)."""
+    codecs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **codecs)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(server_stream(handler.unary_stream), **codecs)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(bidi_stream(handler.stream_stream), **codecs)
+    return handler
+
+
 class ServerTelemetry(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    """Metrics for every call, a span for every unary ``qpumesh.v1`` call.
+    """Metrics for every call, a span for every unary ``qpumesh.v1`` call (a ``grpc.server``).
 
     Args:
         registry: where the metrics are registered (one registry per server, so several
@@ -92,105 +147,141 @@ class ServerTelemetry(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return None
         full_method = handler_call_details.method
         service, method = split_method(full_method)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, full_method, service, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._streaming(handler.unary_stream, "server_stream", service, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                self._streaming(handler.stream_stream, "bidi_stream", service, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # client streaming: qpumesh has none
+        metrics, traced = self.metrics, full_method.startswith(TRACED_PREFIX)
 
-    def _unary(
-        self, inner: Callable[[Any, grpc.ServicerContext], Any], full_method: str, service: str, method: str
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
-        labels = ("unary", service, method)
-        started = self.metrics.started.labels(*labels)
-        seconds = self.metrics.seconds.labels(*labels)
-        handled = self.metrics.handled
-        traced = full_method.startswith(TRACED_PREFIX)
-        span_name = f"{service}/{method}"
-
-        def observed(request: Any, context: grpc.ServicerContext) -> Any:
-            started.inc()
-            start = time.perf_counter()
-            code = grpc.StatusCode.OK
-            span = (
-                tracer().start_span(
-                    span_name,
-                    context=incoming_context(context.invocation_metadata()),
-                    kind=SpanKind.SERVER,
-                    attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
-                )
-                if traced
-                else None
-            )
-            try:
-                if span is None:
-                    reply = inner(request, context)
-                else:
-                    with trace.use_span(span, end_on_exit=False, record_exception=False):
+        def unary(inner: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+            def observed(request: Any, context: grpc.ServicerContext) -> Any:
+                call = _Call(metrics, ("unary", service, method), context.invocation_metadata(), traced)
+                code = grpc.StatusCode.UNKNOWN
+                try:
+                    with call.active():
                         reply = inner(request, context)
-                code = _code(context, grpc.StatusCode.OK)
-                return reply
-            except BaseException:
-                code = _code(context, grpc.StatusCode.UNKNOWN)
-                raise
-            finally:
-                seconds.observe(time.perf_counter() - start)
-                handled.labels(*labels, code.name).inc()
-                if span is not None:
-                    span.set_attribute("rpc.grpc.status_code", code.value[0])
-                    if code != grpc.StatusCode.OK:
-                        span.set_status(Status(StatusCode.ERROR, code.name))
-                    span.end()
+                    code = _code(context, grpc.StatusCode.OK)
+                    return reply
+                except BaseException:
+                    code = _code(context, grpc.StatusCode.UNKNOWN)
+                    raise
+                finally:
+                    call.finish(code)
 
-        return observed
+            return observed
 
-    def _streaming(
+        def streaming(kind: str) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+            def wrap(
+                inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
+            ) -> Callable[..., Iterator[Any]]:
+                def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    call = _Call(metrics, (kind, service, method), None, False)
+                    code = grpc.StatusCode.UNKNOWN
+                    try:
+                        yield from inner(request, context)
+                        code = _code(context, grpc.StatusCode.OK)
+                    except GeneratorExit:
+                        code = grpc.StatusCode.CANCELLED  # the client went away mid-stream
+                        raise
+                    except BaseException:
+                        code = _code(context, grpc.StatusCode.UNKNOWN)
+                        raise
+                    finally:
+                        call.finish(code)
+
+                return observed
+
+            return wrap
+
+        return _rebuilt(handler, unary, streaming("server_stream"), streaming("bidi_stream"))  # type: ignore[no-any-return]
+
+
+class AioServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """``ServerTelemetry`` for a ``grpc.aio.server``: the same metrics and spans.
+
+    Args:
+        registry: where the metrics are registered.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.metrics = RpcMetrics(registry)
+
+    async def intercept_service(
         self,
-        inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
-        kind: str,
-        service: str,
-        method: str,
-    ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
-        labels = (kind, service, method)
-        started = self.metrics.started.labels(*labels)
-        seconds = self.metrics.seconds.labels(*labels)
-        handled = self.metrics.handled
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],  # type: ignore[type-arg]
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+        """Wrap the handler of the call; unknown methods pass through (gRPC answers UNIMPLEMENTED)."""
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        full_method = handler_call_details.method
+        service, method = split_method(full_method)
+        metrics, traced = self.metrics, full_method.startswith(TRACED_PREFIX)
 
-        def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            started.inc()
-            start = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                yield from inner(request, context)
-                code = _code(context, grpc.StatusCode.OK)
-            except GeneratorExit:
-                code = grpc.StatusCode.CANCELLED  # the client went away mid-stream
-                raise
-            except BaseException:
-                code = _code(context, grpc.StatusCode.UNKNOWN)
-                raise
-            finally:
-                seconds.observe(time.perf_counter() - start)
-                handled.labels(*labels, code.name).inc()
+        def unary(
+            inner: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
+        ) -> Callable[..., Any]:
+            async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                call = _Call(metrics, ("unary", service, method), context.invocation_metadata(), traced)
+                code = grpc.StatusCode.UNKNOWN
+                try:
+                    with call.active():
+                        reply = await inner(request, context)
+                    code = _code(context, grpc.StatusCode.OK)
+                    return reply
+                except BaseException:
+                    code = _code(context, grpc.StatusCode.UNKNOWN)
+                    raise
+                finally:
+                    call.finish(code)
 
-        return observed
+            return observed
+
+        def streaming(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+            def wrap(inner: Callable[..., Any]) -> Callable[..., Any]:
+                if not inspect.isasyncgenfunction(inner):  # a coroutine that writes with context.write
+
+                    async def written(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                        call = _Call(metrics, (kind, service, method), None, False)
+                        code = grpc.StatusCode.UNKNOWN
+                        try:
+                            result = await inner(request, context)
+                            code = _code(context, grpc.StatusCode.OK)
+                            return result
+                        except asyncio.CancelledError:
+                            code = grpc.StatusCode.CANCELLED
+                            raise
+                        except BaseException:
+                            code = _code(context, grpc.StatusCode.UNKNOWN)
+                            raise
+                        finally:
+                            call.finish(code)
+
+                    return written
+
+                async def observed(
+                    request: Any, context: grpc.aio.ServicerContext[Any, Any]
+                ) -> AsyncIterator[Any]:
+                    call = _Call(metrics, (kind, service, method), None, False)
+                    code = grpc.StatusCode.UNKNOWN
+                    try:
+                        async for reply in inner(request, context):
+                            yield reply
+                        code = _code(context, grpc.StatusCode.OK)
+                    except (GeneratorExit, asyncio.CancelledError):
+                        code = grpc.StatusCode.CANCELLED
+                        raise
+                    except BaseException:
+                        code = _code(context, grpc.StatusCode.UNKNOWN)
+                        raise
+                    finally:
+                        call.finish(code)
+
+                return observed
+
+            return wrap
+
+        return _rebuilt(handler, unary, streaming("server_stream"), streaming("bidi_stream"))  # type: ignore[no-any-return]
 
 
-def _code(context: grpc.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
+def _code(context: Any, default: grpc.StatusCode) -> grpc.StatusCode:
     """Return the status the handler set (``abort``/``set_code``), else ``default``."""
     code_of = getattr(context, "code", None)
     code = code_of() if callable(code_of) else None
