@@ -35,7 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from qpumesh.v1 import qpu_node_pb2 as pb
-from qpumesh.wire.tracing import incoming_context, tracer
+from qpumesh.wire.tracing import enabled, incoming_context, tracer
 
 TRACED_PREFIX = f"/{pb.DESCRIPTOR.package}."
 """Calls of services in the ``qpumesh.v1`` package get a server span."""
@@ -72,6 +72,22 @@ class RpcMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._handled: dict[tuple[tuple[str, str, str], grpc.StatusCode], Any] = {}
+
+    def series(self, labels: tuple[str, str, str]) -> tuple[Any, Any]:
+        """Return the (started counter, duration histogram) of one method, looked up once."""
+        found = self._series.get(labels)
+        if found is None:
+            found = self._series[labels] = (self.started.labels(*labels), self.seconds.labels(*labels))
+        return found
+
+    def count_handled(self, labels: tuple[str, str, str], code: grpc.StatusCode) -> None:
+        """Count one call of ``labels`` ending with ``code``."""
+        child = self._handled.get((labels, code))
+        if child is None:
+            child = self._handled[labels, code] = self.handled.labels(*labels, code.name)
+        child.inc()
 
 
 class _Call:
@@ -81,7 +97,8 @@ class _Call:
         self, metrics: RpcMetrics, labels: tuple[str, str, str], metadata: Any, traced: bool
     ) -> None:
         self.metrics, self.labels = metrics, labels
-        metrics.started.labels(*labels).inc()
+        self.series = metrics.series(labels)
+        self.series[0].inc()
         self.start = time.perf_counter()
         self.span: trace.Span | None = None
         if traced:
@@ -101,8 +118,8 @@ class _Call:
 
     def finish(self, code: grpc.StatusCode) -> None:
         """Count the status, observe the duration, end the span."""
-        self.metrics.seconds.labels(*self.labels).observe(time.perf_counter() - self.start)
-        self.metrics.handled.labels(*self.labels, code.name).inc()
+        self.series[1].observe(time.perf_counter() - self.start)
+        self.metrics.count_handled(self.labels, code)
         if self.span is not None:
             self.span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code != grpc.StatusCode.OK:
@@ -147,7 +164,7 @@ class ServerTelemetry(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return None
         full_method = handler_call_details.method
         service, method = split_method(full_method)
-        metrics, traced = self.metrics, full_method.startswith(TRACED_PREFIX)
+        metrics, traced = self.metrics, full_method.startswith(TRACED_PREFIX) and enabled()
 
         def unary(inner: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
             def observed(request: Any, context: grpc.ServicerContext) -> Any:
@@ -213,7 +230,7 @@ class AioServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return handler
         full_method = handler_call_details.method
         service, method = split_method(full_method)
-        metrics, traced = self.metrics, full_method.startswith(TRACED_PREFIX)
+        metrics, traced = self.metrics, full_method.startswith(TRACED_PREFIX) and enabled()
 
         def unary(
             inner: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],

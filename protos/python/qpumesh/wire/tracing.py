@@ -4,9 +4,9 @@ Every service calls ``configure_tracing(service_name)`` once at start-up. It rea
 standard ``OTEL_*`` variables: with ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) set, or ``OTEL_TRACES_EXPORTER=otlp``, spans are
 batched to that OTLP/gRPC collector; ``OTEL_TRACES_EXPORTER=console`` prints them;
-``none`` or nothing set leaves tracing off (the OpenTelemetry API then records nothing,
-at a cost of a few microseconds per span). ``OTEL_SERVICE_NAME`` overrides the service
-name, ``OTEL_RESOURCE_ATTRIBUTES`` adds attributes, as everywhere else.
+``none`` or nothing set leaves tracing off: qpumesh then skips its spans altogether
+(``span`` and ``outgoing_metadata`` check ``enabled`` first). ``OTEL_SERVICE_NAME``
+overrides the service name, ``OTEL_RESOURCE_ATTRIBUTES`` adds attributes, as everywhere else.
 
 The trace context crosses processes as W3C ``traceparent`` gRPC metadata
 (``outgoing_metadata`` on the caller, ``incoming_context`` on the server), so one
@@ -19,9 +19,12 @@ node call, and each node's server span under the call that reached it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from opentelemetry import context, propagate, trace
 
@@ -34,9 +37,29 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [trace %(trace_id)s]: %(message
 """The services' log format: the trace id of the span the line was logged in."""
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
-    """Return the qpumesh tracer (a no-op tracer until a provider is configured)."""
+    """Return the qpumesh tracer (a no-op tracer until a provider is configured).
+
+    Cached: the API's proxy tracer forwards to a provider installed later, so it is fetched once.
+    """
     return trace.get_tracer(TRACER_NAME)
+
+
+def enabled() -> bool:
+    """Whether a tracer provider is installed (else spans are skipped: no cost per call)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def span(name: str, **options: Any) -> AbstractContextManager[trace.Span]:
+    """``tracer().start_as_current_span(name, **options)``, or the invalid span when tracing is off.
+
+    The invalid span takes events, attributes and statuses and drops them, so callers never
+    check whether tracing is on.
+    """
+    if not enabled():
+        return nullcontext(trace.INVALID_SPAN)
+    return tracer().start_as_current_span(name, **options)
 
 
 def exporter_choice(environ: Mapping[str, str]) -> str:
@@ -101,6 +124,8 @@ def shutdown_tracing() -> None:
 
 def outgoing_metadata(metadata: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """Return ``metadata`` plus the current trace context (``traceparent``), for a gRPC call."""
+    if not enabled():
+        return list(metadata)
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return [*metadata, *carrier.items()]

@@ -49,7 +49,7 @@ from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.wire.job_spec import JobSpec
 from qpumesh.wire.job_state import JobState
 from qpumesh.wire.records import to_record
-from qpumesh.wire.tracing import tracer
+from qpumesh.wire.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class _JobExecutor:
             "qpumesh.tasks": len(tasks),
         }
         start = time.perf_counter()
-        with tracer().start_as_current_span("round", attributes=attributes):
+        with span("round", attributes=attributes):
             results = self.inner.run_round(tasks)
         if self.metrics is not None:
             self.metrics.round_seconds.observe(time.perf_counter() - start)

@@ -22,6 +22,7 @@ The injected faults come from ``fault_injection.FaultCollector``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -76,16 +77,22 @@ class NodeMetrics:
             registry=registry,
         )
         registry.register(_CoreCollector(core))
+        self._children: dict[str, tuple[Any, ...]] = {}
 
     def observe(
         self, method: str, *, queue: float, execute: float, rows: int, executions: int, shots: int
     ) -> None:
         """Record one answered request."""
-        self.queue_seconds.labels(method).observe(queue)
-        self.execute_seconds.labels(method).observe(execute)
-        self.rows.labels(method).inc(rows)
-        self.executions.labels(method).inc(executions)
-        self.shots.labels(method).inc(shots)
+        children = self._children.get(method)
+        if children is None:  # looked up once per method: labels() takes a lock and a dict lookup
+            families = (self.queue_seconds, self.execute_seconds, self.rows, self.executions, self.shots)
+            children = self._children[method] = tuple(family.labels(method) for family in families)
+        queue_seconds, execute_seconds, row_count, execution_count, shot_count = children
+        queue_seconds.observe(queue)
+        execute_seconds.observe(execute)
+        row_count.inc(rows)
+        execution_count.inc(executions)
+        shot_count.inc(shots)
 
 
 class _CoreCollector(Collector):

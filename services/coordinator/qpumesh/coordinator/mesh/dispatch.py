@@ -44,7 +44,7 @@ from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
 from qpumesh.wire import node_calls
 from qpumesh.wire.errors import TRANSIENT_CODES, MeshError
-from qpumesh.wire.tracing import outgoing_metadata, tracer
+from qpumesh.wire.tracing import outgoing_metadata, span
 
 
 class TransientCallError(Exception):
@@ -114,7 +114,7 @@ class Dispatcher:
         Raises:
             MeshError: a non-transient status, every attempt failed, or no node can host it.
         """
-        with tracer().start_as_current_span(
+        with span(
             f"task {task.key or '?'}",
             attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
         ):
@@ -134,8 +134,8 @@ class Dispatcher:
                     f"after {last.node.address} answered {last.code.name}"
                 )
                 self.faults.record(node.address, "failover", detail)
-                span = trace.get_current_span()
-                span.add_event("failover", {"qpumesh.node": node.address, "detail": detail})
+                current = trace.get_current_span()
+                current.add_event("failover", {"qpumesh.node": node.address, "detail": detail})
             try:
                 return await self._attempt(task, node, tried, attempt)
             except TransientCallError as failure:
@@ -235,19 +235,19 @@ class Dispatcher:
             "qpumesh.attempt": attempt,
             "qpumesh.hedge": hedge,
         }
-        with tracer().start_as_current_span(
+        with span(
             f"qpumesh.v1.QPUNode/{method}", kind=SpanKind.CLIENT, attributes=attributes,
             record_exception=False, set_status_on_exception=False,
-        ) as span:  # fmt: skip
+        ) as call:  # fmt: skip
             try:
                 return await self._call(node, task)
             except asyncio.CancelledError:
-                span.set_attribute("qpumesh.cancelled", True)  # a hedge lost, or the round ended
+                call.set_attribute("qpumesh.cancelled", True)  # a hedge lost, or the round ended
                 raise
             except (TransientCallError, MeshError) as error:
                 code = error.code
-                span.set_attribute("rpc.grpc.status_code", code.value[0])
-                span.set_status(Status(StatusCode.ERROR, code.name))
+                call.set_attribute("rpc.grpc.status_code", code.value[0])
+                call.set_status(Status(StatusCode.ERROR, code.name))
                 raise
 
     async def _call(self, node: MeshNode, task: CircuitTask) -> CircuitResult:
