@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -110,6 +110,8 @@ class LocalMesh:
             ``--in-process``, i.e. without nodes).
         node_args: extra arguments for every ``qpumesh node serve`` (they come
             after the mesh's own, so they win).
+        node_args_at: extra arguments for node i only (index -> arguments), after
+            ``node_args``: a heterogeneous mesh, e.g. one noisy node among clean ones.
         coordinator_args: extra arguments for ``qpumesh coordinator serve``.
         data_dir: the coordinator's data directory (job store, checkpoints);
             default: a temporary directory removed on exit.
@@ -130,6 +132,7 @@ class LocalMesh:
         nodes: int = 4,
         *,
         node_args: Sequence[str] = (),
+        node_args_at: Mapping[int, Sequence[str]] | None = None,
         coordinator_args: Sequence[str] = (),
         data_dir: str | os.PathLike[str] | None = None,
         coordinator_port: int = 0,
@@ -144,6 +147,10 @@ class LocalMesh:
             raise ValueError(f"nodes must be >= 0, got {nodes}")
         self.nodes = nodes
         self.node_args = tuple(node_args)
+        self.node_args_at = {i: tuple(a) for i, a in (node_args_at or {}).items()}
+        outside = sorted(i for i in self.node_args_at if not 0 <= i < nodes)
+        if outside:
+            raise ValueError(f"node_args_at names node(s) {outside}; the mesh has nodes 0..{nodes - 1}")
         self.coordinator_args = tuple(coordinator_args)
         self.coordinator_port = coordinator_port
         self.startup_timeout = startup_timeout
@@ -207,6 +214,19 @@ class LocalMesh:
         with self._lock:
             return self._start()
 
+    def node_command(self, index: int) -> list[str]:
+        """Build node ``index``'s module and arguments: the mesh's own, then ``node_args``, then its own."""
+        return [
+            "qpumesh.node",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--node-id",
+            f"node-{index}",
+            *self.node_args,
+            *self.node_args_at.get(index, ()),
+        ]
+
     def _start(self) -> LocalMesh:
         if self._children:
             raise LocalMeshError("the mesh is already running")
@@ -216,19 +236,7 @@ class LocalMesh:
             for i in range(self.nodes):
                 node_id = f"node-{i}"
                 self._node_children.append(
-                    self._spawn(
-                        node_id,
-                        [
-                            "qpumesh.node",
-                            "serve",
-                            "--host",
-                            "127.0.0.1",
-                            "--node-id",
-                            node_id,
-                            *self.node_args,
-                        ],
-                        port=0,
-                    )
+                    self._spawn(node_id, self.node_command(i), port=0)
                 )
             for child in self._node_children:
                 self._wait_ready(child, time.monotonic() + self.startup_timeout)
@@ -394,6 +402,21 @@ class LocalMesh:
                     f"(pid {child.process.pid}); last output:\n{child.stderr_tail()}"
                 )
             time.sleep(0.1)
+
+
+def parse_node_args_at(items: Sequence[str]) -> dict[int, list[str]]:
+    """``["0:--depolarizing-1q=0.01", "0:--readout-error=0.02"]`` -> {0: [both arguments]}.
+
+    Raises:
+        ValueError: an item that is not ``INDEX:ARG`` with a non-negative integer index.
+    """
+    out: dict[int, list[str]] = {}
+    for item in items:
+        index, sep, argument = item.partition(":")
+        if not sep or not index.isdigit() or not argument:
+            raise ValueError(f"--node-arg-at wants INDEX:ARG (e.g. 0:--readout-error=0.02), got {item!r}")
+        out.setdefault(int(index), []).append(argument)
+    return out
 
 
 def _healthy(address: str, timeout: float) -> bool:

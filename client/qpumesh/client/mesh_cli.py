@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from qpumesh.client.local_mesh import DEFAULT_STARTUP_TIMEOUT, LocalMesh, LocalMeshError
+from qpumesh.client.local_mesh import DEFAULT_STARTUP_TIMEOUT, LocalMesh, LocalMeshError, parse_node_args_at
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -44,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=[],
         metavar="ARG",
         help="extra argument for every 'qpumesh node serve' (repeatable, e.g. --node-arg=--max-qubits=3)",
+    )
+    up.add_argument(
+        "--node-arg-at",
+        action="append",
+        default=[],
+        metavar="I:ARG",
+        help="extra argument for node I only (repeatable; a heterogeneous mesh, "
+        "e.g. --node-arg-at=0:--depolarizing-1q=0.01)",
     )
     up.add_argument(
         "--coordinator-arg",
@@ -98,14 +106,19 @@ def terminate_on_sigterm() -> Iterator[None]:
 
 def _up(args: argparse.Namespace) -> int:
     """Run ``qpumesh mesh up``."""
-    mesh = LocalMesh(
-        nodes=args.nodes,
-        node_args=args.node_arg,
-        coordinator_args=args.coordinator_arg,
-        data_dir=args.data_dir,
-        coordinator_port=args.port,
-        startup_timeout=args.startup_timeout,
-    )
+    try:
+        mesh = LocalMesh(
+            nodes=args.nodes,
+            node_args=args.node_arg,
+            node_args_at=parse_node_args_at(args.node_arg_at),
+            coordinator_args=args.coordinator_arg,
+            data_dir=args.data_dir,
+            coordinator_port=args.port,
+            startup_timeout=args.startup_timeout,
+        )
+    except ValueError as error:
+        print(f"qpumesh mesh up: {error}", file=sys.stderr)
+        return 2
     try:
         with terminate_on_sigterm():
             print(f"starting {args.nodes} node(s) and a coordinator ...", file=sys.stderr, flush=True)

@@ -62,6 +62,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="ARG",
         help="extra argument for the local mesh's nodes (repeatable, e.g. --node-arg=--max-qubits=3)",
     )
+    run.add_argument(
+        "--node-arg-at",
+        action="append",
+        default=[],
+        metavar="I:ARG",
+        help="extra argument for node I only (repeatable; a heterogeneous mesh, "
+        "e.g. --node-arg-at=0:--depolarizing-1q=0.01)",
+    )
     run.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and predictions.csv")
     run.add_argument("--plot", type=Path, metavar="DIR", help="also write loss.png, r2.png, predictions.png")
     run.add_argument(
@@ -81,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from qpumesh.client.coordinator_client import CoordinatorClient
-    from qpumesh.client.local_mesh import LocalMesh
+    from qpumesh.client.local_mesh import LocalMesh, parse_node_args_at
     from qpumesh.client.mesh_cli import terminate_on_sigterm
 
     spec = build_spec(args)
@@ -96,7 +104,12 @@ def _train(args: argparse.Namespace) -> int:
             if not address:
                 what = f"{args.nodes} nodes + coordinator" if args.nodes else "in-process coordinator"
                 print(f"starting a local mesh ({what}) ...", file=sys.stderr, flush=True)
-                mesh = stack.enter_context(LocalMesh(nodes=args.nodes, node_args=args.node_arg))
+                try:
+                    per_node = parse_node_args_at(args.node_arg_at)
+                    mesh = LocalMesh(nodes=args.nodes, node_args=args.node_arg, node_args_at=per_node)
+                except ValueError as error:
+                    raise UsageError(str(error)) from error
+                stack.enter_context(mesh)
                 address = mesh.coordinator_address
                 nodes = ", ".join(mesh.node_addresses) or "none (circuits run in the coordinator)"
                 print(f"local mesh up: coordinator {address}, nodes {nodes}", file=sys.stderr, flush=True)

@@ -14,10 +14,14 @@ from qpumesh.coordinator.data import (
     csv_series,
     make_dataset,
     make_windows,
+    narma2_paper_input,
+    narma2_paper_series,
     narma_input,
     narma_series,
     pendulum_series,
 )
+from qpumesh.coordinator.training import load_series
+from qpumesh.wire.job_spec import JobSpec
 
 
 def test_pendulum_matches_paper_shapes() -> None:
@@ -97,3 +101,38 @@ def test_csv_errors(tmp_path: Path) -> None:
         csv_series(bad)
     with pytest.raises(DataError, match="no column 'c'"):
         csv_series(bad, "c")
+
+
+def test_narma2_paper_first_values_by_hand() -> None:
+    # u_t = 0.5 for every t: y2 = 0.6 * 0.125 + 0.1 = 0.175; y3 = 0.4 * 0.175 + 0 + 0.175 = 0.245;
+    # y4 = 0.4 * 0.245 + 0.4 * 0.245 * 0.175 + 0.175 = 0.29015.
+    y = narma2_paper_series(3, inputs=np.full(4, 0.5))
+    np.testing.assert_allclose(y, [0.175, 0.245, 0.29015], rtol=1e-14)
+
+
+def test_narma2_paper_uses_u_t_not_a_lagged_input() -> None:
+    # Only u_1 is non-zero: it drives y_2 (the first returned point), nothing else directly.
+    u = np.array([0.0, 0.5, 0.0, 0.0])
+    y = narma2_paper_series(3, inputs=u)
+    assert y[0] == pytest.approx(0.175)
+    assert y[1] == pytest.approx(0.4 * 0.175 + 0.1)
+
+
+def test_narma2_paper_input_is_fixed_uniform_and_seeded() -> None:
+    u = narma2_paper_input(5000)
+    assert u.min() >= 0.0 and u.max() < 0.5
+    assert u.mean() == pytest.approx(0.25, abs=0.01)
+    np.testing.assert_array_equal(u, narma2_paper_input(5000))
+    assert not np.array_equal(u, narma2_paper_input(5000, seed=1))
+    np.testing.assert_array_equal(narma2_paper_series(300), narma2_paper_series(300))
+    assert len(narma2_paper_series(300)) == 300
+
+
+def test_narma2_paper_rejects_wrong_input_length() -> None:
+    with pytest.raises(DataError, match="needs 4 inputs"):
+        narma2_paper_series(3, inputs=np.zeros(3))
+
+
+def test_narma2_task_loads_the_paper_series() -> None:
+    spec = JobSpec(task="narma2", series_length=120)
+    np.testing.assert_array_equal(load_series(spec), narma2_paper_series(120))

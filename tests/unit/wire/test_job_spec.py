@@ -60,7 +60,8 @@ def test_explicit_zero_is_not_mistaken_for_unset() -> None:
 @pytest.mark.parametrize(
     ("msg", "field", "text"),
     [
-        (pb.JobSpec(qubits=1), "qubits", "qubits: must be between 2 and 30, got 1"),
+        (pb.JobSpec(qubits=1), "qubits", "qubits: must be between 2 and 64, got 1"),
+        (pb.JobSpec(model="centric", qubits=31), "qubits", "qubits: must be between 2 and 30, got 31"),
         (pb.JobSpec(epochs=0), "epochs", "epochs: must be between 1"),
         (pb.JobSpec(task="weather"), "task", "task: must be one of"),
         (pb.JobSpec(model="quantum"), "model", "model: must be one of"),

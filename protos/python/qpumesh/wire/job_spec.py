@@ -25,13 +25,18 @@ from typing import Any
 
 from qpumesh.v1 import coordinator_pb2 as pb
 
-TASKS = ("pendulum", "narma", "csv")
+TASKS = ("pendulum", "narma", "narma2", "csv")
 MODELS = ("centric", "distributed", "classical")
 ANSATZES = ("v0", "chen2020")
 OPTIMIZERS = ("rmsprop", "adam")
 
 INPUT_DIM = 1
 """d_x: every task feeds one scalar per time step."""
+
+MAX_CIRCUIT_QUBITS = 30
+"""Widest centric model (and classical d_h + 1): one circuit of 2^30 amplitudes."""
+MAX_DISTRIBUTED_QUBITS = 64
+"""Widest distributed model: its parts, not its width, must fit the nodes."""
 
 
 def _field(
@@ -59,14 +64,17 @@ class JobSpec:
 
     Attributes:
         name: free-form label shown in job listings.
-        task: "pendulum", "narma" or "csv" (a user series; see ``csv_path``).
-        narma_order: n of NARMA-n (paper: 2, 5, 10).
+        task: "pendulum", "narma" (Chen's NARMA-n family), "narma2" (NARMA-2 as the
+            paper writes it, input u_t ~ U[0, 0.5]; docs/model.md) or "csv" (a user
+            series; see ``csv_path``).
+        narma_order: n of NARMA-n (paper: 2, 5, 10), task "narma".
         csv_path: path of a CSV file readable by the coordinator, for task "csv".
         csv_column: column of that file to model (default: the last one).
         model: "centric" (one VQC per gate), "distributed" (each gate split into
             ``partitions`` sub-circuits) or "classical" (torch LSTM baseline).
         qubits: width of v_t = [h_{t-1}; x_t], i.e. d_x + d_h, as in the paper's
-            centric models; hidden size d_h = qubits - 1.
+            centric models; hidden size d_h = qubits - 1. At most 30 (centric,
+            classical) or 64 (distributed: each part must fit a node).
         partitions: M, sub-circuits per gate for "distributed"; 0 = auto (the
             planner picks the smallest M that fits the nodes' max qubits).
         layers: variational layers L per (sub-)circuit.
@@ -121,7 +129,10 @@ class JobSpec:
         _choice("ansatz", self.ansatz, ANSATZES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _int_range("narma_order", self.narma_order, 1, 100)
-        _int_range("qubits", self.qubits, INPUT_DIM + 1, 30)
+        # One circuit (centric) holds 2^qubits amplitudes; a distributed model's width is cut
+        # into parts, each of which the planner and the nodes bound by their own max qubits.
+        widest = MAX_DISTRIBUTED_QUBITS if self.model == "distributed" else MAX_CIRCUIT_QUBITS
+        _int_range("qubits", self.qubits, INPUT_DIM + 1, widest)
         _int_range("partitions", self.partitions, 0, 4 * self.qubits)
         if self.model == "distributed" and self.partitions > self.qubits:
             raise SpecError("partitions", f"{self.partitions} parts cannot split {self.qubits} qubits")

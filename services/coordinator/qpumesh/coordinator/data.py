@@ -5,6 +5,7 @@
   (step 8.4e-4 s; the global error, O(h^4), is far below float64 plotting precision
   for these smooth dynamics), so no SciPy is needed.
 - ``narma_series``: NARMA-n of Chen's code family with the deterministic sine input.
+- ``narma2_paper_series``: NARMA-2 as the paper writes it, driven by u_t ~ U[0, 0.5].
 - ``csv_series``: one column of a user's CSV file.
 
 ``make_dataset`` scales a series to [-1, 1] (min-max over the whole series, as Chen's
@@ -93,6 +94,44 @@ def narma_series(order: int, length: int, period: float = 300.0) -> FloatArray:
         memory = y[max(0, t - order + 1) : t + 1].sum()
         y[t + 1] = 0.3 * y[t] + 0.05 * y[t] * memory + 1.5 * u[t - order + 1] * u[t] + 0.1
     return y[order:]
+
+
+NARMA2_INPUT_SEED = 2025
+"""Seed of the NARMA-2 (paper) input: one fixed series for every training seed."""
+
+
+def narma2_paper_input(length: int, seed: int = NARMA2_INPUT_SEED) -> FloatArray:
+    """u_t ~ U[0, 0.5] i.i.d., t = 0..length-1, from ``numpy.random.default_rng(seed)``.
+
+    The paper does not state its NARMA input; U[0, 0.5] is the reservoir-computing
+    convention (Atiya and Parlos 2000) for NARMA systems of this form.
+    """
+    return np.random.default_rng(seed).uniform(0.0, 0.5, size=length)
+
+
+def narma2_paper_series(
+    length: int, *, seed: int = NARMA2_INPUT_SEED, inputs: FloatArray | None = None
+) -> FloatArray:
+    """NARMA-2 of the paper: y_{t+1} = 0.4 y_t + 0.4 y_t y_{t-1} + 0.6 u_t^3 + 0.1.
+
+    Starts from y_0 = y_1 = 0 and drops those two values (washout), so the returned
+    series is y_2..y_{length+1}. ``inputs`` (length + 1 values u_0..u_length) replaces
+    the random input, e.g. in tests; otherwise ``narma2_paper_input(length + 1, seed)``.
+    Only u_1..u_length drive the returned points.
+
+    Raises:
+        DataError: if ``length`` < 1 or ``inputs`` has the wrong length.
+    """
+    if length < 1:
+        raise DataError(f"need length >= 1, got {length}")
+    total = length + 2
+    u = narma2_paper_input(total - 1, seed) if inputs is None else np.asarray(inputs, dtype=np.float64)
+    if u.shape != (total - 1,):
+        raise DataError(f"NARMA-2 of {length} points needs {total - 1} inputs, got shape {u.shape}")
+    y = np.zeros(total, dtype=np.float64)
+    for t in range(1, total - 1):
+        y[t + 1] = 0.4 * y[t] + 0.4 * y[t] * y[t - 1] + 0.6 * u[t] ** 3 + 0.1
+    return y[2:]
 
 
 def csv_series(path: str | Path, column: str = "") -> FloatArray:

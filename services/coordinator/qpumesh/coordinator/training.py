@@ -22,7 +22,14 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from qpumesh.coordinator.data import Dataset, csv_series, make_dataset, narma_series, pendulum_series
+from qpumesh.coordinator.data import (
+    Dataset,
+    csv_series,
+    make_dataset,
+    narma2_paper_series,
+    narma_series,
+    pendulum_series,
+)
 from qpumesh.coordinator.executor import RoundRunner
 from qpumesh.coordinator.metrics import best_epoch, convergence_epoch, r2_score
 from qpumesh.coordinator.model import DTYPE, QLSTM, ClassicalLSTM, count_parameters
@@ -67,11 +74,13 @@ class EpochMetrics:
 
 
 def load_series(spec: JobSpec) -> npt.NDArray[np.float64]:
-    """Load the raw series a spec trains on (pendulum, NARMA-n or a CSV column)."""
+    """Load the raw series a spec trains on (pendulum, NARMA-n, the paper's NARMA-2 or a CSV column)."""
     if spec.task == "pendulum":
         return pendulum_series(points=spec.series_length)
     if spec.task == "narma":
         return narma_series(spec.narma_order, spec.series_length)
+    if spec.task == "narma2":
+        return narma2_paper_series(spec.series_length)
     return csv_series(spec.csv_path, spec.csv_column)
 
 

@@ -1,0 +1,266 @@
+"""Write ``docs/results.md`` and its figures from the saved runs of ``benchmarks/results.py``.
+
+Every number in the document comes from the run files; a row lists the seeds it holds, and
+rows that have not run are listed as missing rather than left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from study_plots import plot_bars, plot_losses, plot_predictions
+from study_runs import NOISE_ROWS, PAPER, TABLE_TASKS, Budget
+from study_tables import RowStats, aggregate, format_mean_std, markdown_table, paper_cell
+
+TASK_TITLES = {
+    "pendulum": "Table I — damped pendulum",
+    "narma2": "Table II — NARMA-2 as the paper writes it (task `narma2`)",
+    "narma2-chen": "Table II on Chen's NARMA-2 (task `narma`, order 2)",
+}
+MODEL_LABELS = {
+    "centric-3": "centric, 3 qubits",
+    "centric-4": "**centric, 4 qubits**",
+    "centric-5": "centric, 5 qubits",
+    "centric-6": "centric, 6 qubits",
+    "distributed": "**distributed, 4 qubits (2 × 2)**",
+    "classical": "classical LSTM (d_h = 3)",
+}
+
+
+def _ms(stats: tuple[float, float], digits: int) -> str:
+    return format_mean_std(stats[0], stats[1], digits)
+
+
+def _seeds(row: RowStats) -> str:
+    return str(len(row.seeds)) if len(row.seeds) > 1 else f"1 (seed {row.seeds[0]})"
+
+
+def _by_study(results: Sequence[Mapping[str, Any]], study: str) -> list[Mapping[str, Any]]:
+    return [r for r in results if r["run"]["study"] == study]
+
+
+def tables_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path) -> str:
+    """Tables I and II (three series) with the paper's values, and their figures."""
+    stats = aggregate(_by_study(results, "tables"))
+    out = []
+    for prefix in TABLE_TASKS:
+        out.append(f"### {TASK_TITLES[prefix]}\n")
+        paper_prefix = "narma2" if prefix.startswith("narma2") else prefix
+        rows = []
+        for model, label in MODEL_LABELS.items():
+            row = stats.get(f"{prefix}/{model}")
+            paper = PAPER.get(f"{paper_prefix}/{model}")
+            if row is None:
+                rows.append([label, *(["not run"] + ["–"] * 7)])
+                continue
+            rows.append(
+                [
+                    label,
+                    str(row.parameters),
+                    _seeds(row),
+                    f"**{_ms(row.r2, 4)}**",
+                    paper_cell(paper[0] if paper else None, 4),
+                    _ms(row.convergence, 1),
+                    paper_cell(paper[1] if paper else None, 0),
+                    _ms(row.wall_seconds, 0),
+                    f"{row.seconds_per_epoch:.2f}",
+                ][: 1 + 8]
+            )
+        headers = [
+            "model",
+            "params",
+            "seeds",
+            "final test R²",
+            "paper R²",
+            "conv. epoch",
+            "paper conv.",
+            "wall s",
+            "s/epoch",
+        ]
+        out.append(markdown_table(headers, rows))
+        out.append(_task_figures(prefix, _by_study(results, "tables"), images, doc_dir))
+    return "\n".join(out)
+
+
+def _task_figures(prefix: str, results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path) -> str:
+    predictions: dict[str, Any] = {}
+    histories: dict[str, list[Any]] = {}
+    for model in ("centric-4", "distributed"):
+        runs = sorted(
+            (r for r in results if r["run"]["row"] == f"{prefix}/{model}"), key=lambda r: r["run"]["seed"]
+        )
+        if not runs:
+            continue
+        label = MODEL_LABELS[model].strip("*")
+        histories[label] = [r["summary"]["history"] for r in runs]
+        if "predictions" in runs[0]:
+            r2 = runs[0]["summary"]["test_r2"]
+            predictions[f"{label}, seed {runs[0]['run']['seed']} (test R² {r2:.4f})"] = runs[0]["predictions"]
+    lines = []
+    if predictions:
+        path = plot_predictions(
+            predictions,
+            f"{TASK_TITLES[prefix].split(' — ')[-1]}: predictions",
+            images / f"{prefix}-predictions.png",
+        )
+        lines.append(f"![{prefix} predictions]({path.relative_to(doc_dir)})")
+    if histories:
+        path = plot_losses(histories, f"{prefix}: loss per epoch", images / f"{prefix}-loss.png")
+        lines.append(f"![{prefix} loss]({path.relative_to(doc_dir)})")
+    return "\n\n".join(lines) + "\n"
+
+
+def scale_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path) -> str:
+    """The scale study's table (both series) and a bar chart of its R²."""
+    runs = _by_study(results, "scale")
+    stats = aggregate(runs)
+    spec_of = {r["run"]["row"]: r for r in runs}
+    order = sorted(stats, key=lambda row: (row.split("/")[0], int(row.rsplit("-", 1)[1]), row))
+    rows = []
+    for name in order:
+        row, example = stats[name], spec_of[name]
+        fields = example["run"]["fields"]
+        plan = example["summary"].get("plan") or {}
+        task, model = name.split("/")
+        shape = _shape(plan.get("input_sizes") or [fields["qubits"]])
+        rows.append(
+            [
+                task,
+                model.split("-")[0],
+                str(fields["qubits"]),
+                shape,
+                str(row.parameters),
+                _seeds(row),
+                str(row.epochs),
+                f"**{_ms(row.r2, 4)}**",
+                _ms(row.convergence, 1),
+                f"{row.executions[0] / row.epochs:,.0f}",
+                _ms(row.wall_seconds, 0),
+                f"{row.seconds_per_epoch:.2f}",
+            ]
+        )
+    headers = [
+        "series",
+        "model",
+        "width",
+        "qubits per circuit",
+        "params",
+        "seeds",
+        "epochs",
+        "final test R²",
+        "conv. epoch",
+        "circuit executions / epoch",
+        "wall s",
+        "s/epoch",
+    ]
+    text = markdown_table(headers, rows)
+    if order:
+        path = plot_bars(
+            order,
+            [stats[n].r2[0] for n in order],
+            [stats[n].r2[1] for n in order],
+            "scale study: final test R²",
+            images / "scale-r2.png",
+        )
+        text += f"\n![scale study R²]({path.relative_to(doc_dir)})\n"
+    return text
+
+
+def _shape(sizes: Sequence[int]) -> str:
+    """[4, 4, 4] -> "3 × 4"; unequal parts are listed."""
+    if len(set(sizes)) == 1:
+        return f"{len(sizes)} × {sizes[0]}"
+    return " + ".join(map(str, sizes))
+
+
+def noise_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path) -> str:
+    """The noise study's table and a bar chart of its R²."""
+    runs = _by_study(results, "noise")
+    stats = aggregate(runs)
+    rows = []
+    for name in NOISE_ROWS:
+        row = stats.get(name)
+        if row is None:
+            rows.append([name, "not run", *["–"] * 5])
+            continue
+        rows.append(
+            [
+                name,
+                _seeds(row),
+                str(row.epochs),
+                f"**{_ms(row.r2, 4)}**",
+                _ms(row.convergence, 1),
+                f"{row.executions[0] / row.epochs:,.0f}",
+                f"{row.seconds_per_epoch:.2f}",
+            ]
+        )
+    headers = [
+        "condition",
+        "seeds",
+        "epochs",
+        "final test R²",
+        "conv. epoch",
+        "circuit executions / epoch",
+        "s/epoch",
+    ]
+    text = markdown_table(headers, rows)
+    done = [n for n in NOISE_ROWS if n in stats]
+    if done:
+        path = plot_bars(
+            done,
+            [stats[n].r2[0] for n in done],
+            [stats[n].r2[1] for n in done],
+            "noise study: final test R²",
+            images / "noise-r2.png",
+        )
+        text += f"\n![noise study R²]({path.relative_to(doc_dir)})\n"
+    return text
+
+
+def timing_section(results: Sequence[Mapping[str, Any]], results_dir: Path) -> str:
+    """How long the runs took, on what machine, under what load."""
+    worker_seconds = math.fsum(r["summary"]["total_seconds"] for r in results)
+    sessions = []
+    log = results_dir / "sessions.jsonl"
+    if log.is_file():
+        sessions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elapsed = math.fsum(s["elapsed_seconds"] for s in sessions)
+    machines = {(r["machine"]["cpu"], r["machine"]["cpus"]) for r in results}
+    loads = [r["machine"]["load"][0] for r in results]
+    by_study = {}
+    for study in ("tables", "scale", "noise"):
+        chosen = [r["summary"]["total_seconds"] for r in results if r["run"]["study"] == study]
+        by_study[study] = (len(chosen), math.fsum(chosen))
+    lines = [
+        f"- Runs saved: {len(results)}; training time summed over runs: {worker_seconds / 3600:.2f} h "
+        + "("
+        + ", ".join(f"{s}: {n} runs, {t / 3600:.2f} h" for s, (n, t) in by_study.items())
+        + ").",
+        f"- Elapsed wall time of the sessions that trained them (2 worker processes): {elapsed / 60:.0f} min "
+        f"over {len(sessions)} session(s).",
+        "- Machine: " + "; ".join(f"{cpu}, {n} CPUs" for cpu, n in sorted(machines)) + ", shared with other "
+        f"engineers' jobs: 1-minute load average at the start of a run {min(loads, default=0):.1f}–"
+        f"{max(loads, default=0):.1f} (median {sorted(loads)[len(loads) // 2] if loads else 0:.1f}). "
+        "Wall times are therefore upper bounds and vary with the load, not only with the model.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    results: Sequence[Mapping[str, Any]], budget: Budget, doc: Path, images: Path, results_dir: Path
+) -> None:
+    """Render the whole document (and figures) from ``results``."""
+    from study_text import render
+
+    doc_dir = doc.parent
+    sections = {
+        "tables": tables_section(results, images, doc_dir),
+        "scale": scale_section(results, images, doc_dir),
+        "noise": noise_section(results, images, doc_dir),
+        "timing": timing_section(results, results_dir),
+    }
+    doc.write_text(render(sections, budget, results), encoding="utf-8")

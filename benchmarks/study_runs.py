@@ -1,0 +1,240 @@
+"""The studies of ``docs/results.md`` as lists of ``Run``s, and how one run is trained.
+
+- ``tables``: every row of the paper's Tables I (pendulum) and II (NARMA-2), the latter on
+  both NARMA-2 series (the paper's formula, task ``narma2``; Chen's code family, task
+  ``narma``), 5 seeds.
+- ``scale``: centric vs distributed QLSTMs of width 4, 8, 12, 16 and a distributed one of
+  width 32, the distributed ones cut into 4-qubit parts (width 4: the paper's 2 × 2).
+- ``noise``: the paper's distributed model under shot noise, depolarizing noise, readout
+  error, and with one noisy node among clean ones.
+
+Every run trains in this process on ``InProcessExecutor`` (the node's engines, no network).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+from study_cache import Run, RunCache
+
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
+from qpumesh.coordinator.mesh.in_process import InProcessExecutor
+from qpumesh.coordinator.training import Trainer
+from qpumesh.node.core import NodeConfig
+from qpumesh.node.noise import NoiseConfig
+from qpumesh.wire.job_spec import JobSpec
+
+SEEDS_TABLES = (0, 1, 2, 3, 4)
+SEEDS_STUDIES = (0, 1, 2)
+
+TABLE_TASKS: dict[str, dict[str, Any]] = {
+    "pendulum": {"task": "pendulum"},
+    "narma2": {"task": "narma2", "series_length": 300},
+    "narma2-chen": {"task": "narma", "narma_order": 2, "series_length": 300},
+}
+"""Row prefix -> JobSpec fields of the series."""
+
+PAPER: dict[str, tuple[float, int]] = {
+    "pendulum/centric-3": (0.9898, 81),
+    "pendulum/centric-4": (0.9913, 68),
+    "pendulum/centric-5": (0.9938, 38),
+    "pendulum/centric-6": (0.9903, 27),
+    "pendulum/distributed": (0.9936, 31),
+    "narma2/centric-3": (0.5477, 2),
+    "narma2/centric-4": (0.8611, 2),
+    "narma2/centric-5": (0.2651, 2),
+    "narma2/centric-6": (0.7799, 2),
+    "narma2/distributed": (0.7523, 2),
+}
+"""The paper's single-run (R², convergence epoch) per row; Table II is NARMA-2."""
+
+MAIN_ROWS = ("centric-4", "distributed")
+"""Rows whose seed-0 predictions are kept for the figures."""
+
+NOISE_ROWS: dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = {
+    "exact": ({}, ()),
+    "shots 100": ({"shots": 100}, ()),
+    "shots 1,000": ({"shots": 1000}, ()),
+    "shots 10,000": ({"shots": 10_000}, ()),
+    "depolarizing 1e-3": ({}, ({"depolarizing_1q": 1e-3, "depolarizing_2q": 1e-3},)),
+    "depolarizing 1e-2": ({}, ({"depolarizing_1q": 1e-2, "depolarizing_2q": 1e-2},)),
+    "readout 2 %": ({}, ({"readout_error": 0.02},)),
+    "node 0 noisy (1e-2 + readout 2 %), node 1 clean": (
+        {},
+        ({"depolarizing_1q": 1e-2, "depolarizing_2q": 1e-2, "readout_error": 0.02}, {}),
+    ),
+}
+"""Row -> (JobSpec fields, node noise) of the noise study (distributed, M = 2, pendulum)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Epochs per study (decided before the runs start, from timed single runs)."""
+
+    tables: int
+    scale: Mapping[int, int]
+    """Width -> epochs of the scale study's distributed rows at that width."""
+    scale_centric: Mapping[int, int]
+    """Width -> epochs of the scale study's centric rows (a state of 2^width amplitudes)."""
+    scale_centric_seeds: Mapping[int, int]
+    """Width -> seeds of the centric rows, where fewer than 3 fit the time."""
+    noise: int
+    noise_series_length: int
+
+
+def table_runs(epochs: int) -> list[Run]:
+    """Tables I and II: 6 rows per series, 5 seeds; seed-major so early seeds finish first."""
+    runs = []
+    for seed in SEEDS_TABLES:
+        for prefix, task in TABLE_TASKS.items():
+            for name, model in (
+                *((f"centric-{q}", {"model": "centric", "qubits": q}) for q in (3, 4, 5, 6)),
+                ("distributed", {"model": "distributed", "qubits": 4, "partitions": 2}),
+                ("classical", {"model": "classical", "qubits": 4}),
+            ):
+                runs.append(
+                    Run(
+                        "tables",
+                        f"{prefix}/{name}",
+                        seed,
+                        epochs,
+                        {**task, **model},
+                        keep_predictions=seed == 0 and name in MAIN_ROWS,
+                        priority=10 * seed,
+                    )
+                )
+    return runs
+
+
+def scale_runs(budget: Budget) -> list[Run]:
+    """Centric and distributed (4-qubit parts; width 4: 2 x 2) rows of the budget's widths."""
+    runs = []
+    for seed in SEEDS_STUDIES:
+        for prefix in ("pendulum", "narma2"):
+            task = TABLE_TASKS[prefix]
+            for width, n_epochs in budget.scale_centric.items():
+                if seed < budget.scale_centric_seeds.get(width, len(SEEDS_STUDIES)):
+                    model = {"model": "centric", "qubits": width}
+                    # The widest centric rows cost the most and run last: 2^width amplitudes.
+                    priority = 100 if width >= 12 else 10 * seed + 13
+                    runs.append(
+                        Run(
+                            "scale",
+                            f"{prefix}/centric-{width}",
+                            seed,
+                            n_epochs,
+                            {**task, **model},
+                            priority=priority,
+                        )
+                    )
+            for width, n_epochs in budget.scale.items():
+                parts = 2 if width == 4 else width // 4
+                model = {"model": "distributed", "qubits": width, "partitions": parts}
+                runs.append(
+                    Run(
+                        "scale",
+                        f"{prefix}/distributed-{width}",
+                        seed,
+                        n_epochs,
+                        {**task, **model},
+                        priority=10 * seed + 13,
+                    )
+                )
+    return runs
+
+
+def noise_runs(epochs: int, series_length: int) -> list[Run]:
+    """The noise study's rows on the pendulum, distributed model (M = 2), 3 seeds."""
+    runs = []
+    for seed in SEEDS_STUDIES:
+        for row, (fields, nodes) in NOISE_ROWS.items():
+            spec = {"task": "pendulum", "series_length": series_length, "model": "distributed", **fields}
+            runs.append(Run("noise", row, seed, epochs, spec, nodes, priority=10 * seed + 12))
+    return runs
+
+
+class NodesExecutor(LocalExecutor):
+    """Several in-process nodes, possibly with different noise: partition m runs on node m mod N.
+
+    This is the heterogeneous local mesh of the noise study without the network: each task's
+    key ``"{gate}/{m}"`` names its partition, as the mesh executor's routing does.
+    """
+
+    def __init__(self, nodes: Sequence[InProcessExecutor]) -> None:
+        super().__init__()
+        if not nodes:
+            raise ValueError("NodesExecutor needs at least one node")
+        self.nodes = list(nodes)
+
+    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
+        """Run each task on its partition's node, counting the round once."""
+        self.stats.record_round(tasks)
+        return [self.nodes[_partition(task.key) % len(self.nodes)].run_round([task])[0] for task in tasks]
+
+
+def _partition(key: str) -> int:
+    _, _, part = key.partition("/")
+    if not part.isdigit():
+        raise ValueError(f"task key {key!r} does not name a partition ('gate/m')")
+    return int(part)
+
+
+def make_executor(run: Run, model: str) -> LocalExecutor | None:
+    """The executor a run trains on: none (classical), one node, or one node per noise entry."""
+    if model == "classical":
+        return None
+    if not run.nodes:
+        return InProcessExecutor()
+    nodes = [
+        InProcessExecutor(NodeConfig(node_id=f"node-{i}", noise=NoiseConfig(**noise)))
+        for i, noise in enumerate(run.nodes)
+    ]
+    return nodes[0] if len(nodes) == 1 else NodesExecutor(nodes)
+
+
+def machine() -> dict[str, Any]:
+    """Where a run ran: host, CPU model and count, load average (the machine is shared)."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(), "load": list(os.getloadavg())}
+
+
+def execute(run: Run, cache: RunCache) -> dict[str, Any]:
+    """Train ``run`` (torch on one thread) and save its result in ``cache``."""
+    torch.set_num_threads(1)
+    spec = JobSpec.from_dict({**run.fields, "seed": run.seed, "epochs": run.epochs, "name": run.row})
+    trainer = Trainer(spec, make_executor(run, spec.model))
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    before = machine()
+    clock = time.perf_counter()
+    for _ in range(run.epochs):
+        trainer.train_epoch()
+    summary = trainer.summary()
+    summary["total_seconds"] = time.perf_counter() - clock
+    decided = asdict(run)
+    decided.pop("priority")
+    result: dict[str, Any] = {
+        "run": decided,
+        "key": run.key,
+        "summary": summary,
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {**before, "load_after": list(os.getloadavg())},
+    }
+    if run.keep_predictions:
+        result["predictions"] = {k: v.tolist() for k, v in trainer.predictions().items()}
+    cache.save(run, result)
+    return result
