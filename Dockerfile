@@ -68,6 +68,10 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
 ENV MPLCONFIGDIR=/opt/matplotlib
 RUN python -c "import matplotlib.font_manager" && chown -R qpumesh:qpumesh /opt/matplotlib
 COPY scripts/healthcheck.py /usr/local/bin/qpumesh-healthcheck
+# Secret values from files (QPUMESH_ADMIN_TOKEN_FILE, QPUMESH_TOKEN_FILE: Swarm and
+# Kubernetes secrets), then `exec` of the command: see scripts/docker-entrypoint.sh.
+COPY --chmod=0755 scripts/docker-entrypoint.sh /usr/local/bin/qpumesh-entrypoint
+ENTRYPOINT ["/usr/local/bin/qpumesh-entrypoint"]
 WORKDIR /home/qpumesh
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "/usr/local/bin/qpumesh-healthcheck"]
