@@ -6,15 +6,20 @@
 #   2. build the wheelhouse on the host (build/wheelhouse: torch + every dependency)
 #   3. build both images (the node and coordinator targets of the Dockerfile) offline from it
 #      (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
-#   4. pytest -m e2e tests/e2e (compose up with 4 nodes, a training job, faults, ...)
+#   4. pytest -m e2e tests/e2e: the Compose mesh (compose up with 4 nodes, a training job,
+#      faults, ...), then the Swarm stack (a one-node swarm, docker stack deploy of
+#      deploy/swarm/qpumesh-stack.yml, a killed task, scaling, stack rm), on the same
+#      engine and images
 #
-# Always, also on failure or Ctrl-C: `docker compose down -v` of the test project, and stop
-# the dockerd that docker_engine.sh started (by its recorded PID; an engine it did not start
-# is left alone). Each step's wall time is printed at the end.
+# Always, also on failure or Ctrl-C: `docker compose down -v` of the test project, the
+# test stack removed with its volume and secret (and the swarm left, if the test created
+# it), and stop the dockerd that docker_engine.sh started (by its recorded PID; an engine
+# it did not start is left alone). Each step's wall time is printed at the end.
 #
 # Environment:
 #   PY                          python with qpumesh[dev] (default .venv/bin/python)
 #   COMPOSE_PROJECT_NAME        compose project of the test mesh (default qpumesh-e2e)
+#   QPUMESH_E2E_STACK           swarm stack of the test (default qpmswarm-e2e)
 #   QPUMESH_TAG                 tag of the images built and tested (default e2e)
 #   QPUMESH_E2E_STATE           state/log directory (default /tmp/qpumesh-e2e)
 #   QPUMESH_E2E_KEEP_ENGINE=1   leave dockerd running afterwards (for repeated local runs)
@@ -26,6 +31,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 export QPUMESH_E2E_STATE=${QPUMESH_E2E_STATE:-/tmp/qpumesh-e2e}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-qpumesh-e2e}
+export QPUMESH_E2E_STACK=${QPUMESH_E2E_STACK:-qpmswarm-e2e}
 export QPUMESH_TAG=${QPUMESH_TAG:-e2e}
 export QPUMESH_E2E_REQUIRED=1
 ENGINE=tests/e2e/docker_engine.sh
@@ -66,6 +72,8 @@ cleanup() {
   if docker info >/dev/null 2>&1; then
     docker compose -p "$COMPOSE_PROJECT_NAME" -f docker-compose.yml -f docker-compose.hetero.yml \
       down --volumes --remove-orphans --timeout 10 >&2 || log "compose down failed"
+    # The swarm test's stack, volume, secret, labels, and the swarm if the test created it.
+    "$PY" tests/e2e/e2e_swarm.py teardown "$QPUMESH_E2E_STACK" >&2 || log "swarm teardown failed"
   fi
   if [ "${QPUMESH_E2E_KEEP_ENGINE:-}" != 1 ]; then
     bash "$ENGINE" stop || log "stopping dockerd failed"
