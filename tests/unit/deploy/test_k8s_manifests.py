@@ -22,7 +22,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = sorted(path.name for path in (K8S / "overlays").iterdir() if (path / "kustomization.yaml").exists())
+OVERLAYS = sorted(
+    path.name for path in (K8S / "overlays").iterdir() if (path / "kustomization.yaml").exists()
+)
 # Native gRPC probes are GA since 1.27; the oldest version still supported upstream and the newest.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
@@ -37,7 +39,10 @@ def _kubectl() -> str:
 def render(overlay: str) -> list[dict[str, Any]]:
     """``kubectl kustomize deploy/k8s/overlays/OVERLAY`` as a list of objects."""
     proc = subprocess.run(
-        [_kubectl(), "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
+        [_kubectl(), "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
@@ -83,7 +88,9 @@ def test_overlays_exist() -> None:
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-def test_overlay_is_valid_against_the_kubernetes_schemas(rendered: tuple[str, list[dict[str, Any]]], version: str) -> None:
+def test_overlay_is_valid_against_the_kubernetes_schemas(
+    rendered: tuple[str, list[dict[str, Any]]], version: str
+) -> None:
     import kubernetes_validate
 
     overlay, objects = rendered
@@ -92,7 +99,9 @@ def test_overlay_is_valid_against_the_kubernetes_schemas(rendered: tuple[str, li
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
-            errors.append(f"{overlay}: {obj['kind']} {obj['metadata']['name']}: {error.message} at {list(error.path)}")
+            errors.append(
+                f"{overlay}: {obj['kind']} {obj['metadata']['name']}: {error.message} at {list(error.path)}"
+            )
     assert not errors, "\n".join(errors)
 
 
@@ -106,18 +115,24 @@ def test_everything_is_namespaced_with_images_set(rendered: tuple[str, list[dict
         assert ":" in image, f"{workload['metadata']['name']}: image {image!r} has no tag"
 
 
-def test_coordinator_finds_every_pool_through_the_headless_service(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+def test_coordinator_finds_every_pool_through_the_headless_service(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
     _, objects = rendered
     coordinator = _one(objects, "StatefulSet", "coordinator")
     env = _env(_container(coordinator))
     service_name, port = env["QPUMESH_NODES"].removeprefix("dns:").rsplit(":", 1)
     service = _one(objects, "Service", service_name)
-    assert service["spec"]["clusterIP"] == "None", "node discovery needs a headless Service (one A record per pod)"
+    assert service["spec"]["clusterIP"] == "None", (
+        "node discovery needs a headless Service (one A record per pod)"
+    )
     assert not service["spec"].get("publishNotReadyAddresses", False)
     assert [p["port"] for p in service["spec"]["ports"]] == [int(port)]
     selector = service["spec"]["selector"]
     for pool in _node_pools(objects):
-        assert _matches(selector, _pod_labels(pool)), f"Service {service_name} misses pool {pool['metadata']['name']}"
+        assert _matches(selector, _pod_labels(pool)), (
+            f"Service {service_name} misses pool {pool['metadata']['name']}"
+        )
         ports = {p["name"]: p["containerPort"] for p in _container(pool)["ports"]}
         assert ports[service["spec"]["ports"][0]["targetPort"]] == int(port)
     assert not _matches(selector, _pod_labels(coordinator))
@@ -131,7 +146,10 @@ def test_pools_do_not_share_pods(rendered: tuple[str, list[dict[str, Any]]]) -> 
         assert _matches(selector, _pod_labels(owner))
         for other in pools:
             if other is not owner:
-                assert not _matches(selector, _pod_labels(other)), (owner["metadata"]["name"], other["metadata"]["name"])
+                assert not _matches(selector, _pod_labels(other)), (
+                    owner["metadata"]["name"],
+                    other["metadata"]["name"],
+                )
 
 
 def test_probes_are_native_grpc_on_the_serving_port(rendered: tuple[str, list[dict[str, Any]]]) -> None:
@@ -212,7 +230,10 @@ def test_hetero_pools_differ_and_are_placed_by_host_labels() -> None:
     objects = render("hetero")
     pools = {p["metadata"]["name"]: p for p in _node_pools(objects)}
     assert set(pools) == {"qpu", "qpu-small", "qpu-noisy"}
-    classes = {name: p["spec"]["template"]["spec"]["nodeSelector"]["qpumesh.io/qpu-class"] for name, p in pools.items()}
+    classes = {
+        name: p["spec"]["template"]["spec"]["nodeSelector"]["qpumesh.io/qpu-class"]
+        for name, p in pools.items()
+    }
     assert classes == {"qpu": "large", "qpu-small": "small", "qpu-noisy": "noisy"}
     env = {name: _env(_container(p)) for name, p in pools.items()}
     assert env["qpu"]["QPUMESH_MAX_QUBITS"] == "20" and env["qpu-small"]["QPUMESH_MAX_QUBITS"] == "3"
