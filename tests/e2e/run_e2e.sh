@@ -3,9 +3,9 @@
 # `bash scripts/test.sh --e2e`, hence by CI):
 #
 #   1. start the engine, the Compose plugin and the base image (tests/e2e/docker_engine.sh)
-#   2. build the wheelhouse on the host (build/wheelhouse: torch + every dependency)
-#   3. build both images (the node and coordinator targets of the Dockerfile) offline from it
-#      (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
+#   2.-3. scripts/build_images.sh --offline: the wheelhouse on the host (build/wheelhouse:
+#      torch + every dependency), then both images (the node and coordinator targets of the
+#      Dockerfile) offline from it (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
 #   4. pytest -m e2e tests/e2e: the Compose mesh (compose up with 4 nodes, a training job,
 #      faults, ...), then the Swarm stack (a one-node swarm, docker stack deploy of
 #      deploy/swarm/qpumesh-stack.yml, a killed task, scaling, stack rm), on the same
@@ -37,8 +37,6 @@ export QPUMESH_E2E_REQUIRED=1
 ENGINE=tests/e2e/docker_engine.sh
 PIDFILE="$QPUMESH_E2E_STATE/dockerd.pid"
 BASE_IMAGE=${QPUMESH_BASE_IMAGE:-qpumesh-base:bookworm}
-WHEELHOUSE=build/wheelhouse
-TORCH_SPEC="torch==2.13.0"
 
 log() { printf '[run_e2e] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -103,62 +101,13 @@ trap 'on_signal TERM 143' TERM
 
 start_engine() { bash "$ENGINE" start; }
 
-# The wheelhouse: torch (the CPU build) + qpumesh's dependencies, pinned to the versions of
-# the dev venv so that host client and containers speak the same gRPC/protobuf. Rebuilt
-# from scratch each run (seconds, from pip's cache) so no stale wheel can be picked up.
-build_wheelhouse() {
-  local req constraints
-  req=$(mktemp)
-  constraints=$(mktemp)
-  "$PY" -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
-print('\n'.join(d['project']['dependencies'] + ['setuptools>=69']))" >"$req"
-  "$PY" -m pip freeze --exclude-editable | grep -v ' @ ' >"$constraints" || true
-  rm -rf "$WHEELHOUSE"
-  if ! "$PY" -m pip wheel --disable-pip-version-check --wheel-dir "$WHEELHOUSE" \
-      --constraint "$constraints" "$TORCH_SPEC" -r "$req" >"$QPUMESH_E2E_STATE/wheelhouse.log" 2>&1; then
-    tail -n 30 "$QPUMESH_E2E_STATE/wheelhouse.log" >&2
-    die "pip wheel failed (full log: $QPUMESH_E2E_STATE/wheelhouse.log)"
-  fi
-  rm -f "$req" "$constraints"
-  log "wheelhouse: $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
-}
-
-# BuildKit is needed (RUN --mount). Docker >= 23 with buildx uses it by default; Debian's
-# docker.io 20.10 CLI has it built in with DOCKER_BUILDKIT=1.
-DOCKER_BUILD=()
-pick_builder() {
-  if docker buildx version >/dev/null 2>&1; then
-    DOCKER_BUILD=(docker build)
-  elif [ -x /usr/bin/docker ] && /usr/bin/docker version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
-    DOCKER_BUILD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build)
-  else
-    die "no BuildKit-capable docker CLI (install docker-buildx, or docker.io's CLI)"
-  fi
-}
-
-build_image() {
-  local target=$1 image=$2 logfile
-  logfile="$QPUMESH_E2E_STATE/build-$target.log"
-  if ! "${DOCKER_BUILD[@]}" --progress=plain --target "$target" -t "$image" \
-      --build-arg BASE_IMAGE="$BASE_IMAGE" \
-      --build-arg PIP_INSTALL_ARGS="--no-index --find-links=/wheelhouse" \
-      . >"$logfile" 2>&1; then
-    tail -n 40 "$logfile" >&2
-    die "building $image failed (full log: $logfile)"
-  fi
-  log "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
-}
-
 timed engine start_engine
 if [ "${QPUMESH_E2E_SKIP_BUILD:-}" = 1 ]; then
   log "QPUMESH_E2E_SKIP_BUILD=1: using the existing images tagged $QPUMESH_TAG"
 else
-  pick_builder
-  timed wheelhouse build_wheelhouse
-  # One after the other: the second build reuses the first one's layers.
-  timed build-node build_image node "qpumesh-node:$QPUMESH_TAG"
-  timed build-coord build_image coordinator "qpumesh-coordinator:$QPUMESH_TAG"
-  # Keep the image store from growing run after run: drop the replaced image versions.
-  docker image prune --force >/dev/null || true
+  # Wheelhouse on the host, both images offline on the base image (wall time of each step
+  # in its log lines; build logs in $QPUMESH_E2E_STATE).
+  timed build env PY="$PY" QPUMESH_BASE_IMAGE="$BASE_IMAGE" QPUMESH_BUILD_LOGS="$QPUMESH_E2E_STATE" \
+    bash scripts/build_images.sh --offline "$QPUMESH_TAG"
 fi
 timed pytest "$PY" -m pytest -m e2e tests/e2e -p no:cacheprovider -v "$@"
