@@ -69,12 +69,12 @@ class Swarm:
     stack: str
 
     @classmethod
-    def ensure(cls, stack: str) -> Swarm:
-        """Use the engine's swarm, or ``docker swarm init --advertise-addr 127.0.0.1`` one."""
+    def ensure(cls, stack: str, advertise: str = "127.0.0.1") -> Swarm:
+        """Use the engine's swarm, or ``docker swarm init --advertise-addr ADVERTISE`` one."""
         state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
         owned = False
         if state == "inactive":
-            docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+            docker("swarm", "init", "--advertise-addr", advertise)
             STATE.mkdir(parents=True, exist_ok=True)
             _owned_marker(stack).write_text("docker swarm init by the e2e test\n")
             owned = True
@@ -83,9 +83,9 @@ class Swarm:
         node_id = docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
         return cls(node_id=node_id, owned=owned, stack=stack)
 
-    def label(self) -> None:
-        """Give the engine's node every label of the stack (one host runs every class)."""
-        args = [arg for key in LABELS for arg in ("--label-add", f"{key}=true")]
+    def label(self, labels: tuple[str, ...] = LABELS) -> None:
+        """Give the engine's node ``labels`` (default: every label, one host runs every class)."""
+        args = [arg for key in labels for arg in ("--label-add", f"{key}=true")]
         docker("node", "update", *args, self.node_id)
         STATE.mkdir(parents=True, exist_ok=True)
         _labels_marker(self.stack).write_text(" ".join(LABELS) + "\n")
@@ -207,11 +207,17 @@ class Stack:
 
 def teardown(stack: str) -> None:
     """Remove ``stack`` and undo the test's swarm changes (labels; the swarm if it made it)."""
+    from e2e_second_host import stop as stop_second_host
+
     state = docker("info", "--format", "{{.Swarm.LocalNodeState}}", check=False).stdout.strip()
+    if state == "active":
+        Stack(stack, dict(os.environ), client=None).remove()
+    # The two-host test's second dockerd (its own namespace, PID file), if it runs.
+    stop_second_host()
     if state != "active":
         _owned_marker(stack).unlink(missing_ok=True)
+        _labels_marker(stack).unlink(missing_ok=True)
         return
-    Stack(stack, dict(os.environ), client=None).remove()
     node_id = docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
     marker = _owned_marker(stack)
     if marker.exists():
@@ -230,12 +236,13 @@ def teardown(stack: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``teardown STACK``: the exit trap's cleanup (see the module docstring)."""
+    """``teardown STACK...``: the exit trap's cleanup (see the module docstring)."""
     parser = argparse.ArgumentParser(description="clean up after the Swarm e2e test")
     parser.add_argument("command", choices=["teardown"])
-    parser.add_argument("stack")
+    parser.add_argument("stacks", nargs="+", metavar="STACK")
     args = parser.parse_args(argv)
-    teardown(args.stack)
+    for stack in args.stacks:
+        teardown(stack)
     return 0
 
 

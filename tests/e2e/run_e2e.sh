@@ -8,8 +8,9 @@
 #      Dockerfile) offline from it (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
 #   4. pytest -m e2e tests/e2e: the Compose mesh (compose up with 4 nodes, a training job,
 #      faults, ...), then the Swarm stack (a one-node swarm, docker stack deploy of
-#      deploy/swarm/qpumesh-stack.yml, a killed task, scaling, stack rm), on the same
-#      engine and images
+#      deploy/swarm/qpumesh-stack.yml, a killed task, scaling, stack rm), then the same
+#      stack over two hosts (a second dockerd in a network namespace; QPUMESH_E2E_TWO_HOSTS=0
+#      skips it), all on the same engine and images
 #
 # Always, also on failure or Ctrl-C: `docker compose down -v` of the test project, the
 # test stack removed with its volume and secret (and the swarm left, if the test created
@@ -19,7 +20,8 @@
 # Environment:
 #   PY                          python with qpumesh[dev] (default .venv/bin/python)
 #   COMPOSE_PROJECT_NAME        compose project of the test mesh (default qpumesh-e2e)
-#   QPUMESH_E2E_STACK           swarm stack of the test (default qpmswarm-e2e)
+#   QPUMESH_E2E_STACK           swarm stack of the test (default qpmswarm-e2e; STACK-2h for two hosts)
+#   QPUMESH_E2E_TWO_HOSTS=0     skip the two-host swarm test
 #   QPUMESH_TAG                 tag of the images built and tested (default e2e)
 #   QPUMESH_E2E_STATE           state/log directory (default /tmp/qpumesh-e2e)
 #   QPUMESH_E2E_KEEP_ENGINE=1   leave dockerd running afterwards (for repeated local runs)
@@ -70,8 +72,10 @@ cleanup() {
   if docker info >/dev/null 2>&1; then
     docker compose -p "$COMPOSE_PROJECT_NAME" -f docker-compose.yml -f docker-compose.hetero.yml \
       down --volumes --remove-orphans --timeout 10 >&2 || log "compose down failed"
-    # The swarm test's stack, volume, secret, labels, and the swarm if the test created it.
-    "$PY" tests/e2e/e2e_swarm.py teardown "$QPUMESH_E2E_STACK" >&2 || log "swarm teardown failed"
+    # The swarm tests' stacks, volumes, secrets, labels, the second host (two-host test),
+    # and the swarm if a test created it.
+    "$PY" tests/e2e/e2e_swarm.py teardown "$QPUMESH_E2E_STACK" "$QPUMESH_E2E_STACK-2h" >&2 \
+      || log "swarm teardown failed"
   fi
   if [ "${QPUMESH_E2E_KEEP_ENGINE:-}" != 1 ]; then
     bash "$ENGINE" stop || log "stopping dockerd failed"
