@@ -186,23 +186,30 @@ class Stack:
             }.items()
         }
 
-    def remove(self, timeout: float = 120) -> None:
+    def remove(self, timeout: float = 120, network_timeout: float = 60) -> None:
         """``docker stack rm``, then what it leaves behind: the named volume and our secret.
 
         ``docker stack rm`` returns before the containers are gone, and a volume in use
-        cannot be removed, so wait for the containers and networks first.
+        cannot be removed, so wait for the services and containers first (``timeout``).
+        The overlay network goes last, and across two hosts Swarm may retry its removal
+        for a while ("unknown network" errors in the daemon's log): wait for it at most
+        ``network_timeout`` more (leaving the swarm removes it in any case).
         """
         docker("stack", "rm", self.name, check=False)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            left = self.leftovers()
-            if not (left["services"] or left["containers"] or left["networks"]):
-                break
-            time.sleep(1)
+        self._wait_gone(("services", "containers"), timeout)
         for volume in self.leftovers()["volumes"]:
             docker("volume", "rm", "--force", volume, check=False)
         for secret in self.leftovers()["secrets"]:
             docker("secret", "rm", secret, check=False)
+        self._wait_gone(("networks",), network_timeout)
+
+    def _wait_gone(self, kinds: tuple[str, ...], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = self.leftovers()
+            if not any(left[kind] for kind in kinds):
+                return
+            time.sleep(1)
 
 
 def teardown(stack: str) -> None:
