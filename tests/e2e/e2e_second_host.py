@@ -19,6 +19,8 @@ Only what ``start`` made is removed by ``stop`` (its PID file names the daemon).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import time
@@ -109,6 +111,22 @@ class SecondHost:
         return self.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not yet reaped by its parent) does not."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of ``pid`` if this process started it (``SecondHost.start``)."""
+    # Not our child (the exit trap's teardown runs in another process): its parent reaps it.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 def stop() -> None:
     """Leave the swarm, stop the second dockerd (by its PID file), remove link, namespace, data."""
     if PIDFILE.exists():
@@ -119,10 +137,11 @@ def stop() -> None:
             docker("-H", SOCKET, "network", "rm", "docker_gwbridge", check=False)
             _run("kill", "-TERM", str(pid), check=False)
             deadline = time.monotonic() + 30
-            while comm.exists() and time.monotonic() < deadline:
-                time.sleep(0.5)
-            if comm.exists():
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
                 _run("kill", "-KILL", str(pid), check=False)
+            _reap(pid)
         PIDFILE.unlink(missing_ok=True)
     _run("ip", "link", "del", VETH_HOST, check=False)
     _run("ip", "netns", "del", NETNS, check=False)

@@ -104,11 +104,13 @@ class Stack:
         name: the stack name (prefix of its services, networks, volumes).
         env: environment of ``docker stack deploy`` (the file's variables).
         client: a docker SDK client, for containers and their health.
+        phases: seconds from ``docker stack rm`` to each step of ``remove`` (for the report).
     """
 
     name: str
     env: dict[str, str]
     client: Any = field(repr=False)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def service(self, short: str) -> str:
         """The full service name of ``short`` (``qpu-large`` -> ``STACK_qpu-large``)."""
@@ -195,13 +197,16 @@ class Stack:
         for a while ("unknown network" errors in the daemon's log): wait for it at most
         ``network_timeout`` more (leaving the swarm removes it in any case).
         """
+        started = time.monotonic()
         docker("stack", "rm", self.name, check=False)
         self._wait_gone(("services", "containers"), timeout)
+        self.phases["services and containers gone"] = time.monotonic() - started
         for volume in self.leftovers()["volumes"]:
             docker("volume", "rm", "--force", volume, check=False)
         for secret in self.leftovers()["secrets"]:
             docker("secret", "rm", secret, check=False)
         self._wait_gone(("networks",), network_timeout)
+        self.phases["... volume, secret, network gone"] = time.monotonic() - started
 
     def _wait_gone(self, kinds: tuple[str, ...], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -212,19 +217,28 @@ class Stack:
             time.sleep(1)
 
 
-def teardown(stack: str) -> None:
-    """Remove ``stack`` and undo the test's swarm changes (labels; the swarm if it made it)."""
+def teardown(stack: str) -> dict[str, float]:
+    """Remove ``stack`` and undo the test's swarm changes (labels; the swarm if it made it).
+
+    Returns:
+        Seconds from the start to the end of each step, for the timings report.
+    """
     from e2e_second_host import stop as stop_second_host
 
+    started = time.monotonic()
+    phases: dict[str, float] = {}
     state = docker("info", "--format", "{{.Swarm.LocalNodeState}}", check=False).stdout.strip()
     if state == "active":
-        Stack(stack, dict(os.environ), client=None).remove()
+        removed = Stack(stack, dict(os.environ), client=None)
+        removed.remove()
+        phases.update(removed.phases)
     # The two-host test's second dockerd (its own namespace, PID file), if it runs.
     stop_second_host()
+    phases["second host stopped (if any)"] = time.monotonic() - started
     if state != "active":
         _owned_marker(stack).unlink(missing_ok=True)
         _labels_marker(stack).unlink(missing_ok=True)
-        return
+        return phases
     node_id = docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
     marker = _owned_marker(stack)
     if marker.exists():
@@ -240,6 +254,8 @@ def teardown(stack: str) -> None:
         if args:
             docker("node", "update", *args, node_id, check=False)
     _labels_marker(stack).unlink(missing_ok=True)
+    phases["swarm left or labels removed"] = time.monotonic() - started
+    return phases
 
 
 def main(argv: list[str] | None = None) -> int:
