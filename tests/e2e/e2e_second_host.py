@@ -13,6 +13,8 @@ the veth. What was found while building it (docs/deploy.md):
 - Both hosts share the kernel's UTS name, so ``docker node ls`` shows two hosts named
   alike; nodes are told apart by their IDs.
 - The second host has no images and there is no registry: ``docker save | docker load``.
+- Its data root is a tmpfs: removing the loaded image's layers from disk file by file
+  took longer (77 s) than everything else in the teardown together.
 
 Only what ``start`` made is removed by ``stop`` (its PID file names the daemon).
 """
@@ -35,6 +37,8 @@ HOST_IP, PEER_IP = "10.231.0.1", "10.231.0.2"
 DATA_ROOT = Path("/var/lib/qpumesh-host2")
 RUN_ROOT = Path("/run/qpumesh-host2")
 PIDFILE = RUN_ROOT / "docker.pid"
+TMPFS_SIZE = "6g"
+"""Memory for the second host's data root: the node image (1.5 GB) and its containers."""
 SOCKET = f"unix://{RUN_ROOT}/docker.sock"
 
 
@@ -77,6 +81,9 @@ class SecondHost:
         _run(*inside, "ip", "link", "set", "lo", "up")
         RUN_ROOT.mkdir(parents=True, exist_ok=True)
         DATA_ROOT.mkdir(parents=True, exist_ok=True)
+        # The second host's images and containers live in memory: deleting 1.5 GB of image
+        # layers file by file took 77 s on the dev machine's disk; unmounting is instant.
+        _run("mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "qpumesh-host2", str(DATA_ROOT))
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as out:
             subprocess.Popen(
@@ -127,13 +134,25 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop() -> None:
-    """Leave the swarm, stop the second dockerd (by its PID file), remove link, namespace, data."""
+def stop(phases: dict[str, float] | None = None) -> None:
+    """Leave the swarm, stop the second dockerd (by its PID file), remove link, namespace, data.
+
+    Args:
+        phases: if given, gets the seconds from the start of ``stop`` to the end of each
+            step (for the timings report).
+    """
+    phases = {} if phases is None else phases
+    started = time.monotonic()
+
+    def done(step: str) -> None:
+        phases[step] = time.monotonic() - started
+
     if PIDFILE.exists():
         pid = int(PIDFILE.read_text())
         comm = Path(f"/proc/{pid}/comm")
         if comm.exists() and comm.read_text().strip() == "dockerd":
             docker("-H", SOCKET, "swarm", "leave", "--force", check=False, timeout=60)
+            done("second host: swarm leave")
             docker("-H", SOCKET, "network", "rm", "docker_gwbridge", check=False)
             _run("kill", "-TERM", str(pid), check=False)
             deadline = time.monotonic() + 30
@@ -142,8 +161,13 @@ def stop() -> None:
             if _alive(pid):
                 _run("kill", "-KILL", str(pid), check=False)
             _reap(pid)
+            done("second host: dockerd stopped")
         PIDFILE.unlink(missing_ok=True)
     _run("ip", "link", "del", VETH_HOST, check=False)
     _run("ip", "netns", "del", NETNS, check=False)
+    if DATA_ROOT.is_mount():
+        # Mounts the daemon left below it (overlay layers of killed containers) go first.
+        _run("umount", "--recursive", "--lazy", str(DATA_ROOT), check=False)
     shutil.rmtree(DATA_ROOT, ignore_errors=True)
     shutil.rmtree(RUN_ROOT, ignore_errors=True)
+    done("second host: link, namespace, data removed")

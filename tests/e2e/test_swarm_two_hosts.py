@@ -110,7 +110,7 @@ def two_hosts(docker_client: Any, images: None) -> Iterator[TwoHosts]:
         started = time.monotonic()
         phases = teardown(name)
         TIMINGS.append(("two hosts: teardown (stack, second host, swarm)", time.monotonic() - started))
-        NOTES.extend(f"  two hosts teardown: {step:<34} at {t:6.1f} s" for step, t in phases.items())
+        NOTES.extend(f"  two hosts teardown, done at {t:6.1f} s: {step}" for step, t in phases.items())
 
 
 def _train(client: Any, name: str, on_epoch: Any = None) -> Any:
