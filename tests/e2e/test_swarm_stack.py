@@ -94,6 +94,7 @@ def deployed(docker_client: Any, images: None) -> Iterator[DeployedStack]:
     env.update(
         QPUMESH_TAG=os.environ.get("QPUMESH_TAG", "e2e"),
         QPUMESH_PORT=str(free_port()),
+        QPUMESH_HTTP_PORT=str(free_port()),
         QPUMESH_ADMIN_TOKEN_SECRET=secret,
         QPUMESH_LARGE_REPLICAS=str(LARGE),
         QPUMESH_SMALL_REPLICAS=str(SMALL),
@@ -128,7 +129,8 @@ def test_stack_is_healthy_and_discovered_by_dns_round_robin(deployed: DeployedSt
         ]
     coordinator = services["coordinator"]
     assert coordinator["ports"] == [
-        {"mode": "host", "target": 50050, "published": int(stack.env["QPUMESH_PORT"]), "protocol": "tcp"}
+        {"mode": "host", "target": 50050, "published": int(stack.env["QPUMESH_PORT"]), "protocol": "tcp"},
+        {"mode": "host", "target": 8080, "published": int(stack.env["QPUMESH_HTTP_PORT"]), "protocol": "tcp"},
     ]
     assert coordinator["deploy"]["placement"]["constraints"] == ["node.labels.qpumesh.coordinator == true"]
     assert set(LABELS) <= set(deployed.swarm.node_labels())

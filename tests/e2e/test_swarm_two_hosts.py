@@ -74,7 +74,8 @@ def two_hosts(docker_client: Any, images: None) -> Iterator[TwoHosts]:
     tag = os.environ.get("QPUMESH_TAG", "e2e")
     env = dict(os.environ)
     env.update(
-        QPUMESH_TAG=tag, QPUMESH_PORT=str(free_port()), QPUMESH_ADMIN_TOKEN_SECRET=f"{name}_admin_token",
+        QPUMESH_TAG=tag, QPUMESH_PORT=str(free_port()), QPUMESH_HTTP_PORT=str(free_port()),
+        QPUMESH_ADMIN_TOKEN_SECRET=f"{name}_admin_token",
         QPUMESH_LARGE_REPLICAS=str(LARGE), QPUMESH_SMALL_REPLICAS=str(SMALL), QPUMESH_RPC_TIMEOUT="10",
     )  # fmt: skip
     stack = Stack(name, env, docker_client)

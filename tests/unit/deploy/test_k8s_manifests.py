@@ -135,6 +135,7 @@ def test_coordinator_finds_every_pool_through_the_headless_service(
         )
         ports = {p["name"]: p["containerPort"] for p in _container(pool)["ports"]}
         assert ports[service["spec"]["ports"][0]["targetPort"]] == int(port)
+        assert ports["metrics"] == int(_env(_container(pool))["QPUMESH_METRICS_PORT"])
     assert not _matches(selector, _pod_labels(coordinator))
 
 
@@ -157,7 +158,7 @@ def test_probes_are_native_grpc_on_the_serving_port(rendered: tuple[str, list[di
     for workload in [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]:
         container = _container(workload)
         serving = int(_env(container)["QPUMESH_PORT"])
-        assert [p["containerPort"] for p in container["ports"]] == [serving]
+        assert {p["name"]: p["containerPort"] for p in container["ports"]}["grpc"] == serving
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"]["port"] == serving, (workload["metadata"]["name"], probe)
 

@@ -61,7 +61,8 @@ def test_every_class_is_placed_by_its_own_label() -> None:
 
 def test_coordinator_port_is_published_in_host_mode_with_its_volume() -> None:
     coordinator = _stack()["services"]["coordinator"]
-    assert [(p["target"], p["mode"]) for p in coordinator["ports"]] == [(50050, "host")]
+    assert [(p["target"], p["mode"]) for p in coordinator["ports"]] == [(50050, "host"), (8080, "host")]
+    assert coordinator["environment"]["QPUMESH_HTTP_PORT"] == "8080"
     assert coordinator["volumes"] == ["coordinator-data:/data"]
     assert coordinator["environment"]["QPUMESH_DATA_DIR"] == "/data"
     assert coordinator["deploy"]["update_config"]["order"] == "stop-first"
