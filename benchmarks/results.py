@@ -52,7 +52,7 @@ def _work(run: Run) -> str:
     assert _cache is not None
     try:
         result = execute(run, _cache)
-    except Exception as error:  # noqa: BLE001 - one failed run must not stop the others
+    except Exception as error:  # one failed run must not stop the others
         return f"{run.file_name}: FAILED {type(error).__name__}: {error}"
     summary = result["summary"]
     return f"{run.file_name}: R2 {summary['test_r2']:.4f}, {summary['total_seconds']:.0f} s"
