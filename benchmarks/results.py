@@ -19,23 +19,25 @@ makes new runs (the epochs are part of each run's key).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from study_cache import Run, RunCache
-from study_runs import Budget, execute, machine, noise_runs, scale_runs, table_runs
+from study_runs import TABLE_TASKS, Budget, execute, machine, noise_runs, scale_runs, table_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = ROOT / "docs" / "results" / "runs"
 DEFAULT_DOC = ROOT / "docs" / "results.md"
 DEFAULT_IMAGES = ROOT / "docs" / "images" / "results"
-STUDIES = ("tables", "noise", "scale")
+STUDIES = ("tables", "noise", "scale", "long")
 
 _cache: RunCache | None = None
 
@@ -63,6 +65,8 @@ def select_runs(studies: list[str], budget: Budget) -> list[Run]:
     runs: list[Run] = []
     if "tables" in studies:
         runs += table_runs(budget.tables)
+    if "long" in studies and budget.long_tasks:
+        runs += table_runs(budget.long_epochs, study="long", tasks=budget.long_tasks)
     if "scale" in studies:
         runs += scale_runs(budget)
     if "noise" in studies:
@@ -70,9 +74,15 @@ def select_runs(studies: list[str], budget: Budget) -> list[Run]:
     return runs
 
 
-def run_missing(runs: list[Run], cache: RunCache, workers: int, niceness: int) -> None:
-    """Train the runs ``cache`` lacks with ``workers`` processes, and log the session."""
+def run_missing(
+    runs: list[Run], cache: RunCache, workers: int, niceness: int, first: Sequence[str] = ()
+) -> None:
+    """Train the runs ``cache`` lacks with ``workers`` processes, and log the session.
+
+    Runs whose file name matches a glob of ``first`` start before the others.
+    """
     todo = cache.missing(runs)
+    todo.sort(key=lambda r: not any(fnmatch.fnmatch(r.file_name, g) for g in first))  # stable
     print(f"{len(runs) - len(todo)} of {len(runs)} runs saved; {len(todo)} to run", flush=True)
     if not todo:
         return
@@ -117,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", default=str(DEFAULT_DOC), help="the document to write")
     parser.add_argument("--images", default=str(DEFAULT_IMAGES), help="directory of the figures")
     parser.add_argument("--table-epochs", type=int, default=20, help="epochs of Tables I and II")
+    parser.add_argument("--long-epochs", type=int, default=100, help="epochs of the long tables")
+    parser.add_argument(
+        "--long-tasks",
+        nargs="*",
+        default=["pendulum", "narma2-chen"],
+        choices=list(TABLE_TASKS),
+        help="series whose tables also run --long-epochs (default %(default)s)",
+    )
     parser.add_argument(
         "--scale-epochs",
         default="4:8,8:8,12:3,16:3,32:3",
@@ -134,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--noise-epochs", type=int, default=10, help="epochs of the noise study")
     parser.add_argument("--noise-series-length", type=int, default=240, help="pendulum points (noise)")
+    parser.add_argument(
+        "--first", nargs="*", default=[], metavar="GLOB", help="run files matching these first"
+    )
     parser.add_argument("--render-only", action="store_true", help="only write the document")
     parser.add_argument("--list", action="store_true", help="list the runs and exit")
     args = parser.parse_args(argv)
@@ -141,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be 1 or 2 (the machine is shared)")
     budget = Budget(
         args.table_epochs,
+        args.long_epochs,
+        tuple(args.long_tasks),
         _widths(args.scale_epochs),
         _widths(args.scale_centric_epochs),
         _widths(args.scale_centric_seeds),
@@ -154,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             print(("saved  " if cache.load(run) is not None else "missing"), run.file_name)
         return 0
     if not args.render_only:
-        run_missing(runs, cache, args.workers, args.nice)
+        run_missing(runs, cache, args.workers, args.nice, args.first)
     from study_report import write_report
 
     all_runs = select_runs(list(STUDIES), budget)

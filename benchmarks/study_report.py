@@ -43,12 +43,18 @@ def _by_study(results: Sequence[Mapping[str, Any]], study: str) -> list[Mapping[
     return [r for r in results if r["run"]["study"] == study]
 
 
-def tables_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path) -> str:
+def tables_section(
+    results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path, study: str = "tables"
+) -> str:
     """Tables I and II (three series) with the paper's values, and their figures."""
-    stats = aggregate(_by_study(results, "tables"))
+    chosen = _by_study(results, study)
+    stats = aggregate(chosen)
     out = []
+    suffix = "" if study == "tables" else f", {study}"
     for prefix in TABLE_TASKS:
-        out.append(f"### {TASK_TITLES[prefix]}\n")
+        if not any(r["run"]["row"].startswith(prefix + "/") for r in chosen):
+            continue
+        out.append(f"### {TASK_TITLES[prefix]}{suffix}\n")
         paper_prefix = "narma2" if prefix.startswith("narma2") else prefix
         rows = []
         for model, label in MODEL_LABELS.items():
@@ -82,11 +88,13 @@ def tables_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: 
             "s/epoch",
         ]
         out.append(markdown_table(headers, rows))
-        out.append(_task_figures(prefix, _by_study(results, "tables"), images, doc_dir))
+        out.append(_task_figures(prefix, chosen, images, doc_dir, "" if study == "tables" else f"-{study}"))
     return "\n".join(out)
 
 
-def _task_figures(prefix: str, results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path) -> str:
+def _task_figures(
+    prefix: str, results: Sequence[Mapping[str, Any]], images: Path, doc_dir: Path, tag: str
+) -> str:
     predictions: dict[str, Any] = {}
     histories: dict[str, list[Any]] = {}
     for model in ("centric-4", "distributed"):
@@ -105,11 +113,11 @@ def _task_figures(prefix: str, results: Sequence[Mapping[str, Any]], images: Pat
         path = plot_predictions(
             predictions,
             f"{TASK_TITLES[prefix].split(' — ')[-1]}: predictions",
-            images / f"{prefix}-predictions.png",
+            images / f"{prefix}{tag}-predictions.png",
         )
         lines.append(f"![{prefix} predictions]({path.relative_to(doc_dir)})")
     if histories:
-        path = plot_losses(histories, f"{prefix}: loss per epoch", images / f"{prefix}-loss.png")
+        path = plot_losses(histories, f"{prefix}: loss per epoch", images / f"{prefix}{tag}-loss.png")
         lines.append(f"![{prefix} loss]({path.relative_to(doc_dir)})")
     return "\n\n".join(lines) + "\n"
 
@@ -232,7 +240,7 @@ def timing_section(results: Sequence[Mapping[str, Any]], results_dir: Path) -> s
     machines = {(r["machine"]["cpu"], r["machine"]["cpus"]) for r in results}
     loads = [r["machine"]["load"][0] for r in results]
     by_study = {}
-    for study in ("tables", "scale", "noise"):
+    for study in ("tables", "long", "scale", "noise"):
         chosen = [r["summary"]["total_seconds"] for r in results if r["run"]["study"] == study]
         by_study[study] = (len(chosen), math.fsum(chosen))
     lines = [
@@ -259,6 +267,7 @@ def write_report(
     doc_dir = doc.parent
     sections = {
         "tables": tables_section(results, images, doc_dir),
+        "long": tables_section(results, images, doc_dir, "long"),
         "scale": scale_section(results, images, doc_dir),
         "noise": noise_section(results, images, doc_dir),
         "timing": timing_section(results, results_dir),

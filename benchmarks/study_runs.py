@@ -86,6 +86,9 @@ class Budget:
     """Epochs per study (decided before the runs start, from timed single runs)."""
 
     tables: int
+    long_epochs: int
+    """Epochs of the "long" study: the paper's schedule for the series of ``long_tasks``."""
+    long_tasks: tuple[str, ...]
     scale: Mapping[int, int]
     """Width -> epochs of the scale study's distributed rows at that width."""
     scale_centric: Mapping[int, int]
@@ -96,21 +99,27 @@ class Budget:
     noise_series_length: int
 
 
-def table_runs(epochs: int) -> list[Run]:
-    """Tables I and II: 6 rows per series, 5 seeds; seed-major so early seeds finish first."""
+def table_runs(epochs: int, *, study: str = "tables", tasks: Sequence[str] = tuple(TABLE_TASKS)) -> list[Run]:
+    """Tables I and II: 6 rows per series, 5 seeds; seed-major so early seeds finish first.
+
+    ``study="long"`` is the same rows on the paper's schedule for ``tasks``; they run after
+    the short tables, the noise and the scale studies of the same seed.
+    """
     runs = []
+    offset = 0 if study == "tables" else 14
     for seed in SEEDS_TABLES:
-        for prefix, task in TABLE_TASKS.items():
+        for prefix in tasks:
+            task = TABLE_TASKS[prefix]
             for name, model in TABLE_MODELS.items():
                 runs.append(
                     Run(
-                        "tables",
+                        study,
                         f"{prefix}/{name}",
                         seed,
                         epochs,
                         {**task, **model},
                         keep_predictions=seed == 0 and name in MAIN_ROWS,
-                        priority=10 * seed,
+                        priority=10 * seed + offset,
                     )
                 )
     return runs
