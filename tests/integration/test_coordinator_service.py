@@ -122,7 +122,8 @@ def test_cancel_stops_a_running_job_and_removes_a_queued_one(stub: pb_grpc.Coord
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"qubits": 1}, "qubits: must be between 2 and 30, got 1"),
+        ({"qubits": 1}, "qubits: must be between 2 and 64, got 1"),
+        ({"model": "centric", "qubits": 31}, "qubits: must be between 2 and 30, got 31"),
         ({"epochs": 0}, "epochs: must be between 1 and"),
         ({"model": "transformer"}, "model: must be one of centric, distributed, classical"),
         ({"task": "csv"}, "csv_path: task 'csv' needs"),
