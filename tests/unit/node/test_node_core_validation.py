@@ -98,7 +98,7 @@ EVALUATE_CASES: list[tuple[str, dict[str, Any], type[NodeError], str]] = [
         "malformed json",
         {"circuit_hash": hashlib.sha256(b"{nope").hexdigest(), "cirq_json": "{nope"},
         InvalidRequest,
-        "not valid Cirq JSON",
+        "not valid JSON",
     ),
     (
         "not a circuit",
@@ -265,7 +265,7 @@ def test_noisy_configuration_logs_the_engine_choice_once_per_circuit(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     core = NodeCore(NodeConfig(noise=NoiseConfig(depolarizing_1q=0.01, method="trajectories")))
-    with caplog.at_level(logging.INFO, logger="qpumesh.node.core"):
+    with caplog.at_level(logging.INFO, logger="qpumesh.node"):
         first = core.evaluate(**GOOD)
         core.evaluate(**GOOD)
     assert first.backend == "batched-trajectories"

@@ -44,6 +44,7 @@ from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import bind, listen_address, server_options
 from qpumesh.wire.errors import MeshError
+from qpumesh.wire.handlers import add_servicer
 from qpumesh.wire.job_spec import JobSpec, SpecError, spec_from_proto, spec_to_proto
 from qpumesh.wire.job_state import JobState
 from qpumesh.wire.port_file import write_port_file
@@ -356,7 +357,8 @@ def create_server(
     health_servicer = health.HealthServicer()
     wrapper = CoordinatorServer(server, manager, health_servicer)
     servicer = CoordinatorServicer(manager, wrapper.stopping)
-    pb_grpc.add_CoordinatorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    # Requests are decoded in the handlers: bytes that are no message get INVALID_ARGUMENT.
+    add_servicer(server, servicer, pb.DESCRIPTOR.services_by_name["Coordinator"])
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:

@@ -3,66 +3,54 @@
 `NodeCore` is what the gRPC servicer and the coordinator's in-process executor both call,
 so in-process and mesh runs give identical numbers. It
 
-* parses Cirq JSON once per SHA-256 hash and keeps the `CompiledCircuit` in an LRU cache
-  (thread-safe); a request may then carry only the hash (or the same JSON again, which is
-  not hashed twice);
+* keeps compiled circuits by the SHA-256 of their JSON (`qpumesh.node.circuit_cache`:
+  bounded before Cirq parses them, compiled once, LRU); a request may then carry only the
+  hash;
 * validates every request (`qpumesh.node.requests`, with per-circuit plans of what repeats)
-  and raises `InvalidRequest` (fix the request), `UnknownCircuit` (resend the circuit JSON),
-  `LimitExceeded` (split the request) or `PreconditionFailed` (not on this node) -- messages
-  name the offending symbol, shape or value; no error leaves state behind;
-* picks the engine per circuit: with gate noise and the ``batched`` backend, the torch engines
-  ``batched-density`` (exact) or ``batched-trajectories`` (Monte Carlo) per
-  `NoiseConfig.method`; with gate noise and another backend, the references ``cirq`` (exact
-  density matrix) or ``qsim`` (trajectories); without gate noise the configured backend,
-  falling back to ``qsim`` when the configured engine cannot run the circuit. The choice is
-  logged once per circuit when it differs from the configured backend, and reported as
+  and bounds its work before any (`qpumesh.node.limits`): it raises `InvalidRequest` (fix
+  the request), `UnknownCircuit` (resend the circuit JSON), `LimitExceeded` (split the
+  request) or `PreconditionFailed` (not on this node) -- messages name the offending
+  symbol, shape, value or bound; no error leaves state behind;
+* runs each circuit on the engine chosen for it (`qpumesh.node.engines`), reported as
   ``backend``;
 * turns observables (weighted Pauli strings) into unique terms for the engines, then applies
   readout error and shot sampling (`qpumesh.node.noise`); differentiates exact requests by
   the adjoint method (`qpumesh.node.adjoint`) and the others by the parameter-shift rule
-  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way.
+  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way; refuses
+  results that overflow float64 rather than sending infinities.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import cast
 
-import cirq
 import numpy as np
 
 from qpumesh.node.adjoint import adjoint_gradient
-from qpumesh.node.backends import (
-    BACKENDS,
-    Backend,
-    BatchedBackend,
-    CirqBackend,
-    DensityBackend,
-    QsimBackend,
-    TrajectoriesBackend,
-)
+from qpumesh.node.backends import BACKENDS, Backend, BatchedBackend
 from qpumesh.node.backends.compiled import warm_up
-from qpumesh.node.circuits import SUPPORTED_GATES, CircuitError, CompiledCircuit, compile_circuit
+from qpumesh.node.circuit_cache import CachedCircuit, CircuitCache, CircuitLimits
+from qpumesh.node.circuits import SUPPORTED_GATES, CompiledCircuit
+from qpumesh.node.engines import NodeEngines
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.gradients import (
     GRADIENT_METHODS,
+    MAX_STACKED_ROWS,
     parameter_shift,
     shift_rule_executions,
 )
+from qpumesh.node.limits import Work
 from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
 from qpumesh.node.requests import (
-    CircuitRequests,
     Observables,
     Terms,
     check_cotangents,
+    check_finite,
     check_reply_size,
     check_shots,
     check_table,
@@ -84,8 +72,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _version() -> str:
@@ -109,6 +95,11 @@ class NodeConfig:
         max_message_bytes: Largest reply the node will build.
         precision: Batched engine precision, ``"double"`` or ``"single"``.
         circuit_cache_size: Compiled circuits kept (LRU).
+        max_circuit_bytes: Largest circuit JSON accepted.
+        max_circuit_operations: Most operations (and moments) of a circuit once its
+            sub-circuits are inlined, repetitions multiplied.
+        max_request_cost: Most work one request may cause, in amplitude operations
+            (`qpumesh.node.limits`): compiling a new circuit, and simulating the batch.
 
     Raises:
         ValueError: An unknown backend/precision or a non-positive limit.
@@ -123,13 +114,24 @@ class NodeConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     precision: str = "double"
     circuit_cache_size: int = 256
+    max_circuit_bytes: int = 4 * 1024 * 1024
+    max_circuit_operations: int = 10_000
+    max_request_cost: int = 10_000_000_000
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"NodeConfig.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.precision not in ("double", "single"):
             raise ValueError(f"NodeConfig.precision must be 'double' or 'single', got {self.precision!r}")
-        for name in ("max_qubits", "max_batch_rows", "max_message_bytes", "circuit_cache_size"):
+        for name in (
+            "max_qubits",
+            "max_batch_rows",
+            "max_message_bytes",
+            "circuit_cache_size",
+            "max_circuit_bytes",
+            "max_circuit_operations",
+            "max_request_cost",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"NodeConfig.{name} must be a positive integer, got {value!r}")
@@ -192,14 +194,6 @@ class GradResult:
     shift_rule_shots: int = 0
 
 
-@dataclass(frozen=True)
-class _Entry:
-    compiled: CompiledCircuit
-    engine: str
-    cirq_json: str
-    requests: CircuitRequests
-
-
 class NodeCore:
     """One emulated QPU, without the network. Thread-safe.
 
@@ -209,19 +203,15 @@ class NodeCore:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
-        noise = config.noise
-        self._engines: dict[str, Backend] = {
-            "batched": BatchedBackend(config.precision),
-            "cirq": CirqBackend(),
-            "qsim": QsimBackend(),
-        }
-        if noise.has_gate_noise:
-            self._engines["batched-density"] = DensityBackend(noise)
-            self._engines["batched-trajectories"] = TrajectoriesBackend(noise)
-            self._engines["cirq-noisy"] = CirqBackend(noise)
-            self._engines["qsim-noisy"] = QsimBackend(noise)
+        self._engines = NodeEngines(config.backend, config.precision, config.noise)
+        limits = CircuitLimits(
+            max_qubits=config.max_qubits,
+            max_circuit_bytes=config.max_circuit_bytes,
+            max_circuit_operations=config.max_circuit_operations,
+            max_request_cost=config.max_request_cost,
+            cache_size=config.circuit_cache_size,
+        )
+        self._circuits = CircuitCache(limits, self._engines.choose)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -257,7 +247,7 @@ class NodeCore:
                 unsupported gates, measurements, or more than ``max_qubits`` qubits.
             UnknownCircuit: No JSON and the hash is not cached.
         """
-        return self._load(circuit_hash, cirq_json).compiled
+        return self._circuits.load(circuit_hash, cirq_json).compiled
 
     def evaluate(  # noqa: PLR0917 (public API signature)
         self,
@@ -288,7 +278,7 @@ class NodeCore:
             InvalidRequest, UnknownCircuit, LimitExceeded: See the module docstring.
         """
         start = time.perf_counter()
-        entry = self._load(circuit_hash, cirq_json)
+        entry = self._circuits.load(circuit_hash, cirq_json)
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
@@ -296,6 +286,7 @@ class NodeCore:
         n_shots = check_shots(shots, self.config.default_shots)
         n_out = table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1)
         check_reply_size(n_out, self.config.max_message_bytes)
+        self._work(entry, terms, table.shape[0]).check(self.config.max_request_cost)
         angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
         exact = self._exact_terms(engine, compiled, terms, angles)
@@ -306,6 +297,7 @@ class NodeCore:
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
+        check_finite(expectations, "expectation value")
         return EvalResult(expectations, errors, engine.name, time.perf_counter() - start)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
@@ -354,7 +346,7 @@ class NodeCore:
             UnknownCircuit, LimitExceeded: See the module docstring.
         """
         start = time.perf_counter()
-        entry = self._load(circuit_hash, cirq_json)
+        entry = self._circuits.load(circuit_hash, cirq_json)
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
@@ -370,6 +362,12 @@ class NodeCore:
             raise InvalidRequest(plan.error)
         wrt_slots = plan.slots
         chosen = self._gradient_method(method, n_shots, entry)
+        vjp_by_adjoint = chosen == "adjoint" and tangent is not None
+        executions = shift_rule_executions(wrt_slots, rows, include_values)
+        costates = 1 if vjp_by_adjoint else n_obs  # outputs differentiated per row
+        passes = 2 + 2 * costates if chosen == "adjoint" else executions // max(rows, 1)
+        work = self._work(entry, terms, rows, passes=passes, derivatives=costates, wrt=len(names))
+        work.check(self.config.max_request_cost)
         angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
         if chosen == "adjoint":
@@ -386,7 +384,9 @@ class NodeCore:
 
             values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
             result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
-        executions = shift_rule_executions(wrt_slots, rows, include_values)
+        check_finite(result, "derivative")
+        if values_out is not None:
+            check_finite(values_out, "expectation value")
         return GradResult(
             result,
             values_out,
@@ -398,7 +398,7 @@ class NodeCore:
             shift_rule_shots=executions * n_shots * terms.measured,
         )
 
-    def _gradient_method(self, method: str, shots: int, entry: _Entry) -> str:
+    def _gradient_method(self, method: str, shots: int, entry: CachedCircuit) -> str:
         """Resolve ``auto`` and check that an explicit ``adjoint`` can run here."""
         if method not in GRADIENT_METHODS:
             raise InvalidRequest(
@@ -435,90 +435,25 @@ class NodeCore:
 
     # -- circuits and engines -----------------------------------------------------------
 
-    def _load(self, circuit_hash: str, cirq_json: str | None) -> _Entry:
-        if not isinstance(circuit_hash, str) or not _HASH_RE.fullmatch(circuit_hash):
-            raise InvalidRequest(
-                f"circuit hash must be the lower-case hex SHA-256 of the circuit JSON (64 characters), "
-                f"got {circuit_hash!r}"
-            )
-        with self._lock:
-            entry = self._cache.get(circuit_hash)
-            # JSON equal to the text this hash was verified against needs no new SHA-256.
-            known = entry is not None and (not cirq_json or cirq_json == entry.cirq_json)
-            if entry is not None and known:
-                self._cache.move_to_end(circuit_hash)
-                return entry
-        if cirq_json:
-            actual = hashlib.sha256(cirq_json.encode()).hexdigest()
-            if actual != circuit_hash:
-                raise InvalidRequest(
-                    f"circuit hash {circuit_hash} does not match the SHA-256 of the circuit JSON ({actual}); "
-                    "send hashlib.sha256(cirq_json.encode()).hexdigest()"
-                )
-        if not cirq_json:
-            raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
-        entry = self._compile(circuit_hash, cirq_json)
-        with self._lock:
-            self._cache[circuit_hash] = entry
-            self._cache.move_to_end(circuit_hash)
-            while len(self._cache) > self.config.circuit_cache_size:
-                self._cache.popitem(last=False)
-        return entry
+    def _work(self, entry: CachedCircuit, terms: Terms, rows: int, **sizes: int) -> Work:
+        """Return the size of a request on `entry` (see `limits.Work`; `sizes` are its other fields)."""
+        compiled = entry.compiled
+        passes = sizes.get("passes", 1)
+        return Work(
+            engine=entry.engine,
+            qubits=compiled.n_qubits,
+            operations=len(compiled.ops),
+            slots=len(compiled.slots),
+            terms=len(terms.terms),
+            observables=terms.coefficients.shape[1],
+            rows=rows,
+            rows_per_call=min(rows * passes, max(rows, MAX_STACKED_ROWS)),
+            trajectories=self.config.noise.trajectories,
+            **sizes,
+        )
 
-    def _compile(self, circuit_hash: str, cirq_json: str) -> _Entry:
-        try:
-            circuit = cirq.read_json(json_text=cirq_json)
-        except Exception as exc:  # Cirq raises many types for bad JSON.
-            raise InvalidRequest(f"cirq_json is not valid Cirq JSON: {type(exc).__name__}: {exc}") from None
-        if not isinstance(circuit, cirq.AbstractCircuit):
-            raise InvalidRequest(
-                f"cirq_json must encode a cirq.Circuit (cirq.to_json(circuit)), got {type(circuit).__name__}"
-            )
-        try:
-            compiled = compile_circuit(circuit, self.config.max_qubits)
-        except CircuitError as exc:
-            raise InvalidRequest(str(exc)) from None
-        engine, reason = self._choose_engine(compiled)
-        if reason:
-            logger.info("circuit %s runs on %s: %s", circuit_hash[:12], engine, reason)
-        return _Entry(compiled, engine, cirq_json, CircuitRequests(compiled))
-
-    def _choose_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
-        if self.config.noise.has_gate_noise:
-            return self._choose_noisy_engine(compiled)
-        reason = self._engines[self.config.backend].supports(compiled)
-        if reason is None:
-            return self.config.backend, None
-        return "qsim", f"the {self.config.backend} engine cannot run it ({reason})"
-
-    def _choose_noisy_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
-        """Pick the gate-noise engine: torch for the ``batched`` backend, else the references."""
-        noise = self.config.noise
-        exact = noise.method == "density_matrix"
-        qsim = f"qsim Monte Carlo with {noise.trajectories} trajectories"
-        if self.config.backend != "batched":
-            if exact:
-                return "cirq-noisy", "gate noise is configured; exact density-matrix simulation (cirq)"
-            return "qsim-noisy", f"gate noise is configured; {qsim}"
-        name = "batched-density" if exact else "batched-trajectories"
-        reason = self._engines[name].supports(compiled)
-        if reason is None:
-            method = "exact density matrix" if exact else f"{noise.trajectories} Monte Carlo trajectories"
-            return name, f"gate noise is configured; {method} of the whole batch (torch)"
-        if exact:
-            raise InvalidRequest(
-                f"the circuit acts on {compiled.n_qubits} qubits, but {reason}; send a smaller circuit, or "
-                "run the node with --noise-method trajectories (or --backend cirq for Cirq's density matrix)"
-            )
-        return "qsim-noisy", f"{reason}; {qsim}"
-
-    def _engine(self, entry: _Entry, seed: int | None) -> Backend:
-        engine = self._engines[entry.engine]
-        if isinstance(engine, TrajectoriesBackend):
-            return engine.seeded(seed)
-        if entry.engine == "qsim-noisy" and seed is not None:
-            return QsimBackend(self.config.noise, seed=seed)
-        return engine
+    def _engine(self, entry: CachedCircuit, seed: int | None) -> Backend:
+        return self._engines.get(entry.engine, seed)
 
     # -- numerics ---------------------------------------------------------------------
 

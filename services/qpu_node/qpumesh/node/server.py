@@ -2,7 +2,13 @@
 
 Everything quantum happens in ``NodeCore``; this module only decodes messages with
 ``qpumesh.wire``, runs the core inside a bounded number of execution slots, encodes the
-replies and translates domain exceptions into status codes. ``create_server`` builds
+replies and translates domain exceptions into status codes. Requests are decoded inside
+the handlers (``qpumesh.wire.handlers``): bytes that are no message are INVALID_ARGUMENT,
+and a message with more fields than ``limits.MAX_REQUEST_FIELDS`` is refused before it is
+parsed. At most ``workers + max_queued_requests`` simulation requests are admitted at once
+(``Admission``); more are refused at once with RESOURCE_EXHAUSTED, so health checks and
+GetInfo always find a thread. A request whose caller cancels or whose deadline passes
+stops at the engines' next chunk of rows (``qpumesh.node.cancellation``). ``create_server`` builds
 and starts a server (tests bind port 0 and read the real port from its result);
 ``serve`` runs one until SIGTERM/SIGINT and shuts it down gracefully.
 """
@@ -18,37 +24,102 @@ from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from qpumesh.node.cancellation import WorkAbandoned, abandon_when
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeCore
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
+from qpumesh.node.limits import MAX_REQUEST_FIELDS
 from qpumesh.node.noise import NoiseConfig
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import bind, server_options
 from qpumesh.wire.circuits import observables_from_proto
+from qpumesh.wire.handlers import RequestRefused, add_servicer
 from qpumesh.wire.port_file import write_port_file
+from qpumesh.wire.proto_scan import count_fields
 from qpumesh.wire.status import StatusMap, answer
 from qpumesh.wire.tensors import from_tensor, to_tensor
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["QPUNode"].full_name
+_Reply = TypeVar("_Reply")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["QPUNode"]
+SERVICE_NAME: str = SERVICE.full_name
 """Fully qualified name of the node service, ``qpumesh.v1.QPUNode``."""
 
-# gRPC threads beyond the execution slots: they take requests that then wait for a slot
-# (measured as queue time) and keep GetInfo and health checks answering while every
-# slot is busy.
-_SPARE_THREADS = 32
+# gRPC threads beyond the admitted requests (executing or queued for a slot): they keep
+# GetInfo and health checks answering, and refuse requests beyond the queue, while every
+# admitted request holds a thread.
+_SPARE_THREADS = 8
 
 ServiceAdder = Callable[[grpc.Server], None]
 """Registers one more service on a server (e.g. an admin service), before it starts."""
+
+
+def decode_request(raw: bytes, message_type: type[Message]) -> Message:
+    """Parse a request, after bounding its fields (`limits.MAX_REQUEST_FIELDS`).
+
+    Parsing is one C call holding the GIL for a time that grows with the number of fields;
+    counting them first (`count_fields`, in Python, which lets health checks in) bounds it.
+    A message cannot have more fields than bytes, so small ones are not counted.
+
+    Raises:
+        RequestRefused: RESOURCE_EXHAUSTED, naming the bound.
+        DecodeError: Not a well-formed message.
+    """
+    if len(raw) > MAX_REQUEST_FIELDS:
+        fields = count_fields(raw, message_type.DESCRIPTOR, MAX_REQUEST_FIELDS)  # type: ignore[arg-type]
+        if fields > MAX_REQUEST_FIELDS:
+            raise RequestRefused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the request has more than {MAX_REQUEST_FIELDS} protobuf fields (observables, terms, "
+                "symbols, shape entries), over this node's bound; split it into smaller requests",
+            )
+    return message_type.FromString(raw)
+
+
+class Admission:
+    """At most ``workers + queue`` simulation requests in flight; the rest refused at once.
+
+    Args:
+        workers: execution slots.
+        queue: requests that may wait for a slot.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.limit = workers + queue
+        self.queue = queue
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold a place for one request.
+
+        Raises:
+            LimitExceeded: every place is taken (RESOURCE_EXHAUSTED: try later or elsewhere).
+        """
+        with self._lock:
+            if self._in_flight >= self.limit:
+                raise LimitExceeded(
+                    f"node busy: {self._in_flight} requests are executing or queued, this node's bound "
+                    f"(workers + max_queued_requests={self.queue}); retry later or on another node"
+                )
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
 
 class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
@@ -57,11 +128,13 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
     Args:
         core: the node's domain core (thread-safe).
         workers: execution slots, i.e. how many requests may simulate concurrently.
+        max_queued: requests that may wait for a slot; more are refused (RESOURCE_EXHAUSTED).
     """
 
-    def __init__(self, core: NodeCore, workers: int) -> None:
+    def __init__(self, core: NodeCore, workers: int, max_queued: int = 64) -> None:
         self._core = core
         self._slots = threading.BoundedSemaphore(workers)
+        self._admission = Admission(workers, max_queued)
 
     def GetInfo(  # noqa: N802 (name fixed by the proto)
         self, request: pb.GetInfoRequest, context: grpc.ServicerContext
@@ -111,7 +184,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
             return response
 
-        return answer("Evaluate", context, run, STATUSES)
+        return answer("Evaluate", context, lambda: self._admitted(context, run), STATUSES)
 
     def ShiftGradient(  # noqa: N802 (name fixed by the proto)
         self, request: pb.ShiftGradientRequest, context: grpc.ServicerContext
@@ -151,7 +224,12 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 response.expectations.CopyFrom(to_tensor(result.expectations))
             return response
 
-        return answer("ShiftGradient", context, run, STATUSES)
+        return answer("ShiftGradient", context, lambda: self._admitted(context, run), STATUSES)
+
+    def _admitted(self, context: grpc.ServicerContext, run: Callable[[], _Reply]) -> _Reply:
+        """Run a request if admitted, stopping its work when the caller goes away."""
+        with self._admission.admit(), abandon_when(lambda: not context.is_active()):
+            return run()
 
     @contextmanager
     def _slot(self, context: grpc.ServicerContext) -> Iterator[pb.Timings]:
@@ -180,7 +258,10 @@ class CallerGoneError(Exception):
 
 
 STATUSES = StatusMap(
-    (CallerGoneError, grpc.StatusCode.CANCELLED),
+    ((CallerGoneError, WorkAbandoned), grpc.StatusCode.CANCELLED),
+    # Every bound is checked before the work; a MemoryError is the machine, not the request
+    # format: it will not fail the same way on a node with more memory or a smaller batch.
+    (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnknownCircuit, grpc.StatusCode.NOT_FOUND),
     (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
@@ -218,16 +299,14 @@ def start_node(
     """Build, bind and start a node server; see ``create_server``."""
     core = NodeCore(config.node)
     core.warm_up()  # compile the engine's kernels before serving, not on the first request
+    threads = config.workers + config.max_queued_requests + _SPARE_THREADS
     server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=config.workers + _SPARE_THREADS, thread_name_prefix=f"qpu-node-{config.node.node_id}"
-        ),
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"qpu-node-{config.node.node_id}"),
         interceptors=list(interceptors),
         options=server_options(config.node.max_message_bytes),
     )
-    pb_grpc.add_QPUNodeServicer_to_server(  # type: ignore[no-untyped-call]
-        QPUNodeServicer(core, config.workers), server
-    )
+    servicer = QPUNodeServicer(core, config.workers, config.max_queued_requests)
+    add_servicer(server, servicer, SERVICE, decode_request)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
