@@ -75,8 +75,7 @@ class HealthProbe(threading.Thread):
         self.join()
 
 
-def send(address: str, bomb: Bomb) -> tuple[grpc.StatusCode, str]:
-    method, request = bomb.build()
+def send(address: str, method: str, request: Any) -> tuple[grpc.StatusCode, str]:
     with open_channel(address) as channel:
         stub = raw_stub(channel) if isinstance(request, bytes) else pb_grpc.QPUNodeStub(channel)
         try:
@@ -88,10 +87,11 @@ def send(address: str, bomb: Bomb) -> tuple[grpc.StatusCode, str]:
 
 @pytest.mark.parametrize("bomb", BOMBS, ids=[b.name for b in BOMBS])
 def test_a_bomb_is_refused_at_once_and_the_node_stays_healthy(node_server: Any, bomb: Bomb) -> None:
-    address, _ = node_server(max_qubits=20)
+    address, _ = node_server(max_qubits=20, **dict(bomb.node))
     assert_answers_correctly(address)  # compiled and warm
+    method, request = bomb.build()  # before probing: building holds this process's GIL too
     with HealthProbe(address) as probe:
-        code, details = send(address, bomb)
+        code, details = send(address, method, request)
     assert code == bomb.code, details
     assert all(word in details.lower() for word in bomb.words), details
     assert len(details.encode()) <= MAX_DETAILS_BYTES

@@ -41,6 +41,8 @@ class Bomb:
             message (or raw bytes for a malformed message).
         code: The status the node must answer.
         words: Lower-case words the status message must contain (which limit, how to fix).
+        node: Node settings the bomb needs (``NodeConfig`` fields), e.g. single precision,
+            whose torch engine tabulates terms.
     """
 
     name: str
@@ -48,6 +50,7 @@ class Bomb:
     build: Callable[[], tuple[str, Message | bytes]]
     code: grpc.StatusCode
     words: tuple[str, ...]
+    node: tuple[tuple[str, Any], ...] = ()
 
 
 def qubit(x: int) -> dict[str, Any]:
@@ -278,7 +281,14 @@ BOMBS: tuple[Bomb, ...] = (
     ),
     Bomb("sympy.Pow(3, 3e7)", 5, sympy_power, grpc.StatusCode.INVALID_ARGUMENT, ("exponent",)),
     Bomb("(a+b+c+1)**40", 5, sympy_expansion, grpc.StatusCode.INVALID_ARGUMENT, ("exponent",)),
-    Bomb("120 Z strings on 20 qubits", 6, z_strings, grpc.StatusCode.RESOURCE_EXHAUSTED, ("terms",)),
+    Bomb(
+        "120 Z strings on 20 qubits (single precision)",
+        6,
+        z_strings,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ("terms",),
+        node=(("precision", "single"),),
+    ),
     Bomb(
         "CircuitOperation repetitions=1e9",
         6,

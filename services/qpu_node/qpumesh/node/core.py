@@ -449,6 +449,8 @@ class NodeCore:
             rows=rows,
             rows_per_call=min(rows * passes, max(rows, MAX_STACKED_ROWS)),
             trajectories=self.config.noise.trajectories,
+            term_tables=entry.engine == "batched-trajectories"
+            or (entry.engine == "batched" and self.config.precision == "single"),
             **sizes,
         )
 

@@ -169,6 +169,9 @@ class Work:
             vector-Jacobian product by the adjoint method; 0 to evaluate).
         wrt: Differentiated symbols.
         trajectories: Monte Carlo trajectories per row (trajectory engines).
+        term_tables: The engine tabulates every term over the state (``2**qubits`` phases
+            per term: the torch programs of single precision and of trajectories); the
+            compiled kernels read terms from bit masks instead.
     """
 
     engine: str
@@ -183,6 +186,7 @@ class Work:
     derivatives: int = 0
     wrt: int = 0
     trajectories: int = 1
+    term_tables: bool = False
 
     @property
     def cost(self) -> int:
@@ -206,8 +210,9 @@ class Work:
         vector-Jacobian product), every pass's outputs and the Jacobians.
         """
         per_call = max(self.rows_per_call, self.rows)
+        tables = self.terms * (2 << self.qubits) if self.term_tables else 0
         return 8 * (
-            self.terms * (2 << self.qubits)
+            tables
             + per_call * (self.terms + 4 * self.slots)
             + self.terms * (self.observables + self.rows)
             + self.rows * self.passes * self.observables
