@@ -6,9 +6,10 @@ For every hostile request of ``qpumesh.wire.testing.BOMBS`` a fresh node process
 (``LocalMesh`` with nodes only) and the request is sent with a deadline. Printed per bomb:
 the status and seconds until the answer, the node's peak resident memory above its idle
 size (``VmHWM`` - ``VmRSS`` at start, from ``/proc``), the slowest health check while the
-request ran (a ``grpc.health.v1`` check every 0.1 s with a 1 s deadline; "FAIL" if one
-missed it), and how long after the answer the node took to answer a good request
-("busy" when abandoned work still held it after 30 s).
+request ran and how many missed their deadline (a ``grpc.health.v1`` check every 0.1 s with
+a 1 s deadline, from a process of its own so that sending the bomb does not delay it),
+and how long after the answer the node took to answer a good request ("busy" when
+abandoned work still held it after 30 s).
 
 ``--python`` runs the nodes on another interpreter, e.g. the old main's venv, so before and
 after are measured in one run side by side. Nodes above ``--max-rss-gb`` resident are
@@ -18,6 +19,7 @@ killed and reported as such. The machine is shared: read the times as orders of 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -25,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -57,27 +60,46 @@ class Outcome:
     recovery: str
 
 
-class HealthProbe(threading.Thread):
-    """Checks health every 0.1 s with a 1 s deadline; keeps the slowest answer and the misses."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(daemon=True)
-        self.channel = open_channel(address)
-        self.stub = health_pb2_grpc.HealthStub(self.channel)
-        self.stop = threading.Event()
-        self.slowest = 0.0
-        self.failures = 0
-
-    def run(self) -> None:
-        while not self.stop.is_set():
+def probe_health(address: str, stop: Any, results: Any) -> None:
+    """Check health every 0.1 s with a 1 s deadline until `stop`; put (slowest, misses) in `results`."""
+    slowest, failures = 0.0, 0
+    with open_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10.0)  # connected
+        results.put("ready")
+        while not stop.is_set():
             start = time.perf_counter()
             try:
-                self.stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
             except grpc.RpcError:
-                self.failures += 1
-            self.slowest = max(self.slowest, time.perf_counter() - start)
-            self.stop.wait(0.1)
-        self.channel.close()
+                failures += 1
+            slowest = max(slowest, time.perf_counter() - start)
+            stop.wait(0.1)
+    results.put((slowest, failures))
+
+
+class HealthProbe:
+    """`probe_health` in a process of its own, so that this process's GIL does not delay it."""
+
+    def __init__(self, address: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop = context.Event()
+        self.results: Any = context.Queue()
+        self.process = context.Process(
+            target=probe_health, args=(address, self.stop, self.results), daemon=True
+        )
+
+    def start(self) -> None:
+        self.process.start()
+        if self.results.get(timeout=60) != "ready":
+            raise RuntimeError("the health probe did not start")
+
+    def finish(self) -> tuple[float, int]:
+        """Stop probing; return the slowest check (s) and the checks that missed their deadline."""
+        self.stop.set()
+        slowest, failures = self.results.get(timeout=30)
+        self.process.join()
+        return slowest, failures
 
 
 class RssGuard(threading.Thread):
@@ -113,9 +135,9 @@ def run_bomb(bomb: Bomb, python: str, deadline: float, max_rss_gb: float) -> Out
         stub.Evaluate(good_request(), timeout=60)  # warm: the node is serving and has compiled
         idle = memory_kb(pid, "VmRSS")
         probe, guard = HealthProbe(address), RssGuard(pid, int(max_rss_gb * 2**20))
+        method, request = bomb.build()
         probe.start()
         guard.start()
-        method, request = bomb.build()
         start = time.perf_counter()
         try:
             if isinstance(request, bytes):
@@ -137,13 +159,10 @@ def run_bomb(bomb: Bomb, python: str, deadline: float, max_rss_gb: float) -> Out
                 recovery = f"{time.perf_counter() - begin:.2f} s"
             except grpc.RpcError as error:
                 recovery = "busy" if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED else error.code().name
-        probe.stop.set()
         guard.stop.set()
-        probe.join()
+        slowest, failures = probe.finish()
         channel.close()
-        return Outcome(
-            status, seconds, max(0.0, (peak - idle) / 1024), probe.slowest, probe.failures, recovery
-        )
+        return Outcome(status, seconds, max(0.0, (peak - idle) / 1024), slowest, failures, recovery)
 
 
 def main() -> None:

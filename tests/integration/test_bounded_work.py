@@ -189,3 +189,11 @@ def test_the_coordinator_answers_malformed_and_oversized_inputs_with_the_right_s
         spec = cpb.JobSpec(task="csv", csv_path=str(csv), epochs=1)
         code, details = _coordinator_code(lambda: stub.SubmitJob(cpb.SubmitJobRequest(spec=spec), timeout=10))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "utf-8" in details.lower(), details
+        # Found by the hostile suite: a path the OS refuses, and a watch from past SQLite's integers.
+        spec = cpb.JobSpec(task="csv", csv_path="x" * 10_000, epochs=1)
+        code, details = _coordinator_code(lambda: stub.SubmitJob(cpb.SubmitJobRequest(spec=spec), timeout=10))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "csv_path" in details, details
+        job_id = stub.SubmitJob(cpb.SubmitJobRequest(spec=cpb.JobSpec(epochs=1)), timeout=10).job_id
+        stub.CancelJob(cpb.CancelJobRequest(job_id=job_id), timeout=10)
+        watch = cpb.WatchJobRequest(job_id=job_id, after_seq=2**64 - 1)
+        assert list(stub.WatchJob(watch, timeout=10)) == []  # nothing after the last possible event

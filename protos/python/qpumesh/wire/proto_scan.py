@@ -100,7 +100,7 @@ def count_fields(data: bytes, descriptor: Descriptor, limit: int) -> int:
                     FieldDescriptor.TYPE_STRING,
                     FieldDescriptor.TYPE_BYTES,
                 ):
-                    count += _packed_count(view[start:pos], field)
+                    count += max(0, _packed_count(view[start:pos], field) - 1)  # elements, not the header
                     if count > limit:
                         return count
             else:  # groups are not proto3; nothing of ours sends them

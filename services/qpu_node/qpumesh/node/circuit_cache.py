@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import cirq
 
-from qpumesh.node.circuit_json import scan_circuit_json
+from qpumesh.node.circuit_json import check_size, scan_circuit_json
 from qpumesh.node.circuits import CircuitError, CompiledCircuit, compile_circuit
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, UnknownCircuit
 from qpumesh.node.limits import compile_cost
@@ -96,6 +96,7 @@ class CircuitCache:
                 return entry
         if not cirq_json:
             raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
+        check_size(cirq_json, self.limits.max_circuit_bytes)
         actual = hashlib.sha256(cirq_json.encode("utf-8", errors="surrogatepass")).hexdigest()
         if actual != circuit_hash:
             raise InvalidRequest(

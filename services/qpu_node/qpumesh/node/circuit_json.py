@@ -39,7 +39,7 @@ from qpumesh.node.limits import (
 )
 from qpumesh.wire.status import excerpt
 
-__all__ = ["CircuitShape", "scan_circuit_json"]
+__all__ = ["CircuitShape", "check_size", "scan_circuit_json"]
 
 #: Cirq JSON types of sympy objects the node accepts in gate parameters.
 _SYMPY_OPERATORS = frozenset({"sympy.Add", "sympy.Mul", "sympy.Pow"})
@@ -295,7 +295,7 @@ def _check_expression(root: dict[str, Any]) -> None:
             if scale > MAX_EXPONENT:
                 raise InvalidRequest(
                     "a power in a symbolic expression of the circuit has exponent "
-                    f"{excerpt(exponent)} (times "
+                    f"{exponent:g} (times "
                     f"{power:g} from enclosing powers); the node accepts exponents up to {MAX_EXPONENT} in "
                     "absolute value"
                 )
@@ -323,6 +323,21 @@ def _saturate(value: int) -> int:
     return min(value, MAX_EXPANDED_TERMS + 1)
 
 
+def check_size(text: str, max_bytes: int) -> None:
+    """Refuse circuit JSON of more than `max_bytes` UTF-8 bytes (before it is even hashed).
+
+    Raises:
+        LimitExceeded: Naming the size and the bound.
+    """
+    # A character takes at least one byte: a long text is refused without encoding it.
+    size = len(text) if len(text) > max_bytes else len(text.encode("utf-8", errors="surrogatepass"))
+    if size > max_bytes:
+        raise LimitExceeded(
+            f"cirq_json is {size} {'characters' if size == len(text) else 'bytes'}, over this node's "
+            f"max_circuit_bytes={max_bytes}; send a smaller circuit"
+        )
+
+
 def scan_circuit_json(text: str, *, max_bytes: int, max_operations: int) -> CircuitShape:
     """Bound what `text` describes before Cirq builds it (see the module docstring).
 
@@ -339,23 +354,22 @@ def scan_circuit_json(text: str, *, max_bytes: int, max_operations: int) -> Circ
         InvalidRequest: Not JSON, nested too deep, a non-finite number, an expression the
             node does not accept, an undefined reference.
     """
-    size = len(text.encode("utf-8", errors="surrogatepass"))
-    if size > max_bytes:
-        raise LimitExceeded(
-            f"cirq_json is {size} bytes, over this node's max_circuit_bytes={max_bytes}; "
-            "send a smaller circuit"
-        )
+    check_size(text, max_bytes)
 
     def finite_only(constant: str) -> float:
         raise InvalidRequest(f"cirq_json contains the non-finite number {constant}; use finite numbers")
 
     try:
         data = json.loads(text, parse_constant=finite_only)
-    except (json.JSONDecodeError, RecursionError) as error:
-        where = (
-            f" at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
-        )
-        raise InvalidRequest(f"cirq_json is not valid JSON{where}; send cirq.to_json(circuit)") from None
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(
+            f"cirq_json is not valid JSON (line {error.lineno} column {error.colno}); "
+            "send cirq.to_json(circuit)"
+        ) from None
+    except RecursionError:
+        raise InvalidRequest(
+            f"cirq_json is nested too deeply (the node accepts {MAX_JSON_DEPTH} levels); flatten the circuit"
+        ) from None
     except ValueError as error:  # e.g. an integer of more than 4300 digits
         raise InvalidRequest(f"cirq_json is not acceptable JSON: {excerpt(str(error), 120)}") from None
     scan = _Scan(max_operations)

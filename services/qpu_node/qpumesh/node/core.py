@@ -370,20 +370,22 @@ class NodeCore:
         work.check(self.config.max_request_cost)
         angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
-        if chosen == "adjoint":
-            batched = cast(BatchedBackend, engine)
-            values_out, result = adjoint_gradient(
-                batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
-                include_values,
-            )  # fmt: skip
-        else:
-            rng = np.random.default_rng(seed)
+        # Overflow (huge coefficients of symbols or observables) is refused by check_finite below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if chosen == "adjoint":
+                batched = cast(BatchedBackend, engine)
+                values_out, result = adjoint_gradient(
+                    batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
+                    include_values,
+                )  # fmt: skip
+            else:
+                rng = np.random.default_rng(seed)
 
-            def observe(shifted: np.ndarray) -> np.ndarray:
-                return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
+                def observe(shifted: np.ndarray) -> np.ndarray:
+                    return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
 
-            values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
-            result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+                values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
+                result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
         check_finite(result, "derivative")
         if values_out is not None:
             check_finite(values_out, "expectation value")

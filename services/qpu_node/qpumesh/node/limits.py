@@ -107,7 +107,7 @@ class EngineCost:
 
 #: Measured scaling of each engine relative to the compiled kernels (`calibrate_cost.py`).
 ENGINE_COSTS: dict[str, EngineCost] = {
-    "batched": EngineCost(1, 0),
+    "batched": EngineCost(1, 64),
     "batched-density": EngineCost(2, 0),
     "batched-trajectories": EngineCost(1, 64, trajectories=True),
     "cirq": EngineCost(1, 20_000),
