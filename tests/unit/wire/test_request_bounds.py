@@ -89,7 +89,7 @@ def test_a_status_message_is_clipped_to_its_bound_in_utf8_bytes() -> None:
 
 
 def test_an_excerpt_quotes_a_long_input_briefly() -> None:
-    assert excerpt("abc") == "'abc'"
+    assert excerpt("abc") == '"abc"'
     quoted = excerpt("s" * 1_000_000)
     assert len(quoted) < 100 and "1000002 chars" in quoted
 

@@ -18,6 +18,7 @@ RESOURCE_EXHAUSTED ("metadata size exceeds hard limit") on the caller's side.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -51,8 +52,14 @@ def clip(text: str, limit: int = MAX_DETAILS_BYTES) -> str:
 
 
 def excerpt(value: object, limit: int = 80) -> str:
-    """Quote an input in a message: its repr, cut to about ``limit`` characters."""
-    text = repr(value)
+    """Quote an input in a message as JSON would (``"abc"``, ``["a", 1]``), cut to ~``limit`` chars.
+
+    JSON rather than Python's repr: the caller may not be written in Python.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = str(value)
     if len(text) <= limit:
         return text
     return f"{text[: limit - 20]}...[{len(text)} chars]"

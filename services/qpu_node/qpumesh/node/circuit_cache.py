@@ -71,6 +71,12 @@ class CircuitCache:
         self._choose_engine = choose_engine
         self._entries: OrderedDict[str, CachedCircuit] = OrderedDict()
         self._lock = threading.Lock()
+        self.lookups = {"hit": 0, "miss": 0, "not_found": 0}
+        """Lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
     def load(self, circuit_hash: str, cirq_json: str | None) -> CachedCircuit:
         """Return the circuit of `circuit_hash`, compiling `cirq_json` on a cache miss.
@@ -85,7 +91,7 @@ class CircuitCache:
         """
         if not isinstance(circuit_hash, str) or not _HASH_RE.fullmatch(circuit_hash):
             raise InvalidRequest(
-                "circuit hash must be the lower-case hex SHA-256 of the circuit JSON (64 characters), "
+                "circuit.hash must be the SHA-256 of circuit.cirq_json as 64 lower-case hex digits, "
                 f"got {excerpt(circuit_hash)}"
             )
         with self._lock:
@@ -93,15 +99,18 @@ class CircuitCache:
             # JSON equal to the text this hash was verified against needs no new SHA-256.
             if entry is not None and (not cirq_json or cirq_json == entry.cirq_json):
                 self._entries.move_to_end(circuit_hash)
+                self.lookups["hit"] += 1
                 return entry
+            self.lookups["miss" if cirq_json else "not_found"] += 1
         if not cirq_json:
             raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
         check_size(cirq_json, self.limits.max_circuit_bytes)
         actual = hashlib.sha256(cirq_json.encode("utf-8", errors="surrogatepass")).hexdigest()
         if actual != circuit_hash:
             raise InvalidRequest(
-                f"circuit hash {circuit_hash} does not match the SHA-256 of the circuit JSON ({actual}); "
-                "send hashlib.sha256(cirq_json.encode()).hexdigest()"
+                f"circuit.hash {circuit_hash} is not the SHA-256 of circuit.cirq_json, "
+                f"which is {actual}; hash exactly the UTF-8 bytes sent as cirq_json and send "
+                "the 64 lower-case hex digits"
             )
         entry = self._compile(circuit_hash, cirq_json)
         with self._lock:
@@ -129,12 +138,14 @@ class CircuitCache:
             circuit = cirq.read_json(json_text=cirq_json)
         except Exception as exc:
             raise InvalidRequest(
-                f"cirq_json does not describe Cirq objects ({type(exc).__name__}: {excerpt(str(exc), 160)}); "
-                "send cirq.to_json(circuit)"
+                f"circuit.cirq_json is JSON but not a Cirq circuit ({excerpt(str(exc), 160)}); "
+                'send cirq.to_json(circuit) output, an object with "cirq_type": "Circuit" '
+                "(see docs/client.md, calling from other languages)"
             ) from None
         if not isinstance(circuit, cirq.AbstractCircuit):
             raise InvalidRequest(
-                f"cirq_json must encode a cirq.Circuit (cirq.to_json(circuit)), got {type(circuit).__name__}"
+                'circuit.cirq_json must encode a circuit (cirq_type "Circuit", cirq.to_json(circuit)), '
+                f"got a {type(circuit).__name__}"
             )
         try:
             compiled = compile_circuit(circuit, limits.max_qubits)

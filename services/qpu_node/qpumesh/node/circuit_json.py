@@ -99,12 +99,14 @@ class _Scan:
     def visit(self, node: Any, depth: int) -> _Count:
         if depth > MAX_JSON_DEPTH:
             raise InvalidRequest(
-                f"cirq_json is nested more than {MAX_JSON_DEPTH} levels deep; flatten the circuit"
+                f"circuit.cirq_json is nested more than {MAX_JSON_DEPTH} levels deep; flatten the circuit"
             )
         if isinstance(node, list):
             return self._list(node, depth)
         if isinstance(node, float) and not math.isfinite(node):
-            raise InvalidRequest(f"cirq_json contains the non-finite number {node!r}; use finite numbers")
+            raise InvalidRequest(
+                f"circuit.cirq_json contains the non-finite number {node!r}; use finite numbers"
+            )
         if not isinstance(node, dict):
             return _Count()
         kind = node.get("cirq_type")
@@ -120,7 +122,8 @@ class _Scan:
         if kind == "REF":
             if _key(node) not in self.values:
                 raise InvalidRequest(
-                    f"cirq_json refers to the undefined value {excerpt(node.get('key'))} (REF before VAL)"
+                    "circuit.cirq_json refers to the undefined value "
+                    f"{excerpt(node.get('key'))} (REF before VAL)"
                 )
             return self.values[_key(node)]
         if kind in _QUBIT_TYPES:
@@ -143,7 +146,8 @@ class _Scan:
         )
         if matrix and (len(items) > _MAX_MATRIX_SIDE or any(len(row) > _MAX_MATRIX_SIDE for row in items)):
             raise InvalidRequest(
-                f"cirq_json contains a {len(items)} x {max(map(len, items))} matrix; matrices of at most "
+                f"circuit.cirq_json contains a {len(items)} x {max(map(len, items))} matrix; "
+                "matrices of at most "
                 f"{_MAX_MATRIX_SIDE} x {_MAX_MATRIX_SIDE} are accepted (gates on at most "
                 f"{_MAX_MATRIX_GATE_QUBITS} qubits)"
             )
@@ -273,17 +277,17 @@ def _check_expression(root: dict[str, Any]) -> None:
             return 1
         if kind not in _SYMPY_OPERATORS:
             raise InvalidRequest(
-                f"unsupported symbolic expression {excerpt(kind or node)} in cirq_json; "
+                f"unsupported symbolic expression {excerpt(kind or node)} in circuit.cirq_json; "
                 "gate parameters may use "
                 "symbols, numbers, pi, E, +, * and powers with numeric exponents"
             )
         args = node.get("args")
         if not isinstance(args, list) or not args:
-            raise InvalidRequest(f"symbolic {kind} in cirq_json needs a non-empty list of args")
+            raise InvalidRequest(f"symbolic {kind} in circuit.cirq_json needs a non-empty list of args")
         if kind == "sympy.Pow":
             if len(args) != 2:
                 raise InvalidRequest(
-                    f"sympy.Pow in cirq_json needs two args (base, exponent), got {len(args)}"
+                    f"sympy.Pow in circuit.cirq_json needs two args (base, exponent), got {len(args)}"
                 )
             exponent = _number(args[1])
             if exponent is None or math.isnan(exponent):
@@ -333,7 +337,7 @@ def check_size(text: str, max_bytes: int) -> None:
     size = len(text) if len(text) > max_bytes else len(text.encode("utf-8", errors="surrogatepass"))
     if size > max_bytes:
         raise LimitExceeded(
-            f"cirq_json is {size} {'characters' if size == len(text) else 'bytes'}, over this node's "
+            f"circuit.cirq_json is {size} {'characters' if size == len(text) else 'bytes'}, over this node's "
             f"max_circuit_bytes={max_bytes}; send a smaller circuit"
         )
 
@@ -357,21 +361,26 @@ def scan_circuit_json(text: str, *, max_bytes: int, max_operations: int) -> Circ
     check_size(text, max_bytes)
 
     def finite_only(constant: str) -> float:
-        raise InvalidRequest(f"cirq_json contains the non-finite number {constant}; use finite numbers")
+        raise InvalidRequest(
+            f"circuit.cirq_json contains the non-finite number {constant}; use finite numbers"
+        )
 
     try:
         data = json.loads(text, parse_constant=finite_only)
     except json.JSONDecodeError as error:
         raise InvalidRequest(
-            f"cirq_json is not valid JSON (line {error.lineno} column {error.colno}); "
+            f"circuit.cirq_json is not valid JSON (line {error.lineno} column {error.colno}); "
             "send cirq.to_json(circuit)"
         ) from None
     except RecursionError:
         raise InvalidRequest(
-            f"cirq_json is nested too deeply (the node accepts {MAX_JSON_DEPTH} levels); flatten the circuit"
+            f"circuit.cirq_json is nested too deeply (the node accepts {MAX_JSON_DEPTH} levels); "
+            "flatten the circuit"
         ) from None
     except ValueError as error:  # e.g. an integer of more than 4300 digits
-        raise InvalidRequest(f"cirq_json is not acceptable JSON: {excerpt(str(error), 120)}") from None
+        raise InvalidRequest(
+            f"circuit.cirq_json is not acceptable JSON: {excerpt(str(error), 120)}"
+        ) from None
     scan = _Scan(max_operations)
     count = scan.check(scan.visit(data, 0))
     return CircuitShape(operations=count.operations, moments=count.moments, qubits=len(scan.qubits))

@@ -39,7 +39,6 @@ from qpumesh.node.circuits import SUPPORTED_GATES, CompiledCircuit
 from qpumesh.node.engines import NodeEngines
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.gradients import (
-    GRADIENT_METHODS,
     MAX_STACKED_ROWS,
     parameter_shift,
     shift_rule_executions,
@@ -158,12 +157,18 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0."""
+    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0.
+
+    ``executions`` (one per row) and ``shots`` (executions x shots x measured terms) are what
+    the request costs a hardware QPU, as ``GradResult``'s shift-rule fields.
+    """
 
     expectations: np.ndarray
     standard_errors: np.ndarray | None
     backend: str
     execute_seconds: float
+    executions: int = 0
+    shots: int = 0
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,15 @@ class NodeCore:
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
         )
+
+    @property
+    def cache_lookups(self) -> dict[str, int]:
+        """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
+        return self._circuits.lookups
+
+    def cached_circuits(self) -> int:
+        """Return how many compiled circuits the cache holds."""
+        return len(self._circuits)
 
     def warm_up(self) -> None:
         """Compile the batched engine's kernels now (seconds once per machine), not on a request."""
@@ -298,7 +312,9 @@ class NodeCore:
         else:
             expectations = exact @ terms.coefficients
         check_finite(expectations, "expectation value")
-        return EvalResult(expectations, errors, engine.name, time.perf_counter() - start)
+        rows = table.shape[0]
+        seconds, shots_taken = time.perf_counter() - start, rows * n_shots * terms.measured
+        return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -361,7 +377,7 @@ class NodeCore:
         if plan.chain is None:
             raise InvalidRequest(plan.error)
         wrt_slots = plan.slots
-        chosen = self._gradient_method(method, n_shots, entry)
+        chosen = self._engines.gradient_method(method, n_shots, entry.engine)
         vjp_by_adjoint = chosen == "adjoint" and tangent is not None
         executions = shift_rule_executions(wrt_slots, rows, include_values)
         costates = 1 if vjp_by_adjoint else n_obs  # outputs differentiated per row
@@ -399,41 +415,6 @@ class NodeCore:
             shift_rule_executions=executions,
             shift_rule_shots=executions * n_shots * terms.measured,
         )
-
-    def _gradient_method(self, method: str, shots: int, entry: CachedCircuit) -> str:
-        """Resolve ``auto`` and check that an explicit ``adjoint`` can run here."""
-        if method not in GRADIENT_METHODS:
-            raise InvalidRequest(
-                f"unknown gradient method {method!r}; use one of {', '.join(map(repr, GRADIENT_METHODS))}"
-            )
-        noise = self.config.noise
-        blocker = None
-        if noise.is_noisy:
-            blocker = (
-                f"this node simulates noise (depolarizing {noise.depolarizing_1q:g}/"
-                f"{noise.depolarizing_2q:g}, readout {noise.readout_error:g}), and adjoint "
-                "differentiation needs noise-free states"
-            )
-        elif entry.engine != "batched":
-            blocker = (
-                f"adjoint differentiation runs on the batched engine and this circuit runs on "
-                f"{entry.engine!r} here"
-            )
-        if method == "adjoint":
-            if shots:
-                raise InvalidRequest(
-                    f"method 'adjoint' needs exact expectations but the request asks for {shots} shots; "
-                    "send shots=0, or use method 'parameter_shift' or 'auto' for shot-sampled gradients"
-                )
-            if blocker:
-                raise PreconditionFailed(
-                    f"method 'adjoint' is not available: {blocker}; use 'auto' or 'parameter_shift' "
-                    "(or a noise-free batched node)"
-                )
-            return "adjoint"
-        if method == "auto" and not shots and blocker is None:
-            return "adjoint"
-        return "parameter_shift"
 
     # -- circuits and engines -----------------------------------------------------------
 

@@ -5,7 +5,8 @@ or ``batched-trajectories`` (Monte Carlo) per `NoiseConfig.method`; with gate no
 another backend: the references ``cirq-noisy`` (exact density matrix) or ``qsim-noisy``
 (trajectories). Without gate noise: the configured backend, falling back to ``qsim`` when
 it cannot run the circuit. The choice is made once per circuit (`NodeEngines.choose`) and
-reported as ``backend``.
+reported as ``backend``. Which gradient method runs is decided here too
+(`NodeEngines.gradient_method`): adjoint differentiation needs the noise-free batched engine.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from qpumesh.node.backends import (
     TrajectoriesBackend,
 )
 from qpumesh.node.circuits import CompiledCircuit
-from qpumesh.node.errors import InvalidRequest
+from qpumesh.node.errors import InvalidRequest, PreconditionFailed
+from qpumesh.node.gradients import GRADIENT_METHODS
 from qpumesh.node.noise import NoiseConfig
 
 __all__ = ["NodeEngines"]
@@ -91,3 +93,42 @@ class NodeEngines:
         if name == "qsim-noisy" and seed is not None:
             return QsimBackend(self.noise, seed=seed)
         return engine
+
+    def gradient_method(self, method: str, shots: int, engine: str) -> str:
+        """Resolve ``auto`` and check that an explicit ``adjoint`` can run on `engine` here.
+
+        Raises:
+            InvalidRequest: An unknown method, or ``adjoint`` with shots.
+            PreconditionFailed: ``adjoint`` on a noisy node or an engine other than ``batched``.
+        """
+        if method not in GRADIENT_METHODS:
+            raise InvalidRequest(
+                f"unknown gradient method {method!r}; use one of {', '.join(map(repr, GRADIENT_METHODS))}"
+            )
+        noise = self.noise
+        blocker = None
+        if noise.is_noisy:
+            blocker = (
+                f"this node simulates noise (depolarizing {noise.depolarizing_1q:g}/"
+                f"{noise.depolarizing_2q:g}, readout {noise.readout_error:g}), and adjoint "
+                "differentiation needs noise-free states"
+            )
+        elif engine != "batched":
+            blocker = (
+                f"adjoint differentiation runs on the batched engine and this circuit runs on {engine!r} here"
+            )
+        if method == "adjoint":
+            if shots:
+                raise InvalidRequest(
+                    f"method 'adjoint' needs exact expectations but the request asks for {shots} shots; "
+                    "send shots=0, or use method 'parameter_shift' or 'auto' for shot-sampled gradients"
+                )
+            if blocker:
+                raise PreconditionFailed(
+                    f"method 'adjoint' is not available: {blocker}; use 'auto' or 'parameter_shift' "
+                    "(or a noise-free batched node)"
+                )
+            return "adjoint"
+        if method == "auto" and not shots and blocker is None:
+            return "adjoint"
+        return "parameter_shift"
