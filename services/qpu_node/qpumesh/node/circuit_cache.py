@@ -126,10 +126,11 @@ class CircuitCache:
             cirq_json, max_bytes=limits.max_circuit_bytes, max_operations=limits.max_circuit_operations
         )
         qubits = min(shape.qubits, limits.max_qubits)
-        cost = compile_cost(shape.operations, qubits)
+        cost = compile_cost(shape.operations, qubits, shape.expression_terms)
         if cost > limits.max_request_cost:
             raise LimitExceeded(
-                f"compiling this circuit ({shape.operations} operations on {qubits} qubits) would cost about "
+                f"compiling this circuit ({shape.operations} operations on {qubits} qubits, "
+                f"{shape.expression_terms} terms in its expanded angles) would cost about "
                 f"{cost:.3g} amplitude operations, over this node's "
                 f"max_request_cost={limits.max_request_cost:.3g}; "
                 "send a shorter or narrower circuit"

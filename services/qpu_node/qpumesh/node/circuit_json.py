@@ -60,11 +60,14 @@ class CircuitShape:
         operations: Operations, repetitions multiplied.
         moments: Moments, repetitions multiplied.
         qubits: Distinct qubits named anywhere in the JSON.
+        expression_terms: Terms of every symbolic expression once expanded, summed,
+            repetitions multiplied (what compiling the angles costs sympy).
     """
 
     operations: int
     moments: int
     qubits: int
+    expression_terms: int = 0
 
 
 @dataclass
@@ -72,6 +75,7 @@ class _Count:
     operations: int = 0
     moments: int = 0
     depth: int = 0  # sub-circuit nesting
+    terms: int = 0  # expanded terms of the expressions
 
 
 @dataclass
@@ -113,8 +117,7 @@ class _Scan:
         if not isinstance(kind, str):
             return self._sum(node.values(), depth)
         if kind.startswith("sympy."):
-            _check_expression(node)
-            return _Count()
+            return _Count(terms=_check_expression(node))
         if kind == "VAL":
             count = self.visit(node.get("val"), depth + 1)
             self.values[_key(node)] = count
@@ -159,6 +162,7 @@ class _Scan:
             count = self.visit(child, depth + 1)
             total.operations += count.operations
             total.moments += count.moments
+            total.terms += count.terms
             total.depth = max(total.depth, count.depth)
             self.check(total)
         return total
@@ -176,6 +180,7 @@ class _Scan:
         count = _Count(
             operations=times * inner.operations + rest.operations,
             moments=times * inner.moments + rest.moments,
+            terms=times * inner.terms + rest.terms,
             depth=inner.depth + 1,
         )
         if count.depth > MAX_SUBCIRCUIT_DEPTH:
@@ -252,8 +257,11 @@ def _number(node: Any) -> float | None:
     return None
 
 
-def _check_expression(root: dict[str, Any]) -> None:
+def _check_expression(root: dict[str, Any]) -> int:
     """Bound one symbolic expression before sympy builds (and the node expands) it.
+
+    Returns:
+        An upper bound on its terms once expanded.
 
     Raises:
         InvalidRequest: An unsupported sympy type, too many nodes, a non-numeric or too large
@@ -306,7 +314,8 @@ def _check_expression(root: dict[str, Any]) -> None:
             terms(args[1], power, depth + 1)
             base = terms(args[0], scale, depth + 1)
             whole = float(exponent).is_integer()
-            return _saturate(base ** int(abs(exponent))) if whole else base
+            # Expanding (t_1 + ... + t_k)**n gives at most C(n + k - 1, k - 1) monomials.
+            return _saturate(math.comb(int(abs(exponent)) + base - 1, base - 1)) if whole else base
         parts = [terms(arg, power, depth + 1) for arg in args]
         if kind == "sympy.Add":
             return _saturate(sum(parts))
@@ -321,6 +330,7 @@ def _check_expression(root: dict[str, Any]) -> None:
             f"a symbolic expression of the circuit expands to more than {MAX_EXPANDED_TERMS} terms; "
             "simplify it (e.g. fewer symbols inside powers)"
         )
+    return total
 
 
 def _saturate(value: int) -> int:
@@ -383,4 +393,9 @@ def scan_circuit_json(text: str, *, max_bytes: int, max_operations: int) -> Circ
         ) from None
     scan = _Scan(max_operations)
     count = scan.check(scan.visit(data, 0))
-    return CircuitShape(operations=count.operations, moments=count.moments, qubits=len(scan.qubits))
+    return CircuitShape(
+        operations=count.operations,
+        moments=count.moments,
+        qubits=len(scan.qubits),
+        expression_terms=count.terms,
+    )

@@ -41,6 +41,7 @@ from qpumesh.node.errors import LimitExceeded
 __all__ = [
     "COMPILE_PER_AMPLITUDE",
     "COMPILE_PER_OPERATION",
+    "COMPILE_PER_TERM",
     "ENGINE_COSTS",
     "MAX_COEFFICIENTS",
     "MAX_EXPANDED_TERMS",
@@ -84,8 +85,10 @@ TERM_CACHE_BYTES = 32 * 1024 * 1024
 
 #: Compiling a circuit: per operation (Cirq, sympy, fusion) ...
 COMPILE_PER_OPERATION = 1_000_000
-#: ... and per operation and amplitude (fused gathers of wide registers), in amplitude ops.
+#: ... and per operation and amplitude (fused gathers of wide registers), in amplitude ops ...
 COMPILE_PER_AMPLITUDE = 16
+#: ... and per term of the gate angles once expanded (sympy), in amplitude operations.
+COMPILE_PER_TERM = 200_000
 
 
 @dataclass(frozen=True)
@@ -117,9 +120,14 @@ ENGINE_COSTS: dict[str, EngineCost] = {
 }
 
 
-def compile_cost(operations: int, qubits: int) -> int:
-    """Amplitude operations of compiling a circuit of `operations` gates on `qubits` qubits."""
-    return operations * (COMPILE_PER_OPERATION + COMPILE_PER_AMPLITUDE * (1 << qubits))
+def compile_cost(operations: int, qubits: int, expression_terms: int = 0) -> int:
+    """Amplitude operations of compiling `operations` gates on `qubits` qubits.
+
+    `expression_terms` are the terms of the gate angles once expanded (``a`` is one, ``(a +
+    b + c + 1)**16`` is 969: sympy expands, differentiates and compiles each angle).
+    """
+    gates = operations * (COMPILE_PER_OPERATION + COMPILE_PER_AMPLITUDE * (1 << qubits))
+    return gates + expression_terms * COMPILE_PER_TERM
 
 
 def run_cost(
