@@ -4,7 +4,7 @@ Every bomb of ``qpumesh.wire.testing.BOMBS`` (a 2 KB circuit repeating a gate 1e
 ``sympy.Pow(3, 3e7)``, a ``4096 x 4096`` matrix gate, a tensor shape of ``1e5 x (2**32-1)``...)
 goes to a real node server. The node must answer with the status and the words the bomb
 names, well within a few seconds (the old node took 14 s to hours, gigabytes, or answered
-INTERNAL / OK with inf), keep answering health checks meanwhile, and then answer a good
+INTERNAL / OK with inf), keep answering health checks and GetInfo meanwhile, and then answer a good
 request correctly. The other tests cover what one request cannot show: abandoned work
 stops (defect 4), the term cache stays bounded (6), and the coordinator's statuses (11).
 """
@@ -26,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qpumesh.client import NodeClient
 from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.v1 import coordinator_pb2_grpc as cpb_grpc
+from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import open_channel
 from qpumesh.wire.status import MAX_DETAILS_BYTES
@@ -46,7 +47,7 @@ def assert_answers_correctly(address: str) -> None:
 
 
 class HealthProbe(threading.Thread):
-    """Asks for health every 50 ms with a 1 s deadline and records every failure."""
+    """Asks for health and GetInfo in turn every 50 ms with a 1 s deadline; records every failure."""
 
     def __init__(self, address: str) -> None:
         super().__init__(daemon=True)
@@ -57,10 +58,14 @@ class HealthProbe(threading.Thread):
 
     def run(self) -> None:
         with open_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+            node = pb_grpc.QPUNodeStub(channel)  # type: ignore[no-untyped-call]
             while not self.stop.is_set():
                 try:
-                    stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                    if self.checks % 2:
+                        node.GetInfo(pb.GetInfoRequest(), timeout=1.0)
+                    else:
+                        health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
                     self.checks += 1
                 except grpc.RpcError as error:
                     self.failures.append(error.code().name)
