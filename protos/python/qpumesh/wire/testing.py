@@ -248,6 +248,17 @@ def malformed() -> tuple[str, bytes]:
     return "Evaluate", b"\x0a\xff\xff\xff\x0f" + b"\x00" * 8
 
 
+def non_utf8() -> tuple[str, bytes]:
+    """Build a well-formed Evaluate request whose symbol name (a protobuf string) is not UTF-8."""
+    method, request = repetitions(1)
+    assert isinstance(request, pb.EvaluateRequest)
+    request.params.symbols[:] = ["QqQq"]
+    raw = request.SerializeToString()
+    invalid = raw.replace(b"QqQq", b"Q\xffQ\xfe")  # same length: only the string is wrong
+    assert invalid.count(b"\xff\x51\xfe") == 1
+    return method, invalid
+
+
 BOMBS: tuple[Bomb, ...] = (
     Bomb(
         "CircuitOperation repetitions=1e5",
@@ -300,6 +311,7 @@ BOMBS: tuple[Bomb, ...] = (
     Bomb("malformed protobuf", 11, malformed, grpc.StatusCode.INVALID_ARGUMENT, ("protobuf",)),
     Bomb("1 MB symbol name", 11, long_symbol, grpc.StatusCode.INVALID_ARGUMENT, ("symbol",)),
     Bomb("1e308 Z + 1e308 Z", 11, overflowing_observable, grpc.StatusCode.INVALID_ARGUMENT, ("finite",)),
+    Bomb("string field not UTF-8", 11, non_utf8, grpc.StatusCode.INVALID_ARGUMENT, ("protobuf",)),
 )
 """Every hostile request of issue 9 that a single node call reproduces."""
 
