@@ -130,11 +130,12 @@ def node() -> Iterator[str]:
         yield mesh.node_addresses[0]
 
 
-@pytest.mark.parametrize("name", list(REQUESTS))
-def test_health_and_get_info_answer_within_a_second_during_the_worst_allowed_request(
-    node: str, name: str
-) -> None:
-    request = REQUESTS[name]()  # built here: building must not delay the probe
+def watch(node: str, request: pb.EvaluateRequest) -> tuple[float, list[str], int]:
+    """Probe health and GetInfo from another process while `request` runs; then cancel it.
+
+    Returns:
+        The slowest answer (s), the deadline misses, and the answers.
+    """
     context = multiprocessing.get_context("spawn")
     results: Any = context.Queue()
     watcher = context.Process(target=probe, args=(node, WATCH_SECONDS, results), daemon=True)
@@ -145,11 +146,23 @@ def test_health_and_get_info_answer_within_a_second_during_the_worst_allowed_req
         slowest, misses, answered = results.get(timeout=120)
         watcher.join()
         call.cancel()
-        status = (
-            grpc.StatusCode.OK if call.done() and not call.cancelled() and call.exception() is None else None
-        )
-    assert misses == [], f"{name}: health/GetInfo missed the 1 s deadline: {misses}"
-    assert answered >= 10 and slowest < 1.0, (name, slowest, answered, status)
+    return slowest, misses, answered
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+def test_health_and_get_info_answer_within_a_second_during_the_worst_allowed_request(
+    node: str, name: str
+) -> None:
+    request = REQUESTS[name]()  # built here: building must not delay the probe
+    # Measured twice at most: on a machine shared with other test runs a load spike can
+    # delay one answer past 1 s; a node that holds its GIL (the old node: 4-20 s per request)
+    # misses every time.
+    for _ in range(2):
+        slowest, misses, answered = watch(node, request)
+        if not misses and answered >= 10 and slowest < 1.0:
+            break
+    assert misses == [], f"{name}: health/GetInfo missed the 1 s deadline twice: {misses}"
+    assert answered >= 10 and slowest < 1.0, (name, slowest, answered)
     a = sympy.Symbol("a")
     q0 = cirq.LineQubit(0)
     with NodeClient(node, timeout=60) as client:  # the cancelled request does not hold the node
