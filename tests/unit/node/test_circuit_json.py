@@ -141,8 +141,12 @@ def test_ordinary_expressions_are_accepted(angle: sympy.Expr) -> None:
         ),
         ({"cirq_type": "sympy.Indexed", "args": [bombs.symbol("a")]}, "unsupported symbolic expression"),
         ({"cirq_type": "sympy.Add", "args": []}, "non-empty list of args"),
+        (  # found by the hostile suite: a type name that is a list was INTERNAL (unhashable)
+            {"cirq_type": "sympy.Mul", "args": [{"cirq_type": [], "name": "a"}, bombs.symbol("b")]},
+            "unsupported symbolic expression",
+        ),
     ],
-    ids=["3**3e7", "a**17", "(a**8)**4", "2**a", "expansion", "nodes", "indexed", "empty add"],
+    ids=["3**3e7", "a**17", "(a**8)**4", "2**a", "expansion", "nodes", "indexed", "empty add", "list type"],
 )
 def test_expensive_or_unsupported_expressions_are_refused_before_sympy(
     angle_json: dict[str, object], message: str
@@ -177,6 +181,10 @@ def test_resolvers_of_sub_circuits_take_numbers_or_symbols_only() -> None:
     assert scan(cirq.Circuit(cirq.CircuitOperation(inner, param_resolver={A: 0.5})))[0] == 1
     with pytest.raises(InvalidRequest, match="param_resolver values must be numbers or symbols"):
         scan(cirq.Circuit(cirq.CircuitOperation(inner, param_resolver={A: (B + C) ** 2})))
+    op = bombs.circuit_operation({"cirq_type": "VAL", "key": 0, "val": json.loads(cirq.to_json(inner))}, 1)
+    op["param_resolver"]["param_dict"] = [[bombs.symbol("a"), {"cirq_type": []}]]  # a list: unhashable
+    with pytest.raises(InvalidRequest, match="param_resolver values must be numbers or symbols"):
+        scan(json.dumps(bombs.circuit_json([op])))
 
 
 def test_expanded_angles_are_counted_for_the_cost_of_compiling() -> None:

@@ -229,6 +229,8 @@ def _check_resolver(resolver: Any) -> None:
         values = list(pairs.values())
     for value in values:
         kind = value.get("cirq_type") if isinstance(value, dict) else None
+        if not isinstance(kind, str):  # not hashable when a list
+            kind = None
         if not (_is_number(value) or kind == "sympy.Symbol" or kind in _SYMPY_NUMBERS):
             raise InvalidRequest(
                 "CircuitOperation param_resolver values must be numbers or symbols, got "
@@ -281,6 +283,8 @@ def _check_expression(root: dict[str, Any]) -> int:
         if _number(node) is not None:
             return 1
         kind = node.get("cirq_type") if isinstance(node, dict) else None
+        if not isinstance(kind, str):  # e.g. a list: no type name, and not hashable
+            kind = None
         if kind == "sympy.Symbol" or kind in _SYMPY_CONSTANTS:
             return 1
         if kind not in _SYMPY_OPERATORS:
