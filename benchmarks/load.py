@@ -23,7 +23,7 @@ paper's ansatz, 8 rows), as the mesh sends them:
    ("node busy"), the others are served.
 
 The machine this runs on may be shared: compare the numbers of one run side by side.
-Results are recorded in docs/performance.md ("Node under load").
+Results are recorded in docs/performance.md ("Node under load and hostile requests").
 """
 
 from __future__ import annotations
