@@ -163,9 +163,7 @@ def _wide_row(  # noqa: PLR0917
     observable = [cirq.Z(qubits[0])]
 
     def run_qsim() -> object:
-        return simulator.simulate_expectation_values_sweep(
-            circuit, observable, resolvers, qubit_order=qubits
-        )
+        return simulator.simulate_expectation_values_sweep(circuit, observable, resolvers, qubit_order=qubits)
 
     qsim_s = timed(run_qsim, 3) / rows
     print(f"{name:<9} {n:>6} {kernel * 1e3:>9.3f} {torch_s * 1e3:>9.3f} {qsim_s * 1e3:>9.3f} "

@@ -145,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per configuration (median reported)")
     parser.add_argument("--only", nargs="*", default=list(CONFIGS), choices=list(CONFIGS), metavar="CONFIG")
     parser.add_argument(
-        "--mesh", type=int, default=0, metavar="N",
+        "--mesh",
+        type=int,
+        default=0,
+        metavar="N",
         help="also train on a local mesh of N node processes and compare (0 = in process only)",
     )
     args = parser.parse_args(argv)

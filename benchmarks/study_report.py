@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,10 @@ def timing_section(results: Sequence[Mapping[str, Any]], results_dir: Path) -> s
     log = results_dir / "sessions.jsonl"
     if log.is_file():
         sessions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-    elapsed = math.fsum(s["elapsed_seconds"] for s in sessions)
+    stamps = sorted((r["started"], r["finished"]) for r in results)
+    first = min((a for a, _ in stamps), default="–")
+    last = max((b for _, b in stamps), default="–")
+    span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds() if stamps else 0.0
     machines = {(r["machine"]["cpu"], r["machine"]["cpus"]) for r in results}
     loads = [r["machine"]["load"][0] for r in results]
     by_study = {}
@@ -248,8 +252,9 @@ def timing_section(results: Sequence[Mapping[str, Any]], results_dir: Path) -> s
         + "("
         + ", ".join(f"{s}: {n} runs, {t / 3600:.2f} h" for s, (n, t) in by_study.items())
         + ").",
-        f"- Elapsed wall time of the sessions that trained them (2 worker processes): {elapsed / 60:.0f} min "
-        f"over {len(sessions)} session(s).",
+        f"- Wall clock: first run started {first}, last finished {last} UTC: {span / 60:.0f} min "
+        f"with at most 2 worker processes, including any gaps between restarts of the command (each "
+        f"continues from the saved runs; {len(sessions)} session(s) ran to their end).",
         "- Machine: " + "; ".join(f"{cpu}, {n} CPUs" for cpu, n in sorted(machines)) + ", shared with other "
         f"engineers' jobs: 1-minute load average at the start of a run {min(loads, default=0):.1f}–"
         f"{max(loads, default=0):.1f} (median {sorted(loads)[len(loads) // 2] if loads else 0:.1f}). "
