@@ -122,14 +122,14 @@ def test_cancel_stops_a_running_job_and_removes_a_queued_one(stub: pb_grpc.Coord
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"qubits": 1}, "qubits: must be between 2 and 30, got 1"),
+        ({"qubits": 1}, "qubits: must be between 2 and 1024, got 1"),
         ({"epochs": 0}, "epochs: must be between 1 and"),
         ({"model": "transformer"}, "model: must be one of centric, distributed, classical"),
         ({"task": "csv"}, "csv_path: task 'csv' needs"),
         ({"task": "csv", "csv_path": "/nonexistent/series.csv"}, "csv_path: CSV file"),
         ({"lr": -0.5}, "lr: must be a positive finite number"),
         ({"train_fraction": 1.5}, "train_fraction: must be in (0, 1)"),
-        ({"qubits": 3, "partitions": 4}, "partitions: 4 parts cannot split 3 qubits"),
+        ({"qubits": 3, "partitions": 4}, "partitions: 4 parts exceed the hidden size d_h = 2"),
         ({"window": 50, "series_length": 40}, "series_length: must be between 53"),
     ],
 )

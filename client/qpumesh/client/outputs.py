@@ -80,6 +80,7 @@ def job_metrics(job: pb.Job, *, client_wall_seconds: float | None = None) -> dic
         "train_wall_seconds": sum(m.wall_seconds for m in job.history),
         "rounds": sum(m.rounds for m in job.history),
         "circuit_evaluations": sum(m.circuit_evaluations for m in job.history),
+        "shots": sum(m.shots for m in job.history),
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "spec": spec_dict(job.spec),

@@ -33,6 +33,13 @@ OPTIMIZERS = ("rmsprop", "adam")
 INPUT_DIM = 1
 """d_x: every task feeds one scalar per time step."""
 
+MAX_QUBITS = 1024
+"""Widest model (D = d_x + d_h); its width is otherwise limited by the nodes (docs/model.md, "Bounds")."""
+MAX_PARTITIONS = 256
+"""Most parts M of a distributed model: one request per part and time step, all in one round."""
+MAX_PART_QUBITS = 64
+"""Widest circuit (a part, or the centric model's one circuit): the largest ``--max-qubits`` a node takes."""
+
 
 def _field(
     default: Any, help_text: str, *, metavar: str = "", choices: tuple[str, ...] = (), flag: str = ""
@@ -121,10 +128,9 @@ class JobSpec:
         _choice("ansatz", self.ansatz, ANSATZES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _int_range("narma_order", self.narma_order, 1, 100)
-        _int_range("qubits", self.qubits, INPUT_DIM + 1, 30)
-        _int_range("partitions", self.partitions, 0, 4 * self.qubits)
-        if self.model == "distributed" and self.partitions > self.qubits:
-            raise SpecError("partitions", f"{self.partitions} parts cannot split {self.qubits} qubits")
+        _int_range("qubits", self.qubits, INPUT_DIM + 1, MAX_QUBITS)
+        _int_range("partitions", self.partitions, 0, MAX_PARTITIONS)
+        self._check_parts()
         _int_range("layers", self.layers, 1, 50)
         _int_range("epochs", self.epochs, 1, 100_000)
         _int_range("batch_size", self.batch_size, 1, 100_000)
@@ -138,6 +144,32 @@ class JobSpec:
             raise SpecError("train_fraction", f"must be in (0, 1), got {self.train_fraction!r}")
         if self.task == "csv" and not self.csv_path:
             raise SpecError("csv_path", "task 'csv' needs the path of a CSV file")
+
+    def _check_parts(self) -> None:
+        """Each part writes a hidden unit, and no circuit is wider than any node can be."""
+        if self.model == "centric" and self.qubits > MAX_PART_QUBITS:
+            raise SpecError(
+                "qubits",
+                f"a centric model is one circuit of {self.qubits} qubits, and a node takes at most "
+                f"{MAX_PART_QUBITS}; use --model distributed with --partitions >= "
+                f"{-(-self.qubits // MAX_PART_QUBITS)}",
+            )
+        if self.model != "distributed" or self.partitions == 0:
+            return
+        if self.partitions > self.hidden_size:
+            raise SpecError(
+                "partitions",
+                f"{self.partitions} parts exceed the hidden size d_h = {self.hidden_size} (every part "
+                f"writes a hidden unit); use --partitions <= {self.hidden_size}",
+            )
+        widest = -(-self.qubits // self.partitions)
+        if widest > MAX_PART_QUBITS:
+            raise SpecError(
+                "partitions",
+                f"{self.partitions} parts of {self.qubits} qubits are up to {widest} qubits wide, and a "
+                f"part may have at most {MAX_PART_QUBITS}; use --partitions >= "
+                f"{-(-self.qubits // MAX_PART_QUBITS)}",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the spec as plain JSON/YAML-serialisable values."""

@@ -74,8 +74,9 @@ class _JobExecutor:
         """Run ``tasks`` on the shared executor unless the job was told to stop."""
         if self.interrupted():
             raise JobInterruptedError("job interrupted")
-        self.stats.record_round(tasks)
-        return self.inner.run_round(tasks)
+        results = self.inner.run_round(tasks)
+        self.stats.record_round(results)
+        return results
 
 
 class JobManager:

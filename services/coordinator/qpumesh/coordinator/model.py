@@ -10,8 +10,9 @@ gate alpha's pre-activation is the concatenation [VQC_alpha^(1)(v^(1)), ...,
 VQC_alpha^(M)(v^(M))] of M sub-circuits with d_h^(m) read-outs each (sum = d_h).
 The *centric* cell is the M = 1 case: one (d_x + d_h)-qubit VQC per gate reading
 <Z> on its first d_h qubits. All 4*M sub-circuits of a time step run in one
-executor round (``quantum_layer.quantum_gates``). A Linear(d_h, 1) head maps the
-last hidden state to the prediction.
+executor round (``quantum_layer.quantum_gates``), as M requests: the four gates of a
+part share its circuit. A Linear(d_h, 1) head maps the last hidden state to the
+prediction.
 """
 
 from __future__ import annotations
@@ -67,10 +68,11 @@ class QLSTMCell(nn.Module):
             for qubits, outputs in zip(plan.input_sizes, plan.output_sizes, strict=True)
         )
         self.keys = plan.keys
-        # Gate-major, like the keys: f/0..f/M-1, i/0.., g/0.., o/0..
-        self.ansatze = tuple(self.partition_circuits[m] for _ in GATES for m in range(plan.partitions))
+        # Gate-major, like the sub-circuit names: f/0..f/M-1, i/0.., g/0.., o/0..
         self.weights = nn.ParameterList(
-            nn.Parameter(WEIGHT_SCALE * torch.randn(a.num_weights, dtype=DTYPE)) for a in self.ansatze
+            nn.Parameter(WEIGHT_SCALE * torch.randn(self.partition_circuits[m].num_weights, dtype=DTYPE))
+            for _ in GATES
+            for m in range(plan.partitions)
         )
 
     def forward(
@@ -89,13 +91,14 @@ class QLSTMCell(nn.Module):
         v = torch.cat([h, x_t], dim=1)
         parts = torch.split(v, list(self.plan.input_sizes), dim=1)
         encoded = [a.encode(p) for a, p in zip(self.partition_circuits, parts, strict=True)]
-        inputs = [encoded[m] for _ in GATES for m in range(self.plan.partitions)]
+        partitions = self.plan.partitions
+        weights = [[self.weights[g * partitions + m] for g in range(len(GATES))] for m in range(partitions)]
         seed = None
         if self.shots:
             seed = int(np.random.SeedSequence([self.seed, self.rounds_run]).generate_state(1)[0])
         self.rounds_run += 1
         out = quantum_gates(
-            self.executor, self.keys, self.ansatze, inputs, list(self.weights), shots=self.shots, seed=seed
+            self.executor, self.keys, self.partition_circuits, encoded, weights, shots=self.shots, seed=seed
         )
         d = self.d_h
         f, i, g, o = (out[:, k * d : (k + 1) * d] for k in range(len(GATES)))

@@ -49,8 +49,10 @@ class EpochMetrics:
         test_loss: MSE on the test windows after the epoch (scaled units).
         test_r2: R² on the test windows after the epoch.
         wall_seconds: wall time of the epoch, training and evaluation.
-        circuit_evaluations: circuit executions the epoch cost (parameter shift included).
+        circuit_evaluations: circuit executions the epoch would cost a hardware QPU, as the
+            nodes report them (the parameter-shift rule's two per gate angle included).
         rounds: executor rounds (one per time step and mini-batch, plus evaluation).
+        shots: measurement shots those executions take (0 for exact runs).
     """
 
     epoch: int
@@ -60,6 +62,7 @@ class EpochMetrics:
     wall_seconds: float
     circuit_evaluations: int
     rounds: int
+    shots: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON, CSV and checkpoints."""
@@ -144,6 +147,7 @@ class Trainer:
             wall_seconds=time.perf_counter() - start,
             circuit_evaluations=after[0] - before[0],
             rounds=after[1] - before[1],
+            shots=after[2] - before[2],
         )
         self.history.append(metrics)
         return metrics
@@ -154,11 +158,11 @@ class Trainer:
         with torch.no_grad():
             return np.asarray(self.model(x.to(DTYPE)).numpy(), dtype=np.float64).reshape(-1)
 
-    def _counters(self) -> tuple[int, int]:
+    def _counters(self) -> tuple[int, int, int]:
         if self.executor is None:
-            return 0, 0
+            return 0, 0, 0
         snap = self.executor.stats.snapshot()
-        return snap["circuit_evaluations"], snap["rounds"]
+        return snap["circuit_evaluations"], snap["rounds"], snap["shots"]
 
     def _cell_rounds(self) -> int:
         return self.model.cell.rounds_run if isinstance(self.model, QLSTM) else 0
@@ -249,6 +253,7 @@ class Trainer:
             "plan": self.plan.to_dict() if self.plan else None,
             "wall_seconds": sum(m.wall_seconds for m in self.history),
             "circuit_evaluations": sum(m.circuit_evaluations for m in self.history),
+            "shots": sum(m.shots for m in self.history),
             "rounds": sum(m.rounds for m in self.history),
             "history": [m.to_dict() for m in self.history],
         }

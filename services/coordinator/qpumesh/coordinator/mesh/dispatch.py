@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, evaluation_cost
 from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
@@ -222,13 +222,18 @@ class Dispatcher:
                 gradient = node_calls.decode_gradient(reply, request)
                 if gradient.expectations is None:
                     raise ValueError("no expectations, although include_values was set")
-                return CircuitResult(gradient.expectations, gradient.jacobian, node.address)
+                return CircuitResult(
+                    gradient.expectations,
+                    gradient.jacobian,
+                    node.address,
+                    gradient.shift_rule_executions,
+                    gradient.shift_rule_shots,
+                )
         evaluate = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
         reply = await self._send(node, task, node.stub.Evaluate, evaluate)
         with self._decoding(node):
-            return CircuitResult(
-                node_calls.decode_evaluation(reply, evaluate).expectations, None, node.address
-            )
+            expectations = node_calls.decode_evaluation(reply, evaluate).expectations
+            return CircuitResult(expectations, None, node.address, *evaluation_cost(task))
 
     async def _send(
         self, node: MeshNode, task: CircuitTask, method: Any, request: node_calls.NodeRequest

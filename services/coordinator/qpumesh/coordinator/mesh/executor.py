@@ -71,13 +71,14 @@ class MeshExecutor:
             MeshError: a task failed with a non-transient status, ran out of attempts,
                 or no node can host its circuit.
         """
-        self.stats.record_round(tasks)
         try:
-            return self._submit(self._round(list(tasks))).result()
+            results = self._submit(self._round(list(tasks))).result()
         except CancelledError:
             raise MeshError(
                 "", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round"
             ) from None
+        self.stats.record_round(results)
+        return results
 
     def node_max_qubits(self) -> list[int]:
         """Ask every node for its info and return the healthy nodes' max qubits.
