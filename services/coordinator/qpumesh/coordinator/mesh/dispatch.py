@@ -6,7 +6,8 @@ Per task of a round:
   least-loaded healthy untried capable node, else any healthy capable node, else (last
   resort) an unhealthy capable one;
 - call: through the shared node-call codec (``qpumesh.wire.node_calls``), with a
-  deadline; the circuit travels by hash once a node holds it;
+  deadline that follows the call's work and the node's pace (``deadlines``: slow is
+  not failed, hung is); the circuit travels by hash once a node holds it;
 - retry and failover: UNAVAILABLE, DEADLINE_EXCEEDED and server-side CANCELLED are
   *transient*: the task is tried again on another capable node (``max_attempts`` in
   all, with a short jittered backoff). Any other status would fail again unchanged, so
@@ -31,6 +32,7 @@ import grpc
 import grpc.aio
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask, evaluation_cost
+from qpumesh.coordinator.mesh import deadlines
 from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
@@ -235,6 +237,11 @@ class Dispatcher:
             expectations = node_calls.decode_evaluation(reply, evaluate).expectations
             return CircuitResult(expectations, None, node.address, *evaluation_cost(task))
 
+    def deadline(self, node: MeshNode, work: float) -> float:
+        """Seconds a call may take on ``node`` with ``work`` in flight there (``deadlines.deadline``)."""
+        others = [n.pace for n in self.membership.current() if n is not node]
+        return deadlines.deadline(self.options.timeout_seconds, node.pace, others, work)
+
     async def _send(
         self, node: MeshNode, task: CircuitTask, method: Any, request: node_calls.NodeRequest
     ) -> Any:
@@ -244,19 +251,24 @@ class Dispatcher:
             node.calls += 1
             self.stats.add(rpcs=1)
 
+        work = deadlines.call_work(task)
+        node.pace.in_flight_work += work
+        in_flight = node.pace.in_flight_work
+        timeout = self.deadline(node, in_flight)
         start = time.perf_counter()
         try:
             reply = await node_calls.call_async(
-                method,
-                request,
-                task.circuit,
-                node.held,
-                timeout=self.options.timeout_seconds,
-                on_send=sending,
+                method, request, task.circuit, node.held, timeout=timeout, on_send=sending
             )
         except grpc.aio.AioRpcError as error:
-            raise self._failed(node, task, error) from None
-        node.latencies_ms.append((time.perf_counter() - start) * 1000.0)
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                node.pace.record(timeout, in_flight)  # at least this slow: a retry here waits longer
+            raise self._failed(node, task, error, timeout) from None
+        finally:
+            node.pace.in_flight_work -= work
+        seconds = time.perf_counter() - start
+        node.pace.record(seconds, in_flight)
+        node.latencies_ms.append(seconds * 1000.0)
         self.membership.answered(node, f"answered task {task.key or '?'}")
         return reply
 
@@ -270,7 +282,9 @@ class Dispatcher:
             self.stats.add(failures=1)
             raise MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}") from None
 
-    def _failed(self, node: MeshNode, task: CircuitTask, error: grpc.aio.AioRpcError) -> Exception:
+    def _failed(
+        self, node: MeshNode, task: CircuitTask, error: grpc.aio.AioRpcError, timeout: float
+    ) -> Exception:
         """Account for a failed call; return the exception to raise."""
         code, details = error.code(), error.details() or ""
         node.failures += 1
@@ -278,6 +292,8 @@ class Dispatcher:
         if code not in TRANSIENT_CODES:
             return MeshError(node.address, code, f"task {task.key or '?'}: {details}")
         kind = "timeout" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
+        if kind == "timeout":
+            details = f"{details} (deadline {timeout:.3g} s)"
         self.faults.record(node.address, kind, f"task {task.key or '?'}: {code.name}: {details}")
         self.membership.failed(
             node, f"{node.consecutive_failures + 1} consecutive failures, last {code.name}"
