@@ -116,16 +116,16 @@ class _QuantumRound(torch.autograd.Function):
             stop = start + ansatz.outputs
             n_in = len(ansatz.input_symbols)
             # d loss / d value[r, s] = sum_o d loss / d out[r, o] * d out[r, o] / d value[r, s],
-            # with the rows of the stacked task in gate order.
-            upstream = np.concatenate([grad[:, g * width + start : g * width + stop] for g in range(gates)])
-            per_row = torch.einsum("ro,ros->rs", torch.from_numpy(upstream), torch.from_numpy(jacobian))
-            blocks = [per_row[g * rows : (g + 1) * rows] for g in range(gates)]
+            # with the rows of the stacked task in gate order: (gates, rows, n_symbols).
+            upstream = np.stack([grad[:, g * width + start : g * width + stop] for g in range(gates)])
+            per_row = np.einsum("gro,gros->grs", upstream, jacobian.reshape(gates, rows, *jacobian.shape[1:]))
             # The encoded inputs feed every gate; their gradients add up in gate order.
-            grad_input = blocks[0][:, :n_in]
-            for block in blocks[1:]:
-                grad_input = grad_input + block[:, :n_in]
-            grad_inputs.append(grad_input)
-            grad_weights.extend(block[:, n_in:].sum(dim=0) for block in blocks)
+            grad_input = per_row[0, :, :n_in]
+            for g in range(1, gates):
+                grad_input = grad_input + per_row[g, :, :n_in]
+            grad_inputs.append(torch.from_numpy(grad_input))
+            # Each gate's weights are shared by its rows (torch sums rows in the order it always has).
+            grad_weights.extend(torch.from_numpy(per_row[:, :, n_in:]).sum(dim=1).unbind(0))
             start = stop
         return (None, *grad_inputs, *grad_weights)
 
