@@ -379,7 +379,7 @@ class JobManager:
         if trainer.plan is None:
             return ""
         loads = trainer.plan.node_loads()
-        where = f" on {len(loads)} node(s), sub-circuits per node {loads}" if loads else " in process"
+        where = f" on {len(loads)} node(s), parts per node {loads}" if loads else " in process"
         return f" ({trainer.plan.partitions} partition(s) per gate{where})"
 
     def _reconcile(self, job: JobRecord, trainer: Trainer, checkpoint: Checkpoint | None) -> None:
