@@ -138,10 +138,14 @@ class Dispatcher:
 
     async def _attempt(self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode]) -> CircuitResult:
         """One attempt: the call to ``node``, plus a hedge call if it is slow."""
-        primary = self._launch(node, task)
         hedge_after = self.options.hedge_after_seconds
-        if hedge_after is None:
-            return await primary
+        if hedge_after is None:  # no second call to race: no task of its own either
+            node.in_flight += 1
+            try:
+                return await self._call(node, task)
+            finally:
+                node.in_flight -= 1
+        primary = self._launch(node, task)
         done, _ = await asyncio.wait({primary}, timeout=hedge_after)
         if done:
             return primary.result()
