@@ -62,6 +62,7 @@ def compose_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("QPUMESH_TAG", "e2e")
     env["QPUMESH_PORT"] = str(free_port())
+    env["QPUMESH_HTTP_PORT"] = str(free_port())  # the dashboard's published port
     env["QPUMESH_ADMIN_TOKEN"] = secrets.token_hex(16)
     env["QPUMESH_REPLICAS"] = str(REPLICAS)
     # A call stuck on a vanished container fails over after this many seconds.

@@ -121,6 +121,8 @@ class LocalMesh:
             directory removed on exit.
         python: interpreter to run the children with (default: this one).
         coordinator: also start the coordinator (False: nodes only, e.g. to benchmark them).
+        dashboard: serve the coordinator's dashboard and ``/metrics`` on a free HTTP port
+            (``dashboard_url``).
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class LocalMesh:
         log_dir: str | os.PathLike[str] | None = None,
         python: str | None = None,
         coordinator: bool = True,
+        dashboard: bool = True,
     ) -> None:
         if nodes < 0:
             raise ValueError(f"nodes must be >= 0, got {nodes}")
@@ -147,6 +150,8 @@ class LocalMesh:
         self.grace = grace
         self.python = python or sys.executable
         self.with_coordinator = coordinator
+        self.with_dashboard = dashboard
+        self._http_port = 0
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self._temp_dirs: list[Path] = []
@@ -167,6 +172,11 @@ class LocalMesh:
         if self._coordinator is None:
             raise LocalMeshError("the mesh is not running")
         return self._coordinator.address
+
+    @property
+    def dashboard_url(self) -> str:
+        """``http://127.0.0.1:PORT/``: the coordinator's dashboard ("" without one)."""
+        return f"http://127.0.0.1:{self._http_port}/" if self._http_port else ""
 
     @property
     def node_addresses(self) -> list[str]:
@@ -290,6 +300,12 @@ class LocalMesh:
         """Start the coordinator pointed at the nodes (or in-process) and wait until it serves."""
         nodes = ",".join(self.node_addresses)
         placement = ["--nodes", nodes] if nodes else ["--in-process"]
+        assert self.log_dir is not None
+        http_port_file = self.log_dir / "coordinator.http-port"
+        http: list[str] = []
+        if self.with_dashboard:
+            http_port_file.unlink(missing_ok=True)
+            http = ["--http-port", str(self._http_port), "--http-port-file", str(http_port_file)]
         self._coordinator = self._spawn(
             "coordinator",
             [
@@ -300,11 +316,14 @@ class LocalMesh:
                 "--data-dir",
                 str(self.data_dir),
                 *placement,
+                *http,
                 *self.coordinator_args,
             ],
             port=port,
         )
         self._wait_ready(self._coordinator, time.monotonic() + self.startup_timeout)
+        if self.with_dashboard:  # written before the gRPC port file, so it is there now
+            self._http_port = read_port_file(http_port_file)
 
     def _directory(self, given: Path | None, prefix: str) -> Path:
         """Return ``given`` (created if needed) or a new temporary directory removed on stop."""

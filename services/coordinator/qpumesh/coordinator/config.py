@@ -55,6 +55,9 @@ class CoordinatorConfig:
         workers: gRPC handler threads (each open WatchJob stream holds one).
         grace_seconds: on shutdown, how long in-flight calls may finish.
         port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
+        http_port: serve the dashboard, its JSON API and ``/metrics`` over HTTP on this port
+            (0: any free port); None: no HTTP server.
+        http_port_file: once serving, write the bound HTTP port there (``--http-port 0``).
     """
 
     port: int = DEFAULT_PORT
@@ -66,6 +69,8 @@ class CoordinatorConfig:
     workers: int = 16
     grace_seconds: float = 5.0
     port_file: Path | None = None
+    http_port: int | None = None
+    http_port_file: Path | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -149,6 +154,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", non_negative(),
            "on SIGTERM, how long in-flight calls may finish (default 5)", "S"),
     PORT_FILE_OPTION,
+    Option("http_port", "QPUMESH_HTTP_PORT", "--http-port", _integer(0, 65535),
+           "serve the dashboard and Prometheus /metrics over HTTP on this port (0 = any free port; "
+           "default: off)", "PORT"),
+    Option("http_port_file", "QPUMESH_HTTP_PORT_FILE", "--http-port-file", Path,
+           "once serving, write the bound HTTP port to PATH (atomically); useful with --http-port 0", "PATH"),
 )
 # fmt: on
 

@@ -31,15 +31,17 @@ from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from qpumesh.coordinator.config import MAX_MESSAGE_BYTES, CoordinatorConfig
 from qpumesh.coordinator.data import DataError
 from qpumesh.coordinator.executor import Executor
 from qpumesh.coordinator.jobs import JobManager
+from qpumesh.coordinator.monitoring import CoordinatorMetrics, MeshCollector
 from qpumesh.coordinator.predictions import NoCheckpointError
 from qpumesh.coordinator.store import EventRecord, JobNotFoundError, JobRecord
 from qpumesh.coordinator.training import load_series
+from qpumesh.coordinator.web.http_server import AccessPolicy, DashboardServer
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import bind, listen_address, server_options
@@ -48,6 +50,8 @@ from qpumesh.wire.job_spec import JobSpec, SpecError, spec_from_proto, spec_to_p
 from qpumesh.wire.job_state import JobState
 from qpumesh.wire.port_file import write_port_file
 from qpumesh.wire.records import from_record
+from qpumesh.wire.reflection import enable_reflection
+from qpumesh.wire.server_telemetry import ServerTelemetry
 from qpumesh.wire.status import StatusMap, abort, answer
 
 logger = logging.getLogger(__name__)
@@ -289,15 +293,23 @@ class CoordinatorServer:
         server: the started gRPC server.
         manager: the job runner.
         health: the health servicer.
+        registry: the coordinator's Prometheus metrics.
+        http: the dashboard and ``/metrics`` server (None without ``http_port``).
         stopping: set once ``stop`` was called (handlers answer UNAVAILABLE from then on).
     """
 
     def __init__(
-        self, server: grpc.Server, manager: JobManager, health_servicer: health.HealthServicer
+        self,
+        server: grpc.Server,
+        manager: JobManager,
+        health_servicer: health.HealthServicer,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.server = server
         self.manager = manager
         self.health = health_servicer
+        self.registry = registry or CollectorRegistry()
+        self.http: DashboardServer | None = None
         self.stopping = threading.Event()
         self._stopped = False
         self._stop_lock = threading.Lock()
@@ -323,6 +335,8 @@ class CoordinatorServer:
             self.manager.wake_watchers()
         done: threading.Event = self.server.stop(grace)
         if first:
+            if self.http is not None:
+                self.http.stop()
             self.manager.stop()
             if not done.wait((grace or 0.0) + _HANDLER_EXIT_SECONDS):
                 logger.warning("gRPC handlers still running after the grace period")
@@ -331,14 +345,20 @@ class CoordinatorServer:
 
 
 def create_server(
-    config: CoordinatorConfig, port: int | None = None, *, executor: Executor | None = None
+    config: CoordinatorConfig,
+    port: int | None = None,
+    *,
+    executor: Executor | None = None,
+    http_policy: AccessPolicy | None = None,
 ) -> tuple[CoordinatorServer, int]:
-    """Build, bind and start a coordinator and its job manager.
+    """Build, bind and start a coordinator and its job manager (and HTTP side with ``http_port``).
 
     Args:
         config: data directory, nodes and server settings.
         port: overrides ``config.port`` when given (0 binds a free port).
         executor: run circuits on this executor instead of the configured one (tests).
+        http_policy: who may use the HTTP side (default: everybody reads; see
+            ``web.http_server.AccessPolicy``).
 
     Returns:
         The started server (stop it with ``server.stop(grace)``, which also stops
@@ -348,20 +368,28 @@ def create_server(
         OSError: when the address cannot be bound.
     """
     address = listen_address(config.host, config.port if port is None else port)
-    manager = JobManager(config, executor=executor)
+    registry = CollectorRegistry()
+    manager = JobManager(config, executor=executor, metrics=CoordinatorMetrics(registry))
+    registry.register(MeshCollector(manager))
+    registry.register(ProcessCollector(registry=None))
+    registry.register(PlatformCollector(registry=None))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="qpumesh-coordinator"),
+        interceptors=[ServerTelemetry(registry)],
         options=server_options(MAX_MESSAGE_BYTES),
     )
     health_servicer = health.HealthServicer()
-    wrapper = CoordinatorServer(server, manager, health_servicer)
+    wrapper = CoordinatorServer(server, manager, health_servicer, registry)
     servicer = CoordinatorServicer(manager, wrapper.stopping)
     pb_grpc.add_CoordinatorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    enable_reflection((SERVICE_NAME, health.SERVICE_NAME), server)
     try:
         bound = bind(server, address)
+        if config.http_port is not None:
+            wrapper.http = DashboardServer(manager, registry, config.host, config.http_port, http_policy)
     except OSError:
+        server.stop(None)
         manager.stop()
         raise
     manager.start()
@@ -399,6 +427,10 @@ def serve(config: CoordinatorConfig) -> None:
             config.data_dir,
             placement,
         )
+        if server.http is not None:
+            logger.info("dashboard on http://%s:%d/ (metrics at /metrics)", config.host, server.http.port)
+            if config.http_port_file is not None:
+                write_port_file(config.http_port_file, server.http.port)
         if config.port_file is not None:
             write_port_file(config.port_file, port)
         stop.wait()

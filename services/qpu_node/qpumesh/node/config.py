@@ -58,6 +58,8 @@ class ServerConfig:
         faults: injected faults and the NodeAdmin token (``QPUMESH_FAULT_*``,
             ``QPUMESH_ADMIN_TOKEN``, ``--fault-*``, ``--admin-token``; see docs/faults.md).
         port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
+        metrics_port: serve Prometheus metrics at ``http://host:PORT/metrics`` (0: any free
+            port, logged); None: no metrics endpoint.
     """
 
     node: NodeConfig
@@ -68,6 +70,7 @@ class ServerConfig:
     torch_threads: int = 1
     faults: FaultSettings = field(default_factory=FaultSettings)
     port_file: Path | None = None
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -140,10 +143,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", integer(1, 1024),
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
     PORT_FILE_OPTION,
+    Option("metrics_port", "QPUMESH_METRICS_PORT", "--metrics-port", integer(0, 65535),
+           "serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)", "PORT"),
 )
 # fmt: on
 
-_SERVER_FIELDS = frozenset({"port", "host", "workers", "grace_seconds", "torch_threads", "port_file"})
+_SERVER_FIELDS = frozenset(
+    {"port", "host", "workers", "grace_seconds", "torch_threads", "port_file", "metrics_port"}
+)
 _NOISE_FIELDS = {
     "depolarizing_1q": "depolarizing_1q",
     "depolarizing_2q": "depolarizing_2q",
