@@ -76,8 +76,13 @@ def test_a_slow_node_that_then_hangs_is_failed_over(faulty_node: Callable[..., F
         elapsed = time.perf_counter() - started
         assert_same_results(results, reference)
         assert {r.node for r in results} == {spare.address}
-        kinds = [e.kind for e in mesh.drain_fault_events()]
+        events = mesh.drain_fault_events()
+        kinds = [e.kind for e in events]
         assert kinds.count("timeout") == 4 and kinds.count("failover") == 4
+        # Each timeout says how its deadline was set: the floor and the cap, by name.
+        for event in (e for e in events if e.kind == "timeout"):
+            assert "floor 0.25 s (timeout_seconds)" in event.detail
+            assert "capped at 3600 s (MAX_DEADLINE_SECONDS)" in event.detail
         # Given up after the floor plus a few multiples of its pace, not after an hour.
         assert elapsed < 0.25 + 4 * 4 * 1.0 + 5
 

@@ -10,7 +10,14 @@ import pytest
 
 from qpumesh.coordinator.ansatz import build_ansatz
 from qpumesh.coordinator.executor import CircuitTask
-from qpumesh.coordinator.mesh.deadlines import MAX_DEADLINE_SECONDS, SLACK, Pace, call_work, deadline
+from qpumesh.coordinator.mesh.deadlines import (
+    MAX_DEADLINE_SECONDS,
+    SLACK,
+    Pace,
+    call_work,
+    deadline,
+    describe,
+)
 
 
 def _task(qubits: int, rows: int, *, jacobian: bool) -> CircuitTask:
@@ -79,3 +86,10 @@ def test_the_window_forgets_old_calls() -> None:
     assert pace.predict(1.0) == pytest.approx(0.1)
     pace.clear()
     assert not pace and pace.predict(1.0) == 0.0
+
+
+def test_the_description_names_the_floor_slack_and_cap() -> None:
+    text = describe(30.0, 41.5)
+    assert text.startswith("deadline 41.5 s = floor 30 s (timeout_seconds) + 4 x ")
+    assert text.endswith(f"capped at {MAX_DEADLINE_SECONDS:g} s (MAX_DEADLINE_SECONDS)")
+    assert "capped at 7200 s" in describe(7200.0, 7200.0)  # a floor above the cap raises it

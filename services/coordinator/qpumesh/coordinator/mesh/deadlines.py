@@ -111,3 +111,12 @@ def deadline(timeout_seconds: float, own: Pace, others: list[Pace], work: float)
     else:
         predicted = max((pace.predict(work) for pace in others if pace), default=0.0)
     return min(timeout_seconds + SLACK * predicted, max(MAX_DEADLINE_SECONDS, timeout_seconds))
+
+
+def describe(timeout_seconds: float, seconds: float) -> str:
+    """Say how a call's deadline of ``seconds`` was set: its floor, slack and cap (for errors)."""
+    cap = max(MAX_DEADLINE_SECONDS, timeout_seconds)
+    return (
+        f"deadline {seconds:.3g} s = floor {timeout_seconds:g} s (timeout_seconds) + {SLACK:g} x the "
+        f"node's predicted time for its work in flight, capped at {cap:g} s (MAX_DEADLINE_SECONDS)"
+    )

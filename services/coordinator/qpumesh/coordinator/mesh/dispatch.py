@@ -353,7 +353,7 @@ class Dispatcher:
             return MeshError(node.address, code, f"task {task.key or '?'}: {details}")
         kind = "timeout" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
         if kind == "timeout":
-            details = f"{details} (deadline {timeout:.3g} s)"
+            details = f"{details} ({deadlines.describe(self.options.timeout_seconds, timeout)})"
         self.faults.record(node.address, kind, f"task {task.key or '?'}: {code.name}: {details}")
         self.membership.failed(
             node, f"{node.consecutive_failures + 1} consecutive failures, last {code.name}"
