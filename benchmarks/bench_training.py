@@ -26,8 +26,9 @@ configuration on k nodes uses the first k of them. Times are medians of epochs 2
 
 Usage:
     python benchmarks/bench_training.py [--epochs 3] [--only centric-4 distributed-4] [--mesh 4]
-    python benchmarks/bench_training.py --scale [--epochs 3] [--no-peer]
+    python benchmarks/bench_training.py --scale [--epochs 3] [--no-peer | --no-scale-peer]
     python benchmarks/bench_training.py --targets [--epochs 3]
+    python benchmarks/bench_training.py --scale --targets --no-scale-peer   # issue 8's table, one run
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "parts-4x1": {"model": "distributed", "qubits": 4, "partitions": 1},
     "parts-4x2": {"model": "distributed", "qubits": 8, "partitions": 2},
     "parts-4x4": {"model": "distributed", "qubits": 16, "partitions": 4},
+    "parts-4x6": {"model": "distributed", "qubits": 24, "partitions": 6},
+    "parts-4x7": {"model": "distributed", "qubits": 28, "partitions": 7},
     "parts-4x8": {"model": "distributed", "qubits": 32, "partitions": 8},
     "parts-4x16": {"model": "distributed", "qubits": 64, "partitions": 16},
     # ... and few large ones.
@@ -170,6 +173,7 @@ class Bench:
     epochs: int
     addresses: list[str]
     peer: bool = True
+    scale_peer: bool = True
     mesh_runs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     local_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     peer_runs: dict[str, tuple[float, float] | None] = field(default_factory=dict)
@@ -217,7 +221,7 @@ def print_scale(bench: Bench) -> None:
         spec = bench.spec(name)
         nodes = bench.nodes_for(name)
         m = bench.mesh(name, nodes)
-        peer = bench.pennylane(name)
+        peer = bench.pennylane(name) if bench.scale_peer else None
         pl = peer[0] if peer else None
         width = spec.qubits // spec.partitions
         print(
@@ -320,12 +324,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", action="store_true", help="check issue 8's speed targets")
     parser.add_argument("--nodes", type=int, default=16, help="node processes for --scale/--targets")
     parser.add_argument("--no-peer", action="store_true", help="skip the PennyLane runs")
+    parser.add_argument(
+        "--no-scale-peer",
+        action="store_true",
+        help="skip PennyLane in the scale table only (the targets' PennyLane runs still happen)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.scale or args.targets:
         print(f"# load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
         with LocalMesh(nodes=args.nodes, node_args=_node_args(), coordinator=False) as local_mesh:
-            bench = Bench(args.epochs, list(local_mesh.node_addresses), peer=not args.no_peer)
+            bench = Bench(
+                args.epochs,
+                list(local_mesh.node_addresses),
+                peer=not args.no_peer,
+                scale_peer=not args.no_scale_peer,
+            )
             if args.scale:
                 print_scale(bench)
             if args.targets:
