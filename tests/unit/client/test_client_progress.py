@@ -46,6 +46,19 @@ def test_format_progress_shows_every_quantity() -> None:
     )
 
 
+def test_format_progress_shows_the_hardware_estimate_when_known() -> None:
+    line = format_progress(
+        3,
+        10,
+        train_loss=0.01,
+        test_loss=0.005,
+        test_r2=0.9,
+        seconds_per_epoch=2.0,
+        hardware_seconds_per_epoch=123.45,
+    )
+    assert line.endswith("2.00 s/epoch  ETA 0:14  hardware 123.5 s/epoch")
+
+
 def test_format_progress_survives_nan() -> None:
     line = format_progress(
         1, 5, train_loss=math.nan, test_loss=math.nan, test_r2=math.nan, seconds_per_epoch=math.nan

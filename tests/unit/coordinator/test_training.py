@@ -160,3 +160,5 @@ def test_in_process_engine_matches_the_double() -> None:
     assert a.train_loss == pytest.approx(b.train_loss, rel=1e-9)
     assert a.test_r2 == pytest.approx(b.test_r2, rel=1e-9, abs=1e-12)
     assert a.rounds == b.rounds and a.circuit_evaluations == b.circuit_evaluations
+    # The node core prices every round on its hardware profile (superconducting by default).
+    assert a.hardware_seconds > 0 and engine.summary()["hardware_seconds"] == a.hardware_seconds

@@ -47,6 +47,7 @@ def test_every_environment_variable_reaches_the_config() -> None:
         "QPUMESH_TORCH_THREADS": "2",
         "QPUMESH_PORT_FILE": "/tmp/node.port",
         "QPUMESH_METRICS_PORT": "9100",
+        "QPUMESH_HARDWARE": "trapped-ion",
     }
     config = build_config({}, environ)
     node, noise = config.node, config.node.noise
@@ -56,6 +57,7 @@ def test_every_environment_variable_reaches_the_config() -> None:
     assert (node.node_id, node.backend, node.max_qubits, node.precision) == ("qpu-3", "qsim", 12, "single")
     assert (node.default_shots, node.max_batch_rows, node.max_message_bytes) == (1000, 5000, 16 * 2**20)
     assert node.circuit_cache_size == 32
+    assert node.hardware.name == "trapped-ion"
     assert (noise.depolarizing_1q, noise.depolarizing_2q, noise.readout_error) == (0.001, 0.01, 0.02)
     assert (noise.method, noise.trajectories) == ("trajectories", 50)
     assert {option.env for option in OPTIONS} == set(environ)

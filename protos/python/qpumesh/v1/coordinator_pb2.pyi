@@ -74,7 +74,7 @@ class JobSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., narma_order: _Optional[int] = ..., csv_path: _Optional[str] = ..., csv_column: _Optional[str] = ..., model: _Optional[str] = ..., qubits: _Optional[int] = ..., partitions: _Optional[int] = ..., layers: _Optional[int] = ..., ansatz: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., window: _Optional[int] = ..., lr: _Optional[float] = ..., optimizer: _Optional[str] = ..., seed: _Optional[int] = ..., shots: _Optional[int] = ..., train_fraction: _Optional[float] = ..., series_length: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EpochMetrics(_message.Message):
-    __slots__ = ("epoch", "train_loss", "test_loss", "test_r2", "wall_seconds", "circuit_evaluations", "rounds")
+    __slots__ = ("epoch", "train_loss", "test_loss", "test_r2", "wall_seconds", "circuit_evaluations", "rounds", "hardware_seconds")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
     TEST_LOSS_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class EpochMetrics(_message.Message):
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CIRCUIT_EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     train_loss: float
     test_loss: float
@@ -89,7 +90,8 @@ class EpochMetrics(_message.Message):
     wall_seconds: float
     circuit_evaluations: int
     rounds: int
-    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., test_loss: _Optional[float] = ..., test_r2: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., circuit_evaluations: _Optional[int] = ..., rounds: _Optional[int] = ...) -> None: ...
+    hardware_seconds: float
+    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., test_loss: _Optional[float] = ..., test_r2: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., circuit_evaluations: _Optional[int] = ..., rounds: _Optional[int] = ..., hardware_seconds: _Optional[float] = ...) -> None: ...
 
 class NodeStats(_message.Message):
     __slots__ = ("address", "node_id", "healthy", "max_qubits", "backend", "in_flight", "calls", "failures", "retries", "hedges", "mean_latency_ms", "p50_latency_ms", "p95_latency_ms")

@@ -21,13 +21,14 @@ import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.wire.circuits import PauliTerms, WireCircuit
+from qpumesh.wire.hardware import TaskTime, round_seconds
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,20 +67,32 @@ class CircuitResult:
         expectations: shape (rows, n_observables).
         jacobian: shape (rows, n_observables, n_symbols) when asked for, else None.
         node: the node (or "local") that answered.
+        hardware_seconds: the answering call's time on the node's hardware profile.
+        node_seconds: the answering call's queue and execute time at the node (emulation).
+        overhead_seconds: the task's time outside the node's QPU: its wall time (all
+            attempts, backoffs and hedge waits) minus ``node_seconds``; 0 in process.
     """
 
     expectations: FloatArray
     jacobian: FloatArray | None
     node: str
+    hardware_seconds: float = 0.0
+    node_seconds: float = 0.0
+    overhead_seconds: float = 0.0
 
 
 @dataclass
 class ExecutorStats:
-    """Counters an executor keeps for the job's metrics."""
+    """Counters an executor keeps for the job's metrics.
+
+    ``hardware_seconds`` adds up each round's estimated wall time on the nodes' hardware
+    (``qpumesh.wire.hardware.round_seconds``: the slowest node plus its network time).
+    """
 
     rounds: int = 0
     tasks: int = 0
     circuit_evaluations: int = 0
+    hardware_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record_round(self, tasks: Sequence[CircuitTask]) -> None:
@@ -95,7 +108,13 @@ class ExecutorStats:
             self.tasks += len(tasks)
             self.circuit_evaluations += evaluations
 
-    def snapshot(self) -> dict[str, int]:
+    def record_hardware(self, results: Sequence[CircuitResult]) -> None:
+        """Add the hardware wall time of one round's ``results`` (its critical path)."""
+        seconds = round_seconds(TaskTime(r.node, r.hardware_seconds, r.overhead_seconds) for r in results)
+        with self.lock:
+            self.hardware_seconds += seconds
+
+    def snapshot(self) -> dict[str, Any]:
         """Return every counter (every field but the lock, subclasses' too) as a plain dict."""
         with self.lock:
             return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "lock"}

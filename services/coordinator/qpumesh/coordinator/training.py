@@ -51,6 +51,8 @@ class EpochMetrics:
         wall_seconds: wall time of the epoch, training and evaluation.
         circuit_evaluations: circuit executions the epoch cost (parameter shift included).
         rounds: executor rounds (one per time step and mini-batch, plus evaluation).
+        hardware_seconds: estimated wall time of the epoch's rounds on the nodes' hardware
+            profiles (each round's slowest node plus network; docs/hardware.md).
     """
 
     epoch: int
@@ -60,6 +62,7 @@ class EpochMetrics:
     wall_seconds: float
     circuit_evaluations: int
     rounds: int
+    hardware_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON, CSV and checkpoints."""
@@ -144,6 +147,7 @@ class Trainer:
             wall_seconds=time.perf_counter() - start,
             circuit_evaluations=after[0] - before[0],
             rounds=after[1] - before[1],
+            hardware_seconds=after[2] - before[2],
         )
         self.history.append(metrics)
         return metrics
@@ -154,11 +158,11 @@ class Trainer:
         with torch.no_grad():
             return np.asarray(self.model(x.to(DTYPE)).numpy(), dtype=np.float64).reshape(-1)
 
-    def _counters(self) -> tuple[int, int]:
+    def _counters(self) -> tuple[int, int, float]:
         if self.executor is None:
-            return 0, 0
+            return 0, 0, 0.0
         snap = self.executor.stats.snapshot()
-        return snap["circuit_evaluations"], snap["rounds"]
+        return snap["circuit_evaluations"], snap["rounds"], snap["hardware_seconds"]
 
     def _cell_rounds(self) -> int:
         return self.model.cell.rounds_run if isinstance(self.model, QLSTM) else 0
@@ -251,6 +255,7 @@ class Trainer:
             "parameters": count_parameters(self.model),
             "plan": self.plan.to_dict() if self.plan else None,
             "wall_seconds": sum(m.wall_seconds for m in self.history),
+            "hardware_seconds": sum(m.hardware_seconds for m in self.history),
             "circuit_evaluations": sum(m.circuit_evaluations for m in self.history),
             "rounds": sum(m.rounds for m in self.history),
             "history": [m.to_dict() for m in self.history],

@@ -23,6 +23,7 @@ from qpumesh.node.faults import FaultSettings, read_fault_settings
 from qpumesh.wire import settings
 from qpumesh.wire.backends import BACKENDS
 from qpumesh.wire.channels import MAX_MESSAGE_BYTES, listen_address
+from qpumesh.wire.hardware import PRESETS, load_profile
 from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, choice, integer, non_negative, nonempty, probability
 from qpumesh.wire.units import byte_size
@@ -143,6 +144,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", integer(1, 1024),
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
     PORT_FILE_OPTION,
+    Option("hardware", "QPUMESH_HARDWARE", "--hardware", load_profile,
+           f"hardware profile pricing requests in QPU seconds: {', '.join(PRESETS)} or a JSON file "
+           "(docs/hardware.md; default superconducting)", "PRESET|FILE"),
     Option("metrics_port", "QPUMESH_METRICS_PORT", "--metrics-port", integer(0, 65535),
            "serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)", "PORT"),
 )

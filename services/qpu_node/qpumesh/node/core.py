@@ -68,6 +68,7 @@ from qpumesh.node.requests import (
     check_shots,
     check_table,
 )
+from qpumesh.wire.hardware import DEFAULT_PROFILE, PRESETS, HardwareProfile, moment_arities
 
 __all__ = [
     "CompiledCircuit",
@@ -110,6 +111,7 @@ class NodeConfig:
         max_message_bytes: Largest reply the node will build.
         precision: Batched engine precision, ``"double"`` or ``"single"``.
         circuit_cache_size: Compiled circuits kept (LRU).
+        hardware: The QPU whose timings price each request (``hardware_seconds``).
 
     Raises:
         ValueError: An unknown backend/precision or a non-positive limit.
@@ -124,6 +126,7 @@ class NodeConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     precision: str = "double"
     circuit_cache_size: int = 256
+    hardware: HardwareProfile = PRESETS[DEFAULT_PROFILE]
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -138,6 +141,9 @@ class NodeConfig:
             raise ValueError(f"NodeConfig.default_shots must be >= 0, got {self.default_shots!r}")
         if not isinstance(self.noise, NoiseConfig):
             raise ValueError(f"NodeConfig.noise must be a NoiseConfig, got {type(self.noise).__name__}")
+        if not isinstance(self.hardware, HardwareProfile):
+            kind = type(self.hardware).__name__
+            raise ValueError(f"NodeConfig.hardware must be a HardwareProfile, got {kind}")
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ class NodeInfo:
     version: str
     max_batch_rows: int
     max_message_bytes: int
+    hardware: str = DEFAULT_PROFILE
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,8 @@ class EvalResult:
     """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0.
 
     ``executions`` (one per row) and ``shots`` (executions x shots x measured terms) are what
-    the request costs a hardware QPU, as ``GradResult``'s shift-rule fields.
+    the request costs a hardware QPU, as ``GradResult``'s shift-rule fields;
+    ``hardware_seconds`` is how long they take on the node's hardware profile.
     """
 
     expectations: np.ndarray
@@ -169,6 +177,7 @@ class EvalResult:
     execute_seconds: float
     executions: int = 0
     shots: int = 0
+    hardware_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,7 @@ class GradResult:
             method ran -- the honest cost of the experiment.
         shift_rule_shots: Shots those executions take: executions x shots x measured
             (non-identity) Pauli terms; 0 for exact requests.
+        hardware_seconds: How long those executions take on the node's hardware profile.
     """
 
     jacobian: np.ndarray
@@ -197,6 +207,7 @@ class GradResult:
     method: str = "parameter_shift"
     shift_rule_executions: int = 0
     shift_rule_shots: int = 0
+    hardware_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,8 @@ class _Entry:
     engine: str
     cirq_json: str
     requests: CircuitRequests
+    arities: tuple[int, ...]
+    """The circuit's schedule for the hardware model (`moment_arities`)."""
 
 
 class NodeCore:
@@ -247,6 +260,7 @@ class NodeCore:
             version=_version(),
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
+            hardware=c.hardware.name,
         )
 
     def cached_circuits(self) -> int:
@@ -322,7 +336,8 @@ class NodeCore:
             expectations = exact @ terms.coefficients
         rows = table.shape[0]
         seconds, shots_taken = time.perf_counter() - start, rows * n_shots * terms.measured
-        return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken)
+        qpu = self.config.hardware.request_seconds(rows, terms.measured, n_shots, entry.arities)
+        return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken, qpu)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -412,6 +427,9 @@ class NodeCore:
             method=chosen,
             shift_rule_executions=executions,
             shift_rule_shots=executions * n_shots * terms.measured,
+            hardware_seconds=self.config.hardware.request_seconds(
+                executions, terms.measured, n_shots, entry.arities
+            ),
         )
 
     def _gradient_method(self, method: str, shots: int, entry: _Entry) -> str:
@@ -509,7 +527,7 @@ class NodeCore:
         engine, reason = self._choose_engine(compiled)
         if reason:
             logger.info("circuit %s runs on %s: %s", circuit_hash[:12], engine, reason)
-        return _Entry(compiled, engine, cirq_json, CircuitRequests(compiled))
+        return _Entry(compiled, engine, cirq_json, CircuitRequests(compiled), moment_arities(circuit))
 
     def _choose_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
         if self.config.noise.has_gate_noise:

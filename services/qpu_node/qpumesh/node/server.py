@@ -91,6 +91,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             version=info.version,
             max_batch_rows=info.max_batch_rows,
             max_message_bytes=info.max_message_bytes,
+            hardware=info.hardware,
         )
 
     def Evaluate(  # noqa: N802 (name fixed by the proto)
@@ -113,7 +114,12 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                     seed=request.seed if request.HasField("seed") else None,
                 )
             response = pb.EvaluateResponse(
-                expectations=to_tensor(result.expectations), timings=timings, backend=result.backend
+                expectations=to_tensor(result.expectations),
+                timings=timings,
+                backend=result.backend,
+                hardware_seconds=result.hardware_seconds,
+                executions=result.executions,
+                shots=result.shots,
             )
             if result.standard_errors is not None:
                 response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
@@ -156,6 +162,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 method=node_calls.gradient_method(result.method),
                 shift_rule_executions=result.shift_rule_executions,
                 shift_rule_shots=result.shift_rule_shots,
+                hardware_seconds=result.hardware_seconds,
             )
             if result.expectations is not None:
                 response.expectations.CopyFrom(to_tensor(result.expectations))

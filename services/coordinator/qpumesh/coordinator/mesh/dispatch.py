@@ -26,6 +26,7 @@ whether it is the hedge) whose context travels to the node in the call's metadat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -118,7 +119,11 @@ class Dispatcher:
             f"task {task.key or '?'}",
             attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
         ):
-            return await self._run(task)
+            start = time.perf_counter()
+            result = await self._run(task)
+            # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
+            outside = max(0.0, time.perf_counter() - start - result.node_seconds)
+            return dataclasses.replace(result, overhead_seconds=outside)
 
     async def _run(self, task: CircuitTask) -> CircuitResult:
         tried: list[MeshNode] = []
@@ -272,13 +277,17 @@ class Dispatcher:
                 gradient = node_calls.decode_gradient(reply, request)
                 if gradient.expectations is None:
                     raise ValueError("no expectations, although include_values was set")
-                return CircuitResult(gradient.expectations, gradient.jacobian, node.address)
+                at_node = gradient.queue_seconds + gradient.execute_seconds
+                hardware = gradient.hardware_seconds
+                jacobian = gradient.jacobian
+                return CircuitResult(gradient.expectations, jacobian, node.address, hardware, at_node)
         evaluate = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
         reply = await self._send(node, task, node.stub.Evaluate, evaluate)
         with self._decoding(node):
-            return CircuitResult(
-                node_calls.decode_evaluation(reply, evaluate).expectations, None, node.address
-            )
+            answer = node_calls.decode_evaluation(reply, evaluate)
+            node_seconds = answer.queue_seconds + answer.execute_seconds
+            hardware = answer.hardware_seconds
+            return CircuitResult(answer.expectations, None, node.address, hardware, node_seconds)
 
     async def _send(
         self, node: MeshNode, task: CircuitTask, method: Any, request: node_calls.NodeRequest

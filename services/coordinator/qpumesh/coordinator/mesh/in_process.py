@@ -33,7 +33,9 @@ class InProcessExecutor(LocalExecutor):
         """Evaluate ``tasks`` one after another on the local core."""
         with self._lock:
             self.stats.record_round(tasks)
-            return [self._run(task) for task in tasks]
+            results = [self._run(task) for task in tasks]
+            self.stats.record_hardware(results)
+            return results
 
     def local_node(self) -> cpb.NodeStats:
         """Describe the core: its id, size and engine."""
@@ -54,7 +56,10 @@ class InProcessExecutor(LocalExecutor):
                 seed=task.seed,
             )
             assert grad.expectations is not None
-            return CircuitResult(grad.expectations, grad.jacobian, self.core.config.node_id)
+            return CircuitResult(
+                grad.expectations, grad.jacobian, self.core.config.node_id, grad.hardware_seconds,
+                grad.execute_seconds,
+            )  # fmt: skip
         result = self.core.evaluate(
             circuit.hash,
             circuit.cirq_json,
@@ -64,4 +69,10 @@ class InProcessExecutor(LocalExecutor):
             shots=task.shots,
             seed=task.seed,
         )
-        return CircuitResult(result.expectations, None, self.core.config.node_id)
+        return CircuitResult(
+            result.expectations,
+            None,
+            self.core.config.node_id,
+            result.hardware_seconds,
+            result.execute_seconds,
+        )
