@@ -8,4 +8,7 @@ PYTHON=${PYTHON:-python3.11}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# mitiq (ZNE at the node) without its pins of cirq-core<1.7 and numpy<2.3 (see pyproject.toml).
+MITIQ_SPEC="mitiq==1.1.0"
+.venv/bin/python -m pip install --quiet --no-deps "$MITIQ_SPEC"
 echo "qpumesh installed in .venv; activate it with: . .venv/bin/activate"

@@ -27,6 +27,7 @@ from qpumesh.client.cli_support import (
     run_command,
 )
 from qpumesh.client.follow import follow
+from qpumesh.client.progress import format_hardware
 
 if TYPE_CHECKING:
     from qpumesh.v1 import coordinator_pb2 as cpb
@@ -242,8 +243,8 @@ def _cmd_results(args: argparse.Namespace) -> int:
                 )
             )
             emulated = sum(m.wall_seconds for m in job.history)
-            hardware = sum(m.hardware_seconds for m in job.history)
-            print(f"\nwall time          {emulated:.2f} s emulated, {hardware:.4g} s estimated on hardware")
+            hardware = format_hardware(sum(m.hardware_seconds for m in job.history))
+            print(f"\nwall time          {emulated:.2f} s emulated, {hardware} on hardware (estimate)")
         write_files(results, args.output, args.plot, extra={"coordinator": coordinator_address(args)})
         return EXIT_OK
 

@@ -29,6 +29,11 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def format_hardware(seconds: float) -> str:
+    """Format an estimated time on hardware: ``12.3 s`` below a minute, else ``h:mm:ss``."""
+    return f"{seconds:.3g} s" if seconds < 60 else format_duration(seconds)
+
+
 def format_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     """Return ``[#####.....]`` filled in proportion to ``done / total``."""
     fraction = 0.0 if total <= 0 else min(1.0, max(0.0, done / total))
@@ -72,7 +77,8 @@ def format_progress(
             ``faults N (kind n, ...)`` when there were any.
         width: characters of the bar.
         hardware_seconds_per_epoch: mean estimated wall time of an epoch on the nodes'
-            hardware profiles; appended as ``hardware 12.3 s/epoch`` when positive.
+            hardware profiles; appended as ``hardware 12.3 s/epoch`` (``hardware 1:02:03/epoch``
+            from a minute on) when positive.
     """
     digits = len(str(max(total, 1)))
     eta = format_duration(seconds_per_epoch * max(0, total - epoch))
@@ -82,7 +88,7 @@ def format_progress(
         f"{seconds_per_epoch:.2f} s/epoch  ETA {eta}"
     )
     if hardware_seconds_per_epoch > 0:
-        line += f"  hardware {hardware_seconds_per_epoch:.4g} s/epoch"
+        line += f"  hardware {format_hardware(hardware_seconds_per_epoch)}/epoch"
     fault_text = format_faults(faults or {})
     return f"{line}  {fault_text}" if fault_text else line
 

@@ -56,7 +56,9 @@ def test_format_progress_shows_the_hardware_estimate_when_known() -> None:
         seconds_per_epoch=2.0,
         hardware_seconds_per_epoch=123.45,
     )
-    assert line.endswith("2.00 s/epoch  ETA 0:14  hardware 123.5 s/epoch")
+    assert line.endswith("2.00 s/epoch  ETA 0:14  hardware 2:03/epoch")
+    assert format_progress(1, 2, train_loss=0, test_loss=0, test_r2=0, seconds_per_epoch=1.0,
+                           hardware_seconds_per_epoch=12.34).endswith("hardware 12.3 s/epoch")  # fmt: skip
 
 
 def test_format_progress_survives_nan() -> None:

@@ -48,6 +48,9 @@ def test_every_environment_variable_reaches_the_config() -> None:
         "QPUMESH_PORT_FILE": "/tmp/node.port",
         "QPUMESH_METRICS_PORT": "9100",
         "QPUMESH_HARDWARE": "trapped-ion",
+        "QPUMESH_ZNE_SCALE_FACTORS": "1,2,3",
+        "QPUMESH_ZNE_FOLDING": "gates_at_random",
+        "QPUMESH_ZNE_EXTRAPOLATION": "linear",
     }
     config = build_config({}, environ)
     node, noise = config.node, config.node.noise
@@ -58,6 +61,8 @@ def test_every_environment_variable_reaches_the_config() -> None:
     assert (node.default_shots, node.max_batch_rows, node.max_message_bytes) == (1000, 5000, 16 * 2**20)
     assert node.circuit_cache_size == 32
     assert node.hardware.name == "trapped-ion"
+    zne = node.zne
+    assert (zne.scale_factors, zne.folding, zne.extrapolation) == ((1, 2, 3), "gates_at_random", "linear")
     assert (noise.depolarizing_1q, noise.depolarizing_2q, noise.readout_error) == (0.001, 0.01, 0.02)
     assert (noise.method, noise.trajectories) == ("trajectories", 50)
     assert {option.env for option in OPTIONS} == set(environ)

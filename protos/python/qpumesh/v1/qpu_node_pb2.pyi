@@ -139,16 +139,18 @@ class ShiftGradientResponse(_message.Message):
     def __init__(self, jacobian: _Optional[_Union[Tensor, _Mapping]] = ..., expectations: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ..., wrt: _Optional[_Iterable[str]] = ..., method: _Optional[_Union[GradientMethod, str]] = ..., shift_rule_executions: _Optional[int] = ..., shift_rule_shots: _Optional[int] = ..., hardware_seconds: _Optional[float] = ...) -> None: ...
 
 class NoiseProfile(_message.Message):
-    __slots__ = ("depolarizing_1q", "depolarizing_2q", "readout_error", "method")
+    __slots__ = ("depolarizing_1q", "depolarizing_2q", "readout_error", "method", "mitigation")
     DEPOLARIZING_1Q_FIELD_NUMBER: _ClassVar[int]
     DEPOLARIZING_2Q_FIELD_NUMBER: _ClassVar[int]
     READOUT_ERROR_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    MITIGATION_FIELD_NUMBER: _ClassVar[int]
     depolarizing_1q: float
     depolarizing_2q: float
     readout_error: float
     method: str
-    def __init__(self, depolarizing_1q: _Optional[float] = ..., depolarizing_2q: _Optional[float] = ..., readout_error: _Optional[float] = ..., method: _Optional[str] = ...) -> None: ...
+    mitigation: str
+    def __init__(self, depolarizing_1q: _Optional[float] = ..., depolarizing_2q: _Optional[float] = ..., readout_error: _Optional[float] = ..., method: _Optional[str] = ..., mitigation: _Optional[str] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()

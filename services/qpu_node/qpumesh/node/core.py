@@ -25,9 +25,11 @@ so in-process and mesh runs give identical numbers. It
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -58,6 +60,7 @@ from qpumesh.node.gradients import (
     parameter_shift,
     shift_rule_executions,
 )
+from qpumesh.node.mitigation import Extrapolation, ZneConfig, combine_errors, fold
 from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
 from qpumesh.node.requests import (
     CircuitRequests,
@@ -112,6 +115,8 @@ class NodeConfig:
         precision: Batched engine precision, ``"double"`` or ``"single"``.
         circuit_cache_size: Compiled circuits kept (LRU).
         hardware: The QPU whose timings price each request (``hardware_seconds``).
+        zne: Zero-noise extrapolation of every request (`qpumesh.node.mitigation`); needs gate
+            noise.
 
     Raises:
         ValueError: An unknown backend/precision or a non-positive limit.
@@ -127,6 +132,7 @@ class NodeConfig:
     precision: str = "double"
     circuit_cache_size: int = 256
     hardware: HardwareProfile = PRESETS[DEFAULT_PROFILE]
+    zne: ZneConfig = field(default_factory=ZneConfig)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -144,6 +150,11 @@ class NodeConfig:
         if not isinstance(self.hardware, HardwareProfile):
             kind = type(self.hardware).__name__
             raise ValueError(f"NodeConfig.hardware must be a HardwareProfile, got {kind}")
+        if self.zne.enabled and not self.noise.has_gate_noise:
+            raise ValueError(
+                "zero-noise extrapolation (--zne-scale-factors) needs gate noise to scale; "
+                "set --depolarizing-1q/--depolarizing-2q or leave ZNE off"
+            )
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,7 @@ class NodeInfo:
     max_batch_rows: int
     max_message_bytes: int
     hardware: str = DEFAULT_PROFILE
+    mitigation: str = ""
 
 
 @dataclass(frozen=True)
@@ -218,6 +230,20 @@ class _Entry:
     requests: CircuitRequests
     arities: tuple[int, ...]
     """The circuit's schedule for the hardware model (`moment_arities`)."""
+    folded: tuple[_Entry, ...] = ()
+    """Under ZNE, the circuit folded to each scale factor (what requests run instead)."""
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One circuit's answer to an Evaluate request (the circuit, or one folded version)."""
+
+    values: np.ndarray
+    errors: np.ndarray | None
+    backend: str
+    executions: int
+    shots: int
+    hardware_seconds: float
 
 
 class NodeCore:
@@ -234,6 +260,7 @@ class NodeCore:
         self.cache_lookups = {"hit": 0, "miss": 0, "not_found": 0}
         """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
         noise = config.noise
+        self._extrapolation = Extrapolation(config.zne) if config.zne.enabled else None
         self._engines: dict[str, Backend] = {
             "batched": BatchedBackend(config.precision),
             "cirq": CirqBackend(),
@@ -261,6 +288,7 @@ class NodeCore:
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
             hardware=c.hardware.name,
+            mitigation=c.zne.describe(),
         )
 
     def cached_circuits(self) -> int:
@@ -317,11 +345,46 @@ class NodeCore:
         """
         start = time.perf_counter()
         entry = self._load(circuit_hash, cirq_json)
+        n_shots = check_shots(shots, self.config.default_shots)
+        rng = np.random.default_rng(seed)
+        parts = [
+            self._evaluate_variant(variant, observables, symbols, values, n_shots, seed, rng)
+            for variant in self._variants(entry)
+        ]
+        executions, shots_taken = sum(p.executions for p in parts), sum(p.shots for p in parts)
+        qpu = math.fsum(p.hardware_seconds for p in parts)
+        if len(parts) == 1:
+            part = parts[0]
+            seconds = time.perf_counter() - start
+            return EvalResult(part.values, part.errors, part.backend, seconds, executions, shots_taken, qpu)
+        assert self._extrapolation is not None
+        stacked = np.stack([p.values for p in parts])
+        mitigated = self._extrapolation(stacked)
+        errors = None
+        if n_shots:
+            weights = self._extrapolation.weights(stacked)
+            errors = combine_errors(weights, np.stack([cast(np.ndarray, p.errors) for p in parts]))
+        seconds = time.perf_counter() - start
+        return EvalResult(mitigated, errors, parts[0].backend, seconds, executions, shots_taken, qpu)
+
+    def _variants(self, entry: _Entry) -> tuple[_Entry, ...]:
+        """Return the circuits a request runs: the circuit itself, or its folded versions under ZNE."""
+        return entry.folded or (entry,)
+
+    def _evaluate_variant(  # noqa: PLR0917 (private helper of evaluate)
+        self,
+        entry: _Entry,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        n_shots: int,
+        seed: int | None,
+        rng: np.random.Generator,
+    ) -> _Part:
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
         table = check_table(values, columns, self.config.max_batch_rows)
-        n_shots = check_shots(shots, self.config.default_shots)
         n_out = table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1)
         check_reply_size(n_out, self.config.max_message_bytes)
         angles = columns.angles(compiled, table)
@@ -329,15 +392,14 @@ class NodeCore:
         exact = self._exact_terms(engine, compiled, terms, angles)
         errors = None
         if n_shots:
-            sampled = sample_terms(exact, n_shots, np.random.default_rng(seed))
+            sampled = sample_terms(exact, n_shots, rng)
             expectations = sampled @ terms.coefficients
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
         rows = table.shape[0]
-        seconds, shots_taken = time.perf_counter() - start, rows * n_shots * terms.measured
         qpu = self.config.hardware.request_seconds(rows, terms.measured, n_shots, entry.arities)
-        return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken, qpu)
+        return _Part(expectations, errors, engine.name, rows, rows * n_shots * terms.measured, qpu)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -386,11 +448,65 @@ class NodeCore:
         """
         start = time.perf_counter()
         entry = self._load(circuit_hash, cirq_json)
+        n_shots = check_shots(shots, self.config.default_shots)
+        variants = self._variants(entry)
+        if len(variants) == 1:
+            part = self._gradient_variant(
+                entry, observables, symbols, values, wrt, cotangents, include_values, n_shots, seed, method
+            )  # fmt: skip
+            return dataclasses.replace(part, execute_seconds=time.perf_counter() - start)
+        # ZNE: full Jacobians of every folded circuit, combined with the extrapolation's weights.
+        assert self._extrapolation is not None
+        nonlinear = self.config.zne.extrapolation == "exponential"
+        with_values = include_values or nonlinear
+        options = (n_shots, seed, method)
+        parts = [
+            self._gradient_variant(v, observables, symbols, values, wrt, None, with_values, *options)
+            for v in variants
+        ]
+        jacobians = np.stack([p.jacobian for p in parts])
+        stacked: np.ndarray | None = None
+        if with_values:
+            stacked = np.stack([cast(np.ndarray, p.expectations) for p in parts])
+        if nonlinear:
+            weights = self._extrapolation.weights(cast(np.ndarray, stacked))
+        else:
+            weights = self._extrapolation.weights(np.zeros((len(parts), *jacobians.shape[1:3])))
+        jacobian = np.einsum("kro,krow->row", weights, jacobians)
+        rows, n_obs = jacobian.shape[:2]
+        tangent = check_cotangents(cotangents, rows, n_obs)
+        result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+        values_out = self._extrapolation(stacked) if include_values and stacked is not None else None
+        first = parts[0]
+        return GradResult(
+            result,
+            values_out,
+            first.wrt,
+            first.backend,
+            time.perf_counter() - start,
+            method=first.method,
+            shift_rule_executions=sum(p.shift_rule_executions for p in parts),
+            shift_rule_shots=sum(p.shift_rule_shots for p in parts),
+            hardware_seconds=math.fsum(p.hardware_seconds for p in parts),
+        )
+
+    def _gradient_variant(  # noqa: PLR0917 (private helper of shift_gradient)
+        self,
+        entry: _Entry,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        wrt: Sequence[str],
+        cotangents: np.ndarray | None,
+        include_values: bool,
+        n_shots: int,
+        seed: int | None,
+        method: str,
+    ) -> GradResult:
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
         table = check_table(values, columns, self.config.max_batch_rows)
-        n_shots = check_shots(shots, self.config.default_shots)
         plan = entry.requests.differentiation(columns, wrt)
         names = plan.names
         rows, n_obs = table.shape[0], terms.coefficients.shape[1]
@@ -423,7 +539,7 @@ class NodeCore:
             values_out,
             tuple(names),
             engine.name,
-            time.perf_counter() - start,
+            0.0,
             method=chosen,
             shift_rule_executions=executions,
             shift_rule_shots=executions * n_shots * terms.measured,
@@ -520,6 +636,18 @@ class NodeCore:
                 f'circuit.cirq_json must encode a circuit (cirq_type "Circuit", cirq.to_json(circuit)), '
                 f"got a {type(circuit).__name__}"
             )
+        entry = self._entry(circuit_hash, circuit, cirq_json)
+        zne = self.config.zne
+        if not zne.enabled:
+            return entry
+        folded = tuple(
+            self._entry(circuit_hash, fold(circuit, factor, zne.folding), cirq_json)
+            for factor in zne.scale_factors
+        )
+        return dataclasses.replace(entry, folded=folded)
+
+    def _entry(self, circuit_hash: str, circuit: cirq.AbstractCircuit, cirq_json: str) -> _Entry:
+        """Compile ``circuit`` and choose its engine."""
         try:
             compiled = compile_circuit(circuit, self.config.max_qubits)
         except CircuitError as exc:

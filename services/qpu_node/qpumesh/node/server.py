@@ -86,6 +86,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 depolarizing_2q=noise.depolarizing_2q,
                 readout_error=noise.readout_error,
                 method=noise.method if noise.has_gate_noise else "none",
+                mitigation=info.mitigation,
             ),
             default_shots=info.default_shots,
             version=info.version,
