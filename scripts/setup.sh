@@ -11,4 +11,8 @@ PYTHON=${PYTHON:-python3.11}
 # mitiq (ZNE at the node) without its pins of cirq-core<1.7 and numpy<2.3 (see pyproject.toml).
 MITIQ_SPEC="mitiq==1.1.0"
 .venv/bin/python -m pip install --quiet --no-deps "$MITIQ_SPEC"
+# Compile the node's numba kernels once into their on-disk cache (numba's __pycache__ beside
+# the sources): a node compiles them at start otherwise, tens of CPU seconds per process,
+# minutes when a local mesh starts several nodes at once on a busy machine.
+.venv/bin/python -c "from qpumesh.node.backends.compiled import warm_up; warm_up()"
 echo "qpumesh installed in .venv; activate it with: . .venv/bin/activate"
