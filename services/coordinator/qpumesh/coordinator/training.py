@@ -22,6 +22,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from qpumesh.coordinator.custom_ansatz import parse_circuits
 from qpumesh.coordinator.data import Dataset, csv_series, make_dataset, narma_series, pendulum_series
 from qpumesh.coordinator.executor import RoundRunner
 from qpumesh.coordinator.metrics import best_epoch, convergence_epoch, r2_score
@@ -110,9 +111,11 @@ class Trainer:
                 raise ValueError(f"model {spec.model!r} needs an executor to run its circuits")
             partitions = 1 if spec.model == "centric" else spec.partitions
             self.plan = plan_partitions(INPUT_DIM, spec.hidden_size, partitions, node_max_qubits)
+            circuits = parse_circuits(spec.ansatz_circuit) if spec.ansatz == "custom" else None
             self.model = QLSTM(
-                INPUT_DIM, self.plan, spec.ansatz, spec.layers, executor, shots=spec.shots, seed=spec.seed
-            )
+                INPUT_DIM, self.plan, spec.ansatz, spec.layers, executor, shots=spec.shots, seed=spec.seed,
+                circuits=circuits,
+            )  # fmt: skip
         self.optimizer: torch.optim.Optimizer
         if spec.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=spec.lr, alpha=0.99, eps=1e-8)
