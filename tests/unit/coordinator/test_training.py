@@ -75,6 +75,18 @@ def test_checkpoint_of_other_model_is_refused() -> None:
         make(small_spec(layers=2)).load_state_dict(state)
 
 
+def test_a_checkpoint_from_before_a_new_spec_field_still_loads() -> None:
+    trainer = make(small_spec(epochs=1))
+    trainer.train_epoch()
+    state = trainer.state_dict()
+    del state["spec"]["ansatz_circuit"]  # written before custom circuits existed
+    for metrics in state["history"]:
+        del metrics["hardware_seconds"]  # and before the hardware estimate
+    resumed = make(small_spec(epochs=1))
+    resumed.load_state_dict(state)
+    assert resumed.epoch == 1 and resumed.history[0].hardware_seconds == 0.0
+
+
 @pytest.mark.parametrize("model", ["distributed", "classical"])
 def test_short_training_improves_the_loss(model: str) -> None:
     trainer = make(small_spec(model=model, ansatz="chen2020", series_length=60, lr=0.05))

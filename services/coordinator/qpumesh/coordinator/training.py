@@ -190,7 +190,11 @@ class Trainer:
         """
         saved = dict(state["spec"])
         mine = self.spec.to_dict()
-        differing = sorted(k for k in mine if k not in _RESUME_IGNORED and saved.get(k) != mine[k])
+        # A field newer than the checkpoint (e.g. ansatz_circuit) has its default there.
+        defaults = JobSpec().to_dict()
+        differing = sorted(
+            k for k in mine if k not in _RESUME_IGNORED and saved.get(k, defaults[k]) != mine[k]
+        )
         if differing:
             raise ValueError(f"checkpoint spec differs in {differing}; cannot resume this job from it")
         self.model.load_state_dict(state["model"])
