@@ -46,6 +46,10 @@ def test_every_environment_variable_reaches_the_config() -> None:
         "QPUMESH_GRACE_SECONDS": "2.5",
         "QPUMESH_TORCH_THREADS": "2",
         "QPUMESH_PORT_FILE": "/tmp/node.port",
+        "QPUMESH_MAX_CIRCUIT_BYTES": "1MiB",
+        "QPUMESH_MAX_CIRCUIT_OPERATIONS": "500",
+        "QPUMESH_MAX_REQUEST_COST": "2.5e9",
+        "QPUMESH_MAX_QUEUED_REQUESTS": "7",
         "QPUMESH_METRICS_PORT": "9100",
         "QPUMESH_HARDWARE": "trapped-ion",
         "QPUMESH_ZNE_SCALE_FACTORS": "1,2,3",
@@ -63,6 +67,9 @@ def test_every_environment_variable_reaches_the_config() -> None:
     assert node.hardware.name == "trapped-ion"
     zne = node.zne
     assert (zne.scale_factors, zne.folding, zne.extrapolation) == ((1, 2, 3), "gates_at_random", "linear")
+    assert (node.max_circuit_bytes, node.max_circuit_operations) == (2**20, 500)
+    assert node.max_request_cost == 2_500_000_000
+    assert config.max_queued_requests == 7
     assert (noise.depolarizing_1q, noise.depolarizing_2q, noise.readout_error) == (0.001, 0.01, 0.02)
     assert (noise.method, noise.trajectories) == ("trajectories", 50)
     assert {option.env for option in OPTIONS} == set(environ)

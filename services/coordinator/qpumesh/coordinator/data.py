@@ -107,8 +107,15 @@ def csv_series(path: str | Path, column: str = "") -> FloatArray:
     file = Path(path)
     if not file.is_file():
         raise DataError(f"CSV file {str(file)!r} does not exist")
-    with file.open(newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"CSV file {str(file)!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
+    except csv.Error as error:
+        raise DataError(f"CSV file {str(file)!r} is not a valid CSV file ({error})") from None
     if not rows:
         raise DataError(f"CSV file {str(file)!r} has no data")
     header = [cell.strip() for cell in rows[0]]

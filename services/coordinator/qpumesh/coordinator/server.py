@@ -48,6 +48,7 @@ from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import bind, listen_address, server_options
 from qpumesh.wire.errors import MeshError
+from qpumesh.wire.handlers import add_servicer
 from qpumesh.wire.job_spec import INPUT_DIM, JobSpec, SpecError, spec_from_proto, spec_to_proto
 from qpumesh.wire.job_state import JobState
 from qpumesh.wire.port_file import write_port_file
@@ -61,6 +62,9 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Coordinator"].full_name
 _WATCH_POLL_SECONDS = 0.5
 """How long a WatchJob stream waits for an event before checking the client and the job."""
+
+_MAX_SEQ = 2**63 - 1
+"""The largest event sequence number the job store can hold (SQLite INTEGER)."""
 
 _HANDLER_EXIT_SECONDS = 5.0
 """After the grace period, how long ``stop`` waits for handler threads before closing the store."""
@@ -170,7 +174,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         manager = self.manager
         job_id = request.job_id
         self._answer("WatchJob", context, lambda: manager.job(job_id))
-        after = request.after_seq
+        after = min(request.after_seq, _MAX_SEQ)  # no event has a larger seq; SQLite's INTEGER ends there
         while context.is_active():
             if self.stopping.is_set():
                 # UNAVAILABLE tells a client to watch again (from its last seq) once we are back.
@@ -295,6 +299,9 @@ def _check_csv(spec: JobSpec) -> None:
     except DataError as error:
         field = "csv_column" if "column" in str(error) else "csv_path"
         raise SpecError(field, str(error)) from None
+    except (OSError, ValueError) as error:  # a path the OS refuses: too long, a NUL byte...
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a usable path"
+        raise SpecError("csv_path", f"cannot read the file: {reason}") from None
     if len(series) < spec.window + 3:
         needed = spec.window + 3
         raise SpecError("csv_path", f"{len(series)} values; window {spec.window} needs at least {needed}")
@@ -401,7 +408,8 @@ def create_server(
     health_servicer = health.HealthServicer()
     wrapper = CoordinatorServer(server, manager, health_servicer, registry)
     servicer = CoordinatorServicer(manager, wrapper.stopping)
-    pb_grpc.add_CoordinatorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    # Requests are decoded in the handlers: bytes that are no message get INVALID_ARGUMENT.
+    add_servicer(server, servicer, pb.DESCRIPTOR.services_by_name["Coordinator"])
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection((SERVICE_NAME, health.SERVICE_NAME), server)
     try:

@@ -3,75 +3,62 @@
 `NodeCore` is what the gRPC servicer and the coordinator's in-process executor both call,
 so in-process and mesh runs give identical numbers. It
 
-* parses Cirq JSON once per SHA-256 hash and keeps the `CompiledCircuit` in an LRU cache
-  (thread-safe); a request may then carry only the hash (or the same JSON again, which is
-  not hashed twice);
+* keeps compiled circuits by the SHA-256 of their JSON (`qpumesh.node.circuit_cache`:
+  bounded before Cirq parses them, compiled once, LRU); a request may then carry only the
+  hash;
 * validates every request (`qpumesh.node.requests`, with per-circuit plans of what repeats)
-  and raises `InvalidRequest` (fix the request), `UnknownCircuit` (resend the circuit JSON),
-  `LimitExceeded` (split the request) or `PreconditionFailed` (not on this node) -- messages
-  name the offending symbol, shape or value; no error leaves state behind;
-* picks the engine per circuit: with gate noise and the ``batched`` backend, the torch engines
-  ``batched-density`` (exact) or ``batched-trajectories`` (Monte Carlo) per
-  `NoiseConfig.method`; with gate noise and another backend, the references ``cirq`` (exact
-  density matrix) or ``qsim`` (trajectories); without gate noise the configured backend,
-  falling back to ``qsim`` when the configured engine cannot run the circuit. The choice is
-  logged once per circuit when it differs from the configured backend, and reported as
+  and bounds its work before any (`qpumesh.node.limits`): it raises `InvalidRequest` (fix
+  the request), `UnknownCircuit` (resend the circuit JSON), `LimitExceeded` (split the
+  request) or `PreconditionFailed` (not on this node) -- messages name the offending
+  symbol, shape, value or bound; no error leaves state behind;
+* runs each circuit on the engine chosen for it (`qpumesh.node.engines`), reported as
   ``backend``;
 * turns observables (weighted Pauli strings) into unique terms for the engines, then applies
   readout error and shot sampling (`qpumesh.node.noise`); differentiates exact requests by
   the adjoint method (`qpumesh.node.adjoint`) and the others by the parameter-shift rule
-  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way.
+  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way; refuses
+  results that overflow float64 rather than sending infinities.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import math
-import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import cast
 
-import cirq
 import numpy as np
 
 from qpumesh.node.adjoint import adjoint_gradient
-from qpumesh.node.backends import (
-    BACKENDS,
-    Backend,
-    BatchedBackend,
-    CirqBackend,
-    DensityBackend,
-    QsimBackend,
-    TrajectoriesBackend,
-)
+from qpumesh.node.backends import BACKENDS, Backend, BatchedBackend
 from qpumesh.node.backends.compiled import warm_up
-from qpumesh.node.circuits import SUPPORTED_GATES, CircuitError, CompiledCircuit, compile_circuit
+from qpumesh.node.circuit_cache import CachedCircuit, CircuitCache, CircuitLimits
+from qpumesh.node.circuits import SUPPORTED_GATES, CompiledCircuit
+from qpumesh.node.engines import NodeEngines
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.gradients import (
-    GRADIENT_METHODS,
+    MAX_STACKED_ROWS,
     parameter_shift,
     shift_rule_executions,
 )
-from qpumesh.node.mitigation import Extrapolation, ZneConfig, combine_errors, fold
+from qpumesh.node.limits import Work
+from qpumesh.node.mitigation import Extrapolation, ZneConfig
 from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
 from qpumesh.node.requests import (
-    CircuitRequests,
     Observables,
     Terms,
     check_cotangents,
+    check_finite,
     check_reply_size,
     check_shots,
     check_table,
 )
-from qpumesh.wire.hardware import DEFAULT_PROFILE, PRESETS, HardwareProfile, moment_arities
+from qpumesh.node.results import EvalResult, GradResult, NodeInfo, Part
+from qpumesh.wire.hardware import DEFAULT_PROFILE, PRESETS, HardwareProfile
 
 __all__ = [
     "CompiledCircuit",
@@ -89,8 +76,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _version() -> str:
@@ -114,6 +99,11 @@ class NodeConfig:
         max_message_bytes: Largest reply the node will build.
         precision: Batched engine precision, ``"double"`` or ``"single"``.
         circuit_cache_size: Compiled circuits kept (LRU).
+        max_circuit_bytes: Largest circuit JSON accepted.
+        max_circuit_operations: Most operations (and moments) of a circuit once its
+            sub-circuits are inlined, repetitions multiplied.
+        max_request_cost: Most work one request may cause, in amplitude operations
+            (`qpumesh.node.limits`): compiling a new circuit, and simulating the batch.
         hardware: The QPU whose timings price each request (``hardware_seconds``).
         zne: Zero-noise extrapolation of every request (`qpumesh.node.mitigation`); needs gate
             noise.
@@ -131,6 +121,9 @@ class NodeConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     precision: str = "double"
     circuit_cache_size: int = 256
+    max_circuit_bytes: int = 4 * 1024 * 1024
+    max_circuit_operations: int = 10_000
+    max_request_cost: int = 10_000_000_000
     hardware: HardwareProfile = PRESETS[DEFAULT_PROFILE]
     zne: ZneConfig = field(default_factory=ZneConfig)
 
@@ -139,7 +132,15 @@ class NodeConfig:
             raise ValueError(f"NodeConfig.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.precision not in ("double", "single"):
             raise ValueError(f"NodeConfig.precision must be 'double' or 'single', got {self.precision!r}")
-        for name in ("max_qubits", "max_batch_rows", "max_message_bytes", "circuit_cache_size"):
+        for name in (
+            "max_qubits",
+            "max_batch_rows",
+            "max_message_bytes",
+            "circuit_cache_size",
+            "max_circuit_bytes",
+            "max_circuit_operations",
+            "max_request_cost",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"NodeConfig.{name} must be a positive integer, got {value!r}")
@@ -147,103 +148,7 @@ class NodeConfig:
             raise ValueError(f"NodeConfig.default_shots must be >= 0, got {self.default_shots!r}")
         if not isinstance(self.noise, NoiseConfig):
             raise ValueError(f"NodeConfig.noise must be a NoiseConfig, got {type(self.noise).__name__}")
-        if not isinstance(self.hardware, HardwareProfile):
-            kind = type(self.hardware).__name__
-            raise ValueError(f"NodeConfig.hardware must be a HardwareProfile, got {kind}")
-        if self.zne.enabled and not self.noise.has_gate_noise:
-            raise ValueError(
-                "zero-noise extrapolation (--zne-scale-factors) needs gate noise to scale; "
-                "set --depolarizing-1q/--depolarizing-2q or leave ZNE off"
-            )
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What GetInfo reports."""
-
-    node_id: str
-    backend: str
-    max_qubits: int
-    supported_gates: tuple[str, ...]
-    noise: NoiseConfig
-    default_shots: int
-    version: str
-    max_batch_rows: int
-    max_message_bytes: int
-    hardware: str = DEFAULT_PROFILE
-    mitigation: str = ""
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0.
-
-    ``executions`` (one per row) and ``shots`` (executions x shots x measured terms) are what
-    the request costs a hardware QPU, as ``GradResult``'s shift-rule fields;
-    ``hardware_seconds`` is how long they take on the node's hardware profile.
-    """
-
-    expectations: np.ndarray
-    standard_errors: np.ndarray | None
-    backend: str
-    execute_seconds: float
-    executions: int = 0
-    shots: int = 0
-    hardware_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class GradResult:
-    """Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``; optional values.
-
-    Attributes:
-        jacobian: The Jacobian or VJP.
-        expectations: The unshifted values ``(rows, n_obs)`` when asked for.
-        wrt: The differentiated symbols, in the order of the last axis.
-        backend: The engine that ran.
-        execute_seconds: Time spent in the core.
-        method: ``"adjoint"`` or ``"parameter_shift"``: what actually ran.
-        shift_rule_executions: Circuit executions a hardware QPU would need for this request
-            by the parameter-shift rule (`gradients.shift_rule_executions`), whichever
-            method ran -- the honest cost of the experiment.
-        shift_rule_shots: Shots those executions take: executions x shots x measured
-            (non-identity) Pauli terms; 0 for exact requests.
-        hardware_seconds: How long those executions take on the node's hardware profile.
-    """
-
-    jacobian: np.ndarray
-    expectations: np.ndarray | None
-    wrt: tuple[str, ...]
-    backend: str
-    execute_seconds: float
-    method: str = "parameter_shift"
-    shift_rule_executions: int = 0
-    shift_rule_shots: int = 0
-    hardware_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Entry:
-    compiled: CompiledCircuit
-    engine: str
-    cirq_json: str
-    requests: CircuitRequests
-    arities: tuple[int, ...]
-    """The circuit's schedule for the hardware model (`moment_arities`)."""
-    folded: tuple[_Entry, ...] = ()
-    """Under ZNE, the circuit folded to each scale factor (what requests run instead)."""
-
-
-@dataclass(frozen=True)
-class _Part:
-    """One circuit's answer to an Evaluate request (the circuit, or one folded version)."""
-
-    values: np.ndarray
-    errors: np.ndarray | None
-    backend: str
-    executions: int
-    shots: int
-    hardware_seconds: float
+        self.zne.check_noise(self.noise)
 
 
 class NodeCore:
@@ -255,22 +160,17 @@ class NodeCore:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
-        self.cache_lookups = {"hit": 0, "miss": 0, "not_found": 0}
-        """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
-        noise = config.noise
-        self._extrapolation = Extrapolation(config.zne) if config.zne.enabled else None
-        self._engines: dict[str, Backend] = {
-            "batched": BatchedBackend(config.precision),
-            "cirq": CirqBackend(),
-            "qsim": QsimBackend(),
-        }
-        if noise.has_gate_noise:
-            self._engines["batched-density"] = DensityBackend(noise)
-            self._engines["batched-trajectories"] = TrajectoriesBackend(noise)
-            self._engines["cirq-noisy"] = CirqBackend(noise)
-            self._engines["qsim-noisy"] = QsimBackend(noise)
+        self._engines = NodeEngines(config.backend, config.precision, config.noise)
+        limits = CircuitLimits(
+            max_qubits=config.max_qubits,
+            max_circuit_bytes=config.max_circuit_bytes,
+            max_circuit_operations=config.max_circuit_operations,
+            max_request_cost=config.max_request_cost,
+            cache_size=config.circuit_cache_size,
+        )
+        zne = config.zne
+        self._extrapolation = Extrapolation(zne) if zne.enabled else None
+        self._circuits = CircuitCache(limits, self._engines.choose, zne.fold if zne.enabled else None)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -291,10 +191,14 @@ class NodeCore:
             mitigation=c.zne.describe(),
         )
 
+    @property
+    def cache_lookups(self) -> dict[str, int]:
+        """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
+        return self._circuits.lookups
+
     def cached_circuits(self) -> int:
         """Return how many compiled circuits the cache holds."""
-        with self._lock:
-            return len(self._cache)
+        return len(self._circuits)
 
     def warm_up(self) -> None:
         """Compile the batched engine's kernels now (seconds once per machine), not on a request."""
@@ -313,7 +217,7 @@ class NodeCore:
                 unsupported gates, measurements, or more than ``max_qubits`` qubits.
             UnknownCircuit: No JSON and the hash is not cached.
         """
-        return self._load(circuit_hash, cirq_json).compiled
+        return self._circuits.load(circuit_hash, cirq_json).compiled
 
     def evaluate(  # noqa: PLR0917 (public API signature)
         self,
@@ -344,49 +248,40 @@ class NodeCore:
             InvalidRequest, UnknownCircuit, LimitExceeded: See the module docstring.
         """
         start = time.perf_counter()
-        entry = self._load(circuit_hash, cirq_json)
+        entry = self._circuits.load(circuit_hash, cirq_json)
         n_shots = check_shots(shots, self.config.default_shots)
         rng = np.random.default_rng(seed)
         parts = [
             self._evaluate_variant(variant, observables, symbols, values, n_shots, seed, rng)
-            for variant in self._variants(entry)
+            for variant in entry.folded or (entry,)  # the circuit, or its folded versions under ZNE
         ]
         executions, shots_taken = sum(p.executions for p in parts), sum(p.shots for p in parts)
         qpu = math.fsum(p.hardware_seconds for p in parts)
-        if len(parts) == 1:
-            part = parts[0]
-            seconds = time.perf_counter() - start
-            return EvalResult(part.values, part.errors, part.backend, seconds, executions, shots_taken, qpu)
-        assert self._extrapolation is not None
-        stacked = np.stack([p.values for p in parts])
-        mitigated = self._extrapolation(stacked)
-        errors = None
-        if n_shots:
-            weights = self._extrapolation.weights(stacked)
-            errors = combine_errors(weights, np.stack([cast(np.ndarray, p.errors) for p in parts]))
+        mitigated, errors = parts[0].values, parts[0].errors
+        if self._extrapolation is not None:
+            combine = self._extrapolation.combine_values
+            mitigated, errors = combine([p.values for p in parts], [p.errors for p in parts])
+            check_finite(mitigated, "extrapolated expectation value")
         seconds = time.perf_counter() - start
         return EvalResult(mitigated, errors, parts[0].backend, seconds, executions, shots_taken, qpu)
 
-    def _variants(self, entry: _Entry) -> tuple[_Entry, ...]:
-        """Return the circuits a request runs: the circuit itself, or its folded versions under ZNE."""
-        return entry.folded or (entry,)
-
     def _evaluate_variant(  # noqa: PLR0917 (private helper of evaluate)
         self,
-        entry: _Entry,
+        entry: CachedCircuit,
         observables: Observables,
         symbols: Sequence[str],
         values: np.ndarray,
         n_shots: int,
         seed: int | None,
         rng: np.random.Generator,
-    ) -> _Part:
+    ) -> Part:
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
         table = check_table(values, columns, self.config.max_batch_rows)
         n_out = table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1)
         check_reply_size(n_out, self.config.max_message_bytes)
+        self._work(entry, terms, table.shape[0]).check(self.config.max_request_cost)
         angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
         exact = self._exact_terms(engine, compiled, terms, angles)
@@ -397,9 +292,10 @@ class NodeCore:
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
+        check_finite(expectations, "expectation value")
         rows = table.shape[0]
         qpu = self.config.hardware.request_seconds(rows, terms.measured, n_shots, entry.arities)
-        return _Part(expectations, errors, engine.name, rows, rows * n_shots * terms.measured, qpu)
+        return Part(expectations, errors, engine.name, rows, rows * n_shots * terms.measured, qpu)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -447,9 +343,9 @@ class NodeCore:
             UnknownCircuit, LimitExceeded: See the module docstring.
         """
         start = time.perf_counter()
-        entry = self._load(circuit_hash, cirq_json)
+        entry = self._circuits.load(circuit_hash, cirq_json)
         n_shots = check_shots(shots, self.config.default_shots)
-        variants = self._variants(entry)
+        variants = entry.folded or (entry,)
         if len(variants) == 1:
             part = self._gradient_variant(
                 entry, observables, symbols, values, wrt, cotangents, include_values, n_shots, seed, method
@@ -457,26 +353,20 @@ class NodeCore:
             return dataclasses.replace(part, execute_seconds=time.perf_counter() - start)
         # ZNE: full Jacobians of every folded circuit, combined with the extrapolation's weights.
         assert self._extrapolation is not None
-        nonlinear = self.config.zne.extrapolation == "exponential"
-        with_values = include_values or nonlinear
+        with_values = include_values or self._extrapolation.needs_values
         options = (n_shots, seed, method)
         parts = [
             self._gradient_variant(v, observables, symbols, values, wrt, None, with_values, *options)
             for v in variants
         ]
-        jacobians = np.stack([p.jacobian for p in parts])
-        stacked: np.ndarray | None = None
-        if with_values:
-            stacked = np.stack([cast(np.ndarray, p.expectations) for p in parts])
-        if nonlinear:
-            weights = self._extrapolation.weights(cast(np.ndarray, stacked))
-        else:
-            weights = self._extrapolation.weights(np.zeros((len(parts), *jacobians.shape[1:3])))
-        jacobian = np.einsum("kro,krow->row", weights, jacobians)
-        rows, n_obs = jacobian.shape[:2]
-        tangent = check_cotangents(cotangents, rows, n_obs)
+        jacobian, values_out = self._extrapolation.combine_jacobians(
+            [p.jacobian for p in parts], [p.expectations for p in parts], include_values
+        )
+        tangent = check_cotangents(cotangents, *jacobian.shape[:2])
         result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
-        values_out = self._extrapolation(stacked) if include_values and stacked is not None else None
+        check_finite(result, "derivative")
+        if values_out is not None:
+            check_finite(values_out, "extrapolated expectation value")
         first = parts[0]
         return GradResult(
             result,
@@ -492,7 +382,7 @@ class NodeCore:
 
     def _gradient_variant(  # noqa: PLR0917 (private helper of shift_gradient)
         self,
-        entry: _Entry,
+        entry: CachedCircuit,
         observables: Observables,
         symbols: Sequence[str],
         values: np.ndarray,
@@ -516,24 +406,34 @@ class NodeCore:
         if plan.chain is None:
             raise InvalidRequest(plan.error)
         wrt_slots = plan.slots
-        chosen = self._gradient_method(method, n_shots, entry)
+        chosen = self._engines.gradient_method(method, n_shots, entry.engine)
+        vjp_by_adjoint = chosen == "adjoint" and tangent is not None
+        executions = shift_rule_executions(wrt_slots, rows, include_values)
+        costates = 1 if vjp_by_adjoint else n_obs  # outputs differentiated per row
+        passes = 2 + 2 * costates if chosen == "adjoint" else executions // max(rows, 1)
+        work = self._work(entry, terms, rows, passes=passes, derivatives=costates, wrt=len(names))
+        work.check(self.config.max_request_cost)
         angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
-        if chosen == "adjoint":
-            batched = cast(BatchedBackend, engine)
-            values_out, result = adjoint_gradient(
-                batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
-                include_values,
-            )  # fmt: skip
-        else:
-            rng = np.random.default_rng(seed)
+        # Overflow (huge coefficients of symbols or observables) is refused by check_finite below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if chosen == "adjoint":
+                batched = cast(BatchedBackend, engine)
+                values_out, result = adjoint_gradient(
+                    batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
+                    include_values,
+                )  # fmt: skip
+            else:
+                rng = np.random.default_rng(seed)
 
-            def observe(shifted: np.ndarray) -> np.ndarray:
-                return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
+                def observe(shifted: np.ndarray) -> np.ndarray:
+                    return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
 
-            values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
-            result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
-        executions = shift_rule_executions(wrt_slots, rows, include_values)
+                values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
+                result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+        check_finite(result, "derivative")
+        if values_out is not None:
+            check_finite(values_out, "expectation value")
         return GradResult(
             result,
             values_out,
@@ -548,151 +448,29 @@ class NodeCore:
             ),
         )
 
-    def _gradient_method(self, method: str, shots: int, entry: _Entry) -> str:
-        """Resolve ``auto`` and check that an explicit ``adjoint`` can run here."""
-        if method not in GRADIENT_METHODS:
-            raise InvalidRequest(
-                f"unknown gradient method {method!r}; use one of {', '.join(map(repr, GRADIENT_METHODS))}"
-            )
-        noise = self.config.noise
-        blocker = None
-        if noise.is_noisy:
-            blocker = (
-                f"this node simulates noise (depolarizing {noise.depolarizing_1q:g}/"
-                f"{noise.depolarizing_2q:g}, readout {noise.readout_error:g}), and adjoint "
-                "differentiation needs noise-free states"
-            )
-        elif entry.engine != "batched":
-            blocker = (
-                f"adjoint differentiation runs on the batched engine and this circuit runs on "
-                f"{entry.engine!r} here"
-            )
-        if method == "adjoint":
-            if shots:
-                raise InvalidRequest(
-                    f"method 'adjoint' needs exact expectations but the request asks for {shots} shots; "
-                    "send shots=0, or use method 'parameter_shift' or 'auto' for shot-sampled gradients"
-                )
-            if blocker:
-                raise PreconditionFailed(
-                    f"method 'adjoint' is not available: {blocker}; use 'auto' or 'parameter_shift' "
-                    "(or a noise-free batched node)"
-                )
-            return "adjoint"
-        if method == "auto" and not shots and blocker is None:
-            return "adjoint"
-        return "parameter_shift"
-
     # -- circuits and engines -----------------------------------------------------------
 
-    def _load(self, circuit_hash: str, cirq_json: str | None) -> _Entry:
-        if not isinstance(circuit_hash, str) or not _HASH_RE.fullmatch(circuit_hash):
-            raise InvalidRequest(
-                "circuit.hash must be the SHA-256 of circuit.cirq_json as 64 lower-case hex digits, "
-                f'got "{circuit_hash}"'
-            )
-        with self._lock:
-            entry = self._cache.get(circuit_hash)
-            # JSON equal to the text this hash was verified against needs no new SHA-256.
-            known = entry is not None and (not cirq_json or cirq_json == entry.cirq_json)
-            if entry is not None and known:
-                self._cache.move_to_end(circuit_hash)
-                self.cache_lookups["hit"] += 1
-                return entry
-            self.cache_lookups["miss" if cirq_json else "not_found"] += 1
-        if cirq_json:
-            actual = hashlib.sha256(cirq_json.encode()).hexdigest()
-            if actual != circuit_hash:
-                raise InvalidRequest(
-                    f"circuit.hash {circuit_hash} is not the SHA-256 of circuit.cirq_json, "
-                    f"which is {actual}; hash exactly the UTF-8 bytes sent as cirq_json and send "
-                    "the 64 lower-case hex digits"
-                )
-        if not cirq_json:
-            raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
-        entry = self._compile(circuit_hash, cirq_json)
-        with self._lock:
-            self._cache[circuit_hash] = entry
-            self._cache.move_to_end(circuit_hash)
-            while len(self._cache) > self.config.circuit_cache_size:
-                self._cache.popitem(last=False)
-        return entry
-
-    def _compile(self, circuit_hash: str, cirq_json: str) -> _Entry:
-        try:
-            json.loads(cirq_json)
-        except ValueError as exc:  # JSONDecodeError names the line and column; its type name helps nobody
-            raise InvalidRequest(f"circuit.cirq_json is not JSON: {exc}") from None
-        try:
-            circuit = cirq.read_json(json_text=cirq_json)
-        except Exception as exc:  # Cirq raises many types for JSON it cannot read.
-            raise InvalidRequest(
-                f"circuit.cirq_json is JSON but not a Cirq circuit ({exc}); "
-                'send cirq.to_json(circuit) output, an object with "cirq_type": "Circuit" '
-                "(see docs/client.md, calling from other languages)"
-            ) from None
-        if not isinstance(circuit, cirq.AbstractCircuit):
-            raise InvalidRequest(
-                f'circuit.cirq_json must encode a circuit (cirq_type "Circuit", cirq.to_json(circuit)), '
-                f"got a {type(circuit).__name__}"
-            )
-        entry = self._entry(circuit_hash, circuit, cirq_json)
-        zne = self.config.zne
-        if not zne.enabled:
-            return entry
-        folded = tuple(
-            self._entry(circuit_hash, fold(circuit, factor, zne.folding), cirq_json)
-            for factor in zne.scale_factors
+    def _work(self, entry: CachedCircuit, terms: Terms, rows: int, **sizes: int) -> Work:
+        """Return the size of a request on `entry` (see `limits.Work`; `sizes` are its other fields)."""
+        compiled = entry.compiled
+        passes = sizes.get("passes", 1)
+        return Work(
+            engine=entry.engine,
+            qubits=compiled.n_qubits,
+            operations=len(compiled.ops),
+            slots=len(compiled.slots),
+            terms=len(terms.terms),
+            observables=terms.coefficients.shape[1],
+            rows=rows,
+            rows_per_call=min(rows * passes, max(rows, MAX_STACKED_ROWS)),
+            trajectories=self.config.noise.trajectories,
+            term_tables=entry.engine == "batched-trajectories"
+            or (entry.engine == "batched" and self.config.precision == "single"),
+            **sizes,
         )
-        return dataclasses.replace(entry, folded=folded)
 
-    def _entry(self, circuit_hash: str, circuit: cirq.AbstractCircuit, cirq_json: str) -> _Entry:
-        """Compile ``circuit`` and choose its engine."""
-        try:
-            compiled = compile_circuit(circuit, self.config.max_qubits)
-        except CircuitError as exc:
-            raise InvalidRequest(str(exc)) from None
-        engine, reason = self._choose_engine(compiled)
-        if reason:
-            logger.info("circuit %s runs on %s: %s", circuit_hash[:12], engine, reason)
-        return _Entry(compiled, engine, cirq_json, CircuitRequests(compiled), moment_arities(circuit))
-
-    def _choose_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
-        if self.config.noise.has_gate_noise:
-            return self._choose_noisy_engine(compiled)
-        reason = self._engines[self.config.backend].supports(compiled)
-        if reason is None:
-            return self.config.backend, None
-        return "qsim", f"the {self.config.backend} engine cannot run it ({reason})"
-
-    def _choose_noisy_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
-        """Pick the gate-noise engine: torch for the ``batched`` backend, else the references."""
-        noise = self.config.noise
-        exact = noise.method == "density_matrix"
-        qsim = f"qsim Monte Carlo with {noise.trajectories} trajectories"
-        if self.config.backend != "batched":
-            if exact:
-                return "cirq-noisy", "gate noise is configured; exact density-matrix simulation (cirq)"
-            return "qsim-noisy", f"gate noise is configured; {qsim}"
-        name = "batched-density" if exact else "batched-trajectories"
-        reason = self._engines[name].supports(compiled)
-        if reason is None:
-            method = "exact density matrix" if exact else f"{noise.trajectories} Monte Carlo trajectories"
-            return name, f"gate noise is configured; {method} of the whole batch (torch)"
-        if exact:
-            raise InvalidRequest(
-                f"the circuit acts on {compiled.n_qubits} qubits, but {reason}; send a smaller circuit, or "
-                "run the node with --noise-method trajectories (or --backend cirq for Cirq's density matrix)"
-            )
-        return "qsim-noisy", f"{reason}; {qsim}"
-
-    def _engine(self, entry: _Entry, seed: int | None) -> Backend:
-        engine = self._engines[entry.engine]
-        if isinstance(engine, TrajectoriesBackend):
-            return engine.seeded(seed)
-        if entry.engine == "qsim-noisy" and seed is not None:
-            return QsimBackend(self.config.noise, seed=seed)
-        return engine
+    def _engine(self, entry: CachedCircuit, seed: int | None) -> Backend:
+        return self._engines.get(entry.engine, seed)
 
     # -- numerics ---------------------------------------------------------------------
 

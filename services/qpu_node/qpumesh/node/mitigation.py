@@ -34,12 +34,14 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import cirq
 import numpy as np
 
 from qpumesh.node.config import ZNE_EXTRAPOLATIONS, ZNE_FOLDINGS
 from qpumesh.node.errors import PreconditionFailed
+from qpumesh.node.noise import NoiseConfig
 
 __all__ = ["ZNE_EXTRAPOLATIONS", "ZNE_FOLDINGS", "Extrapolation", "ZneConfig", "fold", "parse_scale_factors"]
 
@@ -85,6 +87,22 @@ class ZneConfig:
             raise ValueError(f"ZNE scale factors must be distinct, got {list(factors)}")
         if len(factors) < 2:
             raise ValueError(f"ZNE extrapolation needs at least 2 scale factors, got {list(factors)}")
+
+    def check_noise(self, noise: NoiseConfig) -> None:
+        """Refuse ZNE on a node without gate noise: there is nothing to scale.
+
+        Raises:
+            ValueError: scale factors given, and no depolarizing noise configured.
+        """
+        if self.enabled and not noise.has_gate_noise:
+            raise ValueError(
+                "zero-noise extrapolation (--zne-scale-factors) needs gate noise to scale; "
+                "set --depolarizing-1q/--depolarizing-2q or leave ZNE off"
+            )
+
+    def fold(self, circuit: cirq.AbstractCircuit) -> list[cirq.Circuit]:
+        """Return ``circuit`` folded to each scale factor (`fold`), what requests run under ZNE."""
+        return [fold(circuit, factor, self.folding) for factor in self.scale_factors]
 
     @property
     def enabled(self) -> bool:
@@ -178,6 +196,47 @@ class Extrapolation:
         flat = values.reshape(len(self._factors), -1)
         out = np.array([self._exp(flat[:, j], j) for j in range(flat.shape[1])])
         return out.reshape(values.shape[1:])
+
+    @property
+    def needs_values(self) -> bool:
+        """True when the weights depend on the values (the exponential fit), so gradients need them."""
+        return self._linear is None
+
+    def combine_values(
+        self, values: Sequence[np.ndarray], errors: Sequence[np.ndarray | None]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return the zero-noise values of one array per scale factor, and their standard errors.
+
+        Args:
+            values: ``(rows, n_obs)`` per scale factor.
+            errors: their standard errors (None without shots).
+        """
+        stacked = np.stack(values)
+        if any(e is None for e in errors):
+            return self(stacked), None
+        weights = self.weights(stacked)
+        return self(stacked), combine_errors(weights, np.stack([cast(np.ndarray, e) for e in errors]))
+
+    def combine_jacobians(
+        self, jacobians: Sequence[np.ndarray], values: Sequence[np.ndarray | None], include_values: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return the Jacobian ``Σ_i w_i J_i`` of the zero-noise values, and those values if asked.
+
+        Args:
+            jacobians: ``(rows, n_obs, n_wrt)`` per scale factor.
+            values: ``(rows, n_obs)`` per scale factor; needed when `needs_values` or
+                `include_values`, else may be None.
+            include_values: also return the zero-noise values.
+        """
+        stacked_jacobians = np.stack(jacobians)
+        wanted = include_values or self.needs_values
+        stacked = np.stack([cast(np.ndarray, v) for v in values]) if wanted else None
+        if stacked is not None and self.needs_values:
+            weights = self.weights(stacked)
+        else:
+            weights = self.weights(np.zeros(stacked_jacobians.shape[:3]))
+        jacobian = np.einsum("kro,krow->row", weights, stacked_jacobians)
+        return jacobian, (self(stacked) if include_values and stacked is not None else None)
 
     def _exp(self, column: Sequence[float] | np.ndarray, index: int) -> float:
         import warnings
