@@ -124,7 +124,7 @@ def rounds_per_training_batch(trainer: Trainer) -> int:
     trainer.optimizer.zero_grad()
     trainer.loss_fn(trainer.model(x), y).backward()
     trainer.optimizer.zero_grad()
-    return trainer.executor.stats.snapshot()["rounds"] - before
+    return int(trainer.executor.stats.snapshot()["rounds"] - before)
 
 
 def compare_mesh(spec: JobSpec, addresses: Sequence[str], epochs: int) -> dict[str, Any]:

@@ -143,7 +143,7 @@ def rounds_per_batch(spec: JobSpec, addresses: Sequence[str]) -> int:
         y = trainer.dataset.y_train[: spec.batch_size]
         before = mesh.stats.snapshot()["rounds"]
         trainer.loss_fn(trainer.model(x), y).backward()
-        return mesh.stats.snapshot()["rounds"] - before
+        return int(mesh.stats.snapshot()["rounds"] - before)
 
 
 def train(spec: JobSpec, addresses: Sequence[str], hedge_after_ms: float | None) -> Run:

@@ -54,6 +54,8 @@ def test_mesh_and_in_process_training_agree(node_server: Any, coordinator_server
         if event.WhichOneof("kind") == "epoch":
             assert {n.address for n in event.nodes} == set(nodes)
     mesh_counts = [m.circuit_evaluations for m in mesh_job.history]
+    # Every epoch has an estimate of its wall time on the nodes' hardware.
+    assert all(m.hardware_seconds > 0 for m in [*mesh_job.history, *local_job.history])
     assert mesh_counts == [m.circuit_evaluations for m in local_job.history]
 
 

@@ -78,6 +78,7 @@ def job_metrics(job: pb.Job, *, client_wall_seconds: float | None = None) -> dic
         "final_test_loss": job.history[-1].test_loss if job.history else math.nan,
         "wall_seconds": max(0.0, job.updated_at - job.created_at),
         "train_wall_seconds": sum(m.wall_seconds for m in job.history),
+        "hardware_seconds": sum(m.hardware_seconds for m in job.history),
         "rounds": sum(m.rounds for m in job.history),
         "circuit_evaluations": sum(m.circuit_evaluations for m in job.history),
         "shots": sum(m.shots for m in job.history),

@@ -168,6 +168,6 @@ class NumpyExecutor(LocalExecutor):
                 jacobian = shift_jacobian(task)
                 slots = sum(1 for step in _compile(task.circuit.cirq_json)[1] if step[0] == "rot")
                 executions += 2 * slots * len(task.values)
-            results.append(CircuitResult(values, jacobian, "double", executions, shots))
+            results.append(CircuitResult(values, jacobian, "double", executions=executions, shots=shots))
         self.stats.record_round(results)
         return results

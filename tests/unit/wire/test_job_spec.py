@@ -117,4 +117,5 @@ def test_every_field_has_a_train_flag_and_choices_match_validation() -> None:
     assert flag_of(fields["batch_size"]) == "--batch-size"
     for name in ("task", "model", "ansatz", "optimizer"):
         for choice in fields[name].metadata["choices"]:
-            JobSpec(**{name: choice, "csv_path": "x.csv"})
+            circuit = "{}" if choice == "custom" else ""  # a custom ansatz brings its circuit
+            JobSpec(**{name: choice, "csv_path": "x.csv", "ansatz_circuit": circuit})

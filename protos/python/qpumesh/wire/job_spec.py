@@ -27,10 +27,12 @@ from qpumesh.v1 import coordinator_pb2 as pb
 
 TASKS = ("pendulum", "narma", "csv")
 MODELS = ("centric", "distributed", "classical")
-ANSATZES = ("v0", "chen2020")
+ANSATZES = ("v0", "chen2020", "custom")
 OPTIMIZERS = ("rmsprop", "adam")
 
 INPUT_DIM = 1
+MAX_ANSATZ_CIRCUIT_CHARS = 4 * 1024 * 1024
+"""Largest ``ansatz_circuit`` JSON a job may carry."""
 """d_x: every task feeds one scalar per time step."""
 
 MAX_QUBITS = 1024
@@ -78,7 +80,8 @@ class JobSpec:
             planner picks the smallest M that fits the nodes' max qubits).
         layers: variational layers L per (sub-)circuit.
         ansatz: "v0" (H + RY encoding, CNOT ladders + RY) or "chen2020"
-            (H, RY(arctan x), RZ(arctan x^2), ring CNOTs + Rot).
+            (H, RY(arctan x), RZ(arctan x^2), ring CNOTs + Rot), or "custom": the
+            circuits of ``ansatz_circuit``.
             Defaults (chen2020, L = 3, M = 2) are the smallest setting with which both
             the 4-qubit centric and the distributed model pass test R² 0.99 on the
             pendulum at the final epoch of the paper's schedule (seed 0; see
@@ -90,6 +93,9 @@ class JobSpec:
         train_fraction: leading fraction of the windows used for training.
         series_length: number of points of the generated series (pendulum: 240
             samples on [0, 20]; NARMA: points after the washout).
+        ansatz_circuit: for ansatz "custom", the Cirq JSON of the user's circuit(s)
+            (docs/model.md, custom circuits). ``qpumesh train --ansatz-circuit`` reads
+            it from a file or builds it by calling a Python function on the client.
     """
 
     name: str = _field("", "label shown in job listings")
@@ -111,6 +117,12 @@ class JobSpec:
     shots: int = _field(0, "shots per observable term (0 = exact)")
     train_fraction: float = _field(0.67, "leading fraction of windows to train on", metavar="F")
     series_length: int = _field(240, "points of the generated series", metavar="N")
+    ansatz_circuit: str = _field(
+        "",
+        "your own ansatz (sets --ansatz custom): a Cirq JSON file, or MODULE:FUNCTION(qubits, layers) "
+        "returning a cirq.Circuit, run here (docs/model.md, custom circuits)",
+        metavar="FILE|MODULE:FUNCTION",
+    )
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,6 +154,13 @@ class JobSpec:
             raise SpecError("lr", f"must be a positive finite number, got {self.lr!r}")
         if not (isinstance(self.train_fraction, int | float) and 0 < self.train_fraction < 1):
             raise SpecError("train_fraction", f"must be in (0, 1), got {self.train_fraction!r}")
+        if self.ansatz == "custom" and not self.ansatz_circuit:
+            raise SpecError("ansatz_circuit", "ansatz 'custom' needs its circuit (--ansatz-circuit)")
+        if self.ansatz_circuit and self.ansatz != "custom":
+            raise SpecError("ansatz", f"a job with ansatz_circuit uses ansatz 'custom', got {self.ansatz!r}")
+        if len(self.ansatz_circuit) > MAX_ANSATZ_CIRCUIT_CHARS:
+            size = len(self.ansatz_circuit)
+            raise SpecError("ansatz_circuit", f"{size} characters, more than {MAX_ANSATZ_CIRCUIT_CHARS}")
         if self.task == "csv" and not self.csv_path:
             raise SpecError("csv_path", "task 'csv' needs the path of a CSV file")
 

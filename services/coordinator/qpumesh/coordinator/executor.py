@@ -21,13 +21,14 @@ import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.wire.circuits import PauliTerms, WireCircuit
+from qpumesh.wire.hardware import TaskTime, round_seconds
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -71,11 +72,18 @@ class CircuitResult:
             reports it: one per row, plus two per row and differentiated gate angle for
             a Jacobian (the parameter-shift rule, whichever method the emulator used).
         shots: measurement shots those executions take (0 when exact).
+        hardware_seconds: the answering call's time on the node's hardware profile.
+        node_seconds: the answering call's queue and execute time at the node (emulation).
+        overhead_seconds: the task's time outside the node's QPU: its wall time (all
+            attempts, backoffs and hedge waits) minus ``node_seconds``; 0 in process.
     """
 
     expectations: FloatArray
     jacobian: FloatArray | None
     node: str
+    hardware_seconds: float = 0.0
+    node_seconds: float = 0.0
+    overhead_seconds: float = 0.0
     executions: int = 0
     shots: int = 0
 
@@ -102,12 +110,16 @@ class ExecutorStats:
         circuit_evaluations: circuit executions a hardware QPU would have run for those
             tasks (``CircuitResult.executions``, the nodes' numbers).
         shots: measurement shots those executions take (0 for exact runs).
+
+    ``hardware_seconds`` adds up each round's estimated wall time on the nodes' hardware
+    (``qpumesh.wire.hardware.round_seconds``: the slowest node plus its network time).
     """
 
     rounds: int = 0
     tasks: int = 0
     circuit_evaluations: int = 0
     shots: int = 0
+    hardware_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record_round(self, results: Sequence[CircuitResult]) -> None:
@@ -120,7 +132,13 @@ class ExecutorStats:
             self.circuit_evaluations += executions
             self.shots += shots
 
-    def snapshot(self) -> dict[str, int]:
+    def record_hardware(self, results: Sequence[CircuitResult]) -> None:
+        """Add the hardware wall time of one round's ``results`` (its critical path)."""
+        seconds = round_seconds(TaskTime(r.node, r.hardware_seconds, r.overhead_seconds) for r in results)
+        with self.lock:
+            self.hardware_seconds += seconds
+
+    def snapshot(self) -> dict[str, Any]:
         """Return every counter (every field but the lock, subclasses' too) as a plain dict."""
         with self.lock:
             return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "lock"}

@@ -94,6 +94,7 @@ class _JobExecutor:
         start = time.perf_counter()
         with span("round", attributes=attributes):
             results = self.inner.run_round(tasks)
+        self.stats.record_hardware(results)
         if self.metrics is not None:
             self.metrics.round_seconds.observe(time.perf_counter() - start)
         self.stats.record_round(results)

@@ -17,11 +17,15 @@ prediction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import cirq
 import numpy as np
 import torch
 from torch import nn
 
 from qpumesh.coordinator.ansatz import Ansatz, build_ansatz
+from qpumesh.coordinator.custom_ansatz import custom_ansatz
 from qpumesh.coordinator.executor import RoundRunner
 from qpumesh.coordinator.planner import GATES, Plan
 from qpumesh.coordinator.quantum_layer import quantum_gates
@@ -37,11 +41,12 @@ class QLSTMCell(nn.Module):
     Args:
         d_x: input size per time step.
         plan: the partitioning; ``sum(plan.input_sizes) == d_x + d_h``.
-        ansatz: "v0" or "chen2020".
-        layers: variational layers per sub-circuit.
+        ansatz: "v0", "chen2020" or "custom" (then ``circuits`` are used).
+        layers: variational layers per sub-circuit (built-in ansatzes).
         executor: where the circuits run.
         shots: measurement shots per observable term (0 = exact expectations).
         seed: base seed for shot sampling (rounds are numbered from it).
+        circuits: a custom ansatz's circuits by width (``custom_ansatz.parse_circuits``).
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class QLSTMCell(nn.Module):
         *,
         shots: int = 0,
         seed: int = 0,
+        circuits: Mapping[int, cirq.Circuit] | None = None,
     ) -> None:
         super().__init__()
         self.d_x = d_x
@@ -64,9 +70,10 @@ class QLSTMCell(nn.Module):
         self.seed = seed
         self.rounds_run = 0
         self.partition_circuits: tuple[Ansatz, ...] = tuple(
-            build_ansatz(ansatz, qubits, layers, outputs)
+            custom_ansatz(circuits, qubits, outputs) if ansatz == "custom" and circuits is not None
+            else build_ansatz(ansatz, qubits, layers, outputs)
             for qubits, outputs in zip(plan.input_sizes, plan.output_sizes, strict=True)
-        )
+        )  # fmt: skip
         self.keys = plan.keys
         # Gate-major, like the sub-circuit names: f/0..f/M-1, i/0.., g/0.., o/0..
         self.weights = nn.ParameterList(
@@ -113,7 +120,7 @@ class QLSTM(nn.Module):
     Args:
         d_x: input size per time step.
         plan: the partitioning (M = 1 for the centric model).
-        ansatz, layers, executor, shots, seed: see ``QLSTMCell``.
+        ansatz, layers, executor, shots, seed, circuits: see ``QLSTMCell``.
     """
 
     def __init__(
@@ -126,9 +133,10 @@ class QLSTM(nn.Module):
         *,
         shots: int = 0,
         seed: int = 0,
+        circuits: Mapping[int, cirq.Circuit] | None = None,
     ) -> None:
         super().__init__()
-        self.cell = QLSTMCell(d_x, plan, ansatz, layers, executor, shots=shots, seed=seed)
+        self.cell = QLSTMCell(d_x, plan, ansatz, layers, executor, shots=shots, seed=seed, circuits=circuits)
         self.head = nn.Linear(self.cell.d_h, 1, dtype=DTYPE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ whether it is the hedge) whose context travels to the node in the call's metadat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -120,7 +121,11 @@ class Dispatcher:
             f"task {task.key or '?'}",
             attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
         ):
-            return await self._run(task)
+            start = time.perf_counter()
+            result = await self._run(task)
+            # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
+            outside = max(0.0, time.perf_counter() - start - result.node_seconds)
+            return dataclasses.replace(result, overhead_seconds=outside)
 
     async def _run(self, task: CircuitTask) -> CircuitResult:
         tried: list[MeshNode] = []
@@ -278,18 +283,31 @@ class Dispatcher:
                 gradient = node_calls.decode_gradient(reply, request)
                 if gradient.expectations is None:
                     raise ValueError("no expectations, although include_values was set")
+                at_node = gradient.queue_seconds + gradient.execute_seconds
                 return CircuitResult(
                     gradient.expectations,
                     gradient.jacobian,
                     node.address,
-                    gradient.shift_rule_executions,
-                    gradient.shift_rule_shots,
+                    gradient.hardware_seconds,
+                    at_node,
+                    executions=gradient.shift_rule_executions,
+                    shots=gradient.shift_rule_shots,
                 )
         evaluate = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
         reply = await self._send(node, task, node.stub.Evaluate, evaluate)
         with self._decoding(node):
-            expectations = node_calls.decode_evaluation(reply, evaluate).expectations
-            return CircuitResult(expectations, None, node.address, *evaluation_cost(task))
+            answer = node_calls.decode_evaluation(reply, evaluate)
+            node_seconds = answer.queue_seconds + answer.execute_seconds
+            executions, shots = evaluation_cost(task)
+            return CircuitResult(
+                answer.expectations,
+                None,
+                node.address,
+                answer.hardware_seconds,
+                node_seconds,
+                executions=executions,
+                shots=shots,
+            )
 
     def deadline(self, node: MeshNode, work: float) -> float:
         """Seconds a call may take on ``node`` with ``work`` in flight there (``deadlines.deadline``)."""

@@ -80,6 +80,7 @@ class MeshExecutor:
                 "", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round"
             ) from None
         self.stats.record_round(results)
+        self.stats.record_hardware(results)
         return results
 
     def node_max_qubits(self) -> list[int]:

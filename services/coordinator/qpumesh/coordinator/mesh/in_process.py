@@ -36,6 +36,7 @@ class InProcessExecutor(LocalExecutor):
         with self._lock:
             results = [self._run(task) for task in tasks]
         self.stats.record_round(results)
+        self.stats.record_hardware(results)
         return results
 
     def node_max_qubits(self) -> list[int]:
@@ -63,7 +64,13 @@ class InProcessExecutor(LocalExecutor):
             )
             assert grad.expectations is not None
             return CircuitResult(
-                grad.expectations, grad.jacobian, node, grad.shift_rule_executions, grad.shift_rule_shots
+                grad.expectations,
+                grad.jacobian,
+                node,
+                grad.hardware_seconds,
+                grad.execute_seconds,
+                executions=grad.shift_rule_executions,
+                shots=grad.shift_rule_shots,
             )
         result = self.core.evaluate(
             circuit.hash,
@@ -74,4 +81,13 @@ class InProcessExecutor(LocalExecutor):
             shots=task.shots,
             seed=task.seed,
         )
-        return CircuitResult(result.expectations, None, node, *evaluation_cost(task))
+        executions, shots = evaluation_cost(task)
+        return CircuitResult(
+            result.expectations,
+            None,
+            node,
+            result.hardware_seconds,
+            result.execute_seconds,
+            executions=executions,
+            shots=shots,
+        )
