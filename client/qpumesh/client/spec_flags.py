@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qpumesh.client.cli_support import UsageError
+from qpumesh.client.custom_circuits import load_ansatz_circuit
 from qpumesh.wire.job_spec import FIELDS, JobSpec, flag_of
 
 
@@ -91,8 +92,17 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
         SpecError: a field is unknown or has an unusable value (names the field).
     """
     values: dict[str, Any] = load_spec_file(args.spec) if args.spec is not None else {}
+    base = args.spec.parent if args.spec is not None and "ansatz_circuit" in values else Path.cwd()
     for name in FIELDS:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = _local_path(value, Path.cwd()) if name == "csv_path" else value
+            base = Path.cwd() if name == "ansatz_circuit" else base
+    reference = values.get("ansatz_circuit")
+    if isinstance(reference, str) and reference:
+        # A file's JSON, or the JSON of circuits built by calling user code here (never on the coordinator).
+        defaults = JobSpec()
+        qubits, layers = values.get("qubits", defaults.qubits), values.get("layers", defaults.layers)
+        values["ansatz_circuit"] = load_ansatz_circuit(reference, int(qubits), int(layers), base)
+        values.setdefault("ansatz", "custom")
     return JobSpec.from_dict(values)

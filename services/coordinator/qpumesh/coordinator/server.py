@@ -34,10 +34,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from qpumesh.coordinator.config import MAX_MESSAGE_BYTES, CoordinatorConfig
+from qpumesh.coordinator.custom_ansatz import custom_ansatz, parse_circuits
 from qpumesh.coordinator.data import DataError
 from qpumesh.coordinator.executor import Executor
 from qpumesh.coordinator.jobs import JobManager
 from qpumesh.coordinator.monitoring import CoordinatorMetrics, MeshCollector
+from qpumesh.coordinator.planner import plan_partitions
 from qpumesh.coordinator.predictions import NoCheckpointError
 from qpumesh.coordinator.store import EventRecord, JobNotFoundError, JobRecord
 from qpumesh.coordinator.training import load_series
@@ -47,7 +49,7 @@ from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import bind, listen_address, server_options
 from qpumesh.wire.errors import MeshError
 from qpumesh.wire.handlers import add_servicer
-from qpumesh.wire.job_spec import JobSpec, SpecError, spec_from_proto, spec_to_proto
+from qpumesh.wire.job_spec import INPUT_DIM, JobSpec, SpecError, spec_from_proto, spec_to_proto
 from qpumesh.wire.job_state import JobState
 from qpumesh.wire.port_file import write_port_file
 from qpumesh.wire.records import from_record
@@ -154,6 +156,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
             spec = spec_from_proto(request.spec)
             if spec.task == "csv":
                 _check_csv(spec)
+            if spec.ansatz == "custom":
+                _check_custom(spec)
             return pb.SubmitJobResponse(job_id=self.manager.submit(spec).id)
 
         return self._answer("SubmitJob", context, run)
@@ -270,6 +274,22 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
             context,
             lambda: pb.ListNodesResponse(nodes=self.manager.node_stats()),
         )
+
+
+def _check_custom(spec: JobSpec) -> None:
+    """Check a custom ansatz now: its JSON and symbols, and a circuit for every width of the plan.
+
+    The plan is the one for nodes of any size; a mesh of small nodes may split the model
+    further, which the job then reports when it starts.
+    """
+    circuits = parse_circuits(spec.ansatz_circuit)
+    partitions = 1 if spec.model == "centric" else spec.partitions
+    try:
+        plan = plan_partitions(INPUT_DIM, spec.hidden_size, partitions, ())
+    except ValueError:
+        return  # the job reports the planner's own error when it starts
+    for qubits, outputs in zip(plan.input_sizes, plan.output_sizes, strict=True):
+        custom_ansatz(circuits, qubits, outputs)
 
 
 def _check_csv(spec: JobSpec) -> None:

@@ -23,6 +23,7 @@ from qpumesh.node.faults import FaultSettings, read_fault_settings
 from qpumesh.wire import settings
 from qpumesh.wire.backends import BACKENDS
 from qpumesh.wire.channels import MAX_MESSAGE_BYTES, listen_address
+from qpumesh.wire.hardware import PRESETS, load_profile
 from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, choice, integer, non_negative, nonempty, probability
 from qpumesh.wire.units import byte_size
@@ -34,6 +35,10 @@ DEFAULT_PORT = 50051
 DEFAULT_HOST = "[::]"
 
 NOISE_METHODS = ("density_matrix", "trajectories")
+ZNE_FOLDINGS = ("global", "gates_at_random")
+"""Zero-noise extrapolation's folding methods (`qpumesh.node.mitigation`)."""
+ZNE_EXTRAPOLATIONS = ("linear", "richardson", "exponential")
+"""Zero-noise extrapolation's extrapolations (`qpumesh.node.mitigation`)."""
 PRECISIONS = ("double", "single")
 
 
@@ -105,6 +110,13 @@ class ServerConfig:
 # (the shared ones live in qpumesh.wire.settings)
 
 _probability = probability(include_one=False, percent=False)
+
+
+def _scale_factors(text: str) -> tuple[float, ...]:
+    from qpumesh.node.mitigation import parse_scale_factors
+
+    return parse_scale_factors(text)
+
 _seconds = non_negative("seconds")
 
 
@@ -169,6 +181,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", integer(1, 1024),
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
     PORT_FILE_OPTION,
+    Option("hardware", "QPUMESH_HARDWARE", "--hardware", load_profile,
+           f"hardware profile pricing requests in QPU seconds: {', '.join(PRESETS)} or a JSON file "
+           "(docs/hardware.md; default superconducting)", "PRESET|FILE"),
+    Option("zne_scale_factors", "QPUMESH_ZNE_SCALE_FACTORS", "--zne-scale-factors", _scale_factors,
+           "zero-noise extrapolation of every request from these noise scale factors, e.g. 1,3,5 "
+           "(needs gate noise; default: off)", "L1,L2,..."),
+    Option("zne_folding", "QPUMESH_ZNE_FOLDING", "--zne-folding", choice(*ZNE_FOLDINGS),
+           "how ZNE scales the noise: mitiq's unitary folding (default global)", "METHOD"),
+    Option("zne_extrapolation", "QPUMESH_ZNE_EXTRAPOLATION", "--zne-extrapolation",
+           choice(*ZNE_EXTRAPOLATIONS), "how ZNE extrapolates to zero noise (default richardson)", "METHOD"),
     Option("metrics_port", "QPUMESH_METRICS_PORT", "--metrics-port", integer(0, 65535),
            "serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)", "PORT"),
 )
@@ -229,16 +251,19 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
     values = read_environment(environ) | settings.given_flags(OPTIONS, flags)
 
     noise_kwargs = {field: values[dest] for dest, field in _NOISE_FIELDS.items() if dest in values}
+    zne_kwargs = {dest[4:]: value for dest, value in values.items() if dest.startswith("zne_")}
     node_kwargs = {
         dest: value
         for dest, value in values.items()
-        if dest not in _SERVER_FIELDS and dest not in _NOISE_FIELDS
+        if dest not in _SERVER_FIELDS and dest not in _NOISE_FIELDS and not dest.startswith("zne_")
     }
     node_kwargs.setdefault("node_id", socket.gethostname())
     server_kwargs = {dest: value for dest, value in values.items() if dest in _SERVER_FIELDS}
     try:
         server_kwargs["faults"] = read_fault_settings(flags, environ)
-        node = NodeConfig(noise=NoiseConfig(**noise_kwargs), **node_kwargs)
+        from qpumesh.node.mitigation import ZneConfig
+
+        node = NodeConfig(noise=NoiseConfig(**noise_kwargs), zne=ZneConfig(**zne_kwargs), **node_kwargs)
         return ServerConfig(node=node, **server_kwargs)
     except ConfigError:
         raise
