@@ -186,9 +186,11 @@ class NodesExecutor(LocalExecutor):
         self.nodes = list(nodes)
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
-        """Run each task on its partition's node, counting the round once."""
-        self.stats.record_round(tasks)
-        return [self.nodes[_partition(task.key) % len(self.nodes)].run_round([task])[0] for task in tasks]
+        """Run each task on its partition's node, counting the round once (its critical path too)."""
+        results = [self.nodes[_partition(task.key) % len(self.nodes)].run_round([task])[0] for task in tasks]
+        self.stats.record_round(results)
+        self.stats.record_hardware(results)
+        return results
 
 
 def _partition(key: str) -> int:

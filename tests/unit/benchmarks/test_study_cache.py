@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from study_cache import Run, RunCache
+
+from qpumesh.coordinator.executor import CircuitResult
 
 
 def _run(**changes: object) -> Run:
@@ -60,17 +63,16 @@ def test_nodes_executor_routes_each_partition_to_its_node() -> None:
         def __init__(self, name: str) -> None:
             self.name = name
 
-        def run_round(self, tasks: list[object]) -> list[str]:
-            return [self.name for _ in tasks]
+        def run_round(self, tasks: list[object]) -> list[CircuitResult]:
+            return [CircuitResult(np.zeros((2, 1)), None, self.name, executions=2) for _ in tasks]
 
     class Task:
         def __init__(self, key: str) -> None:
             self.key = key
-            self.values = __import__("numpy").zeros((2, 3))
-            self.jacobian = False
-            self.shots = 0
 
     executor = NodesExecutor([Node("noisy"), Node("clean")])  # type: ignore[list-item]
     tasks = [Task(k) for k in ("f/0", "f/1", "i/0", "o/1", "g/2")]
-    assert executor.run_round(tasks) == ["noisy", "clean", "noisy", "clean", "noisy"]  # type: ignore[arg-type]
-    assert executor.stats.snapshot()["rounds"] == 1
+    results = executor.run_round(tasks)  # type: ignore[arg-type]
+    assert [r.node for r in results] == ["noisy", "clean", "noisy", "clean", "noisy"]
+    snapshot = executor.stats.snapshot()
+    assert (snapshot["rounds"], snapshot["tasks"], snapshot["circuit_evaluations"]) == (1, 5, 10)
