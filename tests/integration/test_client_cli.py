@@ -58,6 +58,17 @@ def _processes_mentioning(marker: str) -> list[int]:
     return found
 
 
+def _tls_flags(mesh: LocalMesh) -> list[str]:
+    """The client flags of a (mutual TLS) local mesh."""
+    certs = mesh.certificates
+    assert certs is not None, "the local mesh runs with TLS by default"
+    return [
+        *("--tls-ca", str(certs.ca)),
+        *("--tls-cert", str(certs.client_cert)),
+        *("--tls-key", str(certs.client_key)),
+    ]
+
+
 def _cli(args: Sequence[str], tmp: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run ``python -m qpumesh.client.cli ARGS`` with its temporary files under ``tmp``."""
     env = dict(os.environ, TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
@@ -134,12 +145,13 @@ def test_results_plot_then_no_children_after_an_exception(
         pids = mesh.pids
         assert len(pids) == 2
         assert _processes_mentioning(str(tmp_path))
-        with CoordinatorClient(mesh.coordinator_address) as client:
+        with CoordinatorClient(mesh.coordinator_address, tls=mesh.client_tls) as client:
             job_id = client.submit(
                 {"model": "centric", "qubits": 3, "layers": 1, "epochs": 2, "series_length": 24}
             )
             assert client.wait(job_id, timeout=120).state == pb.JOB_STATE_SUCCEEDED
-        status = main(["results", job_id, "--coordinator", mesh.coordinator_address, "--plot", str(plots)])
+        address = mesh.coordinator_address
+        status = main(["results", job_id, "--coordinator", address, "--plot", str(plots), *_tls_flags(mesh)])
         assert status == 0
         assert "final test R²" in capsys.readouterr().out
         raise RuntimeError("boom")
@@ -168,15 +180,22 @@ def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        address = ""
+        exports: dict[str, str] = {}
         deadline = time.monotonic() + 180
         for line in process.stdout:
-            if line.startswith("export QPUMESH_COORDINATOR="):
-                address = line.strip().split("=", 1)[1]
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+            if "QPUMESH_TLS_KEY" in exports:
                 break
             assert time.monotonic() < deadline
+        address = exports.get("QPUMESH_COORDINATOR", "")
         assert address, process.stderr.read() if process.stderr else ""
-        assert main(["nodes", "--coordinator", address]) == 0
+        # The exported variables are what a client needs: without them, the mesh refuses it.
+        tls = [exports["QPUMESH_TLS_CA"], exports["QPUMESH_TLS_CERT"], exports["QPUMESH_TLS_KEY"]]
+        flags = ["--tls-ca", tls[0], "--tls-cert", tls[1], "--tls-key", tls[2]]
+        assert main(["nodes", "--coordinator", address, *flags]) == 0
+        assert main(["nodes", "--coordinator", address, "--timeout", "3"]) == 1
         assert len(_processes_mentioning(str(tmp_path))) == 2
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
@@ -191,7 +210,7 @@ def test_watch_follows_a_job_across_a_coordinator_restart(tmp_path: Path) -> Non
     epochs = 15
     with (
         LocalMesh(nodes=0, log_dir=tmp_path / "logs") as mesh,
-        CoordinatorClient(mesh.coordinator_address) as client,
+        CoordinatorClient(mesh.coordinator_address, tls=mesh.client_tls) as client,
     ):
         job_id = client.submit(
             {"model": "centric", "qubits": 3, "layers": 1, "epochs": epochs, "series_length": 30}

@@ -237,7 +237,7 @@ def start_node(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME, *extra_service_names), server
     )
 
-    port = bind(server, config.bind_address)
+    port = bind(server, config.bind_address, config.tls)
     server.start()
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -292,6 +292,16 @@ def describe_noise(noise: NoiseConfig) -> str:
     return text
 
 
+def describe_transport(config: ServerConfig) -> str:
+    """Return how the node's port is protected, for its start-up log line."""
+    tls = config.tls
+    if tls is None:
+        return "plaintext: anyone who reaches the port may use the node"
+    if tls.mutual:
+        return "mutual TLS: only clients with a certificate from its CA"
+    return "TLS without client certificates (give --tls-ca to admit only the mesh's clients)"
+
+
 def serve(
     config: ServerConfig,
     *,
@@ -334,7 +344,7 @@ def serve(
         try:
             logger.info(
                 "QPU node %s serving on %s:%d (backend %s, %d qubits max, %d worker(s), %d torch thread(s), "
-                "noise: %s)",
+                "noise: %s; %s)",
                 info.node_id,
                 config.host,
                 node.port,
@@ -343,6 +353,7 @@ def serve(
                 config.workers,
                 config.torch_threads,
                 describe_noise(info.noise),
+                describe_transport(config),
             )
             if config.port_file is not None:
                 # The local mesh launcher starts nodes on port 0 and reads the port from there.
