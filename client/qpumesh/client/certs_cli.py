@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from qpumesh.client.cli_support import EXIT_OK, EXIT_USAGE
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _init(args: argparse.Namespace) -> int:
     from qpumesh.client.certs import MeshCertificates, make_certificates
 
-    if args.if_missing and MeshCertificates(args.directory).exists():
+    if args.if_missing and MeshCertificates(Path(args.directory)).exists():
         print(f"{args.directory} already holds the mesh's certificates; left as they are")
         return EXIT_OK
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
