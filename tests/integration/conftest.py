@@ -34,7 +34,8 @@ def node_server() -> Iterator[NodeServerFactory]:
         **node_fields: Any,
     ) -> tuple[str, grpc.Server]:
         node_fields.setdefault("node_id", "test-node")
-        config = ServerConfig(node=NodeConfig(**node_fields), host="127.0.0.1", port=0, workers=workers, tls=tls)
+        node = NodeConfig(**node_fields)
+        config = ServerConfig(node=node, host="127.0.0.1", port=0, workers=workers, tls=tls)
         server, port = create_server(config, interceptors=interceptors, extra_services=extra_services)
         servers.append(server)
         return f"127.0.0.1:{port}", server
