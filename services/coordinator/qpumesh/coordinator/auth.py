@@ -14,10 +14,11 @@ A role is ``user`` (the default: sees, cancels and deletes only its own jobs) or
 Every call of ``qpumesh.v1.Coordinator`` (and of any service not listed in
 ``EXEMPT_SERVICES``: health and reflection, which probes and tools call without a token)
 must carry ``authorization: Bearer <token>``. ``AuthInterceptor`` checks it before the
-handler runs: no token or an unknown one is UNAUTHENTICATED; the failure is logged with
-the peer's address (never the token) and counted per address by a
-``qpumesh.wire.throttle.FailureThrottle``, which refuses a peer that keeps failing with
-RESOURCE_EXHAUSTED for a growing delay. The presented token is hashed and compared with
+handler runs: no token or an unknown one is UNAUTHENTICATED. An unknown token is logged
+with the peer's address (never the token) and counted per address by a
+``qpumesh.wire.throttle.FailureThrottle``, which refuses a peer that keeps guessing with
+RESOURCE_EXHAUSTED for a growing delay (a call without any token is no guess and is not
+counted). The presented token is hashed and compared with
 every entry's digest in constant time (``hmac.compare_digest``, no early exit), so the
 time taken says nothing about the tokens. The handler then reads the caller with
 ``current_principal()``.
@@ -208,16 +209,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,type-arg
         token = bearer_token(context.invocation_metadata())
         principal = self.tokens.authenticate(token) if token else None
         if principal is None:
-            blocked = self.throttle.failure(peer)
-            reason = "no bearer token" if token is None else "unknown bearer token"
-            suffix = f"; address blocked for {blocked:g} s" if blocked else ""
-            logger.warning("call refused for %s: %s%s", peer, reason, suffix)
-            if token is None:
+            if token is None:  # not a guess: a client without a token, told what to send
+                logger.info("call refused for %s: no bearer token", peer)
                 await context.abort(
                     grpc.StatusCode.UNAUTHENTICATED,
                     f"this coordinator requires a token: 'authorization: Bearer <token>' metadata "
                     f"({TOKEN_FLAG} or {TOKEN_ENV})",
                 )
+            blocked = self.throttle.failure(peer)
+            suffix = f"; address blocked for {blocked:g} s" if blocked else ""
+            logger.warning("call refused for %s: unknown bearer token%s", peer, suffix)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
         self.throttle.success(peer)
         assert principal is not None
