@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -253,6 +254,20 @@ class LocalMesh:
             code = child.process.poll()
             if code is not None:
                 raise LocalMeshError(exit_message(child, code))
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, *, wait: float = 30.0) -> int:
+        """Send ``sig`` to the child ``name`` ("coordinator", "node-0", ...), wait for it to exit.
+
+        For tests and demonstrations of ``revive``. Returns the pid it had.
+        """
+        with self._lock:
+            child = next((c for c in self._children if c.name == name), None)
+            if child is None:
+                raise LocalMeshError(f"no child named {name!r}; children: {[c.name for c in self._children]}")
+            os.kill(child.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=wait)
+            return child.process.pid
 
     def revive(self) -> list[str]:
         """Restart every child that exited, on its port, and wait until it serves again.
