@@ -68,6 +68,9 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
 ENV MPLCONFIGDIR=/opt/matplotlib
 RUN python -c "import matplotlib.font_manager" && chown -R qpumesh:qpumesh /opt/matplotlib
 COPY scripts/healthcheck.py /usr/local/bin/qpumesh-healthcheck
+# Where a compose/Kubernetes deployment mounts the mesh's certificates (docs/security.md);
+# owned by the service user so a fresh named volume is writable by `qpumesh certs init`.
+RUN mkdir -p /certs && chown qpumesh:qpumesh /certs
 WORKDIR /home/qpumesh
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "/usr/local/bin/qpumesh-healthcheck"]
