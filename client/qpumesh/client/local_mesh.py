@@ -119,7 +119,6 @@ class LocalMesh:
         self.tls = tls
         self.certificates: MeshCertificates | None = None
         self._client_tls: TlsConfig | None = None
-        self._server_tls: TlsConfig | None = None
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self._temp_dirs: list[Path] = []
@@ -196,7 +195,6 @@ class LocalMesh:
                 certs = make_certificates(self._directory(None, "qpumesh-mesh-certs-"))
                 self.certificates = certs
                 self._client_tls = load_tls(certs.client_cert, certs.client_key, certs.ca)
-                self._server_tls = load_tls(certs.server_cert, certs.server_key, certs.ca)
             for i in range(self.nodes):
                 node_id = f"node-{i}"
                 self._node_children.append(
@@ -327,7 +325,7 @@ class LocalMesh:
             for path in self._temp_dirs:
                 shutil.rmtree(path, ignore_errors=True)
             self._temp_dirs = []
-            self.certificates = self._client_tls = self._server_tls = None
+            self.certificates = self._client_tls = None
 
     # ------------------------------------------------------------------ helpers
 

@@ -3,10 +3,16 @@
 ``qpumesh.coordinator.store`` writes and reads them; everything else in the coordinator
 reads jobs through these frozen records. Values are JSON in the rows (never pickles):
 ``dumps`` writes them, ``job_from_row`` reads a ``jobs`` row back.
+
+A store written before the current bounds may hold specs they refuse (a 30 MB ``extra``,
+``series_length=1e7``). Such a job still reads (``stored_spec``): its strings are cut to
+their bounds, ``extra`` is replaced by one entry, ``INVALID_SPEC``, saying what was wrong,
+so listing it stays cheap and possible; the job manager fails it instead of running it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -14,8 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_spec import MAX_EXTRA_VALUE_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS, JobSpec, SpecError
 from qpumesh.wire.job_state import JobState
+
+INVALID_SPEC = "qpumesh.invalid_spec"
+"""``extra`` key of a stored spec that the current bounds refuse (the value says why)."""
 
 
 class JobNotFoundError(KeyError):
@@ -117,13 +126,34 @@ def finite(value: Any) -> float:
     return number if math.isfinite(number) else float("nan")
 
 
+def stored_spec(values: dict[str, Any]) -> JobSpec:
+    """Return the spec of a stored job; one the current bounds refuse is kept, marked and cut down."""
+    try:
+        return JobSpec.from_dict(values)
+    except SpecError as error:
+        problem = f"stored before the current bounds: {error}"[:MAX_EXTRA_VALUE_CHARS]
+    spec = object.__new__(JobSpec)
+    limits = {"name": MAX_NAME_CHARS, "csv_column": MAX_NAME_CHARS, "csv_path": MAX_PATH_CHARS}
+    for spec_field in dataclasses.fields(JobSpec):
+        name = spec_field.name
+        if name in ("extra", "series"):
+            continue
+        value = values.get(name, spec_field.default)
+        if name in limits and isinstance(value, str):
+            value = value[: limits[name]]
+        object.__setattr__(spec, name, value)
+    object.__setattr__(spec, "series", ())
+    object.__setattr__(spec, "extra", {INVALID_SPEC: problem})
+    return spec
+
+
 def job_from_row(row: sqlite3.Row) -> JobRecord:
     """Build a ``JobRecord`` from a ``jobs`` row."""
     qubits_json = row["node_max_qubits_json"]
     r2 = row["final_test_r2"]
     return JobRecord(
         id=row["id"],
-        spec=JobSpec.from_dict(json.loads(row["spec_json"])),
+        spec=stored_spec(json.loads(row["spec_json"])),
         state=JobState[row["state"]],
         created_at=row["created_at"],
         updated_at=row["updated_at"],

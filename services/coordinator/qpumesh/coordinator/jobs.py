@@ -44,6 +44,7 @@ import numpy.typing as npt
 from qpumesh.coordinator.checkpoints import Checkpoint, CheckpointStore
 from qpumesh.coordinator.config import CoordinatorConfig
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask, Executor, ExecutorStats
+from qpumesh.coordinator.job_records import INVALID_SPEC
 from qpumesh.coordinator.mesh import open_executor
 from qpumesh.coordinator.predictions import Predictors
 from qpumesh.coordinator.store import EventRecord, JobRecord, JobStore
@@ -310,6 +311,11 @@ class JobManager:
             # flagged by ``cancel`` itself.
             job = self.store.get_job(job.id)
             if job.final:
+                return
+            invalid = job.spec.extra.get(INVALID_SPEC)
+            if invalid is not None:
+                logger.warning("job %s not run: its spec was %s", job.id, invalid)
+                self.store.set_state(job.id, JobState.FAILED, error=invalid, message=f"failed: {invalid}")
                 return
             if job.cancel_requested:
                 with self._state_lock:
