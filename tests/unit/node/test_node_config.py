@@ -127,3 +127,20 @@ def test_server_config_validates_its_own_fields() -> None:
 def test_every_option_has_a_distinct_flag_and_variable() -> None:
     assert len({o.flag for o in OPTIONS}) == len({o.env for o in OPTIONS}) == len(OPTIONS)
     assert all(o.env.startswith("QPUMESH_") for o in OPTIONS)
+
+
+def test_a_tls_node_needs_its_certificate_key_and_ca(tmp_path: Path) -> None:
+    # "When TLS is on, nodes accept only clients with a certificate from the CA."
+    certs = make_certificates(tmp_path)
+    with pytest.raises(ConfigError, match="a TLS node needs --tls-cert, --tls-key and --tls-ca"):
+        build_config(
+            {}, {"QPUMESH_TLS_CERT": str(certs.server_cert), "QPUMESH_TLS_KEY": str(certs.server_key)}
+        )
+    with pytest.raises(ConfigError, match="a TLS node needs"):
+        build_config({}, {"QPUMESH_TLS_CA": str(certs.ca)})
+    with pytest.raises(
+        ConfigError, match="--tls-key \\(QPUMESH_TLS_KEY\\) is not the key of the certificate"
+    ):
+        build_config(
+            {}, {"QPUMESH_TLS_CERT": str(certs.server_cert), "QPUMESH_TLS_KEY": str(certs.client_key)}
+        )

@@ -61,8 +61,8 @@ class ServerConfig:
         faults: injected faults and the NodeAdmin token (``QPUMESH_FAULT_*``,
             ``QPUMESH_ADMIN_TOKEN``, ``--fault-*``, ``--admin-token``; see docs/faults.md).
         port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
-        tls: serve TLS only, with this certificate; with its CA, only to clients holding a
-            certificate the CA signed (mutual TLS: the coordinator); None = plaintext.
+        tls: serve mutual TLS: this certificate, and only to clients holding a certificate
+            its CA signed (the coordinator); None = plaintext.
     """
 
     node: NodeConfig
@@ -76,8 +76,11 @@ class ServerConfig:
     tls: TlsConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.tls is not None and self.tls.cert is None:
-            raise ConfigError("a TLS node needs --tls-cert and --tls-key (QPUMESH_TLS_CERT, QPUMESH_TLS_KEY)")
+        if self.tls is not None and (self.tls.cert is None or not self.tls.mutual):
+            raise ConfigError(
+                "a TLS node needs --tls-cert, --tls-key and --tls-ca (QPUMESH_TLS_CERT, QPUMESH_TLS_KEY, "
+                "QPUMESH_TLS_CA): it admits only clients with a certificate from that CA, the coordinator"
+            )
         try:
             listen_address(self.host, self.port)
         except ValueError as error:

@@ -294,12 +294,9 @@ def describe_noise(noise: NoiseConfig) -> str:
 
 def describe_transport(config: ServerConfig) -> str:
     """Return how the node's port is protected, for its start-up log line."""
-    tls = config.tls
-    if tls is None:
+    if config.tls is None:
         return "plaintext: anyone who reaches the port may use the node"
-    if tls.mutual:
-        return "mutual TLS: only clients with a certificate from its CA"
-    return "TLS without client certificates (give --tls-ca to admit only the mesh's clients)"
+    return "mutual TLS: only clients with a certificate from its CA"
 
 
 def serve(
