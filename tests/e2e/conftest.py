@@ -127,8 +127,9 @@ def mesh(docker_client: Any, compose_env: dict[str, str], images: None, bearer_t
     try:
         compose.run(
             "up", "--detach", "--no-build", "--scale", f"qpu={REPLICAS}",
-            "--wait", "--wait-timeout", "300",
-            timeout=360,
+            # Generous: on a loaded 2-core host four nodes compiling their kernels take minutes.
+            "--wait", "--wait-timeout", "600",
+            timeout=660,
         )
         TIMINGS.append(("compose up (4 nodes + coordinator healthy)", time.monotonic() - started))
         from qpumesh.wire.tls import load_tls
