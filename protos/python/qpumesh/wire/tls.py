@@ -23,6 +23,7 @@ merely declare these flags stay fast). ``qpumesh certs init`` (the client) makes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,9 +147,9 @@ class TlsConfig:
 
 
 def load_tls(
-    cert: Path | None = None,
-    key: Path | None = None,
-    ca: Path | None = None,
+    cert: str | os.PathLike[str] | None = None,
+    key: str | os.PathLike[str] | None = None,
+    ca: str | os.PathLike[str] | None = None,
     *,
     client_auth: str = "require",
     server_name: str = "",
@@ -226,9 +227,10 @@ def client_tls_from_environment(environ: Mapping[str, str]) -> TlsConfig | None:
     return tls_from_values(read_environment(CLIENT_OPTIONS, environ, TlsError))
 
 
-def _read(path: Path | None, option: Option) -> bytes | None:
-    if path is None:
+def _read(given: str | os.PathLike[str] | None, option: Option) -> bytes | None:
+    if given is None:
         return None
+    path = Path(given)
     try:
         data = path.read_bytes()
     except OSError as error:
