@@ -36,7 +36,7 @@ from qpumesh.client.node_client import NodeClient
 from qpumesh.coordinator.mesh.executor import MeshExecutor
 from qpumesh.coordinator.training import Trainer
 from qpumesh.wire.job_spec import JobSpec
-from qpumesh.wire.tls import TlsConfig, load_tls
+from qpumesh.wire.tls import TlsConfig
 
 
 def _circuit() -> tuple[cirq.Circuit, list[cirq.PauliString[Any]], dict[str, list[float]]]:
@@ -73,9 +73,7 @@ def main() -> int:
     with LocalMesh(nodes=args.nodes, coordinator=False, tls=True) as secure, LocalMesh(
         nodes=args.nodes, coordinator=False, tls=False
     ) as plain:
-        certs = secure.certificates
-        assert certs is not None
-        coordinator_tls = load_tls(certs.server_cert, certs.server_key, certs.ca)
+        coordinator_tls = secure.coordinator_tls
         setups: dict[str, tuple[list[str], TlsConfig | None, TlsConfig | None]] = {
             "mutual TLS": (secure.node_addresses, secure.client_tls, coordinator_tls),
             "plaintext": (plain.node_addresses, None, None),

@@ -150,6 +150,12 @@ class LocalMesh:
         """What a client of this mesh uses: the CA and the client certificate (None: plaintext)."""
         return self._client_tls
 
+    @property
+    def coordinator_tls(self) -> TlsConfig | None:
+        """What a coordinator of this mesh uses towards its nodes (None: plaintext); for benchmarks."""
+        certs = self.certificates
+        return None if certs is None else load_tls(certs.server_cert, certs.server_key, certs.ca)
+
     def tls_arguments(self) -> list[str]:
         """Return the ``--tls-*`` flags of the mesh's servers (none in plaintext)."""
         certs = self.certificates
