@@ -10,6 +10,10 @@ PY=.venv/bin/python
 "$PY" -m ruff check .
 "$PY" -m mypy
 "$(dirname "$PY")/lint-imports" --no-cache --no-logo
+# chromium, prometheus, node + npm packages for the dashboard, scrape and Node.js client tests;
+# with them installed, a missing tool is a failure rather than a skip.
+bash scripts/test_tools.sh
+export QPUMESH_REQUIRE_TOOLS=1
 if [ "${1:-}" = "--e2e" ]; then
   "$PY" -m pytest -m "not e2e"
   bash tests/e2e/run_e2e.sh

@@ -78,6 +78,7 @@ def compose_env(bearer_token: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("QPUMESH_TAG", "e2e")
     env["QPUMESH_PORT"] = str(free_port())
+    env["QPUMESH_HTTP_PORT"] = str(free_port())  # the dashboard's published port
     env["QPUMESH_ADMIN_TOKEN"] = secrets.token_hex(16)
     state = _state_dir()
     state.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,14 +87,17 @@ def _cli(args: Sequence[str], tmp: Path, timeout: float = 240) -> subprocess.Com
 
 def test_train_on_an_ephemeral_local_mesh(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    board = tmp_path / "tensorboard"
     result = _cli(
         [
             "train", "--task", "pendulum", "--model", "distributed", "--qubits", "4", "--partitions", "2",
             "--layers", "1", "--epochs", "2", "--series-length", "40", "--nodes", "2", "--output", str(out),
+            "--tensorboard", str(board),
         ],
         tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "dashboard: http://127.0.0.1:" in result.stderr
     assert "test R² = " in result.stdout
     assert "epoch 2/2 " in result.stdout  # one progress line per epoch when stdout is not a TTY
 
@@ -118,6 +122,21 @@ def test_train_on_an_ephemeral_local_mesh(tmp_path: Path) -> None:
     assert len(rows) == windows == metrics["windows"]
     assert sum(r["split"] == "train" for r in rows) == metrics["train_windows"]
     assert all(math.isfinite(float(r["target"])) and math.isfinite(float(r["prediction"])) for r in rows)
+
+    # TensorBoard reads what --tensorboard wrote: one run per job, a scalar per epoch.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run,) = board.iterdir()
+    assert run.name == metrics["job_id"]
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"loss/train", "loss/test", "r2/test", "epoch/seconds", "epoch/rounds"} <= set(tags)
+    assert {"nodes/node-0/p95_latency_ms", "nodes/node-1/calls"} <= set(tags)
+    for tag, key in (("loss/train", "train_loss"), ("r2/test", "test_r2")):
+        scalars = events.Scalars(tag)
+        assert [s.step for s in scalars] == [1, 2]
+        assert [s.value for s in scalars] == pytest.approx([h[key] for h in metrics["history"]], rel=1e-6)
 
     assert _processes_mentioning(str(tmp_path)) == []
 
@@ -154,6 +173,11 @@ def test_results_plot_then_no_children_after_an_exception(
         status = main(["results", job_id, "--coordinator", address, "--plot", str(plots), *_tls_flags(mesh)])
         assert status == 0
         assert "final test R²" in capsys.readouterr().out
+        # The local mesh's coordinator serves its dashboard and /metrics.
+        with urllib.request.urlopen(mesh.dashboard_url, timeout=10) as page:
+            assert mesh.node_addresses[0] in page.read().decode()
+        with urllib.request.urlopen(mesh.dashboard_url + "metrics", timeout=10) as scrape:
+            assert f'qpumesh_job_epochs_done{{job_id="{job_id}",name=""}} 2.0' in scrape.read().decode()
         raise RuntimeError("boom")
     for name in ("loss.png", "r2.png", "predictions.png"):
         assert (plots / name).stat().st_size > 1000, name

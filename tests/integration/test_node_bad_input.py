@@ -33,6 +33,7 @@ GOOD = WireCircuit.from_cirq(GOOD_CIRCUIT)
 MAX_QUBITS = 3
 MAX_BATCH_ROWS = 50
 MAX_MESSAGE_BYTES = 64 * 1024
+PYTHON_ONLY = ("np.", "Error:", "JSONDecode", "hashlib", "π)", "{'", "Traceback")
 
 
 def observable(paulis: str = "ZI", coefficient: float = 1.0) -> pb.Observable:
@@ -127,7 +128,24 @@ CASES: dict[str, Bad] = {
             params=params([[0.1, 0.2]]),
         ),
         INVALID,
-        ("hash", "does not match"),
+        ("circuit.hash", "is not the SHA-256 of circuit.cirq_json"),
+    ),
+    "an empty request": Bad(pb.EvaluateRequest, INVALID, ("circuit.hash: missing",)),
+    "an empty gradient request": Bad(
+        pb.ShiftGradientRequest, INVALID, ("circuit.hash: missing",), "ShiftGradient"
+    ),
+    "no parameter values": Bad(
+        lambda: pb.EvaluateRequest(circuit=GOOD.to_proto(), observables=[observable()]),
+        INVALID,
+        ("params.values: missing", "float64"),
+    ),
+    "an angle that is not finite": Bad(
+        lambda: evaluate(
+            circuit=WireCircuit.from_cirq(cirq.Circuit(cirq.ry(A**0.5 / sympy.pi).on(Q0), cirq.ry(B).on(Q1))),
+            params=params([[-1.0, 0.1]]),
+        ),
+        INVALID,
+        ("Ry on q(0) (angle a**0.5/pi rad)", "for a = -1"),
     ),
     "missing hash": Bad(
         lambda: pb.EvaluateRequest(
@@ -201,6 +219,9 @@ def test_a_bad_request_gets_its_status_and_a_useful_message(node: str, case: Bad
     details = error.details() or ""
     for word in case.words:
         assert word.lower() in details.lower(), f"{word!r} not in {details!r}"
+    # Foreign clients read these: no Python reprs, exception type names or Python advice.
+    for python in PYTHON_ONLY:
+        assert python not in details, f"{python!r} in {details!r}"
     assert_still_serving(node)
 
 

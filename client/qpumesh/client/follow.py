@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -34,11 +35,13 @@ def follow(
     after_seq: int = 0,
     tty: bool | None = None,
     show_faults: bool = False,
+    on_epoch: Callable[[pb.EpochMetrics, Sequence[pb.NodeStats]], None] | None = None,
 ) -> pb.Job:
     """Show a job's progress on ``stream`` until it reaches a final state; return the final job.
 
     Node faults are counted on the progress line, or printed one per line with
-    ``show_faults``.
+    ``show_faults``. ``on_epoch`` is called with every epoch (those already done first,
+    with the job's last node statistics) and the pool's node statistics after it.
     """
     from qpumesh.client.coordinator_client import job_finished
     from qpumesh.client.progress import ProgressDisplay
@@ -47,6 +50,8 @@ def follow(
     display = ProgressDisplay(stream, job.spec.epochs, tty=tty, show_faults=show_faults)
     for metrics in job.history:
         display.epoch(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics, job.nodes)
     if not job_finished(job) and not job.history:
         display.start()
     last_seq = after_seq
@@ -57,6 +62,8 @@ def follow(
                 kind = event.WhichOneof("kind")
                 if kind == "epoch":
                     display.epoch(event.epoch)
+                    if on_epoch is not None:
+                        on_epoch(event.epoch, event.nodes)
                 elif kind == "fault":
                     display.fault(event.fault.kind, event_text(event) or "")
                 else:

@@ -89,6 +89,8 @@ class LocalMesh:
         coordinator: also start the coordinator (False: nodes only, e.g. to benchmark them).
         tls: run with mutual TLS and certificates made for the mesh (default); False:
             plaintext.
+        dashboard: serve the coordinator's dashboard and ``/metrics`` on a free HTTP port
+            (``dashboard_url``).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class LocalMesh:
         python: str | None = None,
         coordinator: bool = True,
         tls: bool = True,
+        dashboard: bool = True,
     ) -> None:
         if nodes < 0:
             raise ValueError(f"nodes must be >= 0, got {nodes}")
@@ -119,6 +122,8 @@ class LocalMesh:
         self.tls = tls
         self.certificates: MeshCertificates | None = None
         self._client_tls: TlsConfig | None = None
+        self.with_dashboard = dashboard
+        self._http_port = 0
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self._temp_dirs: list[Path] = []
@@ -139,6 +144,12 @@ class LocalMesh:
         if self._coordinator is None:
             raise LocalMeshError("the mesh is not running")
         return self._coordinator.address
+
+    @property
+    def dashboard_url(self) -> str:
+        """``https://127.0.0.1:PORT/`` (``http://`` without TLS): the dashboard ("" without one)."""
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._http_port}/" if self._http_port else ""
 
     @property
     def node_addresses(self) -> list[str]:
@@ -339,6 +350,12 @@ class LocalMesh:
         """Start the coordinator pointed at the nodes (or in-process) and wait until it serves."""
         nodes = ",".join(self.node_addresses)
         placement = ["--nodes", nodes] if nodes else ["--in-process"]
+        assert self.log_dir is not None
+        http_port_file = self.log_dir / "coordinator.http-port"
+        http: list[str] = []
+        if self.with_dashboard:
+            http_port_file.unlink(missing_ok=True)
+            http = ["--http-port", str(self._http_port), "--http-port-file", str(http_port_file)]
         self._coordinator = self._spawn(
             "coordinator",
             [
@@ -350,11 +367,14 @@ class LocalMesh:
                 str(self.data_dir),
                 *placement,
                 *self.tls_arguments(),
+                *http,
                 *self.coordinator_args,
             ],
             port=port,
         )
         self._wait_ready(self._coordinator, time.monotonic() + self.startup_timeout)
+        if self.with_dashboard:  # written before the gRPC port file, so it is there now
+            self._http_port = read_port_file(http_port_file)
 
     def _directory(self, given: Path | None, prefix: str) -> Path:
         """Return ``given`` (created if needed) or a new temporary directory removed on stop."""

@@ -122,6 +122,7 @@ def _up(args: argparse.Namespace) -> int:
                 for i, address in enumerate(mesh.node_addresses):
                     print(f"node-{i}       {address}")
                 print(f"coordinator  {mesh.coordinator_address}")
+                print(f"dashboard    {mesh.dashboard_url}  (Prometheus: {mesh.dashboard_url}metrics)")
                 print(f"data dir     {mesh.data_dir}")
                 print(f"logs         {mesh.log_dir}")
                 print(f"\nexport QPUMESH_COORDINATOR={mesh.coordinator_address}")

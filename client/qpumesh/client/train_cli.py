@@ -67,6 +67,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("--output", type=Path, metavar="DIR", help="write metrics.json and predictions.csv")
     run.add_argument("--plot", type=Path, metavar="DIR", help="also write loss.png, r2.png, predictions.png")
+    run.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="write TensorBoard scalars (loss, R², node latencies) to DIR/<job id> while the job trains",
+    )
     run.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
     add_show_faults_flag(run)
     train.set_defaults(func=_cmd_train, parser=train)
@@ -97,6 +103,8 @@ def _train(args: argparse.Namespace) -> int:
                 address = mesh.coordinator_address
                 nodes = ", ".join(mesh.node_addresses) or "none (circuits run in the coordinator)"
                 print(f"local mesh up: coordinator {address}, nodes {nodes}", file=sys.stderr, flush=True)
+                if mesh.dashboard_url:
+                    print(f"dashboard: {mesh.dashboard_url}", file=sys.stderr, flush=True)
             if mesh is not None:
                 tls, token = mesh.client_tls, None
             else:
@@ -110,7 +118,15 @@ def _train(args: argparse.Namespace) -> int:
                 print(job_id)
                 return EXIT_OK
             print(f"job {job_id} submitted to {address}", file=sys.stderr, flush=True)
-            job = follow(client, job_id, sys.stdout, show_faults=args.show_faults)
+            on_epoch = None
+            if args.tensorboard is not None:
+                from qpumesh.client.tensorboard_log import TensorBoardLog
+
+                board = TensorBoardLog(args.tensorboard, job_id)
+                stack.callback(board.close)
+                on_epoch = board.epoch
+                print(f"TensorBoard scalars in {board.run_dir}", file=sys.stderr, flush=True)
+            job = follow(client, job_id, sys.stdout, show_faults=args.show_faults, on_epoch=on_epoch)
             return _finish(client, job, args, time.monotonic() - started, address)
     except KeyboardInterrupt:
         if job_id and mesh is None:

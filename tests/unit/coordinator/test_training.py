@@ -117,8 +117,10 @@ def test_predict_and_predictions_in_raw_units() -> None:
     again = trainer.predict(trainer.dataset.series)
     assert again.shape == (len(trainer.dataset.series) - trainer.spec.window + 1,)
     np.testing.assert_allclose(again[:n], out["prediction"])
-    with pytest.raises(ValueError, match="at least 4"):
+    with pytest.raises(ValueError, match="needs at least window=4 values, got 2"):
         trainer.predict(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="value 2 is nan; every value must be a finite number"):
+        trainer.predict(np.array([1.0, 2.0, np.nan, 3.0, 4.0]))
 
 
 def test_summary_fields() -> None:

@@ -45,7 +45,7 @@ def test_roles_decide_what_a_principal_may_access() -> None:
         ("", "no tokens"),
         ("# only a comment\n", "no tokens"),
         (f"{ALICE}\n", "line 1: expected TOKEN PRINCIPAL [ROLE], got 1 fields"),
-        (f"{ALICE} alice root\n", "line 1: role must be one of user, admin"),
+        (f"{ALICE} alice root\n", "line 1: role must be one of user, admin, metrics"),
         ("short alice\n", "line 1: a token must have at least 16 characters"),
         ("sha256:abc alice\n", "line 1: a sha256: token needs 64 hex digits"),
         (f"{ALICE} -alice\n", "line 1: principal must be"),

@@ -54,11 +54,13 @@ def test_every_environment_variable_reaches_the_config(tmp_path: Path) -> None:
         "QPUMESH_GRACE_SECONDS": "2.5",
         "QPUMESH_TORCH_THREADS": "2",
         "QPUMESH_PORT_FILE": "/tmp/node.port",
+        "QPUMESH_METRICS_PORT": "9100",
     }
     config = build_config({}, environ)
     node, noise = config.node, config.node.noise
     assert (config.port, config.host, config.workers, config.grace_seconds) == (6000, "0.0.0.0", 3, 2.5)
     assert config.torch_threads == 2 and str(config.port_file) == "/tmp/node.port"
+    assert config.metrics_port == 9100
     assert (node.node_id, node.backend, node.max_qubits, node.precision) == ("qpu-3", "qsim", 12, "single")
     assert (node.default_shots, node.max_batch_rows, node.max_message_bytes) == (1000, 5000, 16 * 2**20)
     assert node.circuit_cache_size == 32

@@ -200,6 +200,7 @@ def call(
     *,
     timeout: float,
     on_send: Callable[[], None] | None = None,
+    metadata: Sequence[tuple[str, str]] | None = None,
 ) -> _Reply:
     """Send ``request`` with ``circuit`` through a blocking stub method; resend on NOT_FOUND.
 
@@ -210,6 +211,7 @@ def call(
         held: what the node is believed to hold; updated.
         timeout: deadline of each send, in seconds.
         on_send: called before each send (for counters).
+        metadata: gRPC metadata sent with each send (e.g. the trace context).
 
     Raises:
         grpc.RpcError: the call failed (a NOT_FOUND only after the resend).
@@ -219,7 +221,7 @@ def call(
         if on_send is not None:
             on_send()
         try:
-            reply = method(request, timeout=timeout)
+            reply = method(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as error:
             if resend.again(error):
                 continue
@@ -236,6 +238,7 @@ async def call_async(
     *,
     timeout: float,
     on_send: Callable[[], None] | None = None,
+    metadata: Sequence[tuple[str, str]] | None = None,
 ) -> _Reply:
     """``call`` through an asyncio stub method (``QPUNodeStub(aio_channel)``)."""
     resend = _Resend(request, circuit, held)
@@ -243,7 +246,7 @@ async def call_async(
         if on_send is not None:
             on_send()
         try:
-            reply = await method(request, timeout=timeout)
+            reply = await method(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as error:
             if resend.again(error):
                 continue

@@ -8,8 +8,10 @@ comment::
     sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  alice
     c0ffee-2b0e1d9f6a7c4e3b9d8a  ops  admin
 
-A role is ``user`` (the default: sees, cancels and deletes only its own jobs) or
-``admin`` (every job). Storing ``sha256:`` digests keeps the secrets out of the file.
+A role is ``user`` (the default: sees, cancels and deletes only its own jobs),
+``admin`` (every job) or ``metrics`` (only reads the HTTP side's ``/metrics``, e.g.
+Prometheus's token; every gRPC call is PERMISSION_DENIED). Storing ``sha256:`` digests
+keeps the secrets out of the file.
 
 Every call of ``qpumesh.v1.Coordinator`` (and of any service not listed in
 ``EXEMPT_SERVICES``: health and reflection, which probes and tools call without a token)
@@ -50,7 +52,7 @@ from qpumesh.wire.throttle import FailureThrottle, peer_address, retry_message
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("user", "admin")
+ROLES = ("user", "admin", "metrics")
 MIN_TOKEN_CHARS = 16
 """Tokens written in clear in the file must be at least this long (use 32+ random bytes)."""
 EXEMPT_SERVICES = frozenset(
@@ -222,6 +224,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,type-arg
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
         self.throttle.success(peer)
         assert principal is not None
+        if principal.role == "metrics":
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "a metrics token only reads /metrics; use a user token"
+            )
         return principal
 
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 from qpumesh.coordinator import plan_cli
 from qpumesh.coordinator.config import add_arguments
+from qpumesh.wire.tracing import configure_logging
 
 COMMANDS = ("serve", "plan")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,19 +61,24 @@ def with_default_command(arguments: Sequence[str]) -> list[str]:
 def _serve(args: argparse.Namespace) -> int:
     from qpumesh.coordinator.config import ConfigError, build_config
     from qpumesh.coordinator.server import serve
+    from qpumesh.wire.tracing import configure_tracing, shutdown_tracing
 
     try:
         config = build_config(vars(args), os.environ)
-    except ConfigError as error:
+        configure_tracing("qpumesh-coordinator")
+    except (ConfigError, ValueError) as error:
         args.parser.error(str(error))  # exits with status 2 and the usage line
-    serve(config)
+    try:
+        serve(config)
+    finally:
+        shutdown_tracing()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a coordinator command; returns its exit status (130 on Ctrl-C)."""
     args = build_parser().parse_args(with_default_command(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), format=LOG_FORMAT)
+    configure_logging(getattr(logging, str(args.log_level).upper(), logging.INFO))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -66,6 +66,9 @@ class CoordinatorConfig:
         auth: the bearer tokens every call must carry (None: no authentication).
         data_root: the only directory jobs may name CSV files in (None: none).
         max_streams: WatchJob streams open at once; one more gets RESOURCE_EXHAUSTED.
+        http_port: serve the dashboard, its JSON API and ``/metrics`` over HTTP on this port
+            (0: any free port); None: no HTTP server.
+        http_port_file: once serving, write the bound HTTP port there (``--http-port 0``).
     """
 
     port: int = DEFAULT_PORT
@@ -81,6 +84,8 @@ class CoordinatorConfig:
     auth: TokenTable | None = None
     data_root: Path | None = None
     max_streams: int = DEFAULT_MAX_STREAMS
+    http_port: int | None = None
+    http_port_file: Path | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -180,6 +185,11 @@ OPTIONS: tuple[Option, ...] = (
            "the only directory jobs may name CSV files in (default: none; clients send series)", "DIR"),
     PORT_FILE_OPTION,
     *TLS_OPTIONS,
+    Option("http_port", "QPUMESH_HTTP_PORT", "--http-port", _integer(0, 65535),
+           "serve the dashboard and Prometheus /metrics over HTTP on this port (0 = any free port; "
+           "default: off)", "PORT"),
+    Option("http_port_file", "QPUMESH_HTTP_PORT_FILE", "--http-port-file", Path,
+           "once serving, write the bound HTTP port to PATH (atomically); useful with --http-port 0", "PATH"),
 )
 # fmt: on
 

@@ -136,6 +136,10 @@ class Executor(RoundRunner, Protocol):
         """Return what went wrong with nodes since the last call, oldest first."""
         ...
 
+    def fault_counts(self) -> dict[tuple[str, str], int]:
+        """Return how many fault events of each (node, kind) happened since the start."""
+        ...
+
     def close(self) -> None:
         """Release connections and threads."""
         ...
@@ -181,6 +185,10 @@ class LocalExecutor:
     def drain_fault_events(self) -> list[cpb.FaultEvent]:
         """Nothing goes wrong between here and here."""
         return []
+
+    def fault_counts(self) -> dict[tuple[str, str], int]:
+        """No faults, ever."""
+        return {}
 
     def close(self) -> None:
         """Nothing to release."""

@@ -46,6 +46,7 @@ from qpumesh.coordinator.config import CoordinatorConfig
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask, Executor, ExecutorStats
 from qpumesh.coordinator.job_records import INVALID_SPEC
 from qpumesh.coordinator.mesh import open_executor
+from qpumesh.coordinator.monitoring import CoordinatorMetrics
 from qpumesh.coordinator.predictions import Predictors
 from qpumesh.coordinator.store import EventRecord, JobRecord, JobStore
 from qpumesh.coordinator.training import TRAINER_INIT, Trainer
@@ -53,6 +54,7 @@ from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.wire.job_spec import JobSpec
 from qpumesh.wire.job_state import JobState
 from qpumesh.wire.records import to_record
+from qpumesh.wire.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +73,22 @@ class _JobExecutor:
     """The executor one job (or one predictor) sees: its own stats, and a stop check per round.
 
     Counting rounds here rather than in the shared executor keeps a job's per-epoch
-    circuit counts its own, even while predictions use the same nodes.
+    circuit counts its own, even while predictions use the same nodes. Each round is a
+    span (``round``: the root of a trace while training, under the RPC's span for a
+    prediction) and an observation of ``qpumesh_round_seconds``.
     """
 
-    def __init__(self, inner: Executor, interrupted: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        inner: Executor,
+        interrupted: Callable[[], bool],
+        job_id: str = "",
+        metrics: CoordinatorMetrics | None = None,
+    ) -> None:
         self.inner = inner
         self.interrupted = interrupted
+        self.job_id = job_id
+        self.metrics = metrics
         self.stats = ExecutorStats()
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
@@ -84,7 +96,17 @@ class _JobExecutor:
         if self.interrupted():
             raise JobInterruptedError("job interrupted")
         self.stats.record_round(tasks)
-        return self.inner.run_round(tasks)
+        attributes: dict[str, str | int | bool] = {
+            "qpumesh.job_id": self.job_id,
+            "qpumesh.round": self.stats.rounds,
+            "qpumesh.tasks": len(tasks),
+        }
+        start = time.perf_counter()
+        with span("round", attributes=attributes):
+            results = self.inner.run_round(tasks)
+        if self.metrics is not None:
+            self.metrics.round_seconds.observe(time.perf_counter() - start)
+        return results
 
 
 class JobManager:
@@ -94,16 +116,25 @@ class JobManager:
         config: data directory and node placement.
         executor: run circuits on this executor instead of building one from
             ``config`` (tests); it is not closed by ``stop``.
+        metrics: where rounds and epochs are observed (None: nowhere).
     """
 
-    def __init__(self, config: CoordinatorConfig, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        config: CoordinatorConfig,
+        executor: Executor | None = None,
+        metrics: CoordinatorMetrics | None = None,
+    ) -> None:
         self.config = config
+        self.metrics = metrics
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(config.db_path)
         self.checkpoints = CheckpointStore(config.checkpoint_dir)
         self._owns_executor = executor is None
         self.executor: Executor = executor if executor is not None else open_executor(config)
-        self.predictors = Predictors(self.checkpoints, lambda spec: self._job_executor(spec, lambda: False))
+        self.predictors = Predictors(
+            self.checkpoints, lambda spec: self._job_executor(spec, lambda: False, job_id="predict")
+        )
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._state_lock = threading.Lock()
@@ -344,7 +375,7 @@ class JobManager:
         spec = job.spec
         self._drain_faults()  # faults from before this job are not this job's
         checkpoint = self.checkpoints.load_last(job.id)
-        executor = self._job_executor(spec, self._interrupted)
+        executor = self._job_executor(spec, self._interrupted, job_id=job.id)
         node_max_qubits = self._node_max_qubits(job, checkpoint)
         with TRAINER_INIT:
             trainer = Trainer(spec, executor, node_max_qubits, check=self._check)
@@ -377,6 +408,9 @@ class JobManager:
                 faults=self._drain_faults(),
                 summary=trainer.summary(),
             )
+            if self.metrics is not None:
+                self.metrics.epochs.inc()
+                self.metrics.epoch_seconds.observe(metrics.wall_seconds)
             logger.info(
                 "job %s epoch %d/%d: train loss %.6g, test loss %.6g, test R2 %.4f (%.1f s)",
                 job.id,
@@ -390,11 +424,13 @@ class JobManager:
         self.store.set_state(job.id, JobState.SUCCEEDED, message=f"finished {trainer.epoch} epochs")
         logger.info("job %s succeeded", job.id)
 
-    def _job_executor(self, spec: JobSpec, interrupted: Callable[[], bool]) -> _JobExecutor | None:
+    def _job_executor(
+        self, spec: JobSpec, interrupted: Callable[[], bool], *, job_id: str
+    ) -> _JobExecutor | None:
         """Return the executor a trainer of ``spec`` uses; None for the classical model."""
         if spec.model == "classical":
             return None
-        return _JobExecutor(self.executor, interrupted)
+        return _JobExecutor(self.executor, interrupted, job_id, self.metrics)
 
     def _node_max_qubits(self, job: JobRecord, checkpoint: Checkpoint | None) -> tuple[int, ...]:
         """Return the node sizes the job's model is planned for.

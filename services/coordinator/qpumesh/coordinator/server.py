@@ -26,18 +26,23 @@ from typing import Any
 import grpc
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from qpumesh.coordinator.auth import AuthInterceptor
 from qpumesh.coordinator.config import MAX_MESSAGE_BYTES, CoordinatorConfig
 from qpumesh.coordinator.executor import Executor
 from qpumesh.coordinator.jobs import JobManager
+from qpumesh.coordinator.monitoring import CoordinatorMetrics, MeshCollector
 from qpumesh.coordinator.servicer import CoordinatorServicer
 from qpumesh.coordinator.watch import JobChanges
+from qpumesh.coordinator.web.access import TokenAccess
+from qpumesh.coordinator.web.http_server import AccessPolicy, DashboardServer
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import bind, listen_address, server_options
 from qpumesh.wire.port_file import write_port_file
+from qpumesh.wire.reflection import enable_reflection
+from qpumesh.wire.server_telemetry import AioServerTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ class CoordinatorServer:
         server: the started gRPC server (lives on ``loop``).
         manager: the job runner.
         health: the health servicer.
+        registry: the coordinator's Prometheus metrics.
+        http: the dashboard and ``/metrics`` server (None without ``http_port``).
         stopping: set once ``stop`` was called (handlers answer UNAVAILABLE from then on).
     """
 
@@ -69,6 +76,7 @@ class CoordinatorServer:
         manager: JobManager,
         handlers: ThreadPoolExecutor,
         changes: JobChanges,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.loop = loop
         self.manager = manager
@@ -76,6 +84,8 @@ class CoordinatorServer:
         self.changes = changes
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.registry = registry or CollectorRegistry()
+        self.http: DashboardServer | None = None
         self.stopping = threading.Event()
         self._stopped = False
         self._stop_lock = threading.Lock()
@@ -114,6 +124,8 @@ class CoordinatorServer:
             if self.server is not None and self.loop.is_running()
             else None
         )
+        if self.http is not None:
+            self.http.stop()
         self.manager.stop()
         if stopped is not None:
             try:
@@ -132,14 +144,20 @@ class CoordinatorServer:
 
 
 def create_server(
-    config: CoordinatorConfig, port: int | None = None, *, executor: Executor | None = None
+    config: CoordinatorConfig,
+    port: int | None = None,
+    *,
+    executor: Executor | None = None,
+    http_policy: AccessPolicy | None = None,
 ) -> tuple[CoordinatorServer, int]:
-    """Build, bind and start a coordinator and its job manager.
+    """Build, bind and start a coordinator and its job manager (and HTTP side with ``http_port``).
 
     Args:
         config: data directory, nodes and server settings.
         port: overrides ``config.port`` when given (0 binds a free port).
         executor: run circuits on this executor instead of the configured one (tests).
+        http_policy: who may use the HTTP side (default: everybody reads; see
+            ``web.http_server.AccessPolicy``).
 
     Returns:
         The started server (stop it with ``server.stop(grace)``, which also stops
@@ -149,29 +167,42 @@ def create_server(
         OSError: when the address cannot be bound.
     """
     address = listen_address(config.host, config.port if port is None else port)
-    manager = JobManager(config, executor=executor)
+    registry = CollectorRegistry()
+    manager = JobManager(config, executor=executor, metrics=CoordinatorMetrics(registry))
+    registry.register(MeshCollector(manager))
+    registry.register(ProcessCollector(registry=None))
+    registry.register(PlatformCollector(registry=None))
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="qpumesh-coordinator-grpc", daemon=True).start()
     handlers = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="qpumesh-coordinator")
     changes = JobChanges(loop)
     manager.store.add_listener(changes.notify)
-    wrapper = CoordinatorServer(loop, manager, handlers, changes)
+    wrapper = CoordinatorServer(loop, manager, handlers, changes, registry)
     servicer = CoordinatorServicer(manager, config, wrapper.stopping, handlers, changes)
 
     async def build() -> int:
-        interceptors = [AuthInterceptor(config.auth)] if config.auth is not None else []
+        # Telemetry first: a call refused by authentication is counted with its status.
+        interceptors: list[grpc.aio.ServerInterceptor] = [AioServerTelemetry(registry)]  # type: ignore[type-arg]
+        if config.auth is not None:
+            interceptors.append(AuthInterceptor(config.auth))
         server = grpc.aio.server(interceptors=interceptors, options=server_options(MAX_MESSAGE_BYTES))
         pb_grpc.add_CoordinatorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(wrapper.health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        enable_reflection((SERVICE_NAME, health.SERVICE_NAME), server)
         wrapper.server = server
         return bind(server, address, config.tls)
 
     try:
         bound = wrapper._run(build())
+        if config.http_port is not None:
+            if http_policy is None and config.auth is not None:
+                http_policy = TokenAccess(config.auth)
+            wrapper.http = DashboardServer(
+                manager, registry, config.host, config.http_port, http_policy, tls=config.tls
+            )
     except BaseException:
+        if wrapper.server is not None:
+            wrapper._run(wrapper.server.stop(None))
         manager.stop()
         loop.call_soon_threadsafe(loop.stop)
         handlers.shutdown(wait=False)
@@ -229,6 +260,19 @@ def serve(config: CoordinatorConfig) -> None:
             logger.warning(
                 "serving plaintext on %s: anyone who reaches the port can read the traffic", config.host
             )
+        if server.http is not None:
+            scheme = "https" if config.tls is not None else "http"
+            logger.info(
+                "dashboard on %s://%s:%d/ (metrics at /metrics)", scheme, config.host, server.http.port
+            )
+            if config.http_port_file is not None:
+                write_port_file(config.http_port_file, server.http.port)
+            if config.auth is None and config.host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+                logger.warning(
+                    "the dashboard and /metrics on %s have no --auth-tokens: anyone who reaches the HTTP "
+                    "port sees every job and the mesh",
+                    config.host,
+                )
         if config.port_file is not None:
             write_port_file(config.port_file, port)
         stop.wait()

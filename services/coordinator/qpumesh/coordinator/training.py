@@ -227,8 +227,11 @@ class Trainer:
         """
         raw = np.asarray(series, dtype=np.float64).reshape(-1)
         window = self.spec.window
-        if len(raw) < window or not np.all(np.isfinite(raw)):
-            raise ValueError(f"need at least {window} finite values, got {len(raw)}")
+        if len(raw) < window:
+            raise ValueError(f"needs at least window={window} values, got {len(raw)}")
+        if not np.all(np.isfinite(raw)):
+            bad = int(np.flatnonzero(~np.isfinite(raw))[0])
+            raise ValueError(f"value {bad} is {raw[bad]:g}; every value must be a finite number")
         scaled = self.dataset.scaler.transform(raw)
         index = np.arange(len(raw) - window + 1)[:, None] + np.arange(window)[None, :]
         x = torch.from_numpy(scaled[index]).unsqueeze(-1)

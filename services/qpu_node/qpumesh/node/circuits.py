@@ -231,6 +231,17 @@ def _describe(op: cirq.Operation) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _describe_angle(op: cirq.Operation, theta: sympy.Expr) -> str:
+    """Name a parametrised gate by its angle in radians: ``Ry on q(1) (angle a**2/pi rad)``.
+
+    (Cirq's own ``str`` shows the exponent in half turns, ``Ry(a**2/pi**2π)``, which
+    reads like a typo to anyone who did not write the circuit with Cirq.)
+    """
+    name = type(op.gate).__name__ if op.gate is not None else type(op).__name__
+    text = f"{name} on {', '.join(map(str, op.qubits))} (angle {sympy.sstr(theta)} rad)"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _rotation_form(gate: cirq.Gate) -> tuple[sympy.Expr, sympy.Expr, np.ndarray] | None:
     """``(exponent, scale, G)`` with ``U ∝ exp(-i scale·exponent·G/2)``, or None if not a rotation."""
     if isinstance(gate, cirq.PhasedXPowGate):
@@ -260,9 +271,9 @@ def _slot_for(op: cirq.Operation, exponent: sympy.Expr, scale: sympy.Expr) -> An
         derivative = sympy.diff(theta, s)
         if not derivative.free_symbols:
             offset = theta.subs(s, 0)
-            return AngleSlot(names, float(derivative), float(offset), True, None, _describe(op))
+            return AngleSlot(names, float(derivative), float(offset), True, None, _describe_angle(op, theta))
     function = sympy.lambdify(free, theta, modules="numpy")
-    return AngleSlot(names, 0.0, 0.0, False, function, _describe(op))
+    return AngleSlot(names, 0.0, 0.0, False, function, _describe_angle(op, theta))
 
 
 def _canonical_gate(gate: cirq.Gate, scale: sympy.Expr, slot: int) -> cirq.Gate:

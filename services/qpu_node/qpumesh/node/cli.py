@@ -16,8 +16,7 @@ from collections.abc import Sequence
 
 from qpumesh.node.config import add_arguments
 from qpumesh.node.faults import add_fault_arguments
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from qpumesh.wire.tracing import configure_logging, configure_tracing, shutdown_tracing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the node; returns the exit status (2 for bad settings, 130 on Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO), format=LOG_FORMAT)
+    configure_logging(getattr(logging, str(args.log_level).upper(), logging.INFO))
 
     from qpumesh.node.config import ConfigError, build_config
     from qpumesh.node.faults import fault_hooks
@@ -44,11 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = build_config(vars(args), os.environ)
-    except ConfigError as error:
+        configure_tracing("qpumesh-node")
+    except (ConfigError, ValueError) as error:
         parser.error(str(error))  # exits with status 2 and the usage line
     hooks = fault_hooks(config.faults, node_id=config.node.node_id)
     try:
         serve(config, **hooks.server_kwargs())
     except KeyboardInterrupt:
         return 130
+    finally:
+        shutdown_tracing()
     return 0

@@ -63,6 +63,8 @@ class ServerConfig:
         port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
         tls: serve mutual TLS: this certificate, and only to clients holding a certificate
             its CA signed (the coordinator); None = plaintext.
+        metrics_port: serve Prometheus metrics at ``http://host:PORT/metrics`` (0: any free
+            port, logged); None: no metrics endpoint.
     """
 
     node: NodeConfig
@@ -74,6 +76,7 @@ class ServerConfig:
     faults: FaultSettings = field(default_factory=FaultSettings)
     port_file: Path | None = None
     tls: TlsConfig | None = None
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.tls is not None and (self.tls.cert is None or not self.tls.mutual):
@@ -152,10 +155,14 @@ OPTIONS: tuple[Option, ...] = (
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
     PORT_FILE_OPTION,
     *TLS_OPTIONS,
+    Option("metrics_port", "QPUMESH_METRICS_PORT", "--metrics-port", integer(0, 65535),
+           "serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)", "PORT"),
 )
 # fmt: on
 
-_SERVER_FIELDS = frozenset({"port", "host", "workers", "grace_seconds", "torch_threads", "port_file"})
+_SERVER_FIELDS = frozenset(
+    {"port", "host", "workers", "grace_seconds", "torch_threads", "port_file", "metrics_port"}
+)
 _NOISE_FIELDS = {
     "depolarizing_1q": "depolarizing_1q",
     "depolarizing_2q": "depolarizing_2q",

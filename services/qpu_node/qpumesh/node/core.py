@@ -26,6 +26,7 @@ so in-process and mesh runs give identical numbers. It
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -156,12 +157,18 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0."""
+    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0.
+
+    ``executions`` (one per row) and ``shots`` (executions x shots x measured terms) are what
+    the request costs a hardware QPU, as ``GradResult``'s shift-rule fields.
+    """
 
     expectations: np.ndarray
     standard_errors: np.ndarray | None
     backend: str
     execute_seconds: float
+    executions: int = 0
+    shots: int = 0
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,8 @@ class NodeCore:
         self.config = config
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self.cache_lookups = {"hit": 0, "miss": 0, "not_found": 0}
+        """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
         noise = config.noise
         self._engines: dict[str, Backend] = {
             "batched": BatchedBackend(config.precision),
@@ -239,6 +248,11 @@ class NodeCore:
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
         )
+
+    def cached_circuits(self) -> int:
+        """Return how many compiled circuits the cache holds."""
+        with self._lock:
+            return len(self._cache)
 
     def warm_up(self) -> None:
         """Compile the batched engine's kernels now (seconds once per machine), not on a request."""
@@ -306,7 +320,9 @@ class NodeCore:
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
-        return EvalResult(expectations, errors, engine.name, time.perf_counter() - start)
+        rows = table.shape[0]
+        seconds, shots_taken = time.perf_counter() - start, rows * n_shots * terms.measured
+        return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -438,8 +454,8 @@ class NodeCore:
     def _load(self, circuit_hash: str, cirq_json: str | None) -> _Entry:
         if not isinstance(circuit_hash, str) or not _HASH_RE.fullmatch(circuit_hash):
             raise InvalidRequest(
-                f"circuit hash must be the lower-case hex SHA-256 of the circuit JSON (64 characters), "
-                f"got {circuit_hash!r}"
+                "circuit.hash must be the SHA-256 of circuit.cirq_json as 64 lower-case hex digits, "
+                f'got "{circuit_hash}"'
             )
         with self._lock:
             entry = self._cache.get(circuit_hash)
@@ -447,13 +463,16 @@ class NodeCore:
             known = entry is not None and (not cirq_json or cirq_json == entry.cirq_json)
             if entry is not None and known:
                 self._cache.move_to_end(circuit_hash)
+                self.cache_lookups["hit"] += 1
                 return entry
+            self.cache_lookups["miss" if cirq_json else "not_found"] += 1
         if cirq_json:
             actual = hashlib.sha256(cirq_json.encode()).hexdigest()
             if actual != circuit_hash:
                 raise InvalidRequest(
-                    f"circuit hash {circuit_hash} does not match the SHA-256 of the circuit JSON ({actual}); "
-                    "send hashlib.sha256(cirq_json.encode()).hexdigest()"
+                    f"circuit.hash {circuit_hash} is not the SHA-256 of circuit.cirq_json, "
+                    f"which is {actual}; hash exactly the UTF-8 bytes sent as cirq_json and send "
+                    "the 64 lower-case hex digits"
                 )
         if not cirq_json:
             raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
@@ -467,12 +486,21 @@ class NodeCore:
 
     def _compile(self, circuit_hash: str, cirq_json: str) -> _Entry:
         try:
+            json.loads(cirq_json)
+        except ValueError as exc:  # JSONDecodeError names the line and column; its type name helps nobody
+            raise InvalidRequest(f"circuit.cirq_json is not JSON: {exc}") from None
+        try:
             circuit = cirq.read_json(json_text=cirq_json)
-        except Exception as exc:  # Cirq raises many types for bad JSON.
-            raise InvalidRequest(f"cirq_json is not valid Cirq JSON: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # Cirq raises many types for JSON it cannot read.
+            raise InvalidRequest(
+                f"circuit.cirq_json is JSON but not a Cirq circuit ({exc}); "
+                'send cirq.to_json(circuit) output, an object with "cirq_type": "Circuit" '
+                "(see docs/client.md, calling from other languages)"
+            ) from None
         if not isinstance(circuit, cirq.AbstractCircuit):
             raise InvalidRequest(
-                f"cirq_json must encode a cirq.Circuit (cirq.to_json(circuit)), got {type(circuit).__name__}"
+                f'circuit.cirq_json must encode a circuit (cirq_type "Circuit", cirq.to_json(circuit)), '
+                f"got a {type(circuit).__name__}"
             )
         try:
             compiled = compile_circuit(circuit, self.config.max_qubits)

@@ -28,11 +28,14 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry import trace
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from qpumesh.v1 import node_admin_pb2 as apb
 from qpumesh.v1 import qpu_node_pb2 as pb
@@ -182,6 +185,7 @@ class FaultInjector:
     ) -> _Reply:
         """Run ``call(request, context)`` with the faults in force for ``method``."""
         plan = self._plan(method)
+        _trace_plan(plan)
         if plan.crash:
             self._on_crash()
             context.abort(grpc.StatusCode.UNAVAILABLE, f"injected fault: node {self.node_id} crashed")
@@ -202,6 +206,61 @@ class FaultInjector:
         if plan.seconds_per_byte and callable(size):
             _wait(context, int(size()) * plan.seconds_per_byte)
         return reply
+
+
+_NUMERIC_SETTINGS = (
+    "latency_ms", "jitter_ms", "bandwidth_bytes_per_second", "error_rate", "hang", "crash_after_calls"
+)
+
+
+def _trace_plan(plan: _Plan) -> None:
+    """Mark what is done to this call on its server span (a no-op without tracing)."""
+    faults = [name for name in ("crash", "hang", "error") if getattr(plan, name)]
+    if plan.delay_seconds > 0:
+        faults.append("delay")
+    if plan.seconds_per_byte > 0:
+        faults.append("bandwidth")
+    if faults:
+        trace.get_current_span().add_event(
+            "injected fault",
+            {"qpumesh.faults": faults, "qpumesh.delay_seconds": plan.delay_seconds},
+        )
+
+
+class FaultCollector(Collector):
+    """The injector's counters and current settings, for the node's ``/metrics``.
+
+    - ``qpumesh_node_injected_faults_total{kind="delay|error|hang"}``: calls delayed,
+      failed or hung on purpose; ``qpumesh_node_fault_checked_calls_total``: every QPUNode
+      call the injector saw;
+    - ``qpumesh_node_fault_setting{setting}``: the faults in force (``latency_ms``,
+      ``jitter_ms``, ``bandwidth_bytes_per_second``, ``error_rate``, ``hang`` as 0/1,
+      ``crash_after_calls``).
+    """
+
+    def __init__(self, injector: FaultInjector) -> None:
+        self._injector = injector
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Yield the families (called by the registry on each scrape)."""
+        counters = self._injector.counters()
+        injected = CounterMetricFamily(
+            "qpumesh_node_injected_faults",
+            "QPUNode calls delayed, failed or hung on purpose.",
+            labels=("kind",),
+        )
+        injected.add_metric(("delay",), counters.delayed)
+        injected.add_metric(("error",), counters.injected_errors)
+        injected.add_metric(("hang",), counters.hung)
+        yield injected
+        yield CounterMetricFamily(
+            "qpumesh_node_fault_checked_calls", "QPUNode calls the fault injector saw.", value=counters.calls
+        )
+        config = self._injector.config
+        setting = GaugeMetricFamily("qpumesh_node_fault_setting", "The faults in force.", labels=("setting",))
+        for name in _NUMERIC_SETTINGS:
+            setting.add_metric((name,), float(getattr(config, name)))
+        yield setting
 
 
 def _wait(context: grpc.ServicerContext, seconds: float) -> None:

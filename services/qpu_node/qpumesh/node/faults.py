@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from prometheus_client.registry import Collector
 
-from qpumesh.node.fault_injection import FaultInjector, FaultInterceptor
+from qpumesh.node.fault_injection import FaultCollector, FaultInjector, FaultInterceptor
 from qpumesh.node.node_admin import NodeAdmin
 from qpumesh.wire.fault_config import (
     ADMIN_SERVICE,
@@ -96,12 +97,14 @@ class FaultHooks:
         interceptors: the fault interceptor.
         extra_services: registers NodeAdmin.
         extra_service_names: ``qpumesh.v1.NodeAdmin``, for reflection.
+        collectors: the injector's metrics (``FaultCollector``), for the node's registry.
     """
 
     injector: FaultInjector
     interceptors: tuple[grpc.ServerInterceptor, ...]  # type: ignore[type-arg]
     extra_services: tuple[Callable[[grpc.Server], None], ...]
     extra_service_names: tuple[str, ...]
+    collectors: tuple[Collector, ...] = ()
 
     def server_kwargs(self) -> dict[str, Sequence[Any]]:
         """Return the keyword arguments of ``create_server``/``serve``."""
@@ -109,6 +112,7 @@ class FaultHooks:
             "interceptors": self.interceptors,
             "extra_services": self.extra_services,
             "extra_service_names": self.extra_service_names,
+            "collectors": self.collectors,
         }
 
 
@@ -135,4 +139,5 @@ def fault_hooks(
         interceptors=(FaultInterceptor(injector),),
         extra_services=(admin.add_to_server,),
         extra_service_names=(ADMIN_SERVICE.full_name,),
+        collectors=(FaultCollector(injector),),
     )

@@ -93,9 +93,10 @@ class Columns:
         if not np.isfinite(angles).all():
             row, k = np.argwhere(~np.isfinite(angles))[0]
             slot = compiled.slots[k]
+            values = ", ".join(f"{s} = {_number(table[row, self.names.index(s)])}" for s in slot.symbols)
             raise InvalidRequest(
-                f"row {row}: the angle of {slot.description} is not a finite real number for "
-                f"{ {s: float(table[row, self.names.index(s)]) for s in slot.symbols} }"
+                f"params.values row {row}: the angle of {slot.description} is not a finite real number "
+                f"for {values}; send values for which every angle is finite"
             )
         return angles
 
@@ -284,9 +285,15 @@ def check_table(values: np.ndarray, columns: Columns, max_rows: int) -> np.ndarr
     if not np.isfinite(table).all():
         row, col = np.argwhere(~np.isfinite(table))[0]
         raise InvalidRequest(
-            f"values contain a non-finite number ({table[row, col]!r} at row {row}, symbol {names[col]!r})"
+            f"params.values row {row}, column {col} (symbol {names[col]}) is {_number(table[row, col])}; "
+            "every parameter must be a finite number"
         )
     return table
+
+
+def _number(value: float) -> str:
+    """Write a number as people do: ``nan``, ``inf``, ``0.5`` (never ``np.float64(nan)``)."""
+    return f"{float(value):g}"
 
 
 def check_shots(shots: int | None, default: int) -> int:

@@ -22,18 +22,23 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.registry import Collector
 
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeCore
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
+from qpumesh.node.metrics import NodeMetrics
 from qpumesh.node.noise import NoiseConfig
+from qpumesh.node.request_fields import check_evaluate, check_shift_gradient
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import bind, server_options
 from qpumesh.wire.circuits import observables_from_proto
 from qpumesh.wire.port_file import write_port_file
+from qpumesh.wire.reflection import enable_reflection
+from qpumesh.wire.server_telemetry import MetricsServer, ServerTelemetry, start_metrics_server
 from qpumesh.wire.status import StatusMap, answer
 from qpumesh.wire.tensors import from_tensor, to_tensor
 
@@ -57,11 +62,13 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
     Args:
         core: the node's domain core (thread-safe).
         workers: execution slots, i.e. how many requests may simulate concurrently.
+        metrics: where answered requests are counted (None: nowhere).
     """
 
-    def __init__(self, core: NodeCore, workers: int) -> None:
+    def __init__(self, core: NodeCore, workers: int, metrics: NodeMetrics | None = None) -> None:
         self._core = core
         self._slots = threading.BoundedSemaphore(workers)
+        self._metrics = metrics
 
     def GetInfo(  # noqa: N802 (name fixed by the proto)
         self, request: pb.GetInfoRequest, context: grpc.ServicerContext
@@ -92,6 +99,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
         """Return the expectation values of every observable for every parameter row."""
 
         def run() -> pb.EvaluateResponse:
+            check_evaluate(request)
             values = from_tensor(request.params.values, "params.values")
             observables = observables_from_proto(request.observables)
             with self._slot(context) as timings:
@@ -109,6 +117,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             )
             if result.standard_errors is not None:
                 response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
+            self._observe("Evaluate", timings, len(values), result.executions, result.shots)
             return response
 
         return answer("Evaluate", context, run, STATUSES)
@@ -119,6 +128,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
         """Return Jacobians (or vector-Jacobian products) for every row, by shift rule or adjoint."""
 
         def run() -> pb.ShiftGradientResponse:
+            check_shift_gradient(request)
             values = from_tensor(request.params.values, "params.values")
             cotangents = (
                 from_tensor(request.cotangents, "cotangents") if request.HasField("cotangents") else None
@@ -149,9 +159,23 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             )
             if result.expectations is not None:
                 response.expectations.CopyFrom(to_tensor(result.expectations))
+            self._observe(
+                "ShiftGradient", timings, len(values), result.shift_rule_executions, result.shift_rule_shots
+            )
             return response
 
         return answer("ShiftGradient", context, run, STATUSES)
+
+    def _observe(self, method: str, timings: pb.Timings, rows: int, executions: int, shots: int) -> None:
+        if self._metrics is not None:
+            self._metrics.observe(
+                method,
+                queue=timings.queue_seconds,
+                execute=timings.execute_seconds,
+                rows=rows,
+                executions=executions,
+                shots=shots,
+            )
 
     @contextmanager
     def _slot(self, context: grpc.ServicerContext) -> Iterator[pb.Timings]:
@@ -163,16 +187,30 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
         """
         timings = pb.Timings()
         waited_from = time.perf_counter()
-        with self._slots:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.waiting.inc()
+        try:
+            self._slots.acquire()
+        finally:
+            if metrics is not None:
+                metrics.waiting.dec()
+        try:
             if not context.is_active():
                 waited = time.perf_counter() - waited_from
                 raise CallerGoneError(f"the caller gave up after {waited:.3f} s in the queue")
             started = time.perf_counter()
+            if metrics is not None:
+                metrics.executing.inc()
             try:
                 yield timings
             finally:
                 timings.queue_seconds = started - waited_from
                 timings.execute_seconds = time.perf_counter() - started
+                if metrics is not None:
+                    metrics.executing.dec()
+        finally:
+            self._slots.release()
 
 
 class CallerGoneError(Exception):
@@ -200,12 +238,22 @@ class RunningNode:
         port: the port actually bound (the chosen one when the config asked for 0).
         health: the health servicer, flipped to NOT_SERVING on shutdown.
         core: the node's domain core.
+        registry: the node's Prometheus metrics.
+        metrics: the ``/metrics`` HTTP server (None without ``metrics_port``).
     """
 
     server: grpc.Server
     port: int
     health: health.HealthServicer
     core: NodeCore
+    registry: CollectorRegistry
+    metrics: MetricsServer | None = None
+
+    def stop(self, grace: float | None) -> None:
+        """Stop the gRPC server (in-flight calls get ``grace`` seconds) and the metrics server."""
+        self.server.stop(grace).wait()
+        if self.metrics is not None:
+            self.metrics.stop()
 
 
 def start_node(
@@ -214,34 +262,50 @@ def start_node(
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     extra_services: Sequence[ServiceAdder] = (),
     extra_service_names: Sequence[str] = (),
+    collectors: Sequence[Collector] = (),
 ) -> RunningNode:
-    """Build, bind and start a node server; see ``create_server``."""
+    """Build, bind and start a node server (and its ``/metrics`` with ``config.metrics_port``).
+
+    See ``create_server``; ``collectors`` are registered in the node's metrics registry.
+    """
     core = NodeCore(config.node)
     core.warm_up()  # compile the engine's kernels before serving, not on the first request
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector(registry=None), PlatformCollector(registry=None), *collectors):
+        registry.register(collector)
+    metrics = NodeMetrics(registry, core, config.workers)
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.workers + _SPARE_THREADS, thread_name_prefix=f"qpu-node-{config.node.node_id}"
         ),
-        interceptors=list(interceptors),
+        # Telemetry outermost: it sees every call's final status, injected faults included.
+        interceptors=[ServerTelemetry(registry), *interceptors],
         options=server_options(config.node.max_message_bytes),
     )
     pb_grpc.add_QPUNodeServicer_to_server(  # type: ignore[no-untyped-call]
-        QPUNodeServicer(core, config.workers), server
+        QPUNodeServicer(core, config.workers, metrics), server
     )
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for add_service in extra_services:
         add_service(server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME, *extra_service_names), server
-    )
+    enable_reflection((SERVICE_NAME, health.SERVICE_NAME, *extra_service_names), server)
 
     port = bind(server, config.bind_address, config.tls)
+    metrics_server = None
+    try:
+        if config.metrics_port is not None:
+            metrics_server = start_metrics_server(registry, config.host, config.metrics_port, config.tls)
+    except OSError:
+        server.stop(None)
+        raise
     server.start()
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return RunningNode(server=server, port=port, health=health_servicer, core=core)
+    return RunningNode(
+        server=server, port=port, health=health_servicer, core=core, registry=registry, metrics=metrics_server
+    )
 
 
 def create_server(
@@ -250,17 +314,20 @@ def create_server(
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     extra_services: Sequence[ServiceAdder] = (),
     extra_service_names: Sequence[str] = (),
+    collectors: Sequence[Collector] = (),
 ) -> tuple[grpc.Server, int]:
     """Build, bind and start a node server.
 
     Registers the ``QPUNode`` service, the standard health service (SERVING for ""
-    and ``qpumesh.v1.QPUNode``) and server reflection.
+    and ``qpumesh.v1.QPUNode``) and server reflection (v1 and v1alpha). Use
+    ``start_node`` to also get the metrics registry and ``/metrics`` server.
 
     Args:
         config: server and node settings; ``config.port == 0`` binds a free port.
         interceptors: server interceptors, outermost first (e.g. fault injection).
         extra_services: callables that each add one more service to the server.
         extra_service_names: full names of those services, listed by reflection.
+        collectors: extra Prometheus collectors (e.g. the fault injector's).
 
     Returns:
         The started server (stop it with ``server.stop(grace)``) and the bound port.
@@ -273,6 +340,7 @@ def create_server(
         interceptors=interceptors,
         extra_services=extra_services,
         extra_service_names=extra_service_names,
+        collectors=collectors,
     )
     return node.server, node.port
 
@@ -305,6 +373,7 @@ def serve(
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     extra_services: Sequence[ServiceAdder] = (),
     extra_service_names: Sequence[str] = (),
+    collectors: Sequence[Collector] = (),
 ) -> None:
     """Run a node until SIGTERM or SIGINT, then shut it down gracefully.
 
@@ -317,6 +386,7 @@ def serve(
         interceptors: see ``create_server``.
         extra_services: see ``create_server``.
         extra_service_names: see ``create_server``.
+        collectors: see ``create_server``.
     """
     stop = threading.Event()
 
@@ -336,6 +406,7 @@ def serve(
             interceptors=interceptors,
             extra_services=extra_services,
             extra_service_names=extra_service_names,
+            collectors=collectors,
         )
         info = node.core.info()
         try:
@@ -352,13 +423,16 @@ def serve(
                 describe_noise(info.noise),
                 describe_transport(config),
             )
+            if node.metrics is not None:
+                scheme = "https" if config.tls is not None else "http"
+                logger.info("metrics on %s://%s:%d/metrics", scheme, config.host, node.metrics.port)
             if config.port_file is not None:
                 # The local mesh launcher starts nodes on port 0 and reads the port from there.
                 write_port_file(config.port_file, node.port)
             stop.wait()
         finally:
             node.health.enter_graceful_shutdown()
-            node.server.stop(config.grace_seconds).wait()
+            node.stop(config.grace_seconds)
             logger.info("QPU node %s stopped", info.node_id)
     finally:
         for sig, handler in previous.items():

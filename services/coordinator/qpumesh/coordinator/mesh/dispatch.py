@@ -16,6 +16,11 @@ Per task of a round:
 
 Evaluate and ShiftGradient are pure functions of the request, so a retried or hedged
 task returns exactly the numbers the first node would have.
+
+Tracing (``qpumesh.wire.tracing``): each task is a span ``task <key>`` under the caller's
+round span, with a ``failover`` event per retry and a ``hedge`` event when a hedge is sent;
+each call is a CLIENT span ``qpumesh.v1.QPUNode/<Method>`` (attributes: node, attempt,
+whether it is the hedge) whose context travels to the node in the call's metadata.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
 from qpumesh.coordinator.mesh.membership import Membership
@@ -37,6 +44,7 @@ from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
 from qpumesh.wire import node_calls
 from qpumesh.wire.errors import TRANSIENT_CODES, MeshError
+from qpumesh.wire.tracing import outgoing_metadata, span
 
 
 class TransientCallError(Exception):
@@ -106,6 +114,13 @@ class Dispatcher:
         Raises:
             MeshError: a non-transient status, every attempt failed, or no node can host it.
         """
+        with span(
+            f"task {task.key or '?'}",
+            attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
+        ):
+            return await self._run(task)
+
+    async def _run(self, task: CircuitTask) -> CircuitResult:
         tried: list[MeshNode] = []
         last: TransientCallError | None = None
         attempts = self.options.max_attempts
@@ -114,14 +129,15 @@ class Dispatcher:
             if last is not None:
                 node.retries += 1
                 self.stats.add(retries=1)
-                self.faults.record(
-                    node.address,
-                    "failover",
+                detail = (
                     f"task {task.key or '?'} attempt {attempt}/{attempts} on {node.address} "
-                    f"after {last.node.address} answered {last.code.name}",
+                    f"after {last.node.address} answered {last.code.name}"
                 )
+                self.faults.record(node.address, "failover", detail)
+                current = trace.get_current_span()
+                current.add_event("failover", {"qpumesh.node": node.address, "detail": detail})
             try:
-                return await self._attempt(task, node, tried)
+                return await self._attempt(task, node, tried, attempt)
             except TransientCallError as failure:
                 last = failure
                 tried.append(failure.node)
@@ -134,9 +150,11 @@ class Dispatcher:
             f"task {task.key or '?'} failed {attempts} time(s); last error: {last.details}",
         )
 
-    async def _attempt(self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode]) -> CircuitResult:
+    async def _attempt(
+        self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode], attempt: int = 1
+    ) -> CircuitResult:
         """One attempt: the call to ``node``, plus a hedge call if it is slow."""
-        primary = self._launch(node, task)
+        primary = self._launch(node, task, attempt)
         hedge_after = self.options.hedge_after_seconds
         if hedge_after is None:
             return await primary
@@ -148,7 +166,10 @@ class Dispatcher:
             return await primary
         partner.hedges += 1
         self.stats.add(hedges=1)
-        hedge = self._launch(partner, task)
+        trace.get_current_span().add_event(
+            "hedge", {"qpumesh.node": partner.address, "qpumesh.silent_node": node.address}
+        )
+        hedge = self._launch(partner, task, attempt, hedge=True)
         pending: set[asyncio.Task[CircuitResult]] = {primary, hedge}
         failure: TransientCallError | None = None
         try:
@@ -184,7 +205,9 @@ class Dispatcher:
         # Idle first, then the fastest lately: a hedge on another slow node buys nothing.
         return min(fresh, key=lambda n: (n.in_flight, n.recent_latency_ms(), n.calls)) if fresh else None
 
-    def _launch(self, node: MeshNode, task: CircuitTask) -> asyncio.Task[CircuitResult]:
+    def _launch(
+        self, node: MeshNode, task: CircuitTask, attempt: int = 1, *, hedge: bool = False
+    ) -> asyncio.Task[CircuitResult]:
         """Start ``_call`` as a task, counting it in flight from now on.
 
         The count goes up before the task first runs, so the other tasks of the same
@@ -192,13 +215,40 @@ class Dispatcher:
         done callback, which also runs for a task cancelled before it started.
         """
         node.in_flight += 1
-        job = asyncio.create_task(self._call(node, task))
+        job = asyncio.create_task(self._traced_call(node, task, attempt, hedge))
 
         def release(_: asyncio.Task[CircuitResult]) -> None:
             node.in_flight -= 1
 
         job.add_done_callback(release)
         return job
+
+    async def _traced_call(
+        self, node: MeshNode, task: CircuitTask, attempt: int, hedge: bool
+    ) -> CircuitResult:
+        """``_call`` in a CLIENT span; its status is the call's."""
+        method = "ShiftGradient" if task.jacobian else "Evaluate"
+        attributes: dict[str, str | int | bool] = {
+            "rpc.system": "grpc",
+            "rpc.method": method,
+            "qpumesh.node": node.address,
+            "qpumesh.attempt": attempt,
+            "qpumesh.hedge": hedge,
+        }
+        with span(
+            f"qpumesh.v1.QPUNode/{method}", kind=SpanKind.CLIENT, attributes=attributes,
+            record_exception=False, set_status_on_exception=False,
+        ) as call:  # fmt: skip
+            try:
+                return await self._call(node, task)
+            except asyncio.CancelledError:
+                call.set_attribute("qpumesh.cancelled", True)  # a hedge lost, or the round ended
+                raise
+            except (TransientCallError, MeshError) as error:
+                code = error.code
+                call.set_attribute("rpc.grpc.status_code", code.value[0])
+                call.set_status(Status(StatusCode.ERROR, code.name))
+                raise
 
     async def _call(self, node: MeshNode, task: CircuitTask) -> CircuitResult:
         """Run ``task`` on ``node``: one RPC, or two when the node lost the circuit.
@@ -248,6 +298,7 @@ class Dispatcher:
                 node.held,
                 timeout=self.options.timeout_seconds,
                 on_send=sending,
+                metadata=outgoing_metadata(),
             )
         except grpc.aio.AioRpcError as error:
             raise self._failed(node, task, error) from None

@@ -21,6 +21,7 @@ from concurrent.futures import CancelledError, Future
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry import context
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
 from qpumesh.coordinator.mesh.dispatch import Dispatcher
@@ -77,7 +78,8 @@ class MeshExecutor:
         """
         self.stats.record_round(tasks)
         try:
-            return self._submit(self._round(list(tasks))).result()
+            # The caller's trace context (its round span) goes along to the loop thread.
+            return self._submit(self._round(list(tasks), context.get_current())).result()
         except CancelledError:
             raise MeshError(
                 "", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round"
@@ -130,6 +132,10 @@ class MeshExecutor:
         """Return the fault events recorded since the last call, oldest first."""
         return self.faults.drain()
 
+    def fault_counts(self) -> dict[tuple[str, str], int]:
+        """Return how many fault events of each (node, kind) were recorded since the start."""
+        return self.faults.counts()
+
     def close(self) -> None:
         """Cancel background work, close the channels and stop the loop thread."""
         if self._closed:
@@ -152,7 +158,8 @@ class MeshExecutor:
 
     # ------------------------------------------------------------------ on the loop
 
-    async def _round(self, tasks: list[CircuitTask]) -> list[CircuitResult]:
+    async def _round(self, tasks: list[CircuitTask], trace_context: context.Context) -> list[CircuitResult]:
+        context.attach(trace_context)  # this task's own context; the dispatch tasks inherit it
         current = asyncio.current_task()
         if current is not None:  # cancelled by close(), so no caller waits forever
             self._rounds.add(current)

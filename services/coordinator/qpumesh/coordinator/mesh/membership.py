@@ -169,16 +169,14 @@ class Membership:
         node.consecutive_failures += 1
         if node.consecutive_failures >= UNHEALTHY_AFTER and node.healthy:
             node.healthy = False
-            logger.warning("node %s marked unhealthy: %s", node.address, reason)
-            self.faults.record(node.address, "unhealthy", reason)
+            self.faults.record(node.address, "unhealthy", reason)  # logged by the FaultLog
 
     def _mark_healthy(self, node: MeshNode, reason: str) -> None:
         node.healthy = True
         # A node that was down may have restarted with an empty circuit cache.
         node.held.clear()
         if node.ever_healthy:
-            logger.info("node %s recovered: %s", node.address, reason)
-            self.faults.record(node.address, "recovered", reason)
+            self.faults.record(node.address, "recovered", reason)  # logged by the FaultLog
             return
         node.ever_healthy = True
         assert node.info is not None

@@ -8,13 +8,16 @@ event stream. Per-node counters live with each node (``nodes.MeshNode``).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from qpumesh.coordinator.executor import ExecutorStats
 from qpumesh.v1 import coordinator_pb2 as cpb
+
+logger = logging.getLogger(__name__)
 
 FAULT_BACKLOG = 10_000
 """Fault events kept until drained (oldest dropped first)."""
@@ -34,6 +37,16 @@ FAULT_KINDS = (
 on another node, a hedge resolved (the detail names the winner), a node marked unhealthy
 or back, another node id answering at an address (counters restart), a ``dns:`` target's
 address set changing."""
+
+POOL_EVENT_LEVELS = {
+    "unhealthy": logging.WARNING,
+    "removed": logging.WARNING,
+    "replaced": logging.WARNING,
+    "recovered": logging.INFO,
+    "joined": logging.INFO,
+}
+"""Pool events (membership and health changes) are logged at these levels; per-call events
+(error, timeout, failover, hedge) only at DEBUG -- they are in the job's events and the metrics."""
 
 
 @dataclass
@@ -62,10 +75,15 @@ class MeshStats(ExecutorStats):
 
 
 class FaultLog:
-    """Fault events in arrival order, thread-safe; the oldest are dropped beyond ``FAULT_BACKLOG``."""
+    """Fault events in arrival order, thread-safe; the oldest are dropped beyond ``FAULT_BACKLOG``.
+
+    Every event is also counted per (node, kind) for the metrics, and logged (see
+    ``POOL_EVENT_LEVELS``), so ``docker compose logs coordinator`` shows the pool's changes.
+    """
 
     def __init__(self) -> None:
         self._events: deque[cpb.FaultEvent] = deque(maxlen=FAULT_BACKLOG)
+        self._counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
     def record(self, node: str, kind: str, detail: str) -> None:
@@ -75,6 +93,13 @@ class FaultLog:
         event = cpb.FaultEvent(time=time.time(), node=node, kind=kind, detail=detail)
         with self._lock:
             self._events.append(event)
+            self._counts[node, kind] += 1
+        logger.log(POOL_EVENT_LEVELS.get(kind, logging.DEBUG), "node %s %s: %s", node, kind, detail)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Return how many events of each (node, kind) were recorded since the start."""
+        with self._lock:
+            return dict(self._counts)
 
     def drain(self) -> list[cpb.FaultEvent]:
         """Return the events recorded since the last call, oldest first."""
