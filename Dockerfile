@@ -67,10 +67,22 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
 # container start; writable by the service user.
 ENV MPLCONFIGDIR=/opt/matplotlib
 RUN python -c "import matplotlib.font_manager" && chown -R qpumesh:qpumesh /opt/matplotlib
+# numba compiles the node's kernels on first use: tens of CPU seconds, paid by every new
+# container (minutes when several start at once on a busy host, and Swarm kills a task
+# whose health check does not pass in time). Compile them once here, into a cache in the
+# image; a host whose CPU differs from the build host's recompiles into the same
+# (writable) directory.
+ENV NUMBA_CACHE_DIR=/opt/numba-cache
+RUN python -c "from qpumesh.node.backends.compiled import warm_up; warm_up()" \
+ && chown -R qpumesh:qpumesh /opt/numba-cache
 COPY scripts/healthcheck.py /usr/local/bin/qpumesh-healthcheck
 # Where a compose/Kubernetes deployment mounts the mesh's certificates (docs/security.md);
 # owned by the service user so a fresh named volume is writable by `qpumesh certs init`.
 RUN mkdir -p /certs && chown qpumesh:qpumesh /certs
+# Secret values from files (QPUMESH_ADMIN_TOKEN_FILE, QPUMESH_TOKEN_FILE: Swarm and
+# Kubernetes secrets), then `exec` of the command: see scripts/docker-entrypoint.sh.
+COPY --chmod=0755 scripts/docker-entrypoint.sh /usr/local/bin/qpumesh-entrypoint
+ENTRYPOINT ["/usr/local/bin/qpumesh-entrypoint"]
 WORKDIR /home/qpumesh
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "/usr/local/bin/qpumesh-healthcheck"]

@@ -1,4 +1,8 @@
-"""Fixtures for the end-to-end tests: the Compose mesh on a real Docker engine.
+"""Fixtures for the end-to-end tests: the Compose mesh (and the Swarm stack) on a real Docker engine.
+
+The engine, the images and these fixtures are shared by ``test_compose_mesh.py`` and the
+Swarm tests (``test_swarm_stack.py``, ``test_swarm_two_hosts.py``: their stack fixtures
+live with them, see ``e2e_swarm.py``).
 
 ``tests/e2e/run_e2e.sh`` starts the engine, builds the images and runs ``pytest -m e2e
 tests/e2e`` with ``QPUMESH_E2E_REQUIRED=1``; then a missing engine or image is an error.

@@ -3,18 +3,25 @@
 # `bash scripts/test.sh --e2e`, hence by CI):
 #
 #   1. start the engine, the Compose plugin and the base image (tests/e2e/docker_engine.sh)
-#   2. build the wheelhouse on the host (build/wheelhouse: torch + every dependency)
-#   3. build both images (the node and coordinator targets of the Dockerfile) offline from it
-#      (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
-#   4. pytest -m e2e tests/e2e (compose up with 4 nodes, a training job, faults, ...)
+#   2.-3. scripts/build_images.sh --offline: the wheelhouse on the host (build/wheelhouse:
+#      torch + every dependency), then both images (the node and coordinator targets of the
+#      Dockerfile) offline from it (BuildKit, --build-arg BASE_IMAGE=qpumesh-base:bookworm)
+#   4. pytest -m e2e tests/e2e: the Compose mesh (compose up with 4 nodes, a training job,
+#      faults, ...), then the Swarm stack (a one-node swarm, docker stack deploy of
+#      deploy/swarm/qpumesh-stack.yml, a killed task, scaling, stack rm), then the same
+#      stack over two hosts (a second dockerd in a network namespace; QPUMESH_E2E_TWO_HOSTS=0
+#      skips it), all on the same engine and images
 #
-# Always, also on failure or Ctrl-C: `docker compose down -v` of the test project, and stop
-# the dockerd that docker_engine.sh started (by its recorded PID; an engine it did not start
-# is left alone). Each step's wall time is printed at the end.
+# Always, also on failure or Ctrl-C: `docker compose down -v` of the test project, the
+# test stack removed with its volume and secret (and the swarm left, if the test created
+# it), and stop the dockerd that docker_engine.sh started (by its recorded PID; an engine
+# it did not start is left alone). Each step's wall time is printed at the end.
 #
 # Environment:
 #   PY                          python with qpumesh[dev] (default .venv/bin/python)
 #   COMPOSE_PROJECT_NAME        compose project of the test mesh (default qpumesh-e2e)
+#   QPUMESH_E2E_STACK           swarm stack of the test (default qpmswarm-e2e; STACK-2h for two hosts)
+#   QPUMESH_E2E_TWO_HOSTS=0     skip the two-host swarm test
 #   QPUMESH_TAG                 tag of the images built and tested (default e2e)
 #   QPUMESH_E2E_STATE           state/log directory (default /tmp/qpumesh-e2e)
 #   QPUMESH_E2E_KEEP_ENGINE=1   leave dockerd running afterwards (for repeated local runs)
@@ -26,13 +33,12 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 export QPUMESH_E2E_STATE=${QPUMESH_E2E_STATE:-/tmp/qpumesh-e2e}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-qpumesh-e2e}
+export QPUMESH_E2E_STACK=${QPUMESH_E2E_STACK:-qpmswarm-e2e}
 export QPUMESH_TAG=${QPUMESH_TAG:-e2e}
 export QPUMESH_E2E_REQUIRED=1
 ENGINE=tests/e2e/docker_engine.sh
 PIDFILE="$QPUMESH_E2E_STATE/dockerd.pid"
 BASE_IMAGE=${QPUMESH_BASE_IMAGE:-qpumesh-base:bookworm}
-WHEELHOUSE=build/wheelhouse
-TORCH_SPEC="torch==2.13.0"
 
 log() { printf '[run_e2e] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -68,6 +74,10 @@ cleanup() {
       down --volumes --remove-orphans --timeout 10 >&2 || log "compose down failed"
     COMPOSE_PROFILES=observability docker compose -p "$COMPOSE_PROJECT_NAME-obs" -f docker-compose.yml \
       down --volumes --remove-orphans --timeout 10 >&2 || log "compose down (observability) failed"
+    # The swarm tests' stacks, volumes, secrets, labels, the second host (two-host test),
+    # and the swarm if a test created it.
+    "$PY" tests/e2e/e2e_swarm.py teardown "$QPUMESH_E2E_STACK" "$QPUMESH_E2E_STACK-2h" >&2 \
+      || log "swarm teardown failed"
   fi
   if [ "${QPUMESH_E2E_KEEP_ENGINE:-}" != 1 ]; then
     bash "$ENGINE" stop || log "stopping dockerd failed"
@@ -97,26 +107,6 @@ trap 'on_signal TERM 143' TERM
 
 start_engine() { bash "$ENGINE" start; }
 
-# The wheelhouse: torch (the CPU build) + qpumesh's dependencies, pinned to the versions of
-# the dev venv so that host client and containers speak the same gRPC/protobuf. Rebuilt
-# from scratch each run (seconds, from pip's cache) so no stale wheel can be picked up.
-build_wheelhouse() {
-  local req constraints
-  req=$(mktemp)
-  constraints=$(mktemp)
-  "$PY" -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
-print('\n'.join(d['project']['dependencies'] + ['setuptools>=69']))" >"$req"
-  "$PY" -m pip freeze --exclude-editable | grep -v ' @ ' >"$constraints" || true
-  rm -rf "$WHEELHOUSE"
-  if ! "$PY" -m pip wheel --disable-pip-version-check --wheel-dir "$WHEELHOUSE" \
-      --constraint "$constraints" "$TORCH_SPEC" -r "$req" >"$QPUMESH_E2E_STATE/wheelhouse.log" 2>&1; then
-    tail -n 30 "$QPUMESH_E2E_STATE/wheelhouse.log" >&2
-    die "pip wheel failed (full log: $QPUMESH_E2E_STATE/wheelhouse.log)"
-  fi
-  rm -f "$req" "$constraints"
-  log "wheelhouse: $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
-}
-
 # BuildKit is needed (RUN --mount). Docker >= 23 with buildx uses it by default; Debian's
 # docker.io 20.10 CLI has it built in with DOCKER_BUILDKIT=1.
 DOCKER_BUILD=()
@@ -128,19 +118,6 @@ pick_builder() {
   else
     die "no BuildKit-capable docker CLI (install docker-buildx, or docker.io's CLI)"
   fi
-}
-
-build_image() {
-  local target=$1 image=$2 logfile
-  logfile="$QPUMESH_E2E_STATE/build-$target.log"
-  if ! "${DOCKER_BUILD[@]}" --progress=plain --target "$target" -t "$image" \
-      --build-arg BASE_IMAGE="$BASE_IMAGE" \
-      --build-arg PIP_INSTALL_ARGS="--no-index --find-links=/wheelhouse" \
-      . >"$logfile" 2>&1; then
-    tail -n 40 "$logfile" >&2
-    die "building $image failed (full log: $logfile)"
-  fi
-  log "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
 build_prometheus() {
@@ -160,14 +137,14 @@ timed engine start_engine
 if [ "${QPUMESH_E2E_SKIP_BUILD:-}" = 1 ]; then
   log "QPUMESH_E2E_SKIP_BUILD=1: using the existing images tagged $QPUMESH_TAG"
 else
-  pick_builder
-  timed wheelhouse build_wheelhouse
-  # One after the other: the second build reuses the first one's layers.
-  timed build-node build_image node "qpumesh-node:$QPUMESH_TAG"
-  timed build-coord build_image coordinator "qpumesh-coordinator:$QPUMESH_TAG"
+  # Wheelhouse on the host, both images offline on the base image (wall time of each step
+  # in its log lines; build logs in $QPUMESH_E2E_STATE).
+  timed build env PY="$PY" QPUMESH_BASE_IMAGE="$BASE_IMAGE" QPUMESH_BUILD_LOGS="$QPUMESH_E2E_STATE" \
+    bash scripts/build_images.sh --offline "$QPUMESH_TAG"
   # The observability profile's Prometheus: Debian's package installed by apt inside the
   # build. Where containers reach no Debian mirror this cannot be built; its test then
   # skips saying so (docs/observability.md), the rest of the e2e test runs.
+  pick_builder
   timed build-prom build_prometheus
   # Keep the image store from growing run after run: drop the replaced image versions.
   docker image prune --force >/dev/null || true
