@@ -60,6 +60,11 @@ RUN --mount=type=bind,from=wheelhouse,target=/wheelhouse \
     python3 -c "import tomllib; d = tomllib.load(open('/wheelhouse/pyproject.toml', 'rb')); \
 print('\n'.join(d['project']['dependencies']))" >/tmp/requirements.txt \
  && pip install ${PIP_INSTALL_ARGS} -r /tmp/requirements.txt && rm /tmp/requirements.txt
+# [tool.qpumesh] no-deps (mitiq, ZNE at the node): without their dependency pins (pyproject.toml).
+RUN --mount=type=bind,from=wheelhouse,target=/wheelhouse \
+    python3 -c "import tomllib; d = tomllib.load(open('/wheelhouse/pyproject.toml', 'rb')); \
+print('\n'.join(d['tool']['qpumesh']['no-deps']))" >/tmp/no-deps.txt \
+ && pip install ${PIP_INSTALL_ARGS} --no-deps -r /tmp/no-deps.txt && rm /tmp/no-deps.txt
 RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
     pip install --no-index --no-deps /dist/*.whl \
  && python -c "import qpumesh.node, qpumesh.coordinator, qpumesh.client, qpumesh.v1, torch, cirq, qsimcirq"

@@ -17,7 +17,8 @@ same in every row: retried and hedged calls return identical numbers.
 
 It also counts the sequential network rounds of one training step (forward +
 backward of one mini-batch): the target is the window length T, since all 4 x M
-sub-circuits of a time step, Jacobians included, travel in one round.
+sub-circuits of a time step, Jacobians included, travel in one round (as M requests,
+one per part, since issue 8: the 4 gates of a part share a request).
 
 Usage::
 
@@ -127,7 +128,7 @@ def set_latency(address: str, latency_ms: float) -> None:
 
 
 def make_trainer(spec: JobSpec, mesh: MeshExecutor) -> Trainer:
-    """Plan the job on the mesh's nodes and route each sub-circuit to its planned node."""
+    """Plan the job on the mesh's nodes and route each part to its planned node."""
     trainer = Trainer(spec, mesh, mesh.node_max_qubits())
     assert trainer.plan is not None
     mesh.set_assignment(trainer.plan.assignment)
@@ -142,7 +143,7 @@ def rounds_per_batch(spec: JobSpec, addresses: Sequence[str]) -> int:
         y = trainer.dataset.y_train[: spec.batch_size]
         before = mesh.stats.snapshot()["rounds"]
         trainer.loss_fn(trainer.model(x), y).backward()
-        return mesh.stats.snapshot()["rounds"] - before
+        return int(mesh.stats.snapshot()["rounds"] - before)
 
 
 def train(spec: JobSpec, addresses: Sequence[str], hedge_after_ms: float | None) -> Run:
@@ -217,7 +218,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.05, help="learning rate (default %(default)s)")
     parser.add_argument("--qubits", type=int, default=4, help="QLSTM width d_x + d_h (default %(default)s)")
     parser.add_argument(
-        "--partitions", type=int, default=2, help="sub-circuits per gate M (default %(default)s)"
+        "--partitions", type=int, default=2, help="parts (sub-circuits per gate) M (default %(default)s)"
     )
     parser.add_argument("--layers", type=int, default=2, help="variational layers (default %(default)s)")
     parser.add_argument("--ansatz", default="v0", help="v0 or chen2020 (default %(default)s)")

@@ -58,6 +58,13 @@ print('\n'.join(d['project']['dependencies'] + ['setuptools>=69']))" >"$req"
     tail -n 30 "$LOGS/wheelhouse.log" >&2
     die "pip wheel failed (full log: $LOGS/wheelhouse.log)"
   fi
+  # [tool.qpumesh] no-deps (mitiq): without their dependency pins, as scripts/setup.sh installs them.
+  "$PY" -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['tool']['qpumesh']['no-deps']))" >"$req"
+  if ! "$PY" -m pip wheel --disable-pip-version-check --no-deps --wheel-dir "$WHEELHOUSE" -r "$req" \
+      >>"$LOGS/wheelhouse.log" 2>&1; then
+    tail -n 30 "$LOGS/wheelhouse.log" >&2
+    die "pip wheel of the no-deps packages failed (full log: $LOGS/wheelhouse.log)"
+  fi
   rm -f "$req" "$constraints"
   log "wheelhouse: $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
 }

@@ -8,6 +8,10 @@ PYTHON=${PYTHON:-python3.11}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# Packages installed without their dependency pins ([tool.qpumesh] no-deps in pyproject.toml: mitiq).
+.venv/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['tool']['qpumesh']['no-deps']))" \
+  >.venv/no-deps.txt
+.venv/bin/python -m pip install --quiet --no-deps -r .venv/no-deps.txt
 # Compile the node's numba kernels once into their on-disk cache (numba's __pycache__ beside
 # the sources): a node compiles them at start otherwise, tens of CPU seconds per process,
 # minutes when a local mesh starts several nodes at once on a busy machine.

@@ -131,10 +131,11 @@ def make_tasks(
 
 
 def assert_same_results(results: Sequence[CircuitResult], reference: Sequence[CircuitResult]) -> None:
-    """Assert bit-identical expectations and Jacobians, task by task."""
+    """Assert bit-identical expectations and Jacobians, and the same hardware cost, task by task."""
     assert len(results) == len(reference)
     for got, want in zip(results, reference, strict=True):
         np.testing.assert_array_equal(got.expectations, want.expectations)
+        assert (got.executions, got.shots) == (want.executions, want.shots)
         if want.jacobian is None:
             assert got.jacobian is None
         else:

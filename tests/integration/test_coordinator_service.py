@@ -8,8 +8,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import cirq
 import grpc
 import pytest
+import sympy
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from qpumesh.coordinator.config import CoordinatorConfig
@@ -120,18 +122,32 @@ def test_cancel_stops_a_running_job_and_removes_a_queued_one(stub: pb_grpc.Coord
     assert len(stub.Predict(pb.PredictRequest(job_id=running, series=[0.0] * 4), timeout=30).predictions) == 1
 
 
+_CUSTOM_THETA = cirq.to_json(cirq.Circuit(cirq.ry(sympy.Symbol("theta")).on(cirq.LineQubit(0))))
+_CUSTOM_3Q = cirq.to_json(cirq.Circuit(cirq.ry(sympy.Symbol("x_0")).on_each(*cirq.LineQubit.range(3))))
+
+
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"qubits": 1}, "qubits: must be between 2 and 30, got 1"),
+        ({"qubits": 1}, "qubits: must be between 2 and 1024, got 1"),
         ({"epochs": 0}, "epochs: must be between 1 and"),
         ({"model": "transformer"}, "model: must be one of centric, distributed, classical"),
         ({"task": "csv"}, "series: task 'csv' needs"),
         ({"task": "csv", "csv_path": "series.csv"}, "csv_path: this coordinator reads no files"),
         ({"lr": -0.5}, "lr: must be a positive finite number"),
         ({"train_fraction": 1.5}, "train_fraction: must be in (0, 1)"),
-        ({"qubits": 3, "partitions": 4}, "partitions: 4 parts cannot split 3 qubits"),
+        ({"qubits": 3, "partitions": 4}, "partitions: 4 parts exceed the hidden size d_h = 2"),
         ({"window": 50, "series_length": 40}, "series_length: must be between 53"),
+        ({"ansatz": "custom"}, "ansatz_circuit: ansatz 'custom' needs its circuit"),
+        (
+            {"ansatz": "custom", "ansatz_circuit": _CUSTOM_THETA},
+            "ansatz_circuit: circuit 0: unknown symbol 'theta'",
+        ),
+        # qubits 4 over 2 partitions needs 2-qubit circuits; this one has 3 qubits.
+        (
+            {"ansatz": "custom", "ansatz_circuit": _CUSTOM_3Q},
+            "a 2-qubit sub-circuit, but the circuits given act on [3]",
+        ),
     ],
 )
 def test_bad_specs_are_invalid_argument_naming_the_field(

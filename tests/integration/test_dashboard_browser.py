@@ -91,7 +91,9 @@ def test_dashboard_shows_the_mesh_and_a_growing_curve(browser: Any, mesh: dict[s
                 "qubits": 4,
                 "partitions": 2,
                 "layers": 1,
-                "epochs": 40,
+                # Far more epochs than the test watches (it cancels the job at the end): an
+                # epoch of this model takes ~0.1 s, and the curve must grow while it runs.
+                "epochs": 2000,
                 "series_length": 40,
             }
         )

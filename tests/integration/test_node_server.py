@@ -409,3 +409,25 @@ def test_a_restarted_node_gets_the_circuit_again_transparently() -> None:
         ("Evaluate", False, grpc.StatusCode.NOT_FOUND),
         ("Evaluate", True, grpc.StatusCode.OK),
     ]
+
+
+def test_a_node_reports_its_hardware_profile_mitigation_and_each_replys_qpu_time(node_server: Any) -> None:
+    from qpumesh.node.mitigation import ZneConfig
+    from qpumesh.node.noise import NoiseConfig
+    from qpumesh.wire.hardware import PRESETS
+
+    zne = ZneConfig((1.0, 3.0), "global", "linear")
+    noise = NoiseConfig(depolarizing_1q=0.01)
+    address, _ = node_server(hardware=PRESETS["trapped-ion"], noise=noise, zne=zne)
+    a = sympy.Symbol("a")
+    q0, q1 = cirq.LineQubit.range(2)
+    circuit = cirq.Circuit(cirq.ry(a).on(q0), cirq.CNOT(q0, q1))
+    with NodeClient(address, timeout=30) as node:
+        info = node.info()
+        assert (info.hardware, info.noise.mitigation) == ("trapped-ion", "zne linear global 1,3")
+        result = node.evaluate_detailed(circuit, [cirq.Z(q1)], {"a": [0.1, 0.2]}, shots=100, seed=1)
+        # Two rows on two folded circuits, one measured term, 100 shots each.
+        assert (result.executions, result.shots) == (4, 400)
+        assert result.hardware_seconds > 4 * PRESETS["trapped-ion"].circuit_seconds
+        gradient = node.shift_gradient_detailed(circuit, [cirq.Z(q1)], {"a": 0.1})
+        assert gradient.hardware_seconds > 0 and gradient.shift_rule_executions > 0

@@ -26,6 +26,7 @@ from qpumesh.client.cli_support import (
     run_command,
 )
 from qpumesh.client.follow import follow
+from qpumesh.client.progress import format_hardware
 
 if TYPE_CHECKING:
     from qpumesh.v1 import coordinator_pb2 as cpb
@@ -209,12 +210,21 @@ def _cmd_results(args: argparse.Namespace) -> int:
                     f"{m.test_loss:.4e}",
                     format_r2(m.test_r2),
                     f"{m.wall_seconds:.2f}",
+                    f"{m.hardware_seconds:.4g}",
                     m.rounds,
                 )
                 for m in job.history
             ]
             print()
-            print(format_table(("EPOCH", "TRAIN LOSS", "TEST LOSS", "TEST R²", "SECONDS", "ROUNDS"), rows))
+            print(
+                format_table(
+                    ("EPOCH", "TRAIN LOSS", "TEST LOSS", "TEST R²", "SECONDS", "HARDWARE SECONDS", "ROUNDS"),
+                    rows,
+                )
+            )
+            emulated = sum(m.wall_seconds for m in job.history)
+            hardware = format_hardware(sum(m.hardware_seconds for m in job.history))
+            print(f"\nwall time          {emulated:.2f} s emulated, {hardware} on hardware (estimate)")
         write_files(results, args.output, args.plot, extra={"coordinator": coordinator_address(args)})
         return EXIT_OK
 

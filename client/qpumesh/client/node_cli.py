@@ -87,6 +87,8 @@ def _info(args: argparse.Namespace) -> int:
             f"depolarizing 1q {noise.depolarizing_1q:g}, 2q {noise.depolarizing_2q:g}, "
             f"readout {noise.readout_error:g} (gate noise simulated by: {noise.method})",
         ),
+        ("mitigation", noise.mitigation or "none"),
+        ("hardware", info.hardware),
         ("supported gates", ", ".join(info.supported_gates)),
     ]
     width = max(len(name) for name, _ in rows)

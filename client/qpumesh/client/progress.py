@@ -29,6 +29,11 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def format_hardware(seconds: float) -> str:
+    """Format an estimated time on hardware: ``12.3 s`` below a minute, else ``h:mm:ss``."""
+    return f"{seconds:.3g} s" if seconds < 60 else format_duration(seconds)
+
+
 def format_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     """Return ``[#####.....]`` filled in proportion to ``done / total``."""
     fraction = 0.0 if total <= 0 else min(1.0, max(0.0, done / total))
@@ -55,6 +60,7 @@ def format_progress(
     seconds_per_epoch: float,
     faults: Mapping[str, int] | None = None,
     width: int = BAR_WIDTH,
+    hardware_seconds_per_epoch: float = 0.0,
 ) -> str:
     """Return one progress line, e.g.
 
@@ -70,6 +76,9 @@ def format_progress(
         faults: node fault events of the job so far, by kind; appended as
             ``faults N (kind n, ...)`` when there were any.
         width: characters of the bar.
+        hardware_seconds_per_epoch: mean estimated wall time of an epoch on the nodes'
+            hardware profiles; appended as ``hardware 12.3 s/epoch`` (``hardware 1:02:03/epoch``
+            from a minute on) when positive.
     """
     digits = len(str(max(total, 1)))
     eta = format_duration(seconds_per_epoch * max(0, total - epoch))
@@ -78,6 +87,8 @@ def format_progress(
         f"train {train_loss:.3e}  test {test_loss:.3e}  R² {test_r2:.4f}  "
         f"{seconds_per_epoch:.2f} s/epoch  ETA {eta}"
     )
+    if hardware_seconds_per_epoch > 0:
+        line += f"  hardware {format_hardware(hardware_seconds_per_epoch)}/epoch"
     fault_text = format_faults(faults or {})
     return f"{line}  {fault_text}" if fault_text else line
 
@@ -106,6 +117,7 @@ class ProgressDisplay:
         self.faults: Counter[str] = Counter()
         self._line = ""
         self._wall: list[float] = []
+        self._hardware: list[float] = []
         self._shown: set[int] = set()
         self._last: pb.EpochMetrics | None = None
 
@@ -126,6 +138,7 @@ class ProgressDisplay:
         self._shown.add(metrics.epoch)
         if metrics.wall_seconds > 0:
             self._wall.append(metrics.wall_seconds)
+            self._hardware.append(metrics.hardware_seconds)
         self._last = metrics
         line = self._render()
         if self.tty:
@@ -177,6 +190,7 @@ class ProgressDisplay:
             test_r2=self._last.test_r2,
             seconds_per_epoch=self.seconds_per_epoch,
             faults=self.faults,
+            hardware_seconds_per_epoch=sum(self._hardware) / len(self._hardware) if self._hardware else 0.0,
         )
 
     def _redraw(self, line: str) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qpumesh.client.cli_support import UsageError
+from qpumesh.client.custom_circuits import load_ansatz_circuit
 from qpumesh.wire.job_spec import FIELDS, JobSpec, flag_of
 from qpumesh.wire.series import SeriesError, read_csv_series
 
@@ -107,10 +108,12 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
         SpecError: a field is unknown or has an unusable value (names the field).
     """
     values: dict[str, Any] = load_spec_file(args.spec) if args.spec is not None else {}
+    base = args.spec.parent if args.spec is not None and "ansatz_circuit" in values else Path.cwd()
     for name in FIELDS:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+            base = Path.cwd() if name == "ansatz_circuit" else base
     csv_file: Path | None = getattr(args, "csv", None) or values.pop("_csv_file", None)
     values.pop("_csv_file", None)
     if csv_file is not None:
@@ -119,4 +122,11 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
         values.setdefault("task", "csv")
         values["series"] = read_series(csv_file, str(values.get("csv_column", "")))
         values.setdefault("name", csv_file.name[:200])
+    reference = values.get("ansatz_circuit")
+    if isinstance(reference, str) and reference:
+        # A file's JSON, or the JSON of circuits built by calling user code here (never on the coordinator).
+        defaults = JobSpec()
+        qubits, layers = values.get("qubits", defaults.qubits), values.get("layers", defaults.layers)
+        values["ansatz_circuit"] = load_ansatz_circuit(reference, int(qubits), int(layers), base)
+        values.setdefault("ansatz", "custom")
     return JobSpec.from_dict(values)

@@ -31,6 +31,7 @@ from qpumesh.client.cli_support import (
     run_command,
 )
 from qpumesh.client.follow import follow
+from qpumesh.client.progress import format_hardware
 from qpumesh.client.spec_flags import add_spec_flags, build_spec
 
 if TYPE_CHECKING:
@@ -166,4 +167,7 @@ def _finish(
         f"{sum(m.rounds for m in job.history)} rounds, convergence epoch {convergence}"
     )
     print(f"test R² = {format_r2(job.final_test_r2)}")
+    hardware = sum(m.hardware_seconds for m in job.history)
+    if hardware > 0:
+        print(f"estimated on the nodes' hardware: {format_hardware(hardware)} (docs/hardware.md)")
     return EXIT_OK

@@ -45,6 +45,7 @@ def _results(n: int = 10, train_size: int = 7, epochs: int = 3) -> pb.GetResults
             wall_seconds=1.5,
             circuit_evaluations=100,
             rounds=40,
+            hardware_seconds=12.5,
         )
     job.nodes.add(address="127.0.0.1:1", node_id="node-0", healthy=True, calls=7)
     job.faults.add(time=110.0, node="node-0", kind="timeout", detail="deadline")
@@ -73,6 +74,8 @@ def test_metrics_have_required_keys_and_totals() -> None:
     assert metrics["circuit_evaluations"] == 300
     assert metrics["wall_seconds"] == 30.5
     assert metrics["train_wall_seconds"] == 4.5
+    assert metrics["hardware_seconds"] == 37.5  # estimated on the nodes' hardware, summed over epochs
+    assert metrics["history"][0]["hardware_seconds"] == 12.5
     assert metrics["client_wall_seconds"] == 31.0
     assert metrics["best_test_r2"] == pytest.approx(0.9)
     assert metrics["spec"]["model"] == "distributed"

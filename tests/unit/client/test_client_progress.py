@@ -46,6 +46,21 @@ def test_format_progress_shows_every_quantity() -> None:
     )
 
 
+def test_format_progress_shows_the_hardware_estimate_when_known() -> None:
+    line = format_progress(
+        3,
+        10,
+        train_loss=0.01,
+        test_loss=0.005,
+        test_r2=0.9,
+        seconds_per_epoch=2.0,
+        hardware_seconds_per_epoch=123.45,
+    )
+    assert line.endswith("2.00 s/epoch  ETA 0:14  hardware 2:03/epoch")
+    assert format_progress(1, 2, train_loss=0, test_loss=0, test_r2=0, seconds_per_epoch=1.0,
+                           hardware_seconds_per_epoch=12.34).endswith("hardware 12.3 s/epoch")  # fmt: skip
+
+
 def test_format_progress_survives_nan() -> None:
     line = format_progress(
         1, 5, train_loss=math.nan, test_loss=math.nan, test_r2=math.nan, seconds_per_epoch=math.nan

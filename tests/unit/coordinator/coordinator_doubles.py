@@ -16,7 +16,7 @@ import cirq
 import numpy as np
 import sympy
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor, evaluation_cost
 
 _PAULI = {
     "I": np.eye(2, dtype=np.complex128),
@@ -158,11 +158,16 @@ class NumpyExecutor(LocalExecutor):
         self.rounds: list[list[CircuitTask]] = []
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
-        self.stats.record_round(tasks)
         self.rounds.append(list(tasks))
         results = []
         for task in tasks:
             values = simulate(task.circuit.cirq_json, task.observables, task.symbols, task.values)
-            jacobian = shift_jacobian(task) if task.jacobian else None
-            results.append(CircuitResult(values, jacobian, "double"))
+            executions, shots = evaluation_cost(task)
+            jacobian = None
+            if task.jacobian:
+                jacobian = shift_jacobian(task)
+                slots = sum(1 for step in _compile(task.circuit.cirq_json)[1] if step[0] == "rot")
+                executions += 2 * slots * len(task.values)
+            results.append(CircuitResult(values, jacobian, "double", executions=executions, shots=shots))
+        self.stats.record_round(results)
         return results

@@ -11,7 +11,7 @@ def test_plan_prints_partitions_and_nodes(capsys: pytest.CaptureFixture[str]) ->
     assert main(["plan", "--qubits", "4", "--partitions", "2", "--node-qubits", "4,4,6"]) == 0
     out = capsys.readouterr().out
     assert "M = 2 partition(s), 8 sub-circuits" in out
-    assert out.count("f/") == 2 and "max qubits" in out
+    assert out.count("part/") == 2 and "max qubits" in out
 
 
 def test_plan_auto(capsys: pytest.CaptureFixture[str]) -> None:

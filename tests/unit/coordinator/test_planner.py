@@ -12,8 +12,9 @@ from qpumesh.coordinator.planner import format_plan, plan_partitions, split_even
 def test_paper_distributed_4_qubits_in_2_parts() -> None:
     plan = plan_partitions(1, 3, 2, [4, 4])
     assert plan.input_sizes == (2, 2) and plan.output_sizes == (1, 2)
-    assert plan.keys == ("f/0", "f/1", "i/0", "i/1", "g/0", "g/1", "o/0", "o/1")
-    assert plan.node_loads() == [4, 4]
+    assert plan.keys == ("part/0", "part/1")
+    assert plan.sub_circuits == ("f/0", "f/1", "i/0", "i/1", "g/0", "g/1", "o/0", "o/1")
+    assert plan.node_loads() == [1, 1]
 
 
 def test_auto_picks_smallest_fitting_m() -> None:
@@ -41,7 +42,7 @@ def test_auto_impossible() -> None:
 def test_format_plan_lists_nodes() -> None:
     text = format_plan(plan_partitions(1, 3, 2, [4, 2, 2]))
     assert "M = 2 partition(s), 8 sub-circuits" in text
-    assert "node" in text and "f/0" in text
+    assert "node" in text and "part/0" in text
     assert "in process" in format_plan(plan_partitions(1, 3, 2))
 
 
@@ -68,7 +69,7 @@ def test_plan_properties(d_h: int, d_x: int, partitions: int, nodes: list[int]) 
     # x_t reaches every hidden unit: part m >= 1 writes from a unit that part m - 1 reads.
     for m in range(1, plan.partitions):
         assert sum(plan.output_sizes[:m]) < sum(plan.input_sizes[:m])
-    assert set(plan.assignment) == set(plan.keys) and len(plan.keys) == 4 * plan.partitions
+    assert set(plan.assignment) == set(plan.keys) and len(plan.keys) == plan.partitions
     for key, node in plan.assignment.items():
         assert plan.width(key) <= nodes[node]
     if partitions == 0:
@@ -84,3 +85,21 @@ def test_split_evenly(total: int, parts: int) -> None:
     sizes = split_evenly(total, parts)
     assert sum(sizes) == total and len(sizes) == parts
     assert max(sizes) - min(sizes) <= 1 and list(sizes) == sorted(sizes, reverse=True)
+
+
+def test_64_qubits_spread_over_16_small_nodes_one_part_each() -> None:
+    plan = plan_partitions(1, 63, 0, [4] * 16)
+    assert plan.partitions == 16 and plan.input_sizes == (4,) * 16
+    assert sorted(plan.assignment.values()) == list(range(16))
+
+
+def test_1024_qubits_in_256_parts() -> None:
+    plan = plan_partitions(1, 1023, 256, [4] * 64 + [8] * 4)
+    assert plan.input_sizes == (4,) * 256 and max(plan.node_loads()) - min(plan.node_loads()) <= 1
+
+
+def test_wide_model_on_small_nodes_names_the_fix() -> None:
+    with pytest.raises(
+        ValueError, match=r"largest node has 4 qubits but partition 0 needs 32; use --partitions >= 16"
+    ):
+        plan_partitions(1, 63, 2, [4] * 16)

@@ -73,9 +73,10 @@ def test_one_round_per_time_step_and_none_in_backward(partitions: int) -> None:
     x = torch.randn(5, 4, 1, dtype=torch.float64)
     out = model(x)
     assert executor.stats.rounds == 4
-    assert all(len(r) == 4 * partitions for r in executor.rounds)
-    assert {t.key for t in executor.rounds[0]} == {f"{g}/{m}" for g in "figo" for m in range(partitions)}
-    assert all(t.jacobian and t.values.shape[0] == 5 for r in executor.rounds for t in r)
+    # One request per part, carrying the 4 gates' rows (5 windows each).
+    assert all(len(r) == partitions for r in executor.rounds)
+    assert [t.key for t in executor.rounds[0]] == [f"part/{m}" for m in range(partitions)]
+    assert all(t.jacobian and t.values.shape[0] == 4 * 5 for r in executor.rounds for t in r)
     out.sum().backward()
     assert executor.stats.rounds == 4
     assert all(p.grad is not None for p in model.parameters())
@@ -90,16 +91,53 @@ def test_no_jacobians_without_grad() -> None:
     assert not any(t.jacobian for r in executor.rounds for t in r)
 
 
-def test_task_values_are_inputs_then_broadcast_weights() -> None:
+def test_task_rows_are_the_inputs_once_per_gate_with_that_gates_weights() -> None:
     executor = NumpyExecutor()
     ansatz = build_ansatz("v0", 2, 1, 1)
     inputs = torch.tensor([[0.1, 0.2], [0.3, 0.4]], dtype=torch.float64)
-    weights = torch.tensor([0.5, 0.6], dtype=torch.float64)
-    out = quantum_gates(executor, ["f/0"], [ansatz], [inputs], [weights])
+    gate_f = torch.tensor([0.5, 0.6], dtype=torch.float64)
+    gate_i = torch.tensor([0.7, 0.8], dtype=torch.float64)
+    out = quantum_gates(executor, ["part/0"], [ansatz], [inputs], [[gate_f, gate_i]])
     (task,) = executor.rounds[0]
-    np.testing.assert_array_equal(task.values, [[0.1, 0.2, 0.5, 0.6], [0.3, 0.4, 0.5, 0.6]])
+    np.testing.assert_array_equal(
+        task.values,
+        [[0.1, 0.2, 0.5, 0.6], [0.3, 0.4, 0.5, 0.6], [0.1, 0.2, 0.7, 0.8], [0.3, 0.4, 0.7, 0.8]],
+    )
     assert task.symbols == ("x0", "x1", "w0_0", "w0_1") and not task.jacobian
-    assert out.shape == (2, 1) and out.dtype == torch.float64
+    assert out.shape == (2, 2) and out.dtype == torch.float64
+
+
+def test_stacked_gates_give_what_one_request_per_gate_gives() -> None:
+    """Outputs are gate-major, then part; values and gradients equal per-gate requests'."""
+    torch.manual_seed(3)
+    parts = [build_ansatz("chen2020", 2, 2, 1), build_ansatz("chen2020", 3, 2, 2)]
+    inputs = [torch.randn(4, 2 * a.qubits, dtype=torch.float64, requires_grad=True) for a in parts]
+    weights = [
+        [torch.randn(a.num_weights, dtype=torch.float64, requires_grad=True) for _ in "figo"] for a in parts
+    ]
+    stacked = quantum_gates(NumpyExecutor(), ["part/0", "part/1"], parts, inputs, weights)
+    single = torch.cat(
+        [
+            quantum_gates(NumpyExecutor(), [f"{gate}/{m}"], [a], [inputs[m]], [[weights[m][g]]])
+            for g, gate in enumerate("figo")
+            for m, a in enumerate(parts)
+        ],
+        dim=1,
+    )
+    torch.testing.assert_close(stacked, single, rtol=0, atol=1e-12)
+    upstream = torch.randn_like(stacked)
+    leaves = [*inputs, *(w for part in weights for w in part)]
+    got = torch.autograd.grad((stacked * upstream).sum(), leaves)
+    expected = torch.autograd.grad((single * upstream).sum(), leaves)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_weights_must_be_given_per_gate() -> None:
+    ansatz = build_ansatz("v0", 2, 1, 1)
+    inputs = torch.zeros(1, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="per part, a sequence of gate weight tensors"):
+        quantum_gates(NumpyExecutor(), ["part/0"], [ansatz], [inputs], [torch.zeros(2, dtype=torch.float64)])
 
 
 def test_no_grad_output_is_detached() -> None:
@@ -107,5 +145,7 @@ def test_no_grad_output_is_detached() -> None:
     ansatz = build_ansatz("v0", 2, 1, 1)
     weights = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     with torch.no_grad():
-        out = quantum_gates(executor, ["f/0"], [ansatz], [torch.zeros(1, 2, dtype=torch.float64)], [weights])
+        out = quantum_gates(
+            executor, ["part/0"], [ansatz], [torch.zeros(1, 2, dtype=torch.float64)], [[weights]]
+        )
     assert not out.requires_grad

@@ -75,6 +75,18 @@ def test_checkpoint_of_other_model_is_refused() -> None:
         make(small_spec(layers=2)).load_state_dict(state)
 
 
+def test_a_checkpoint_from_before_a_new_spec_field_still_loads() -> None:
+    trainer = make(small_spec(epochs=1))
+    trainer.train_epoch()
+    state = trainer.state_dict()
+    del state["spec"]["ansatz_circuit"]  # written before custom circuits existed
+    for metrics in state["history"]:
+        del metrics["hardware_seconds"]  # and before the hardware estimate
+    resumed = make(small_spec(epochs=1))
+    resumed.load_state_dict(state)
+    assert resumed.epoch == 1 and resumed.history[0].hardware_seconds == 0.0
+
+
 @pytest.mark.parametrize("model", ["distributed", "classical"])
 def test_short_training_improves_the_loss(model: str) -> None:
     trainer = make(small_spec(model=model, ansatz="chen2020", series_length=60, lr=0.05))
@@ -160,3 +172,5 @@ def test_in_process_engine_matches_the_double() -> None:
     assert a.train_loss == pytest.approx(b.train_loss, rel=1e-9)
     assert a.test_r2 == pytest.approx(b.test_r2, rel=1e-9, abs=1e-12)
     assert a.rounds == b.rounds and a.circuit_evaluations == b.circuit_evaluations
+    # The node core prices every round on its hardware profile (superconducting by default).
+    assert a.hardware_seconds > 0 and engine.summary()["hardware_seconds"] == a.hardware_seconds

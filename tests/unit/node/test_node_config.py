@@ -59,6 +59,10 @@ def test_every_environment_variable_reaches_the_config(tmp_path: Path) -> None:
         "QPUMESH_MAX_REQUEST_COST": "2.5e9",
         "QPUMESH_MAX_QUEUED_REQUESTS": "7",
         "QPUMESH_METRICS_PORT": "9100",
+        "QPUMESH_HARDWARE": "trapped-ion",
+        "QPUMESH_ZNE_SCALE_FACTORS": "1,2,3",
+        "QPUMESH_ZNE_FOLDING": "gates_at_random",
+        "QPUMESH_ZNE_EXTRAPOLATION": "linear",
     }
     config = build_config({}, environ)
     node, noise = config.node, config.node.noise
@@ -68,6 +72,9 @@ def test_every_environment_variable_reaches_the_config(tmp_path: Path) -> None:
     assert (node.node_id, node.backend, node.max_qubits, node.precision) == ("qpu-3", "qsim", 12, "single")
     assert (node.default_shots, node.max_batch_rows, node.max_message_bytes) == (1000, 5000, 16 * 2**20)
     assert node.circuit_cache_size == 32
+    assert node.hardware.name == "trapped-ion"
+    zne = node.zne
+    assert (zne.scale_factors, zne.folding, zne.extrapolation) == ((1, 2, 3), "gates_at_random", "linear")
     assert (node.max_circuit_bytes, node.max_circuit_operations) == (2**20, 500)
     assert node.max_request_cost == 2_500_000_000
     assert config.max_queued_requests == 7

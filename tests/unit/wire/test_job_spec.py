@@ -71,7 +71,24 @@ def test_explicit_zero_is_not_mistaken_for_unset() -> None:
 @pytest.mark.parametrize(
     ("msg", "field", "text"),
     [
-        (pb.JobSpec(qubits=1), "qubits", "qubits: must be between 2 and 30, got 1"),
+        (pb.JobSpec(qubits=1), "qubits", "qubits: must be between 2 and 1024, got 1"),
+        (pb.JobSpec(qubits=1025, partitions=0), "qubits", "qubits: must be between 2 and 1024, got 1025"),
+        (pb.JobSpec(qubits=64, partitions=257), "partitions", "partitions: must be between 0 and 256"),
+        (
+            pb.JobSpec(qubits=4, partitions=4),
+            "partitions",
+            "4 parts exceed the hidden size d_h = 3 (every part writes a hidden unit); use --partitions <= 3",
+        ),
+        (
+            pb.JobSpec(qubits=200, partitions=2),
+            "partitions",
+            "up to 100 qubits wide, and a part may have at most 64; use --partitions >= 4",
+        ),
+        (
+            pb.JobSpec(model="centric", qubits=65),
+            "qubits",
+            "one circuit of 65 qubits, and a node takes at most 64",
+        ),
         (pb.JobSpec(epochs=0), "epochs", "epochs: must be between 1"),
         (pb.JobSpec(task="weather"), "task", "task: must be one of"),
         (pb.JobSpec(model="quantum"), "model", "model: must be one of"),
@@ -98,6 +115,14 @@ def test_bad_values_raise_spec_error_naming_the_field(msg: pb.JobSpec, field: st
     assert text in str(info.value)
 
 
+def test_width_is_bounded_by_parts_not_by_a_fixed_30() -> None:
+    # 64 qubits over 16 small QPUs, and the widest models the bounds allow.
+    assert JobSpec(qubits=64, partitions=16).partitions == 16
+    assert JobSpec(qubits=1024, partitions=256).qubits == 1024
+    assert JobSpec(qubits=1024, partitions=0).partitions == 0  # auto: the planner checks the nodes
+    assert JobSpec(model="centric", qubits=64).qubits == 64
+
+
 def test_the_dataclass_fields_are_the_message_fields() -> None:
     assert {f.name for f in dataclasses.fields(JobSpec)} == {f.name for f in pb.JobSpec.DESCRIPTOR.fields}
     # Every scalar field is proto3 `optional`, so an explicit 0 or "" is told apart from unset.
@@ -111,4 +136,5 @@ def test_every_field_has_a_train_flag_and_choices_match_validation() -> None:
     assert flag_of(fields["batch_size"]) == "--batch-size"
     for name in ("task", "model", "ansatz", "optimizer"):
         for choice in fields[name].metadata["choices"]:
-            JobSpec(**{name: choice, "csv_path": "x.csv"})
+            circuit = "{}" if choice == "custom" else ""  # a custom ansatz brings its circuit
+            JobSpec(**{name: choice, "csv_path": "x.csv", "ansatz_circuit": circuit})

@@ -31,7 +31,7 @@ class Series(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ..., length: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "task", "narma_order", "csv_path", "csv_column", "model", "qubits", "partitions", "layers", "ansatz", "epochs", "batch_size", "window", "lr", "optimizer", "seed", "shots", "train_fraction", "series_length", "extra", "series")
+    __slots__ = ("name", "task", "narma_order", "csv_path", "csv_column", "model", "qubits", "partitions", "layers", "ansatz", "epochs", "batch_size", "window", "lr", "optimizer", "seed", "shots", "train_fraction", "series_length", "extra", "ansatz_circuit", "series")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class JobSpec(_message.Message):
     TRAIN_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SERIES_LENGTH_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
+    ANSATZ_CIRCUIT_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     task: str
@@ -80,11 +81,12 @@ class JobSpec(_message.Message):
     train_fraction: float
     series_length: int
     extra: _containers.ScalarMap[str, str]
+    ansatz_circuit: str
     series: Series
-    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., narma_order: _Optional[int] = ..., csv_path: _Optional[str] = ..., csv_column: _Optional[str] = ..., model: _Optional[str] = ..., qubits: _Optional[int] = ..., partitions: _Optional[int] = ..., layers: _Optional[int] = ..., ansatz: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., window: _Optional[int] = ..., lr: _Optional[float] = ..., optimizer: _Optional[str] = ..., seed: _Optional[int] = ..., shots: _Optional[int] = ..., train_fraction: _Optional[float] = ..., series_length: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ..., series: _Optional[_Union[Series, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., narma_order: _Optional[int] = ..., csv_path: _Optional[str] = ..., csv_column: _Optional[str] = ..., model: _Optional[str] = ..., qubits: _Optional[int] = ..., partitions: _Optional[int] = ..., layers: _Optional[int] = ..., ansatz: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., window: _Optional[int] = ..., lr: _Optional[float] = ..., optimizer: _Optional[str] = ..., seed: _Optional[int] = ..., shots: _Optional[int] = ..., train_fraction: _Optional[float] = ..., series_length: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ..., ansatz_circuit: _Optional[str] = ..., series: _Optional[_Union[Series, _Mapping]] = ...) -> None: ...
 
 class EpochMetrics(_message.Message):
-    __slots__ = ("epoch", "train_loss", "test_loss", "test_r2", "wall_seconds", "circuit_evaluations", "rounds")
+    __slots__ = ("epoch", "train_loss", "test_loss", "test_r2", "wall_seconds", "circuit_evaluations", "rounds", "hardware_seconds", "shots")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
     TEST_LOSS_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +94,8 @@ class EpochMetrics(_message.Message):
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CIRCUIT_EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SHOTS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     train_loss: float
     test_loss: float
@@ -99,7 +103,9 @@ class EpochMetrics(_message.Message):
     wall_seconds: float
     circuit_evaluations: int
     rounds: int
-    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., test_loss: _Optional[float] = ..., test_r2: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., circuit_evaluations: _Optional[int] = ..., rounds: _Optional[int] = ...) -> None: ...
+    hardware_seconds: float
+    shots: int
+    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., test_loss: _Optional[float] = ..., test_r2: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., circuit_evaluations: _Optional[int] = ..., rounds: _Optional[int] = ..., hardware_seconds: _Optional[float] = ..., shots: _Optional[int] = ...) -> None: ...
 
 class NodeStats(_message.Message):
     __slots__ = ("address", "node_id", "healthy", "max_qubits", "backend", "in_flight", "calls", "failures", "retries", "hedges", "mean_latency_ms", "p50_latency_ms", "p95_latency_ms")

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19qpumesh/v1/qpu_node.proto\x12\nqpumesh.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"*\n\x07\x43ircuit\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x11\n\tcirq_json\x18\x02 \x01(\t\"0\n\tPauliTerm\x12\x13\n\x0b\x63oefficient\x18\x01 \x01(\x01\x12\x0e\n\x06paulis\x18\x02 \x01(\t\"2\n\nObservable\x12$\n\x05terms\x18\x01 \x03(\x0b\x32\x15.qpumesh.v1.PauliTerm\"E\n\x0eParameterBatch\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\"\n\x06values\x18\x02 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\"9\n\x07Timings\x12\x15\n\rqueue_seconds\x18\x01 \x01(\x01\x12\x17\n\x0f\x65xecute_seconds\x18\x02 \x01(\x01\"\xca\x01\n\x0f\x45valuateRequest\x12$\n\x07\x63ircuit\x18\x01 \x01(\x0b\x32\x13.qpumesh.v1.Circuit\x12+\n\x0bobservables\x18\x02 \x03(\x0b\x32\x16.qpumesh.v1.Observable\x12*\n\x06params\x18\x03 \x01(\x0b\x32\x1a.qpumesh.v1.ParameterBatch\x12\x12\n\x05shots\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x01\x88\x01\x01\x42\x08\n\x06_shotsB\x07\n\x05_seed\"\xa0\x01\n\x10\x45valuateResponse\x12(\n\x0c\x65xpectations\x18\x01 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12+\n\x0fstandard_errors\x18\x02 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12$\n\x07timings\x18\x03 \x01(\x0b\x32\x13.qpumesh.v1.Timings\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\"\xc8\x02\n\x14ShiftGradientRequest\x12$\n\x07\x63ircuit\x18\x01 \x01(\x0b\x32\x13.qpumesh.v1.Circuit\x12+\n\x0bobservables\x18\x02 \x03(\x0b\x32\x16.qpumesh.v1.Observable\x12*\n\x06params\x18\x03 \x01(\x0b\x32\x1a.qpumesh.v1.ParameterBatch\x12\x0b\n\x03wrt\x18\x04 \x03(\t\x12&\n\ncotangents\x18\x05 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12\x16\n\x0einclude_values\x18\x06 \x01(\x08\x12\x12\n\x05shots\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x04H\x01\x88\x01\x01\x12*\n\x06method\x18\t \x01(\x0e\x32\x1a.qpumesh.v1.GradientMethodB\x08\n\x06_shotsB\x07\n\x05_seed\"\x90\x02\n\x15ShiftGradientResponse\x12$\n\x08jacobian\x18\x01 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12(\n\x0c\x65xpectations\x18\x02 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12$\n\x07timings\x18\x03 \x01(\x0b\x32\x13.qpumesh.v1.Timings\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0b\n\x03wrt\x18\x05 \x03(\t\x12*\n\x06method\x18\x06 \x01(\x0e\x32\x1a.qpumesh.v1.GradientMethod\x12\x1d\n\x15shift_rule_executions\x18\x07 \x01(\x04\x12\x18\n\x10shift_rule_shots\x18\x08 \x01(\x04\"g\n\x0cNoiseProfile\x12\x17\n\x0f\x64\x65polarizing_1q\x18\x01 \x01(\x01\x12\x17\n\x0f\x64\x65polarizing_2q\x18\x02 \x01(\x01\x12\x15\n\rreadout_error\x18\x03 \x01(\x01\x12\x0e\n\x06method\x18\x04 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xe4\x01\n\x0fGetInfoResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x12\n\nmax_qubits\x18\x03 \x01(\r\x12\x17\n\x0fsupported_gates\x18\x04 \x03(\t\x12\'\n\x05noise\x18\x05 \x01(\x0b\x32\x18.qpumesh.v1.NoiseProfile\x12\x15\n\rdefault_shots\x18\x06 \x01(\r\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_rows\x18\x08 \x01(\r\x12\x19\n\x11max_message_bytes\x18\t \x01(\x04*l\n\x0eGradientMethod\x12\x18\n\x14GRADIENT_METHOD_AUTO\x10\x00\x12#\n\x1fGRADIENT_METHOD_PARAMETER_SHIFT\x10\x01\x12\x1b\n\x17GRADIENT_METHOD_ADJOINT\x10\x02\x32\xea\x01\n\x07QPUNode\x12\x42\n\x07GetInfo\x12\x1a.qpumesh.v1.GetInfoRequest\x1a\x1b.qpumesh.v1.GetInfoResponse\x12\x45\n\x08\x45valuate\x12\x1b.qpumesh.v1.EvaluateRequest\x1a\x1c.qpumesh.v1.EvaluateResponse\x12T\n\rShiftGradient\x12 .qpumesh.v1.ShiftGradientRequest\x1a!.qpumesh.v1.ShiftGradientResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19qpumesh/v1/qpu_node.proto\x12\nqpumesh.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"*\n\x07\x43ircuit\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x11\n\tcirq_json\x18\x02 \x01(\t\"0\n\tPauliTerm\x12\x13\n\x0b\x63oefficient\x18\x01 \x01(\x01\x12\x0e\n\x06paulis\x18\x02 \x01(\t\"2\n\nObservable\x12$\n\x05terms\x18\x01 \x03(\x0b\x32\x15.qpumesh.v1.PauliTerm\"E\n\x0eParameterBatch\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\"\n\x06values\x18\x02 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\"9\n\x07Timings\x12\x15\n\rqueue_seconds\x18\x01 \x01(\x01\x12\x17\n\x0f\x65xecute_seconds\x18\x02 \x01(\x01\"\xca\x01\n\x0f\x45valuateRequest\x12$\n\x07\x63ircuit\x18\x01 \x01(\x0b\x32\x13.qpumesh.v1.Circuit\x12+\n\x0bobservables\x18\x02 \x03(\x0b\x32\x16.qpumesh.v1.Observable\x12*\n\x06params\x18\x03 \x01(\x0b\x32\x1a.qpumesh.v1.ParameterBatch\x12\x12\n\x05shots\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x01\x88\x01\x01\x42\x08\n\x06_shotsB\x07\n\x05_seed\"\xdd\x01\n\x10\x45valuateResponse\x12(\n\x0c\x65xpectations\x18\x01 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12+\n\x0fstandard_errors\x18\x02 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12$\n\x07timings\x18\x03 \x01(\x0b\x32\x13.qpumesh.v1.Timings\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x18\n\x10hardware_seconds\x18\x05 \x01(\x01\x12\x12\n\nexecutions\x18\x06 \x01(\x04\x12\r\n\x05shots\x18\x07 \x01(\x04\"\xc8\x02\n\x14ShiftGradientRequest\x12$\n\x07\x63ircuit\x18\x01 \x01(\x0b\x32\x13.qpumesh.v1.Circuit\x12+\n\x0bobservables\x18\x02 \x03(\x0b\x32\x16.qpumesh.v1.Observable\x12*\n\x06params\x18\x03 \x01(\x0b\x32\x1a.qpumesh.v1.ParameterBatch\x12\x0b\n\x03wrt\x18\x04 \x03(\t\x12&\n\ncotangents\x18\x05 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12\x16\n\x0einclude_values\x18\x06 \x01(\x08\x12\x12\n\x05shots\x18\x07 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x04H\x01\x88\x01\x01\x12*\n\x06method\x18\t \x01(\x0e\x32\x1a.qpumesh.v1.GradientMethodB\x08\n\x06_shotsB\x07\n\x05_seed\"\xaa\x02\n\x15ShiftGradientResponse\x12$\n\x08jacobian\x18\x01 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12(\n\x0c\x65xpectations\x18\x02 \x01(\x0b\x32\x12.qpumesh.v1.Tensor\x12$\n\x07timings\x18\x03 \x01(\x0b\x32\x13.qpumesh.v1.Timings\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0b\n\x03wrt\x18\x05 \x03(\t\x12*\n\x06method\x18\x06 \x01(\x0e\x32\x1a.qpumesh.v1.GradientMethod\x12\x1d\n\x15shift_rule_executions\x18\x07 \x01(\x04\x12\x18\n\x10shift_rule_shots\x18\x08 \x01(\x04\x12\x18\n\x10hardware_seconds\x18\t \x01(\x01\"{\n\x0cNoiseProfile\x12\x17\n\x0f\x64\x65polarizing_1q\x18\x01 \x01(\x01\x12\x17\n\x0f\x64\x65polarizing_2q\x18\x02 \x01(\x01\x12\x15\n\rreadout_error\x18\x03 \x01(\x01\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x12\n\nmitigation\x18\x05 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xf6\x01\n\x0fGetInfoResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x12\n\nmax_qubits\x18\x03 \x01(\r\x12\x17\n\x0fsupported_gates\x18\x04 \x03(\t\x12\'\n\x05noise\x18\x05 \x01(\x0b\x32\x18.qpumesh.v1.NoiseProfile\x12\x15\n\rdefault_shots\x18\x06 \x01(\r\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_rows\x18\x08 \x01(\r\x12\x19\n\x11max_message_bytes\x18\t \x01(\x04\x12\x10\n\x08hardware\x18\n \x01(\t*l\n\x0eGradientMethod\x12\x18\n\x14GRADIENT_METHOD_AUTO\x10\x00\x12#\n\x1fGRADIENT_METHOD_PARAMETER_SHIFT\x10\x01\x12\x1b\n\x17GRADIENT_METHOD_ADJOINT\x10\x02\x32\xea\x01\n\x07QPUNode\x12\x42\n\x07GetInfo\x12\x1a.qpumesh.v1.GetInfoRequest\x1a\x1b.qpumesh.v1.GetInfoResponse\x12\x45\n\x08\x45valuate\x12\x1b.qpumesh.v1.EvaluateRequest\x1a\x1c.qpumesh.v1.EvaluateResponse\x12T\n\rShiftGradient\x12 .qpumesh.v1.ShiftGradientRequest\x1a!.qpumesh.v1.ShiftGradientResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qpumesh.v1.qpu_node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GRADIENTMETHOD']._serialized_start=1684
-  _globals['_GRADIENTMETHOD']._serialized_end=1792
+  _globals['_GRADIENTMETHOD']._serialized_start=1809
+  _globals['_GRADIENTMETHOD']._serialized_end=1917
   _globals['_TENSOR']._serialized_start=41
   _globals['_TENSOR']._serialized_end=78
   _globals['_CIRCUIT']._serialized_start=80
@@ -48,17 +48,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALUATEREQUEST']._serialized_start=357
   _globals['_EVALUATEREQUEST']._serialized_end=559
   _globals['_EVALUATERESPONSE']._serialized_start=562
-  _globals['_EVALUATERESPONSE']._serialized_end=722
-  _globals['_SHIFTGRADIENTREQUEST']._serialized_start=725
-  _globals['_SHIFTGRADIENTREQUEST']._serialized_end=1053
-  _globals['_SHIFTGRADIENTRESPONSE']._serialized_start=1056
-  _globals['_SHIFTGRADIENTRESPONSE']._serialized_end=1328
-  _globals['_NOISEPROFILE']._serialized_start=1330
-  _globals['_NOISEPROFILE']._serialized_end=1433
-  _globals['_GETINFOREQUEST']._serialized_start=1435
-  _globals['_GETINFOREQUEST']._serialized_end=1451
-  _globals['_GETINFORESPONSE']._serialized_start=1454
-  _globals['_GETINFORESPONSE']._serialized_end=1682
-  _globals['_QPUNODE']._serialized_start=1795
-  _globals['_QPUNODE']._serialized_end=2029
+  _globals['_EVALUATERESPONSE']._serialized_end=783
+  _globals['_SHIFTGRADIENTREQUEST']._serialized_start=786
+  _globals['_SHIFTGRADIENTREQUEST']._serialized_end=1114
+  _globals['_SHIFTGRADIENTRESPONSE']._serialized_start=1117
+  _globals['_SHIFTGRADIENTRESPONSE']._serialized_end=1415
+  _globals['_NOISEPROFILE']._serialized_start=1417
+  _globals['_NOISEPROFILE']._serialized_end=1540
+  _globals['_GETINFOREQUEST']._serialized_start=1542
+  _globals['_GETINFOREQUEST']._serialized_end=1558
+  _globals['_GETINFORESPONSE']._serialized_start=1561
+  _globals['_GETINFORESPONSE']._serialized_end=1807
+  _globals['_QPUNODE']._serialized_start=1920
+  _globals['_QPUNODE']._serialized_end=2154
 # @@protoc_insertion_point(module_scope)

@@ -77,16 +77,22 @@ class EvaluateRequest(_message.Message):
     def __init__(self, circuit: _Optional[_Union[Circuit, _Mapping]] = ..., observables: _Optional[_Iterable[_Union[Observable, _Mapping]]] = ..., params: _Optional[_Union[ParameterBatch, _Mapping]] = ..., shots: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class EvaluateResponse(_message.Message):
-    __slots__ = ("expectations", "standard_errors", "timings", "backend")
+    __slots__ = ("expectations", "standard_errors", "timings", "backend", "hardware_seconds", "executions", "shots")
     EXPECTATIONS_FIELD_NUMBER: _ClassVar[int]
     STANDARD_ERRORS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    SHOTS_FIELD_NUMBER: _ClassVar[int]
     expectations: Tensor
     standard_errors: Tensor
     timings: Timings
     backend: str
-    def __init__(self, expectations: _Optional[_Union[Tensor, _Mapping]] = ..., standard_errors: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ...) -> None: ...
+    hardware_seconds: float
+    executions: int
+    shots: int
+    def __init__(self, expectations: _Optional[_Union[Tensor, _Mapping]] = ..., standard_errors: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ..., hardware_seconds: _Optional[float] = ..., executions: _Optional[int] = ..., shots: _Optional[int] = ...) -> None: ...
 
 class ShiftGradientRequest(_message.Message):
     __slots__ = ("circuit", "observables", "params", "wrt", "cotangents", "include_values", "shots", "seed", "method")
@@ -111,7 +117,7 @@ class ShiftGradientRequest(_message.Message):
     def __init__(self, circuit: _Optional[_Union[Circuit, _Mapping]] = ..., observables: _Optional[_Iterable[_Union[Observable, _Mapping]]] = ..., params: _Optional[_Union[ParameterBatch, _Mapping]] = ..., wrt: _Optional[_Iterable[str]] = ..., cotangents: _Optional[_Union[Tensor, _Mapping]] = ..., include_values: _Optional[bool] = ..., shots: _Optional[int] = ..., seed: _Optional[int] = ..., method: _Optional[_Union[GradientMethod, str]] = ...) -> None: ...
 
 class ShiftGradientResponse(_message.Message):
-    __slots__ = ("jacobian", "expectations", "timings", "backend", "wrt", "method", "shift_rule_executions", "shift_rule_shots")
+    __slots__ = ("jacobian", "expectations", "timings", "backend", "wrt", "method", "shift_rule_executions", "shift_rule_shots", "hardware_seconds")
     JACOBIAN_FIELD_NUMBER: _ClassVar[int]
     EXPECTATIONS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +126,7 @@ class ShiftGradientResponse(_message.Message):
     METHOD_FIELD_NUMBER: _ClassVar[int]
     SHIFT_RULE_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     SHIFT_RULE_SHOTS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     jacobian: Tensor
     expectations: Tensor
     timings: Timings
@@ -128,26 +135,29 @@ class ShiftGradientResponse(_message.Message):
     method: GradientMethod
     shift_rule_executions: int
     shift_rule_shots: int
-    def __init__(self, jacobian: _Optional[_Union[Tensor, _Mapping]] = ..., expectations: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ..., wrt: _Optional[_Iterable[str]] = ..., method: _Optional[_Union[GradientMethod, str]] = ..., shift_rule_executions: _Optional[int] = ..., shift_rule_shots: _Optional[int] = ...) -> None: ...
+    hardware_seconds: float
+    def __init__(self, jacobian: _Optional[_Union[Tensor, _Mapping]] = ..., expectations: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., backend: _Optional[str] = ..., wrt: _Optional[_Iterable[str]] = ..., method: _Optional[_Union[GradientMethod, str]] = ..., shift_rule_executions: _Optional[int] = ..., shift_rule_shots: _Optional[int] = ..., hardware_seconds: _Optional[float] = ...) -> None: ...
 
 class NoiseProfile(_message.Message):
-    __slots__ = ("depolarizing_1q", "depolarizing_2q", "readout_error", "method")
+    __slots__ = ("depolarizing_1q", "depolarizing_2q", "readout_error", "method", "mitigation")
     DEPOLARIZING_1Q_FIELD_NUMBER: _ClassVar[int]
     DEPOLARIZING_2Q_FIELD_NUMBER: _ClassVar[int]
     READOUT_ERROR_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    MITIGATION_FIELD_NUMBER: _ClassVar[int]
     depolarizing_1q: float
     depolarizing_2q: float
     readout_error: float
     method: str
-    def __init__(self, depolarizing_1q: _Optional[float] = ..., depolarizing_2q: _Optional[float] = ..., readout_error: _Optional[float] = ..., method: _Optional[str] = ...) -> None: ...
+    mitigation: str
+    def __init__(self, depolarizing_1q: _Optional[float] = ..., depolarizing_2q: _Optional[float] = ..., readout_error: _Optional[float] = ..., method: _Optional[str] = ..., mitigation: _Optional[str] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("node_id", "backend", "max_qubits", "supported_gates", "noise", "default_shots", "version", "max_batch_rows", "max_message_bytes")
+    __slots__ = ("node_id", "backend", "max_qubits", "supported_gates", "noise", "default_shots", "version", "max_batch_rows", "max_message_bytes", "hardware")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MAX_QUBITS_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +167,7 @@ class GetInfoResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     backend: str
     max_qubits: int
@@ -166,4 +177,5 @@ class GetInfoResponse(_message.Message):
     version: str
     max_batch_rows: int
     max_message_bytes: int
-    def __init__(self, node_id: _Optional[str] = ..., backend: _Optional[str] = ..., max_qubits: _Optional[int] = ..., supported_gates: _Optional[_Iterable[str]] = ..., noise: _Optional[_Union[NoiseProfile, _Mapping]] = ..., default_shots: _Optional[int] = ..., version: _Optional[str] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    hardware: str
+    def __init__(self, node_id: _Optional[str] = ..., backend: _Optional[str] = ..., max_qubits: _Optional[int] = ..., supported_gates: _Optional[_Iterable[str]] = ..., noise: _Optional[_Union[NoiseProfile, _Mapping]] = ..., default_shots: _Optional[int] = ..., version: _Optional[str] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., hardware: _Optional[str] = ...) -> None: ...

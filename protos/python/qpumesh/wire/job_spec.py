@@ -33,11 +33,13 @@ from qpumesh.wire.series import MAX_SERIES_POINTS
 
 TASKS = ("pendulum", "narma", "csv")
 MODELS = ("centric", "distributed", "classical")
-ANSATZES = ("v0", "chen2020")
+ANSATZES = ("v0", "chen2020", "custom")
 OPTIMIZERS = ("rmsprop", "adam")
 
 INPUT_DIM = 1
 """d_x: every task feeds one scalar per time step."""
+MAX_ANSATZ_CIRCUIT_CHARS = 4 * 1024 * 1024
+"""Largest ``ansatz_circuit`` JSON a job may carry."""
 
 MAX_NAME_CHARS = 200
 """Longest ``name`` and ``csv_column``."""
@@ -46,6 +48,12 @@ MAX_PATH_CHARS = 1024
 MAX_EXTRA_ENTRIES = 32
 MAX_EXTRA_KEY_CHARS = 64
 MAX_EXTRA_VALUE_CHARS = 1024
+MAX_QUBITS = 1024
+"""Widest model (D = d_x + d_h); its width is otherwise limited by the nodes (docs/model.md, "Bounds")."""
+MAX_PARTITIONS = 256
+"""Most parts M of a distributed model: one request per part and time step, all in one round."""
+MAX_PART_QUBITS = 64
+"""Widest circuit (a part, or the centric model's one circuit): the largest ``--max-qubits`` a node takes."""
 
 
 def _field(
@@ -87,7 +95,8 @@ class JobSpec:
             planner picks the smallest M that fits the nodes' max qubits).
         layers: variational layers L per (sub-)circuit.
         ansatz: "v0" (H + RY encoding, CNOT ladders + RY) or "chen2020"
-            (H, RY(arctan x), RZ(arctan x^2), ring CNOTs + Rot).
+            (H, RY(arctan x), RZ(arctan x^2), ring CNOTs + Rot), or "custom": the
+            circuits of ``ansatz_circuit``.
             Defaults (chen2020, L = 3, M = 2) are the smallest setting with which both
             the 4-qubit centric and the distributed model pass test R² 0.99 on the
             pendulum at the final epoch of the paper's schedule (seed 0; see
@@ -101,6 +110,9 @@ class JobSpec:
             samples on [0, 20]; NARMA: points after the washout).
         extra: free-form labels (bounded: ``MAX_EXTRA_*``).
         series: the raw values of a user series (task "csv"), oldest first.
+        ansatz_circuit: for ansatz "custom", the Cirq JSON of the user's circuit(s)
+            (docs/model.md, custom circuits). ``qpumesh train --ansatz-circuit`` reads
+            it from a file or builds it by calling a Python function on the client.
     """
 
     name: str = _field("", "label shown in job listings")
@@ -124,6 +136,12 @@ class JobSpec:
     shots: int = _field(0, "shots per observable term (0 = exact)")
     train_fraction: float = _field(0.67, "leading fraction of windows to train on", metavar="F")
     series_length: int = _field(240, "points of the generated series", metavar="N")
+    ansatz_circuit: str = _field(
+        "",
+        "your own ansatz (sets --ansatz custom): a Cirq JSON file, or MODULE:FUNCTION(qubits, layers) "
+        "returning a cirq.Circuit, run here (docs/model.md, custom circuits)",
+        metavar="FILE|MODULE:FUNCTION",
+    )
     extra: Mapping[str, str] = field(default_factory=dict)
     series: tuple[float, ...] = ()
 
@@ -143,10 +161,9 @@ class JobSpec:
         _choice("ansatz", self.ansatz, ANSATZES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _int_range("narma_order", self.narma_order, 1, 100)
-        _int_range("qubits", self.qubits, INPUT_DIM + 1, 30)
-        _int_range("partitions", self.partitions, 0, 4 * self.qubits)
-        if self.model == "distributed" and self.partitions > self.qubits:
-            raise SpecError("partitions", f"{self.partitions} parts cannot split {self.qubits} qubits")
+        _int_range("qubits", self.qubits, INPUT_DIM + 1, MAX_QUBITS)
+        _int_range("partitions", self.partitions, 0, MAX_PARTITIONS)
+        self._check_parts()
         _int_range("layers", self.layers, 1, 50)
         _int_range("epochs", self.epochs, 1, 100_000)
         _int_range("batch_size", self.batch_size, 1, 100_000)
@@ -161,6 +178,13 @@ class JobSpec:
         _text("name", self.name, MAX_NAME_CHARS)
         _text("csv_column", self.csv_column, MAX_NAME_CHARS)
         _text("csv_path", self.csv_path, MAX_PATH_CHARS)
+        if self.ansatz == "custom" and not self.ansatz_circuit:
+            raise SpecError("ansatz_circuit", "ansatz 'custom' needs its circuit (--ansatz-circuit)")
+        if self.ansatz_circuit and self.ansatz != "custom":
+            raise SpecError("ansatz", f"a job with ansatz_circuit uses ansatz 'custom', got {self.ansatz!r}")
+        if len(self.ansatz_circuit) > MAX_ANSATZ_CIRCUIT_CHARS:
+            size = len(self.ansatz_circuit)
+            raise SpecError("ansatz_circuit", f"{size} characters, more than {MAX_ANSATZ_CIRCUIT_CHARS}")
         self._validate_extra()
         self._validate_series()
 
@@ -196,6 +220,32 @@ class JobSpec:
             )
         if not all(math.isfinite(v) for v in self.series):
             raise SpecError("series", "every value must be a finite number")
+
+    def _check_parts(self) -> None:
+        """Each part writes a hidden unit, and no circuit is wider than any node can be."""
+        if self.model == "centric" and self.qubits > MAX_PART_QUBITS:
+            raise SpecError(
+                "qubits",
+                f"a centric model is one circuit of {self.qubits} qubits, and a node takes at most "
+                f"{MAX_PART_QUBITS}; use --model distributed with --partitions >= "
+                f"{-(-self.qubits // MAX_PART_QUBITS)}",
+            )
+        if self.model != "distributed" or self.partitions == 0:
+            return
+        if self.partitions > self.hidden_size:
+            raise SpecError(
+                "partitions",
+                f"{self.partitions} parts exceed the hidden size d_h = {self.hidden_size} (every part "
+                f"writes a hidden unit); use --partitions <= {self.hidden_size}",
+            )
+        widest = -(-self.qubits // self.partitions)
+        if widest > MAX_PART_QUBITS:
+            raise SpecError(
+                "partitions",
+                f"{self.partitions} parts of {self.qubits} qubits are up to {widest} qubits wide, and a "
+                f"part may have at most {MAX_PART_QUBITS}; use --partitions >= "
+                f"{-(-self.qubits // MAX_PART_QUBITS)}",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the spec as plain JSON/YAML-serialisable values."""

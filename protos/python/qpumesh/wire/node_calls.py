@@ -268,6 +268,10 @@ class Evaluation:
         backend: the engine that ran the request.
         queue_seconds: time the request waited for an execution slot on the node.
         execute_seconds: time the node spent compiling and simulating.
+        hardware_seconds: how long the request takes on the node's hardware profile
+            (``qpumesh.wire.hardware``).
+        executions: circuit executions (one per row).
+        shots: shots taken (0 for exact requests).
     """
 
     expectations: FloatArray
@@ -275,6 +279,9 @@ class Evaluation:
     backend: str
     queue_seconds: float
     execute_seconds: float
+    hardware_seconds: float = 0.0
+    executions: int = 0
+    shots: int = 0
 
 
 @dataclass(frozen=True)
@@ -294,6 +301,7 @@ class Gradient:
         shift_rule_executions: circuit executions a hardware QPU would need for the request
             by the parameter-shift rule (whichever method ran).
         shift_rule_shots: shots those executions take (0 for exact requests).
+        hardware_seconds: how long those executions take on the node's hardware profile.
     """
 
     jacobian: FloatArray
@@ -305,6 +313,7 @@ class Gradient:
     method: str = "parameter_shift"
     shift_rule_executions: int = 0
     shift_rule_shots: int = 0
+    hardware_seconds: float = 0.0
 
 
 def _shape(request: NodeRequest) -> tuple[int, int]:
@@ -343,6 +352,9 @@ def decode_evaluation(reply: pb.EvaluateResponse, request: pb.EvaluateRequest) -
         backend=reply.backend,
         queue_seconds=reply.timings.queue_seconds,
         execute_seconds=reply.timings.execute_seconds,
+        hardware_seconds=reply.hardware_seconds,
+        executions=reply.executions,
+        shots=reply.shots,
     )
 
 
@@ -375,4 +387,5 @@ def decode_gradient(reply: pb.ShiftGradientResponse, request: pb.ShiftGradientRe
         method=method_name(reply.method),
         shift_rule_executions=reply.shift_rule_executions,
         shift_rule_shots=reply.shift_rule_shots,
+        hardware_seconds=reply.hardware_seconds,
     )

@@ -17,6 +17,7 @@ sub-circuit is built and serialised once; every time step then only sends values
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cirq
@@ -26,6 +27,8 @@ import torch
 from qpumesh.wire.circuits import PauliTerms, WireCircuit, pauli_terms
 
 ANSATZES = ("v0", "chen2020")
+CUSTOM_INPUT_KINDS = ("x", "atan_x", "atan_x2")
+"""A custom ansatz's input symbols ``KIND_i``: angle ``v_i``, ``arctan v_i``, ``arctan v_i^2``."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Ansatz:
     """One built sub-circuit: the serialised circuit plus how to feed and read it.
 
     Attributes:
-        name: "v0" or "chen2020".
+        name: "v0", "chen2020" or "custom" (``custom_ansatz``: the job's own circuit).
         qubits: q, the number of inputs (one per qubit) of the sub-circuit.
         layers: L, the number of variational layers.
         outputs: d_out, the number of <Z> read-outs (on qubits 0..d_out-1).
@@ -69,6 +72,8 @@ class Ansatz:
         """
         if self.name == "v0":
             return v
+        if self.name == "custom":
+            return _encode_custom(self.input_symbols, v)
         return torch.cat([torch.atan(v), torch.atan(v * v)], dim=1)
 
 
@@ -150,3 +155,19 @@ def _chen2020(wires: list[cirq.LineQubit], layers: int) -> tuple[cirq.Circuit, l
             )
             weights += [alpha, beta, gamma]
     return circuit, angles_y + angles_z, weights
+
+
+def _encode_custom(inputs: Iterable[str], v: torch.Tensor) -> torch.Tensor:
+    """Return the encoding angles of a custom ansatz's ``inputs`` for the sub-vector ``v`` (rows, q).
+
+    Inputs are named ``x_i``, ``atan_x_i``, ``atan_x2_i`` (`custom_ansatz`), in that order of kinds.
+    """
+    names = tuple(inputs)
+    pieces = []
+    for kind in CUSTOM_INPUT_KINDS:
+        columns = [int(name.rsplit("_", 1)[1]) for name in names if name.rsplit("_", 1)[0] == kind]
+        if not columns:
+            continue
+        values = v if kind == "x" else torch.atan(v) if kind == "atan_x" else torch.atan(v * v)
+        pieces.append(values if columns == list(range(v.shape[1])) else values[:, columns])
+    return torch.cat(pieces, dim=1) if pieces else v[:, :0]

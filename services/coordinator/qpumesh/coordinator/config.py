@@ -165,7 +165,8 @@ OPTIONS: tuple[Option, ...] = (
            "run circuits inside the coordinator instead of on nodes", "BOOL", switch=True),
     # PoolOptions fields:
     Option("timeout_seconds", "QPUMESH_RPC_TIMEOUT", "--rpc-timeout", positive(),
-           "deadline of each node call in seconds (default 30)", "S"),
+           "floor of each node call's deadline in seconds; a call may take this plus 4x the "
+           "node's recent pace for its work (default 30)", "S"),
     Option("max_attempts", "QPUMESH_MAX_ATTEMPTS", "--max-attempts", _integer(1, 100),
            "attempts per circuit task before the job fails (default 4)", "N"),
     Option("hedge_after_seconds", "QPUMESH_HEDGE_AFTER_MS", "--hedge-after-ms", _milliseconds_as_seconds,

@@ -21,13 +21,14 @@ import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.wire.circuits import PauliTerms, WireCircuit
+from qpumesh.wire.hardware import TaskTime, round_seconds
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -41,11 +42,12 @@ class CircuitTask:
         observables: dense Pauli-term observables, one output column each.
         symbols: the column names of ``values``: every free symbol of the circuit.
         values: float64 parameters, shape (rows, len(symbols)).
-        jacobian: also return d(expectations)/d(symbols) by parameter shift.
+        jacobian: also return d(expectations)/d(symbols) (the node picks the method and
+            reports what the parameter-shift rule would cost on hardware).
         shots: measurement shots per observable term (0 = exact).
         seed: seed of the shot sampler (ignored when shots == 0).
-        key: stable identity of the sub-circuit (e.g. "f/1": gate f, partition 1);
-            the mesh executor routes each key to the node the planner assigned it.
+        key: stable identity of the task (e.g. "part/1", the QLSTM's partition 1); the
+            mesh executor routes each key to the node the planner assigned it.
     """
 
     circuit: WireCircuit
@@ -66,36 +68,77 @@ class CircuitResult:
         expectations: shape (rows, n_observables).
         jacobian: shape (rows, n_observables, n_symbols) when asked for, else None.
         node: the node (or "local") that answered.
+        executions: circuit executions a hardware QPU needs for the task, as the node
+            reports it: one per row, plus two per row and differentiated gate angle for
+            a Jacobian (the parameter-shift rule, whichever method the emulator used).
+        shots: measurement shots those executions take (0 when exact).
+        hardware_seconds: the answering call's time on the node's hardware profile.
+        node_seconds: the answering call's queue and execute time at the node (emulation).
+        overhead_seconds: the task's time outside the node's QPU: its wall time (all
+            attempts, backoffs and hedge waits) minus ``node_seconds``; 0 in process.
     """
 
     expectations: FloatArray
     jacobian: FloatArray | None
     node: str
+    hardware_seconds: float = 0.0
+    node_seconds: float = 0.0
+    overhead_seconds: float = 0.0
+    executions: int = 0
+    shots: int = 0
+
+
+def evaluation_cost(task: CircuitTask) -> tuple[int, int]:
+    """Return (executions, shots) of evaluating ``task`` without a Jacobian on hardware.
+
+    One execution per row; each distinct non-identity Pauli term is measured with
+    ``task.shots`` shots (the node's convention for ``shift_rule_shots``). Evaluate
+    replies carry no counts, so both executors use this.
+    """
+    rows = int(task.values.shape[0])
+    measured = len({string for terms in task.observables for _, string in terms if string.strip("I")})
+    return rows, rows * task.shots * measured
 
 
 @dataclass
 class ExecutorStats:
-    """Counters an executor keeps for the job's metrics."""
+    """Counters an executor keeps for the job's metrics.
+
+    Attributes:
+        rounds: rounds run.
+        tasks: tasks run (one request each, retries and hedges not counted).
+        circuit_evaluations: circuit executions a hardware QPU would have run for those
+            tasks (``CircuitResult.executions``, the nodes' numbers).
+        shots: measurement shots those executions take (0 for exact runs).
+
+    ``hardware_seconds`` adds up each round's estimated wall time on the nodes' hardware
+    (``qpumesh.wire.hardware.round_seconds``: the slowest node plus its network time).
+    """
 
     rounds: int = 0
     tasks: int = 0
     circuit_evaluations: int = 0
+    shots: int = 0
+    hardware_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record_round(self, tasks: Sequence[CircuitTask]) -> None:
-        """Count one round of ``tasks`` and the circuit evaluations it implies."""
-        evaluations = 0
-        for task in tasks:
-            rows = int(task.values.shape[0])
-            # One unshifted evaluation per row, plus two shifted ones per parameter slot.
-            per_row = 1 + (2 * len(task.symbols) if task.jacobian else 0)
-            evaluations += rows * per_row
+    def record_round(self, results: Sequence[CircuitResult]) -> None:
+        """Count one finished round and what its results say hardware would have run."""
+        executions = sum(r.executions for r in results)
+        shots = sum(r.shots for r in results)
         with self.lock:
             self.rounds += 1
-            self.tasks += len(tasks)
-            self.circuit_evaluations += evaluations
+            self.tasks += len(results)
+            self.circuit_evaluations += executions
+            self.shots += shots
 
-    def snapshot(self) -> dict[str, int]:
+    def record_hardware(self, results: Sequence[CircuitResult]) -> None:
+        """Add the hardware wall time of one round's ``results`` (its critical path)."""
+        seconds = round_seconds(TaskTime(r.node, r.hardware_seconds, r.overhead_seconds) for r in results)
+        with self.lock:
+            self.hardware_seconds += seconds
+
+    def snapshot(self) -> dict[str, Any]:
         """Return every counter (every field but the lock, subclasses' too) as a plain dict."""
         with self.lock:
             return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "lock"}

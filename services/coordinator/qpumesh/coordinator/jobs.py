@@ -95,17 +95,18 @@ class _JobExecutor:
         """Run ``tasks`` on the shared executor unless the job was told to stop."""
         if self.interrupted():
             raise JobInterruptedError("job interrupted")
-        self.stats.record_round(tasks)
         attributes: dict[str, str | int | bool] = {
             "qpumesh.job_id": self.job_id,
-            "qpumesh.round": self.stats.rounds,
+            "qpumesh.round": self.stats.rounds + 1,
             "qpumesh.tasks": len(tasks),
         }
         start = time.perf_counter()
         with span("round", attributes=attributes):
             results = self.inner.run_round(tasks)
+        self.stats.record_hardware(results)
         if self.metrics is not None:
             self.metrics.round_seconds.observe(time.perf_counter() - start)
+        self.stats.record_round(results)
         return results
 
 
@@ -474,7 +475,7 @@ class JobManager:
         if trainer.plan is None:
             return ""
         loads = trainer.plan.node_loads()
-        where = f" on {len(loads)} node(s), sub-circuits per node {loads}" if loads else " in process"
+        where = f" on {len(loads)} node(s), parts per node {loads}" if loads else " in process"
         return f" ({trainer.plan.partitions} partition(s) per gate{where})"
 
     def _reconcile(self, job: JobRecord, trainer: Trainer, checkpoint: Checkpoint | None) -> None:

@@ -10,17 +10,22 @@ gate alpha's pre-activation is the concatenation [VQC_alpha^(1)(v^(1)), ...,
 VQC_alpha^(M)(v^(M))] of M sub-circuits with d_h^(m) read-outs each (sum = d_h).
 The *centric* cell is the M = 1 case: one (d_x + d_h)-qubit VQC per gate reading
 <Z> on its first d_h qubits. All 4*M sub-circuits of a time step run in one
-executor round (``quantum_layer.quantum_gates``). A Linear(d_h, 1) head maps the
-last hidden state to the prediction.
+executor round (``quantum_layer.quantum_gates``), as M requests: the four gates of a
+part share its circuit. A Linear(d_h, 1) head maps the last hidden state to the
+prediction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import cirq
 import numpy as np
 import torch
 from torch import nn
 
 from qpumesh.coordinator.ansatz import Ansatz, build_ansatz
+from qpumesh.coordinator.custom_ansatz import custom_ansatz
 from qpumesh.coordinator.executor import RoundRunner
 from qpumesh.coordinator.planner import GATES, Plan
 from qpumesh.coordinator.quantum_layer import quantum_gates
@@ -36,11 +41,12 @@ class QLSTMCell(nn.Module):
     Args:
         d_x: input size per time step.
         plan: the partitioning; ``sum(plan.input_sizes) == d_x + d_h``.
-        ansatz: "v0" or "chen2020".
-        layers: variational layers per sub-circuit.
+        ansatz: "v0", "chen2020" or "custom" (then ``circuits`` are used).
+        layers: variational layers per sub-circuit (built-in ansatzes).
         executor: where the circuits run.
         shots: measurement shots per observable term (0 = exact expectations).
         seed: base seed for shot sampling (rounds are numbered from it).
+        circuits: a custom ansatz's circuits by width (``custom_ansatz.parse_circuits``).
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class QLSTMCell(nn.Module):
         *,
         shots: int = 0,
         seed: int = 0,
+        circuits: Mapping[int, cirq.Circuit] | None = None,
     ) -> None:
         super().__init__()
         self.d_x = d_x
@@ -63,14 +70,16 @@ class QLSTMCell(nn.Module):
         self.seed = seed
         self.rounds_run = 0
         self.partition_circuits: tuple[Ansatz, ...] = tuple(
-            build_ansatz(ansatz, qubits, layers, outputs)
+            custom_ansatz(circuits, qubits, outputs) if ansatz == "custom" and circuits is not None
+            else build_ansatz(ansatz, qubits, layers, outputs)
             for qubits, outputs in zip(plan.input_sizes, plan.output_sizes, strict=True)
-        )
+        )  # fmt: skip
         self.keys = plan.keys
-        # Gate-major, like the keys: f/0..f/M-1, i/0.., g/0.., o/0..
-        self.ansatze = tuple(self.partition_circuits[m] for _ in GATES for m in range(plan.partitions))
+        # Gate-major, like the sub-circuit names: f/0..f/M-1, i/0.., g/0.., o/0..
         self.weights = nn.ParameterList(
-            nn.Parameter(WEIGHT_SCALE * torch.randn(a.num_weights, dtype=DTYPE)) for a in self.ansatze
+            nn.Parameter(WEIGHT_SCALE * torch.randn(self.partition_circuits[m].num_weights, dtype=DTYPE))
+            for _ in GATES
+            for m in range(plan.partitions)
         )
 
     def forward(
@@ -89,13 +98,14 @@ class QLSTMCell(nn.Module):
         v = torch.cat([h, x_t], dim=1)
         parts = torch.split(v, list(self.plan.input_sizes), dim=1)
         encoded = [a.encode(p) for a, p in zip(self.partition_circuits, parts, strict=True)]
-        inputs = [encoded[m] for _ in GATES for m in range(self.plan.partitions)]
+        partitions = self.plan.partitions
+        weights = [[self.weights[g * partitions + m] for g in range(len(GATES))] for m in range(partitions)]
         seed = None
         if self.shots:
             seed = int(np.random.SeedSequence([self.seed, self.rounds_run]).generate_state(1)[0])
         self.rounds_run += 1
         out = quantum_gates(
-            self.executor, self.keys, self.ansatze, inputs, list(self.weights), shots=self.shots, seed=seed
+            self.executor, self.keys, self.partition_circuits, encoded, weights, shots=self.shots, seed=seed
         )
         d = self.d_h
         f, i, g, o = (out[:, k * d : (k + 1) * d] for k in range(len(GATES)))
@@ -110,7 +120,7 @@ class QLSTM(nn.Module):
     Args:
         d_x: input size per time step.
         plan: the partitioning (M = 1 for the centric model).
-        ansatz, layers, executor, shots, seed: see ``QLSTMCell``.
+        ansatz, layers, executor, shots, seed, circuits: see ``QLSTMCell``.
     """
 
     def __init__(
@@ -123,9 +133,10 @@ class QLSTM(nn.Module):
         *,
         shots: int = 0,
         seed: int = 0,
+        circuits: Mapping[int, cirq.Circuit] | None = None,
     ) -> None:
         super().__init__()
-        self.cell = QLSTMCell(d_x, plan, ansatz, layers, executor, shots=shots, seed=seed)
+        self.cell = QLSTMCell(d_x, plan, ansatz, layers, executor, shots=shots, seed=seed, circuits=circuits)
         self.head = nn.Linear(self.cell.d_h, 1, dtype=DTYPE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,11 @@
 
 Pure functions, no I/O. ``plan_partitions`` splits v_t = [h_{t-1}; x_t] (D = d_h + d_x
 entries) into M contiguous parts of sizes D_m, splits the hidden size d_h into the
-read-out counts d_h^(m) <= D_m of the M sub-circuits, and assigns the 4*M
-sub-circuits ("f/m", "i/m", "g/m" for C~, "o/m") to nodes so every node gets an even
-share and no node receives a circuit wider than its ``max_qubits``.
+read-out counts d_h^(m) <= D_m of the M sub-circuits, and places the M parts on nodes
+so every node gets an even share and no node receives a circuit wider than its
+``max_qubits``. A part ("part/m") is the unit of placement: its four gates' sub-circuits
+("f/m", "i/m", "g/m" for C~, "o/m") share one circuit and travel as one request per time
+step (their parameter rows stacked), so a time step costs M calls, not 4*M.
 
 Both splits are as even as possible, but in opposite orders: v_t is split with the
 larger parts first and d_h with the smaller parts first (``output_split``). The
@@ -33,8 +35,8 @@ class Plan:
     Attributes:
         input_sizes: D_m, the qubits (= entries of v_t) of partition m; sum = D.
         output_sizes: d_h^(m), the hidden units partition m outputs; sum = d_h.
-        assignment: sub-circuit key ("f/0", ...) -> node index; empty when no
-            node limits were given (in-process runs).
+        assignment: part key ("part/0", ...) -> node index; empty when no node
+            limits were given.
         node_max_qubits: the limits the plan was made for (may be empty).
     """
 
@@ -50,15 +52,20 @@ class Plan:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        """All 4*M sub-circuit keys, gate-major: f/0..f/M-1, i/0, ..., o/M-1."""
+        """The M part keys, "part/0" .. "part/M-1": what is placed on a node and sent as one request."""
+        return tuple(f"part/{m}" for m in range(self.partitions))
+
+    @property
+    def sub_circuits(self) -> tuple[str, ...]:
+        """All 4*M sub-circuit names, gate-major: f/0..f/M-1, i/0, ..., o/M-1."""
         return tuple(f"{gate}/{m}" for gate in GATES for m in range(self.partitions))
 
     def width(self, key: str) -> int:
-        """Return the number of qubits of sub-circuit ``key``."""
+        """Return the number of qubits of part (or sub-circuit) ``key``."""
         return self.input_sizes[int(key.split("/")[1])]
 
     def node_loads(self) -> list[int]:
-        """Count the sub-circuits assigned to each node (empty without nodes)."""
+        """Count the parts assigned to each node (empty without nodes)."""
         loads = [0] * len(self.node_max_qubits)
         for node in self.assignment.values():
             loads[node] += 1
@@ -106,7 +113,7 @@ def plan_partitions(
     partitions: int,
     node_max_qubits: Sequence[int] = (),
 ) -> Plan:
-    """Plan the split of v_t and d_h into M parts and place the 4*M sub-circuits.
+    """Plan the split of v_t and d_h into M parts and place the parts on the nodes.
 
     Args:
         d_x: input size per time step.
@@ -166,10 +173,11 @@ def _auto_partitions(total: int, d_h: int, largest: int) -> int:
 
 
 def _assign(plan: Plan, limits: tuple[int, ...]) -> dict[str, int]:
-    """Greedy balanced placement: widest circuits first, each to the least-loaded node that fits.
+    """Greedy balanced placement: widest parts first, each to the least-loaded node that fits.
 
-    Load is counted in sub-circuits (ties broken by qubits already placed, then node
-    index), so with uniform widths every node gets floor or ceil of 4M/N circuits.
+    Load is counted in parts (ties broken by qubits already placed, then node index),
+    so with uniform widths every node gets floor or ceil of M/N parts: 16 parts on 16
+    nodes are one per node.
     """
     counts = [0] * len(limits)
     qubit_load = [0] * len(limits)
@@ -186,7 +194,10 @@ def _assign(plan: Plan, limits: tuple[int, ...]) -> dict[str, int]:
 
 def format_plan(plan: Plan) -> str:
     """Render the plan as a plain-text table: partitions, then the per-node placement."""
-    lines = [f"M = {plan.partitions} partition(s), {4 * plan.partitions} sub-circuits"]
+    lines = [
+        f"M = {plan.partitions} partition(s), {4 * plan.partitions} sub-circuits "
+        f"({len(GATES)} gates of each part in one request per time step)"
+    ]
     lines.append(f"{'part':>4}  {'qubits D_m':>10}  {'outputs d_h^(m)':>15}  v_t entries")
     start = 0
     for m, (width, outputs) in enumerate(zip(plan.input_sizes, plan.output_sizes, strict=True)):
@@ -196,7 +207,7 @@ def format_plan(plan: Plan) -> str:
         lines.append("no node limits given: every sub-circuit runs in process")
         return "\n".join(lines)
     lines.append("")
-    lines.append(f"{'node':>4}  {'max qubits':>10}  {'load':>4}  sub-circuits")
+    lines.append(f"{'node':>4}  {'max qubits':>10}  {'load':>4}  parts")
     loads = plan.node_loads()
     for node, cap in enumerate(plan.node_max_qubits):
         keys = [k for k, n in plan.assignment.items() if n == node]

@@ -1,13 +1,19 @@
 """One QLSTM time step's circuits as a differentiable torch operation.
 
-``quantum_gates`` evaluates every sub-circuit of every gate (4 gates x M partitions)
-for a whole mini-batch in ONE executor round: the forward pass sends one
-``CircuitTask`` per sub-circuit whose value rows are [encoded inputs of the row,
-the sub-circuit's weights], asking for parameter-shift Jacobians when a backward
-pass will need them. The backward pass only contracts those saved Jacobians with
-the incoming gradient (per row for the inputs, summed over rows for the shared
-weights), so training costs one network round per time step and none in backward.
-Everything is float64, as in the paper's setup.
+``quantum_gates`` evaluates every part's circuit for every gate and the whole
+mini-batch in ONE executor round. The four gates of a part share one circuit and
+differ only in their weights, so a part is ONE ``CircuitTask`` whose value rows are
+the mini-batch's rows once per gate, stacked gate after gate: row ``g * rows + r``
+is [encoded inputs of row r, the weights of gate g]. A time step therefore costs M
+requests (one per part), not 4*M; each row's numbers are the same whichever rows
+share its request (the nodes compute rows independently), so the stacking changes
+the cost, not the arithmetic.
+
+The forward pass asks for the Jacobians when a backward pass will need them; the
+backward pass only contracts those saved Jacobians with the incoming gradient (per
+row for the inputs, summed over rows for each gate's weights), so training costs one
+network round per time step and none in backward. Everything is float64, as in the
+paper's setup.
 """
 
 from __future__ import annotations
@@ -29,39 +35,51 @@ class RoundContext:
 
     Attributes:
         executor: where the circuits run.
-        keys: sub-circuit keys ("f/0", ...), one per task, in output order.
-        ansatze: the built sub-circuit of each key.
+        keys: part keys ("part/0", ...), one per task, in output order.
+        ansatze: the built circuit of each part.
+        gates: weight sets per part (the LSTM's 4 gates), stacked in each task.
         jacobian: ask the nodes for Jacobians (a backward pass will follow).
         shots: measurement shots per observable term (0 = exact).
-        seed: base seed of the shot sampler; task k uses ``seed + k``.
+        seed: base seed of the shot sampler; part k uses ``seed + k``.
     """
 
     executor: RoundRunner
     keys: tuple[str, ...]
     ansatze: tuple[Ansatz, ...]
+    gates: int
     jacobian: bool
     shots: int = 0
     seed: int | None = None
 
+    @property
+    def width(self) -> int:
+        """Read-outs of one gate: the sum of the parts' outputs (d_h)."""
+        return sum(a.outputs for a in self.ansatze)
+
 
 class _QuantumRound(torch.autograd.Function):
-    """Forward: one executor round over all sub-circuits. Backward: Jacobian contractions."""
+    """Forward: one executor round over all parts. Backward: Jacobian contractions."""
 
     @staticmethod
     def forward(ctx: Any, context: RoundContext, *tensors: torch.Tensor) -> torch.Tensor:
-        count = len(context.keys)
-        inputs, weights = tensors[:count], tensors[count:]
+        parts, gates = len(context.keys), context.gates
+        inputs, weights = tensors[:parts], tensors[parts:]
+        rows = int(inputs[0].shape[0])
         tasks = []
         for k, (key, ansatz) in enumerate(zip(context.keys, context.ansatze, strict=True)):
-            rows = inputs[k].shape[0]
-            w = weights[k].detach().reshape(1, -1).expand(rows, -1)
-            values = torch.cat([inputs[k].detach(), w], dim=1).to(torch.float64).numpy()
+            n_in = len(ansatz.input_symbols)
+            values = np.empty((gates * rows, len(ansatz.symbols)), dtype=np.float64)
+            encoded = inputs[k].detach().numpy()
+            for g in range(gates):
+                block = values[g * rows : (g + 1) * rows]
+                block[:, :n_in] = encoded
+                block[:, n_in:] = weights[k * gates + g].detach().numpy()
             tasks.append(
                 CircuitTask(
                     circuit=ansatz.circuit,
                     observables=ansatz.observables,
                     symbols=ansatz.symbols,
-                    values=np.ascontiguousarray(values),
+                    values=values,
                     jacobian=context.jacobian,
                     shots=context.shots,
                     seed=None if context.seed is None else context.seed + k,
@@ -71,29 +89,44 @@ class _QuantumRound(torch.autograd.Function):
         results = context.executor.run_round(tasks)
         _check_results(tasks, results)
         ctx.context = context
-        ctx.jacobians = [
-            torch.from_numpy(np.asarray(r.jacobian, dtype=np.float64)) if context.jacobian else None
-            for r in results
-        ]
-        outputs = [torch.from_numpy(np.asarray(r.expectations, dtype=np.float64)) for r in results]
-        return torch.cat(outputs, dim=1)
+        ctx.rows = rows
+        ctx.jacobians = [r.jacobian for r in results] if context.jacobian else None
+        # Output columns: gate-major, then part: [f: part 0, part 1, ...; i: ...; g: ...; o: ...].
+        width = context.width
+        out = np.empty((rows, gates * width), dtype=np.float64)
+        start = 0
+        for ansatz, result in zip(context.ansatze, results, strict=True):
+            stop = start + ansatz.outputs
+            for g in range(gates):
+                out[:, g * width + start : g * width + stop] = result.expectations[g * rows : (g + 1) * rows]
+            start = stop
+        return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         context: RoundContext = ctx.context
-        if not context.jacobian:
+        if ctx.jacobians is None:
             raise RuntimeError("quantum_gates ran without Jacobians; call it with grad enabled to train")
+        rows, gates, width = ctx.rows, context.gates, context.width
+        grad = grad_output.numpy()
         grad_inputs: list[torch.Tensor] = []
         grad_weights: list[torch.Tensor] = []
         start = 0
         for ansatz, jacobian in zip(context.ansatze, ctx.jacobians, strict=True):
-            grad = grad_output[:, start : start + ansatz.outputs]
-            start += ansatz.outputs
-            # d loss / d value[r, s] = sum_o d loss / d out[r, o] * d out[r, o] / d value[r, s]
-            per_row = torch.einsum("ro,ros->rs", grad, jacobian)
+            stop = start + ansatz.outputs
             n_in = len(ansatz.input_symbols)
-            grad_inputs.append(per_row[:, :n_in])
-            grad_weights.append(per_row[:, n_in:].sum(dim=0))
+            # d loss / d value[r, s] = sum_o d loss / d out[r, o] * d out[r, o] / d value[r, s],
+            # with the rows of the stacked task in gate order: (gates, rows, n_symbols).
+            upstream = np.stack([grad[:, g * width + start : g * width + stop] for g in range(gates)])
+            per_row = np.einsum("gro,gros->grs", upstream, jacobian.reshape(gates, rows, *jacobian.shape[1:]))
+            # The encoded inputs feed every gate; their gradients add up in gate order.
+            grad_input = per_row[0, :, :n_in]
+            for g in range(1, gates):
+                grad_input = grad_input + per_row[g, :, :n_in]
+            grad_inputs.append(torch.from_numpy(grad_input))
+            # Each gate's weights are shared by its rows (torch sums rows in the order it always has).
+            grad_weights.extend(torch.from_numpy(per_row[:, :, n_in:]).sum(dim=1).unbind(0))
+            start = stop
         return (None, *grad_inputs, *grad_weights)
 
 
@@ -117,30 +150,44 @@ def quantum_gates(
     keys: Sequence[str],
     ansatze: Sequence[Ansatz],
     inputs: Sequence[torch.Tensor],
-    weights: Sequence[torch.Tensor],
+    weights: Sequence[Sequence[torch.Tensor]],
     *,
     shots: int = 0,
     seed: int | None = None,
 ) -> torch.Tensor:
-    """Evaluate all sub-circuits of one time step in one executor round.
+    """Evaluate every part's circuit for every gate, for the whole batch, in one executor round.
 
     Args:
         executor: where the circuits run.
-        keys: one key per sub-circuit ("f/0", ...), used to route it to its node.
-        ansatze: the built sub-circuit of each key.
-        inputs: per sub-circuit, the encoding angles, shape (rows, len(input_symbols));
-            every sub-circuit has the same number of rows (the mini-batch).
-        weights: per sub-circuit, the trainable angles, shape (num_weights,).
+        keys: one key per part ("part/0", ...), used to route it to its node.
+        ansatze: the built circuit of each part.
+        inputs: per part, the encoding angles, float64 of shape (rows, len(input_symbols));
+            every part has the same number of rows (the mini-batch).
+        weights: per part, the trainable angles of each gate (float64, shape (num_weights,));
+            every part has the same number of gates.
         shots: measurement shots per observable term (0 = exact expectations).
         seed: base seed of the shot sampler.
 
     Returns:
-        Float64 tensor (rows, sum of outputs): the sub-circuits' <Z> read-outs
-        concatenated in ``keys`` order. Differentiable w.r.t. ``inputs`` and ``weights``.
+        Float64 tensor (rows, gates * sum of outputs): for each gate in order, the parts'
+        <Z> read-outs concatenated in ``keys`` order. Differentiable w.r.t. ``inputs`` and
+        ``weights``.
+
+    Raises:
+        ValueError: the per-part sequences differ in length, or the parts differ in gates.
     """
-    if not (len(keys) == len(ansatze) == len(inputs) == len(weights)):
-        raise ValueError("keys, ansatze, inputs and weights must have one entry per sub-circuit")
-    tensors = [*inputs, *weights]
+    if not (len(keys) == len(ansatze) == len(inputs) == len(weights)) or not keys:
+        raise ValueError("keys, ansatze, inputs and weights must have one entry per part")
+    if any(isinstance(w, torch.Tensor) for w in weights):
+        raise ValueError(
+            "weights: give, per part, a sequence of gate weight tensors ([[w_f, w_i, ...], ...])"
+        )
+    gates = len(weights[0])
+    if gates < 1 or any(len(w) != gates for w in weights):
+        raise ValueError("every part needs the same number (>= 1) of gate weights")
+    tensors = [*inputs, *(w for part in weights for w in part)]
+    if any(t.dtype != torch.float64 for t in tensors):
+        raise ValueError("inputs and weights must be float64 tensors")
     jacobian = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    context = RoundContext(executor, tuple(keys), tuple(ansatze), jacobian, shots, seed)
+    context = RoundContext(executor, tuple(keys), tuple(ansatze), gates, jacobian, shots, seed)
     return cast(torch.Tensor, _QuantumRound.apply(context, *tensors))  # type: ignore[no-untyped-call]

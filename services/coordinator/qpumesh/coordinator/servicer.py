@@ -36,17 +36,19 @@ import numpy as np
 
 from qpumesh.coordinator.auth import Principal, current_principal
 from qpumesh.coordinator.config import CoordinatorConfig
+from qpumesh.coordinator.custom_ansatz import custom_ansatz, parse_circuits
 from qpumesh.coordinator.data import DataError, make_dataset
 from qpumesh.coordinator.data_root import DataFileError, read_data_file
 from qpumesh.coordinator.jobs import JobActiveError, JobManager
 from qpumesh.coordinator.messages import event_to_proto, job_to_proto, page_cursor, page_token
+from qpumesh.coordinator.planner import plan_partitions
 from qpumesh.coordinator.predictions import NoCheckpointError
 from qpumesh.coordinator.store import JobNotFoundError, JobRecord
 from qpumesh.coordinator.watch import JobChanges, StreamLimit
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 from qpumesh.wire.errors import MeshError
-from qpumesh.wire.job_spec import JobSpec, SpecError, spec_from_proto
+from qpumesh.wire.job_spec import INPUT_DIM, JobSpec, SpecError, spec_from_proto
 from qpumesh.wire.job_state import JobState
 from qpumesh.wire.series import MAX_SERIES_POINTS
 from qpumesh.wire.status import StatusMap, answer_async
@@ -144,6 +146,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
 
         def run() -> pb.SubmitJobResponse:
             spec = self._with_series(spec_from_proto(request.spec))
+            if spec.ansatz == "custom":
+                _check_custom(spec)
             return pb.SubmitJobResponse(job_id=self.manager.submit(spec, principal.name).id)
 
         return await self._call("SubmitJob", context, run)
@@ -324,3 +328,19 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
         return await self._call(
             "ListNodes", context, lambda: pb.ListNodesResponse(nodes=self.manager.node_stats())
         )
+
+
+def _check_custom(spec: JobSpec) -> None:
+    """Check a custom ansatz now: its JSON and symbols, and a circuit for every width of the plan.
+
+    The plan is the one for nodes of any size; a mesh of small nodes may split the model
+    further, which the job then reports when it starts.
+    """
+    circuits = parse_circuits(spec.ansatz_circuit)
+    partitions = 1 if spec.model == "centric" else spec.partitions
+    try:
+        plan = plan_partitions(INPUT_DIM, spec.hidden_size, partitions, ())
+    except ValueError:
+        return  # the job reports the planner's own error when it starts
+    for qubits, outputs in zip(plan.input_sizes, plan.output_sizes, strict=True):
+        custom_ansatz(circuits, qubits, outputs)

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from qpumesh.coordinator.custom_ansatz import parse_circuits
 from qpumesh.coordinator.data import Check, DataError, Dataset, make_dataset, narma_series, pendulum_series
 from qpumesh.coordinator.executor import RoundRunner
 from qpumesh.coordinator.metrics import best_epoch, convergence_epoch, r2_score
@@ -49,8 +50,12 @@ class EpochMetrics:
         test_loss: MSE on the test windows after the epoch (scaled units).
         test_r2: R² on the test windows after the epoch.
         wall_seconds: wall time of the epoch, training and evaluation.
-        circuit_evaluations: circuit executions the epoch cost (parameter shift included).
+        circuit_evaluations: circuit executions the epoch would cost a hardware QPU, as the
+            nodes report them (the parameter-shift rule's two per gate angle included).
         rounds: executor rounds (one per time step and mini-batch, plus evaluation).
+        shots: measurement shots those executions take (0 for exact runs).
+        hardware_seconds: estimated wall time of the epoch's rounds on the nodes' hardware
+            profiles (each round's slowest node plus network; docs/hardware.md).
     """
 
     epoch: int
@@ -60,6 +65,8 @@ class EpochMetrics:
     wall_seconds: float
     circuit_evaluations: int
     rounds: int
+    shots: int = 0
+    hardware_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON, CSV and checkpoints."""
@@ -127,9 +134,11 @@ class Trainer:
                 raise ValueError(f"model {spec.model!r} needs an executor to run its circuits")
             partitions = 1 if spec.model == "centric" else spec.partitions
             self.plan = plan_partitions(INPUT_DIM, spec.hidden_size, partitions, node_max_qubits)
+            circuits = parse_circuits(spec.ansatz_circuit) if spec.ansatz == "custom" else None
             self.model = QLSTM(
-                INPUT_DIM, self.plan, spec.ansatz, spec.layers, executor, shots=spec.shots, seed=spec.seed
-            )
+                INPUT_DIM, self.plan, spec.ansatz, spec.layers, executor, shots=spec.shots, seed=spec.seed,
+                circuits=circuits,
+            )  # fmt: skip
         self.optimizer: torch.optim.Optimizer
         if spec.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=spec.lr, alpha=0.99, eps=1e-8)
@@ -165,6 +174,8 @@ class Trainer:
             wall_seconds=time.perf_counter() - start,
             circuit_evaluations=after[0] - before[0],
             rounds=after[1] - before[1],
+            shots=after[2] - before[2],
+            hardware_seconds=after[3] - before[3],
         )
         self.history.append(metrics)
         return metrics
@@ -175,11 +186,11 @@ class Trainer:
         with torch.no_grad():
             return np.asarray(self.model(x.to(DTYPE)).numpy(), dtype=np.float64).reshape(-1)
 
-    def _counters(self) -> tuple[int, int]:
+    def _counters(self) -> tuple[int, int, int, float]:
         if self.executor is None:
-            return 0, 0
+            return 0, 0, 0, 0.0
         snap = self.executor.stats.snapshot()
-        return snap["circuit_evaluations"], snap["rounds"]
+        return snap["circuit_evaluations"], snap["rounds"], snap["shots"], snap["hardware_seconds"]
 
     def _cell_rounds(self) -> int:
         return self.model.cell.rounds_run if isinstance(self.model, QLSTM) else 0
@@ -204,7 +215,11 @@ class Trainer:
         """
         saved = dict(state["spec"])
         mine = self.spec.to_dict()
-        differing = sorted(k for k in mine if k not in _RESUME_IGNORED and saved.get(k) != mine[k])
+        # A field newer than the checkpoint (e.g. ansatz_circuit) has its default there.
+        defaults = JobSpec().to_dict()
+        differing = sorted(
+            k for k in mine if k not in _RESUME_IGNORED and saved.get(k, defaults[k]) != mine[k]
+        )
         if differing:
             raise ValueError(f"checkpoint spec differs in {differing}; cannot resume this job from it")
         self.model.load_state_dict(state["model"])
@@ -272,7 +287,9 @@ class Trainer:
             "parameters": count_parameters(self.model),
             "plan": self.plan.to_dict() if self.plan else None,
             "wall_seconds": sum(m.wall_seconds for m in self.history),
+            "hardware_seconds": sum(m.hardware_seconds for m in self.history),
             "circuit_evaluations": sum(m.circuit_evaluations for m in self.history),
+            "shots": sum(m.shots for m in self.history),
             "rounds": sum(m.rounds for m in self.history),
             "history": [m.to_dict() for m in self.history],
         }

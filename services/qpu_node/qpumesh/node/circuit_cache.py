@@ -10,12 +10,13 @@ not hashed twice).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cirq
@@ -25,6 +26,7 @@ from qpumesh.node.circuits import CircuitError, CompiledCircuit, compile_circuit
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, UnknownCircuit
 from qpumesh.node.limits import compile_cost
 from qpumesh.node.requests import CircuitRequests
+from qpumesh.wire.hardware import moment_arities
 from qpumesh.wire.status import excerpt
 
 __all__ = ["CachedCircuit", "CircuitCache", "CircuitLimits"]
@@ -35,6 +37,8 @@ _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 EngineChoice = Callable[[CompiledCircuit], tuple[str, str | None]]
 """Picks the engine of a compiled circuit: its name and, when not the configured one, why."""
+Variants = Callable[[cirq.AbstractCircuit], Sequence[cirq.AbstractCircuit]]
+"""The circuits requests on a circuit run instead of it (ZNE's folded versions), compiled with it."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class CachedCircuit:
     engine: str
     cirq_json: str
     requests: CircuitRequests
+    arities: tuple[int, ...] = ()
+    """The circuit's schedule for the hardware model (`qpumesh.wire.hardware.moment_arities`)."""
+    folded: tuple[CachedCircuit, ...] = ()
+    """Under zero-noise extrapolation, the circuit folded to each scale factor (what requests run)."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,15 @@ class CircuitCache:
     Args:
         limits: Bounds of a new circuit.
         choose_engine: Picks the engine of each newly compiled circuit.
+        variants: When given, each new circuit's variants (`CachedCircuit.folded`).
     """
 
-    def __init__(self, limits: CircuitLimits, choose_engine: EngineChoice) -> None:
+    def __init__(
+        self, limits: CircuitLimits, choose_engine: EngineChoice, variants: Variants | None = None
+    ) -> None:
         self.limits = limits
         self._choose_engine = choose_engine
+        self._variants = variants
         self._entries: OrderedDict[str, CachedCircuit] = OrderedDict()
         self._lock = threading.Lock()
         self.lookups = {"hit": 0, "miss": 0, "not_found": 0}
@@ -148,8 +160,16 @@ class CircuitCache:
                 'circuit.cirq_json must encode a circuit (cirq_type "Circuit", cirq.to_json(circuit)), '
                 f"got a {type(circuit).__name__}"
             )
+        entry = self._entry(circuit_hash, circuit, cirq_json)
+        if self._variants is None:
+            return entry
+        folded = tuple(self._entry(circuit_hash, v, cirq_json) for v in self._variants(circuit))
+        return dataclasses.replace(entry, folded=folded)
+
+    def _entry(self, circuit_hash: str, circuit: cirq.AbstractCircuit, cirq_json: str) -> CachedCircuit:
+        """Compile ``circuit`` and choose its engine."""
         try:
-            compiled = compile_circuit(circuit, limits.max_qubits)
+            compiled = compile_circuit(circuit, self.limits.max_qubits)
         except CircuitError as exc:
             raise InvalidRequest(str(exc)) from None
         except (ArithmeticError, TypeError, ValueError) as exc:  # sympy/Cirq on hostile parameters
@@ -161,4 +181,4 @@ class CircuitCache:
         engine, reason = self._choose_engine(compiled)
         if reason:
             logger.info("circuit %s runs on %s: %s", circuit_hash[:12], engine, reason)
-        return CachedCircuit(compiled, engine, cirq_json, CircuitRequests(compiled))
+        return CachedCircuit(compiled, engine, cirq_json, CircuitRequests(compiled), moment_arities(circuit))

@@ -23,6 +23,7 @@ from qpumesh.node.faults import FaultSettings, read_fault_settings
 from qpumesh.wire import settings
 from qpumesh.wire.backends import BACKENDS
 from qpumesh.wire.channels import MAX_MESSAGE_BYTES, listen_address
+from qpumesh.wire.hardware import PRESETS, load_profile
 from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, choice, integer, non_negative, nonempty, probability
 from qpumesh.wire.tls import SERVER_OPTIONS as TLS_OPTIONS
@@ -37,6 +38,10 @@ DEFAULT_HOST = "127.0.0.1"
 """Only this machine by default; containers set ``QPUMESH_HOST=0.0.0.0`` explicitly."""
 
 NOISE_METHODS = ("density_matrix", "trajectories")
+ZNE_FOLDINGS = ("global", "gates_at_random")
+"""Zero-noise extrapolation's folding methods (`qpumesh.node.mitigation`)."""
+ZNE_EXTRAPOLATIONS = ("linear", "richardson", "exponential")
+"""Zero-noise extrapolation's extrapolations (`qpumesh.node.mitigation`)."""
 PRECISIONS = ("double", "single")
 
 
@@ -116,6 +121,13 @@ class ServerConfig:
 # (the shared ones live in qpumesh.wire.settings)
 
 _probability = probability(include_one=False, percent=False)
+
+
+def _scale_factors(text: str) -> tuple[float, ...]:
+    from qpumesh.node.mitigation import parse_scale_factors
+
+    return parse_scale_factors(text)
+
 _seconds = non_negative("seconds")
 
 
@@ -181,6 +193,16 @@ OPTIONS: tuple[Option, ...] = (
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
     PORT_FILE_OPTION,
     *TLS_OPTIONS,
+    Option("hardware", "QPUMESH_HARDWARE", "--hardware", load_profile,
+           f"hardware profile pricing requests in QPU seconds: {', '.join(PRESETS)} or a JSON file "
+           "(docs/hardware.md; default superconducting)", "PRESET|FILE"),
+    Option("zne_scale_factors", "QPUMESH_ZNE_SCALE_FACTORS", "--zne-scale-factors", _scale_factors,
+           "zero-noise extrapolation of every request from these noise scale factors, e.g. 1,3,5 "
+           "(needs gate noise; default: off)", "L1,L2,..."),
+    Option("zne_folding", "QPUMESH_ZNE_FOLDING", "--zne-folding", choice(*ZNE_FOLDINGS),
+           "how ZNE scales the noise: mitiq's unitary folding (default global)", "METHOD"),
+    Option("zne_extrapolation", "QPUMESH_ZNE_EXTRAPOLATION", "--zne-extrapolation",
+           choice(*ZNE_EXTRAPOLATIONS), "how ZNE extrapolates to zero noise (default richardson)", "METHOD"),
     Option("metrics_port", "QPUMESH_METRICS_PORT", "--metrics-port", integer(0, 65535),
            "serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)", "PORT"),
 )
@@ -246,17 +268,20 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
     values = {dest: value for dest, value in values.items() if dest not in TLS_DESTS}
 
     noise_kwargs = {field: values[dest] for dest, field in _NOISE_FIELDS.items() if dest in values}
+    zne_kwargs = {dest[4:]: value for dest, value in values.items() if dest.startswith("zne_")}
     node_kwargs = {
         dest: value
         for dest, value in values.items()
-        if dest not in _SERVER_FIELDS and dest not in _NOISE_FIELDS
+        if dest not in _SERVER_FIELDS and dest not in _NOISE_FIELDS and not dest.startswith("zne_")
     }
     node_kwargs.setdefault("node_id", socket.gethostname())
     server_kwargs: dict[str, Any] = {dest: value for dest, value in values.items() if dest in _SERVER_FIELDS}
     server_kwargs["tls"] = tls
     try:
         server_kwargs["faults"] = read_fault_settings(flags, environ)
-        node = NodeConfig(noise=NoiseConfig(**noise_kwargs), **node_kwargs)
+        from qpumesh.node.mitigation import ZneConfig
+
+        node = NodeConfig(noise=NoiseConfig(**noise_kwargs), zne=ZneConfig(**zne_kwargs), **node_kwargs)
         return ServerConfig(node=node, **server_kwargs)
     except ConfigError:
         raise

@@ -22,7 +22,9 @@ so in-process and mesh runs give identical numbers. It
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from qpumesh.node.gradients import (
     shift_rule_executions,
 )
 from qpumesh.node.limits import Work
+from qpumesh.node.mitigation import Extrapolation, ZneConfig
 from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
 from qpumesh.node.requests import (
     Observables,
@@ -54,6 +57,8 @@ from qpumesh.node.requests import (
     check_shots,
     check_table,
 )
+from qpumesh.node.results import EvalResult, GradResult, NodeInfo, Part
+from qpumesh.wire.hardware import DEFAULT_PROFILE, PRESETS, HardwareProfile
 
 __all__ = [
     "CompiledCircuit",
@@ -99,6 +104,9 @@ class NodeConfig:
             sub-circuits are inlined, repetitions multiplied.
         max_request_cost: Most work one request may cause, in amplitude operations
             (`qpumesh.node.limits`): compiling a new circuit, and simulating the batch.
+        hardware: The QPU whose timings price each request (``hardware_seconds``).
+        zne: Zero-noise extrapolation of every request (`qpumesh.node.mitigation`); needs gate
+            noise.
 
     Raises:
         ValueError: An unknown backend/precision or a non-positive limit.
@@ -116,6 +124,8 @@ class NodeConfig:
     max_circuit_bytes: int = 4 * 1024 * 1024
     max_circuit_operations: int = 10_000
     max_request_cost: int = 10_000_000_000
+    hardware: HardwareProfile = PRESETS[DEFAULT_PROFILE]
+    zne: ZneConfig = field(default_factory=ZneConfig)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -138,65 +148,7 @@ class NodeConfig:
             raise ValueError(f"NodeConfig.default_shots must be >= 0, got {self.default_shots!r}")
         if not isinstance(self.noise, NoiseConfig):
             raise ValueError(f"NodeConfig.noise must be a NoiseConfig, got {type(self.noise).__name__}")
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What GetInfo reports."""
-
-    node_id: str
-    backend: str
-    max_qubits: int
-    supported_gates: tuple[str, ...]
-    noise: NoiseConfig
-    default_shots: int
-    version: str
-    max_batch_rows: int
-    max_message_bytes: int
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Expectations ``(rows, n_obs)``; standard errors of the same shape iff shots > 0.
-
-    ``executions`` (one per row) and ``shots`` (executions x shots x measured terms) are what
-    the request costs a hardware QPU, as ``GradResult``'s shift-rule fields.
-    """
-
-    expectations: np.ndarray
-    standard_errors: np.ndarray | None
-    backend: str
-    execute_seconds: float
-    executions: int = 0
-    shots: int = 0
-
-
-@dataclass(frozen=True)
-class GradResult:
-    """Jacobian ``(rows, n_obs, len(wrt))`` or VJP ``(rows, len(wrt))``; optional values.
-
-    Attributes:
-        jacobian: The Jacobian or VJP.
-        expectations: The unshifted values ``(rows, n_obs)`` when asked for.
-        wrt: The differentiated symbols, in the order of the last axis.
-        backend: The engine that ran.
-        execute_seconds: Time spent in the core.
-        method: ``"adjoint"`` or ``"parameter_shift"``: what actually ran.
-        shift_rule_executions: Circuit executions a hardware QPU would need for this request
-            by the parameter-shift rule (`gradients.shift_rule_executions`), whichever
-            method ran -- the honest cost of the experiment.
-        shift_rule_shots: Shots those executions take: executions x shots x measured
-            (non-identity) Pauli terms; 0 for exact requests.
-    """
-
-    jacobian: np.ndarray
-    expectations: np.ndarray | None
-    wrt: tuple[str, ...]
-    backend: str
-    execute_seconds: float
-    method: str = "parameter_shift"
-    shift_rule_executions: int = 0
-    shift_rule_shots: int = 0
+        self.zne.check_noise(self.noise)
 
 
 class NodeCore:
@@ -216,7 +168,9 @@ class NodeCore:
             max_request_cost=config.max_request_cost,
             cache_size=config.circuit_cache_size,
         )
-        self._circuits = CircuitCache(limits, self._engines.choose)
+        zne = config.zne
+        self._extrapolation = Extrapolation(zne) if zne.enabled else None
+        self._circuits = CircuitCache(limits, self._engines.choose, zne.fold if zne.enabled else None)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -233,6 +187,8 @@ class NodeCore:
             version=_version(),
             max_batch_rows=c.max_batch_rows,
             max_message_bytes=c.max_message_bytes,
+            hardware=c.hardware.name,
+            mitigation=c.zne.describe(),
         )
 
     @property
@@ -293,11 +249,36 @@ class NodeCore:
         """
         start = time.perf_counter()
         entry = self._circuits.load(circuit_hash, cirq_json)
+        n_shots = check_shots(shots, self.config.default_shots)
+        rng = np.random.default_rng(seed)
+        parts = [
+            self._evaluate_variant(variant, observables, symbols, values, n_shots, seed, rng)
+            for variant in entry.folded or (entry,)  # the circuit, or its folded versions under ZNE
+        ]
+        executions, shots_taken = sum(p.executions for p in parts), sum(p.shots for p in parts)
+        qpu = math.fsum(p.hardware_seconds for p in parts)
+        mitigated, errors = parts[0].values, parts[0].errors
+        if self._extrapolation is not None:
+            combine = self._extrapolation.combine_values
+            mitigated, errors = combine([p.values for p in parts], [p.errors for p in parts])
+            check_finite(mitigated, "extrapolated expectation value")
+        seconds = time.perf_counter() - start
+        return EvalResult(mitigated, errors, parts[0].backend, seconds, executions, shots_taken, qpu)
+
+    def _evaluate_variant(  # noqa: PLR0917 (private helper of evaluate)
+        self,
+        entry: CachedCircuit,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        n_shots: int,
+        seed: int | None,
+        rng: np.random.Generator,
+    ) -> Part:
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
         table = check_table(values, columns, self.config.max_batch_rows)
-        n_shots = check_shots(shots, self.config.default_shots)
         n_out = table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1)
         check_reply_size(n_out, self.config.max_message_bytes)
         self._work(entry, terms, table.shape[0]).check(self.config.max_request_cost)
@@ -306,15 +287,15 @@ class NodeCore:
         exact = self._exact_terms(engine, compiled, terms, angles)
         errors = None
         if n_shots:
-            sampled = sample_terms(exact, n_shots, np.random.default_rng(seed))
+            sampled = sample_terms(exact, n_shots, rng)
             expectations = sampled @ terms.coefficients
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
         check_finite(expectations, "expectation value")
         rows = table.shape[0]
-        seconds, shots_taken = time.perf_counter() - start, rows * n_shots * terms.measured
-        return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken)
+        qpu = self.config.hardware.request_seconds(rows, terms.measured, n_shots, entry.arities)
+        return Part(expectations, errors, engine.name, rows, rows * n_shots * terms.measured, qpu)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -363,11 +344,59 @@ class NodeCore:
         """
         start = time.perf_counter()
         entry = self._circuits.load(circuit_hash, cirq_json)
+        n_shots = check_shots(shots, self.config.default_shots)
+        variants = entry.folded or (entry,)
+        if len(variants) == 1:
+            part = self._gradient_variant(
+                entry, observables, symbols, values, wrt, cotangents, include_values, n_shots, seed, method
+            )  # fmt: skip
+            return dataclasses.replace(part, execute_seconds=time.perf_counter() - start)
+        # ZNE: full Jacobians of every folded circuit, combined with the extrapolation's weights.
+        assert self._extrapolation is not None
+        with_values = include_values or self._extrapolation.needs_values
+        options = (n_shots, seed, method)
+        parts = [
+            self._gradient_variant(v, observables, symbols, values, wrt, None, with_values, *options)
+            for v in variants
+        ]
+        jacobian, values_out = self._extrapolation.combine_jacobians(
+            [p.jacobian for p in parts], [p.expectations for p in parts], include_values
+        )
+        tangent = check_cotangents(cotangents, *jacobian.shape[:2])
+        result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+        check_finite(result, "derivative")
+        if values_out is not None:
+            check_finite(values_out, "extrapolated expectation value")
+        first = parts[0]
+        return GradResult(
+            result,
+            values_out,
+            first.wrt,
+            first.backend,
+            time.perf_counter() - start,
+            method=first.method,
+            shift_rule_executions=sum(p.shift_rule_executions for p in parts),
+            shift_rule_shots=sum(p.shift_rule_shots for p in parts),
+            hardware_seconds=math.fsum(p.hardware_seconds for p in parts),
+        )
+
+    def _gradient_variant(  # noqa: PLR0917 (private helper of shift_gradient)
+        self,
+        entry: CachedCircuit,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        wrt: Sequence[str],
+        cotangents: np.ndarray | None,
+        include_values: bool,
+        n_shots: int,
+        seed: int | None,
+        method: str,
+    ) -> GradResult:
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
         table = check_table(values, columns, self.config.max_batch_rows)
-        n_shots = check_shots(shots, self.config.default_shots)
         plan = entry.requests.differentiation(columns, wrt)
         names = plan.names
         rows, n_obs = table.shape[0], terms.coefficients.shape[1]
@@ -410,10 +439,13 @@ class NodeCore:
             values_out,
             tuple(names),
             engine.name,
-            time.perf_counter() - start,
+            0.0,
             method=chosen,
             shift_rule_executions=executions,
             shift_rule_shots=executions * n_shots * terms.measured,
+            hardware_seconds=self.config.hardware.request_seconds(
+                executions, terms.measured, n_shots, entry.arities
+            ),
         )
 
     # -- circuits and engines -----------------------------------------------------------

@@ -102,11 +102,13 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 depolarizing_2q=noise.depolarizing_2q,
                 readout_error=noise.readout_error,
                 method=noise.method if noise.has_gate_noise else "none",
+                mitigation=info.mitigation,
             ),
             default_shots=info.default_shots,
             version=info.version,
             max_batch_rows=info.max_batch_rows,
             max_message_bytes=info.max_message_bytes,
+            hardware=info.hardware,
         )
 
     def Evaluate(  # noqa: N802 (name fixed by the proto)
@@ -129,7 +131,12 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                     seed=request.seed if request.HasField("seed") else None,
                 )
             response = pb.EvaluateResponse(
-                expectations=to_tensor(result.expectations), timings=timings, backend=result.backend
+                expectations=to_tensor(result.expectations),
+                timings=timings,
+                backend=result.backend,
+                hardware_seconds=result.hardware_seconds,
+                executions=result.executions,
+                shots=result.shots,
             )
             if result.standard_errors is not None:
                 response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
@@ -172,6 +179,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 method=node_calls.gradient_method(result.method),
                 shift_rule_executions=result.shift_rule_executions,
                 shift_rule_shots=result.shift_rule_shots,
+                hardware_seconds=result.hardware_seconds,
             )
             if result.expectations is not None:
                 response.expectations.CopyFrom(to_tensor(result.expectations))

@@ -6,7 +6,8 @@ Per task of a round:
   least-loaded healthy untried capable node, else any healthy capable node, else (last
   resort) an unhealthy capable one;
 - call: through the shared node-call codec (``qpumesh.wire.node_calls``), with a
-  deadline; the circuit travels by hash once a node holds it;
+  deadline that follows the call's work and the node's pace (``deadlines``: slow is
+  not failed, hung is); the circuit travels by hash once a node holds it;
 - retry and failover: UNAVAILABLE, DEADLINE_EXCEEDED and server-side CANCELLED are
   *transient*: the task is tried again on another capable node (``max_attempts`` in
   all, with a short jittered backoff). Any other status would fail again unchanged, so
@@ -26,6 +27,7 @@ whether it is the hedge) whose context travels to the node in the call's metadat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +39,8 @@ import grpc.aio
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, evaluation_cost
+from qpumesh.coordinator.mesh import deadlines
 from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
@@ -118,7 +121,11 @@ class Dispatcher:
             f"task {task.key or '?'}",
             attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
         ):
-            return await self._run(task)
+            start = time.perf_counter()
+            result = await self._run(task)
+            # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
+            outside = max(0.0, time.perf_counter() - start - result.node_seconds)
+            return dataclasses.replace(result, overhead_seconds=outside)
 
     async def _run(self, task: CircuitTask) -> CircuitResult:
         tried: list[MeshNode] = []
@@ -154,10 +161,14 @@ class Dispatcher:
         self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode], attempt: int = 1
     ) -> CircuitResult:
         """One attempt: the call to ``node``, plus a hedge call if it is slow."""
-        primary = self._launch(node, task, attempt)
         hedge_after = self.options.hedge_after_seconds
-        if hedge_after is None:
-            return await primary
+        if hedge_after is None:  # no second call to race: no task of its own either
+            node.in_flight += 1
+            try:
+                return await self._traced_call(node, task, attempt, False)
+            finally:
+                node.in_flight -= 1
+        primary = self._launch(node, task, attempt)
         done, _ = await asyncio.wait({primary}, timeout=hedge_after)
         if done:
             return primary.result()
@@ -272,13 +283,36 @@ class Dispatcher:
                 gradient = node_calls.decode_gradient(reply, request)
                 if gradient.expectations is None:
                     raise ValueError("no expectations, although include_values was set")
-                return CircuitResult(gradient.expectations, gradient.jacobian, node.address)
+                at_node = gradient.queue_seconds + gradient.execute_seconds
+                return CircuitResult(
+                    gradient.expectations,
+                    gradient.jacobian,
+                    node.address,
+                    gradient.hardware_seconds,
+                    at_node,
+                    executions=gradient.shift_rule_executions,
+                    shots=gradient.shift_rule_shots,
+                )
         evaluate = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
         reply = await self._send(node, task, node.stub.Evaluate, evaluate)
         with self._decoding(node):
+            answer = node_calls.decode_evaluation(reply, evaluate)
+            node_seconds = answer.queue_seconds + answer.execute_seconds
+            executions, shots = evaluation_cost(task)
             return CircuitResult(
-                node_calls.decode_evaluation(reply, evaluate).expectations, None, node.address
+                answer.expectations,
+                None,
+                node.address,
+                answer.hardware_seconds,
+                node_seconds,
+                executions=executions,
+                shots=shots,
             )
+
+    def deadline(self, node: MeshNode, work: float) -> float:
+        """Seconds a call may take on ``node`` with ``work`` in flight there (``deadlines.deadline``)."""
+        others = [n.pace for n in self.membership.current() if n is not node]
+        return deadlines.deadline(self.options.timeout_seconds, node.pace, others, work)
 
     async def _send(
         self, node: MeshNode, task: CircuitTask, method: Any, request: node_calls.NodeRequest
@@ -289,6 +323,10 @@ class Dispatcher:
             node.calls += 1
             self.stats.add(rpcs=1)
 
+        work = deadlines.call_work(task)
+        node.pace.in_flight_work += work
+        in_flight = node.pace.in_flight_work
+        timeout = self.deadline(node, in_flight)
         start = time.perf_counter()
         try:
             reply = await node_calls.call_async(
@@ -296,13 +334,19 @@ class Dispatcher:
                 request,
                 task.circuit,
                 node.held,
-                timeout=self.options.timeout_seconds,
+                timeout=timeout,
                 on_send=sending,
                 metadata=outgoing_metadata(),
             )
         except grpc.aio.AioRpcError as error:
-            raise self._failed(node, task, error) from None
-        node.latencies_ms.append((time.perf_counter() - start) * 1000.0)
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                node.pace.record(timeout, in_flight)  # at least this slow: a retry here waits longer
+            raise self._failed(node, task, error, timeout) from None
+        finally:
+            node.pace.in_flight_work -= work
+        seconds = time.perf_counter() - start
+        node.pace.record(seconds, in_flight)
+        node.latencies_ms.append(seconds * 1000.0)
         self.membership.answered(node, f"answered task {task.key or '?'}")
         return reply
 
@@ -316,7 +360,9 @@ class Dispatcher:
             self.stats.add(failures=1)
             raise MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}") from None
 
-    def _failed(self, node: MeshNode, task: CircuitTask, error: grpc.aio.AioRpcError) -> Exception:
+    def _failed(
+        self, node: MeshNode, task: CircuitTask, error: grpc.aio.AioRpcError, timeout: float
+    ) -> Exception:
         """Account for a failed call; return the exception to raise."""
         code, details = error.code(), error.details() or ""
         node.failures += 1
@@ -324,6 +370,8 @@ class Dispatcher:
         if code not in TRANSIENT_CODES:
             return MeshError(node.address, code, f"task {task.key or '?'}: {details}")
         kind = "timeout" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
+        if kind == "timeout":
+            details = f"{details} ({deadlines.describe(self.options.timeout_seconds, timeout)})"
         self.faults.record(node.address, kind, f"task {task.key or '?'}: {code.name}: {details}")
         self.membership.failed(
             node, f"{node.consecutive_failures + 1} consecutive failures, last {code.name}"

@@ -76,14 +76,16 @@ class MeshExecutor:
             MeshError: a task failed with a non-transient status, ran out of attempts,
                 or no node can host its circuit.
         """
-        self.stats.record_round(tasks)
         try:
             # The caller's trace context (its round span) goes along to the loop thread.
-            return self._submit(self._round(list(tasks), context.get_current())).result()
+            results = self._submit(self._round(list(tasks), context.get_current())).result()
         except CancelledError:
             raise MeshError(
                 "", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round"
             ) from None
+        self.stats.record_round(results)
+        self.stats.record_hardware(results)
+        return results
 
     def node_max_qubits(self) -> list[int]:
         """Ask every node for its info and return the healthy nodes' max qubits.

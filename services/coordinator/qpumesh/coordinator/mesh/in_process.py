@@ -3,7 +3,9 @@
 The one module of the coordinator that imports the node's code (``qpumesh.node.core``,
 an exception the import contracts in pyproject.toml name): the coordinator run with
 ``--in-process``, the benchmarks and the tests evaluate circuits on the same engine a
-node runs, so in-process and mesh runs give the same numbers.
+node runs, so in-process and mesh runs give the same numbers -- and count the same
+hardware cost: a Jacobian's executions are the core's ``shift_rule_executions``, as a
+node's reply says.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor, evaluation_cost
 from qpumesh.node.core import NodeConfig, NodeCore
 from qpumesh.v1 import coordinator_pb2 as cpb
 
@@ -32,8 +34,14 @@ class InProcessExecutor(LocalExecutor):
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
         """Evaluate ``tasks`` one after another on the local core."""
         with self._lock:
-            self.stats.record_round(tasks)
-            return [self._run(task) for task in tasks]
+            results = [self._run(task) for task in tasks]
+        self.stats.record_round(results)
+        self.stats.record_hardware(results)
+        return results
+
+    def node_max_qubits(self) -> list[int]:
+        """Return the core's size: the planner sizes parts for it as for a node."""
+        return [self.core.config.max_qubits]
 
     def local_node(self) -> cpb.NodeStats:
         """Describe the core: its id, size and engine."""
@@ -42,6 +50,7 @@ class InProcessExecutor(LocalExecutor):
 
     def _run(self, task: CircuitTask) -> CircuitResult:
         circuit = task.circuit
+        node = self.core.config.node_id
         if task.jacobian:
             grad = self.core.shift_gradient(
                 circuit.hash,
@@ -54,7 +63,15 @@ class InProcessExecutor(LocalExecutor):
                 seed=task.seed,
             )
             assert grad.expectations is not None
-            return CircuitResult(grad.expectations, grad.jacobian, self.core.config.node_id)
+            return CircuitResult(
+                grad.expectations,
+                grad.jacobian,
+                node,
+                grad.hardware_seconds,
+                grad.execute_seconds,
+                executions=grad.shift_rule_executions,
+                shots=grad.shift_rule_shots,
+            )
         result = self.core.evaluate(
             circuit.hash,
             circuit.cirq_json,
@@ -64,4 +81,13 @@ class InProcessExecutor(LocalExecutor):
             shots=task.shots,
             seed=task.seed,
         )
-        return CircuitResult(result.expectations, None, self.core.config.node_id)
+        executions, shots = evaluation_cost(task)
+        return CircuitResult(
+            result.expectations,
+            None,
+            node,
+            result.hardware_seconds,
+            result.execute_seconds,
+            executions=executions,
+            shots=shots,
+        )

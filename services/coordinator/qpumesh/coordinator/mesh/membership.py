@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import grpc
 import grpc.aio
 
+from qpumesh.coordinator.mesh import deadlines
 from qpumesh.coordinator.mesh.nodes import UNHEALTHY_AFTER, MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog
@@ -134,15 +135,23 @@ class Membership:
             await asyncio.sleep(self.options.health_interval_seconds)
 
     async def probe(self, node: MeshNode, timeout: float | None = None) -> bool:
-        """GetInfo on ``node``; update its health. Returns whether it answered."""
+        """GetInfo on ``node``; update its health. Returns whether it answered.
+
+        Without ``timeout`` the probe's deadline follows the node's pace (``deadlines``)
+        from a floor of ``min(timeout_seconds, 5 s)``, so a node whose calls are slow is not
+        declared dead for a slow answer; a probe that times out joins the pace like a call.
+        """
         if node.probing:
             return node.healthy
         node.probing = True
+        if timeout is None:
+            others = [n.pace for n in self.current() if n is not node]
+            timeout = deadlines.deadline(min(self.options.timeout_seconds, 5.0), node.pace, others, 0.0)
         try:
-            info: pb.GetInfoResponse = await node.stub.GetInfo(
-                pb.GetInfoRequest(), timeout=timeout or min(self.options.timeout_seconds, 5.0)
-            )
+            info: pb.GetInfoResponse = await node.stub.GetInfo(pb.GetInfoRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                node.pace.record(timeout, 0.0)
             if node.healthy:
                 self.failed(node, f"health check: {error.code().name}: {error.details()}")
             return False

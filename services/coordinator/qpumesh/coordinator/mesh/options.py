@@ -15,7 +15,10 @@ class PoolOptions:
     """How the mesh talks to the nodes.
 
     Attributes:
-        timeout_seconds: deadline of every Evaluate/ShiftGradient call.
+        timeout_seconds: the floor of every Evaluate/ShiftGradient deadline, and the whole
+            deadline of a call before any node has answered one; beyond it a call may
+            take a few multiples of what the node's recent calls took for their work
+            (``deadlines``), so a slow node is waited for and a hung one is not.
         max_attempts: attempts per task, the first included, before giving up.
         hedge_after_seconds: when set, a call still unanswered after this long is
             duplicated on a second capable node and the first reply wins.

@@ -1,0 +1,160 @@
+"""Where an epoch's time goes: the model, the engine, and the mesh, for one configuration.
+
+Trains the same spec three ways, alternating epochs so that load changes hit all alike:
+
+- ``model only``: an executor that answers every task with zeros at once, so the epoch
+  is the coordinator's own work (torch autograd, the LSTM cell, encoding, the quantum
+  layer's task building and Jacobian contraction, the optimizer);
+- ``in process``: the circuits on an ``InProcessExecutor`` (the node's engine in this
+  process); in process minus model only is the engine's share;
+- ``mesh``: a ``MeshExecutor`` over N local node processes; mesh minus in process is
+  what the network path costs (gRPC, the event-loop hop, the nodes' servers).
+
+For each it prints the median wall seconds per epoch (epochs 2..), the CPU seconds of
+this process and of the node processes per epoch, and per round; then, for one round's
+requests sent alone, the median gRPC round trip against the node's own execute time.
+
+Usage:
+    python benchmarks/profile_epoch.py [--epochs 4] [--nodes 4] [--model distributed] [--qubits 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from qpumesh.client.local_mesh import LocalMesh
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
+from qpumesh.coordinator.mesh.executor import MeshExecutor
+from qpumesh.coordinator.mesh.in_process import InProcessExecutor
+from qpumesh.coordinator.training import Trainer
+from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
+from qpumesh.wire import node_calls
+from qpumesh.wire.channels import open_aio_channel
+from qpumesh.wire.job_spec import JobSpec
+
+
+class ZeroExecutor(LocalExecutor):
+    """Answers every task at once with zeros of the right shapes: the model's time alone."""
+
+    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
+        results = []
+        for task in tasks:
+            rows, n_obs = task.values.shape[0], len(task.observables)
+            jacobian = np.zeros((rows, n_obs, len(task.symbols))) if task.jacobian else None
+            results.append(CircuitResult(np.zeros((rows, n_obs)), jacobian, "zero"))
+        self.stats.record_round(results)
+        return results
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of processes ``pids`` so far (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def _round_trips(address: str, tasks: Sequence[CircuitTask], repeats: int) -> tuple[float, float]:
+    """Median gRPC round trip and node execute seconds of each task sent alone to ``address``."""
+    channel = open_aio_channel(address)
+    stub = pb_grpc.QPUNodeStub(channel)  # type: ignore[no-untyped-call]
+    trips, executes = [], []
+    try:
+        for i in range(repeats):
+            for task in tasks:
+                params = node_calls.parameter_batch(task.symbols, task.values)
+                request = node_calls.shift_gradient_request(task.observables, params, include_values=True)
+                request.circuit.CopyFrom(task.circuit.to_proto(include_json=True))
+                start = time.perf_counter()
+                reply = await stub.ShiftGradient(request, timeout=30)
+                if i:  # the first sends compile the circuit
+                    trips.append(time.perf_counter() - start)
+                    executes.append(reply.timings.execute_seconds)
+    finally:
+        await channel.close(None)
+    return statistics.median(trips), statistics.median(executes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--model", default="distributed")
+    parser.add_argument("--qubits", type=int, default=4)
+    parser.add_argument("--partitions", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    spec = JobSpec(model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=args.epochs)
+    print(
+        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}; load average {os.getloadavg()[0]:.1f}"
+    )
+    with LocalMesh(nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False) as local_mesh:
+        node_pids = local_mesh.pids  # nodes only: no coordinator was started
+        mesh = MeshExecutor(local_mesh.node_addresses)
+        qubits = mesh.node_max_qubits()
+        trainers = {
+            "model only": Trainer(spec, ZeroExecutor(), ()),
+            "in process": Trainer(spec, InProcessExecutor(), ()),
+            "mesh": Trainer(spec, mesh, qubits),
+        }
+        plan = trainers["mesh"].plan
+        assert plan is not None
+        mesh.set_assignment(plan.assignment)
+        wall: dict[str, list[float]] = {name: [] for name in trainers}
+        own: dict[str, list[float]] = {name: [] for name in trainers}
+        nodes: dict[str, list[float]] = {name: [] for name in trainers}
+        for _ in range(args.epochs):
+            for name, trainer in trainers.items():
+                cpu, node_cpu = time.process_time(), _cpu_seconds(node_pids)
+                wall[name].append(trainer.train_epoch().wall_seconds)
+                own[name].append(time.process_time() - cpu)
+                nodes[name].append(_cpu_seconds(node_pids) - node_cpu)
+        rounds = trainers["mesh"].history[-1].rounds
+        print(f"{'':<12} {'s/epoch':>9} {'ms/round':>9} {'own CPU s':>10} {'nodes CPU s':>12}")
+        for name in trainers:
+            seconds = statistics.median(wall[name][1:] or wall[name])
+            print(
+                f"{name:<12} {seconds:>9.3f} {1000 * seconds / rounds:>9.2f} "
+                f"{statistics.median(own[name][1:] or own[name]):>10.3f} "
+                f"{statistics.median(nodes[name][1:] or nodes[name]):>12.3f}"
+            )
+        # One training round's requests, each sent alone to the node the plan put it on.
+        data = trainers["mesh"].dataset
+        captured: list[CircuitTask] = []
+
+        class Capture(ZeroExecutor):
+            def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
+                captured.extend(tasks)
+                return super().run_round(tasks)
+
+        probe = Trainer(spec, Capture(), qubits)
+        probe.model(data.x_train[: spec.batch_size, :1])  # one time step: one round
+        address = local_mesh.node_addresses[plan.assignment[captured[0].key]]
+        trip, execute = asyncio.run(_round_trips(address, captured[:1], 200))
+        print(
+            f"one request ({captured[0].values.shape[0]} rows, Jacobian): gRPC round trip "
+            f"{1000 * trip:.3f} ms, of which the node's execute time {1000 * execute:.3f} ms"
+        )
+        mesh.close()
+    print(f"# load average after: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
