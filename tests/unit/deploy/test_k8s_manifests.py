@@ -176,7 +176,8 @@ def test_probes_run_the_health_command_over_tls(rendered: tuple[str, list[dict[s
         assert {"QPUMESH_TLS_CERT", "QPUMESH_TLS_KEY", "QPUMESH_TLS_CA"} <= set(env)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert "grpc" not in container[probe], (workload["metadata"]["name"], probe)
-            assert container[probe]["exec"]["command"] == HEALTH_COMMAND, (workload["metadata"]["name"], probe)
+            command = container[probe]["exec"]["command"]
+            assert command == HEALTH_COMMAND, (workload["metadata"]["name"], probe)
 
 
 def test_every_server_listens_on_every_interface(rendered: tuple[str, list[dict[str, Any]]]) -> None:
@@ -255,7 +256,8 @@ def test_tls_and_token_files_are_keys_of_the_created_secrets(
     for workload in [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]:
         env, files = _env(_container(workload)), _mounted_files(workload)
         wanted = ["QPUMESH_TLS_CERT", "QPUMESH_TLS_KEY", "QPUMESH_TLS_CA"]
-        wanted += ["QPUMESH_AUTH_TOKENS"] if workload["kind"] == "StatefulSet" else ["QPUMESH_ADMIN_TOKEN_FILE"]
+        is_coordinator = workload["kind"] == "StatefulSet"
+        wanted += ["QPUMESH_AUTH_TOKENS"] if is_coordinator else ["QPUMESH_ADMIN_TOKEN_FILE"]
         for variable in wanted:
             secret, key = _resolve(files, env[variable])
             assert key in created[secret], (overlay, workload["metadata"]["name"], variable, secret, key)

@@ -78,8 +78,8 @@ def test_coordinator_port_is_published_in_host_mode_with_its_volume() -> None:
 def _mounted(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The secrets of a service by their file under /run/secrets (long and short syntax)."""
     mounted = {}
-    for entry in service["secrets"]:
-        entry = {"source": entry} if isinstance(entry, str) else dict(entry)
+    for item in service["secrets"]:
+        entry = {"source": item} if isinstance(item, str) else dict(item)
         mounted[entry.get("target", entry["source"])] = entry
     return mounted
 
@@ -112,7 +112,8 @@ def test_every_service_speaks_mutual_tls_from_mounted_secrets() -> None:
         for secret in ("QPUMESH_TLS_KEY", "QPUMESH_AUTH_TOKENS"):
             if secret in files:
                 entry = mounted[files[secret].rpartition("/")[2]]
-                assert (entry["uid"], entry["gid"], entry["mode"]) == ("10001", "10001", 0o400), (name, secret)
+                owner_and_mode = (entry["uid"], entry["gid"], entry["mode"])
+                assert owner_and_mode == ("10001", "10001", 0o400), (name, secret)
         # Health checks run inside the task over TLS to 127.0.0.1 with these files.
         assert service["healthcheck"]["test"][-1] == "/usr/local/bin/qpumesh-healthcheck", name
     assert stack["services"]["coordinator"]["environment"]["QPUMESH_TLS_CLIENT_AUTH"] == (
@@ -196,18 +197,19 @@ def test_create_secrets_makes_exactly_the_stack_secrets(tmp_path: Path) -> None:
     assert "ca.key" not in log.read_text()
 
 
+def _run_create_secrets(certs: Path, tokens: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = ["sh", str(CREATE_SECRETS), str(certs), str(tokens)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
 def test_create_secrets_creates_nothing_when_a_name_exists_or_a_file_is_missing(tmp_path: Path) -> None:
     certs, tokens = _certs_and_tokens(tmp_path)
     env, log = _fake_docker(tmp_path, existing="other\nqpx_node_key\n")
-    proc = subprocess.run(
-        ["sh", str(CREATE_SECRETS), str(certs), str(tokens)], env=env, capture_output=True, text=True, check=False
-    )
+    proc = _run_create_secrets(certs, tokens, env)
     assert proc.returncode == 1 and "qpx_node_key exists already" in proc.stderr
     assert not log.exists()
     (certs / "server.key").unlink()
-    proc = subprocess.run(
-        ["sh", str(CREATE_SECRETS), str(certs), str(tokens)], env=env, capture_output=True, text=True, check=False
-    )
+    proc = _run_create_secrets(certs, tokens, env)
     assert proc.returncode == 1 and "server.key is not a readable file" in proc.stderr
     assert not log.exists()
 
