@@ -162,6 +162,20 @@ def test_admin_token_comes_from_the_swarm_secret(deployed: DeployedStack) -> Non
     assert code != 0 and b"PERMISSION_DENIED" in out, out
 
 
+PROBE_COST = """
+import resource, statistics, subprocess, time
+walls, cpus = [], []
+for _ in range(5):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(["python", "/usr/local/bin/qpumesh-healthcheck"], check=True, capture_output=True)
+    walls.append(time.perf_counter() - started)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+print(f"median of 5: {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s CPU")
+"""
+
+
 def _code(call: Any) -> Any:
     import grpc
 
@@ -202,6 +216,10 @@ def test_transport_is_mutual_tls_and_calls_need_a_token(deployed: DeployedStack)
     ):
         code, out = coordinator.exec_run(command)
         assert code == answers, (command, out.decode(errors="replace"))
+    # What one run of the health command costs (the Kubernetes exec probes run it too).
+    code, out = coordinator.exec_run(["python", "-c", PROBE_COST])
+    assert code == 0, out
+    NOTES.append(f"swarm: one health check over mutual TLS inside a task: {out.decode().strip()}")
     # Keys and the token file: readable by the service user only.
     for container, paths in (
         (coordinator, ("/run/secrets/qpumesh_coordinator_key", "/run/secrets/qpumesh_auth_tokens")),
