@@ -177,12 +177,13 @@ print(f"median of 5: {statistics.median(walls):.2f} s wall, {statistics.median(c
 
 
 def _code(call: Any) -> Any:
-    import grpc
+    """The status code a client call fails with (None: it succeeded)."""
+    from qpumesh.wire.errors import QpuMeshError
 
     try:
         call()
-    except grpc.RpcError as error:
-        return error.code()
+    except QpuMeshError as error:
+        return error.code
     return None
 
 
