@@ -3,10 +3,11 @@
 The kill points come from a seeded generator (``QPUMESH_CHAOS_SEED``, printed on failure),
 so a failing plan can be replayed: each is "after the event of epoch E (0: the job's
 RUNNING state), wait D seconds, SIGKILL". The coordinator runs on two QPU nodes with
-mutual TLS (``LocalMesh``); after each kill ``LocalMesh.revive`` starts it again on the
-same port and data directory, it resumes the job from its last checkpoint, and the
-client's watch reconnects. The finished history must equal an undisturbed run's bit for
-bit: training is deterministic whichever coordinator process, node or checkpoint ran it.
+mutual TLS (``LocalMesh``) and bearer tokens (``--auth-tokens``); after each kill
+``LocalMesh.revive`` starts it again on the same port and data directory, it resumes the
+job from its last checkpoint, and the client's watch reconnects. The finished history
+must equal an undisturbed run's bit for bit: training is deterministic whichever
+coordinator process, node or checkpoint ran it.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def test_a_job_survives_sigkills_of_the_coordinator_with_bit_identical_losses(
     plan = _plan(seed, SPEC["epochs"], epoch_seconds)
     done: list[str] = []
 
-    with LocalMesh(nodes=2, log_dir=tmp_path / "logs") as mesh:
+    token = "chaos-test-token-8e7f6a5b"
+    (tmp_path / "tokens").write_text(f"{token} chaos\n")
+    auth = [f"--auth-tokens={tmp_path / 'tokens'}"]
+    with LocalMesh(nodes=2, log_dir=tmp_path / "logs", coordinator_args=auth) as mesh:
         client = CoordinatorClient(
-            mesh.coordinator_address, timeout=30, tls=mesh.client_tls, watch_retries=40
+            mesh.coordinator_address, timeout=30, tls=mesh.client_tls, token=token, watch_retries=40
         )
         with client:
             job_id = client.submit(SPEC)

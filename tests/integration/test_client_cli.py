@@ -13,10 +13,12 @@ import json
 import math
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,7 +99,7 @@ def test_train_on_an_ephemeral_local_mesh(tmp_path: Path) -> None:
         tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "dashboard: http://127.0.0.1:" in result.stderr
+    assert "dashboard: https://127.0.0.1:" in result.stderr
     assert "test R² = " in result.stdout
     assert "epoch 2/2 " in result.stdout  # one progress line per epoch when stdout is not a TTY
 
@@ -173,10 +175,16 @@ def test_results_plot_then_no_children_after_an_exception(
         status = main(["results", job_id, "--coordinator", address, "--plot", str(plots), *_tls_flags(mesh)])
         assert status == 0
         assert "final test R²" in capsys.readouterr().out
-        # The local mesh's coordinator serves its dashboard and /metrics.
-        with urllib.request.urlopen(mesh.dashboard_url, timeout=10) as page:
+        # The local mesh's coordinator serves its dashboard and /metrics, over HTTPS with
+        # the mesh's certificate (a client without the mesh's CA does not trust it).
+        assert mesh.dashboard_url.startswith("https://127.0.0.1:")
+        assert mesh.certificates is not None
+        trusting = ssl.create_default_context(cafile=str(mesh.certificates.ca))
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(mesh.dashboard_url, timeout=10)
+        with urllib.request.urlopen(mesh.dashboard_url, timeout=10, context=trusting) as page:
             assert mesh.node_addresses[0] in page.read().decode()
-        with urllib.request.urlopen(mesh.dashboard_url + "metrics", timeout=10) as scrape:
+        with urllib.request.urlopen(mesh.dashboard_url + "metrics", timeout=10, context=trusting) as scrape:
             assert f'qpumesh_job_epochs_done{{job_id="{job_id}",name=""}} 2.0' in scrape.read().decode()
         raise RuntimeError("boom")
     for name in ("loss.png", "r2.png", "predictions.png"):

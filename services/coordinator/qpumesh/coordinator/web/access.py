@@ -38,9 +38,11 @@ def presented_token(headers: Mapping[str, str]) -> str | None:
     """Return the token of a request: the Bearer header's, else the login cookie's; None: none."""
     lowered = {key.lower(): value for key, value in headers.items()}
     authorization = lowered.get("authorization", "")
-    if authorization:
+    if authorization.strip():
         scheme, _, token = authorization.strip().partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+        if scheme.lower() == "bearer" and not token.strip():
+            return None  # "Bearer" and nothing (e.g. Prometheus with an empty token file): no token
+        return token.strip() if scheme.lower() == "bearer" else ""
     cookies = SimpleCookie()
     try:
         cookies.load(lowered.get("cookie", ""))
