@@ -15,6 +15,15 @@ from qpumesh.node.server import ServiceAdder, create_server
 NodeServerFactory = Callable[..., tuple[str, grpc.Server]]
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print what the hostile-input suites sent and how it was answered (if they ran)."""
+    import sys
+
+    hostile = sys.modules.get("hostile_requests")
+    for line in getattr(hostile, "SUMMARY", []):
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def node_server() -> Iterator[NodeServerFactory]:
     """Start real QPU nodes on 127.0.0.1 with a free port; all are stopped after the test.

@@ -54,6 +54,10 @@ def test_every_environment_variable_reaches_the_config(tmp_path: Path) -> None:
         "QPUMESH_GRACE_SECONDS": "2.5",
         "QPUMESH_TORCH_THREADS": "2",
         "QPUMESH_PORT_FILE": "/tmp/node.port",
+        "QPUMESH_MAX_CIRCUIT_BYTES": "1MiB",
+        "QPUMESH_MAX_CIRCUIT_OPERATIONS": "500",
+        "QPUMESH_MAX_REQUEST_COST": "2.5e9",
+        "QPUMESH_MAX_QUEUED_REQUESTS": "7",
         "QPUMESH_METRICS_PORT": "9100",
     }
     config = build_config({}, environ)
@@ -64,6 +68,9 @@ def test_every_environment_variable_reaches_the_config(tmp_path: Path) -> None:
     assert (node.node_id, node.backend, node.max_qubits, node.precision) == ("qpu-3", "qsim", 12, "single")
     assert (node.default_shots, node.max_batch_rows, node.max_message_bytes) == (1000, 5000, 16 * 2**20)
     assert node.circuit_cache_size == 32
+    assert (node.max_circuit_bytes, node.max_circuit_operations) == (2**20, 500)
+    assert node.max_request_cost == 2_500_000_000
+    assert config.max_queued_requests == 7
     assert (noise.depolarizing_1q, noise.depolarizing_2q, noise.readout_error) == (0.001, 0.01, 0.02)
     assert (noise.method, noise.trajectories) == ("trajectories", 50)
     assert config.tls is not None and config.tls.mutual and config.tls.cert == certs.server_cert.read_bytes()

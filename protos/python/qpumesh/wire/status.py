@@ -5,15 +5,25 @@ Domain code raises domain exceptions; a servicer runs each handler body through
 aborts the call with the mapped status and
 the error's message (a message that says what to fix). An exception the map does not
 know is a bug: it is logged with its traceback and answered INTERNAL, and the server
-keeps serving. While a server shuts down every failure is UNAVAILABLE, so clients try
-again once it is back. Clients turn statuses back into exceptions with
-``qpumesh.wire.errors.from_rpc_error``.
+keeps serving; the caller is told only that there was an internal error and the incident
+id under which the server logged it, never the exception's text (a foreign client must not
+see Python reprs of the server's internals). While a server shuts down every failure is
+UNAVAILABLE, so clients try again once it is back. Clients turn statuses back into
+exceptions with ``qpumesh.wire.errors.from_rpc_error``.
+
+Messages may quote the offending input (a symbol, a job id); ``excerpt`` shortens such a
+quote, and ``answer`` clips every message to ``MAX_DETAILS_BYTES``: a status message
+travels in a trailing metadata entry, and a 1 MB echo would turn the answer into
+RESOURCE_EXHAUSTED ("metadata size exceeds hard limit") on the caller's side.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -25,6 +35,36 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 ErrorTypes = type[BaseException] | tuple[type[BaseException], ...]
+
+MAX_DETAILS_BYTES = 1024
+"""Longest status message sent, in UTF-8 bytes (gRPC percent-encodes it at most 3x, well
+under the 8 KiB of metadata a peer accepts by default)."""
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]{0,200} at 0x[0-9a-fA-F]+>")
+
+
+def clip(text: str, limit: int = MAX_DETAILS_BYTES) -> str:
+    """Return ``text`` cut to at most ``limit`` UTF-8 bytes, saying how much was left out."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    marker = f" ... [{len(data)} bytes, clipped]"
+    return data[: max(0, limit - len(marker))].decode("utf-8", errors="ignore") + marker
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """Quote an input in a message as JSON would (``"abc"``, ``["a", 1]``), cut to ~``limit`` chars.
+
+    JSON rather than Python's repr: the caller may not be written in Python.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}...[{len(text)} chars]"
 
 
 class StatusMap:
@@ -46,8 +86,12 @@ class StatusMap:
 
 
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    """End the call with ``code`` and ``message``."""
-    context.abort(code, message)
+    """End the call with ``code`` and ``message``.
+
+    The message is clipped to ``MAX_DETAILS_BYTES`` and object reprs with addresses
+    (``<foo.Bar object at 0x7f...>``) become ``<object>``: they tell a caller nothing.
+    """
+    context.abort(code, clip(_OBJECT_REPR.sub("<object>", message)))
     raise AssertionError("grpc.ServicerContext.abort returned")  # abort always raises
 
 
@@ -89,7 +133,7 @@ async def answer_async(
         raise
     except Exception as error:  # the servicer edge: nothing may escape unmapped
         code, message = status_of(method, error, statuses, stopping)
-    await context.abort(code, message)
+    await context.abort(code, clip(_OBJECT_REPR.sub("<object>", message)))
     raise AssertionError("grpc.aio.ServicerContext.abort returned")  # abort always raises
 
 
@@ -101,9 +145,13 @@ def status_of(
         return grpc.StatusCode.UNAVAILABLE, "server shutting down; try again later"
     code = statuses.code_of(error)
     if code is None:
-        logger.error("%s failed unexpectedly", method, exc_info=error)
-        return grpc.StatusCode.INTERNAL, f"{method}: internal error: {type(error).__name__}: {error}"
+        incident = uuid.uuid4().hex[:12]
+        logger.error("%s failed unexpectedly (incident %s)", method, incident, exc_info=error)
+        return (
+            grpc.StatusCode.INTERNAL,
+            f"{method}: internal error (incident {incident} in the server's log); please report it",
+        )
     # NOT_FOUND is the node's normal "resend the circuit" handshake, not worth an INFO line.
     level = logging.DEBUG if code == grpc.StatusCode.NOT_FOUND else logging.INFO
-    logger.log(level, "%s rejected (%s): %s", method, code.name, error)
+    logger.log(level, "%s rejected (%s): %s", method, code.name, clip(str(error), 300))
     return code, str(error)

@@ -16,6 +16,9 @@ from qpumesh.v1 import qpu_node_pb2 as pb
 
 _DTYPE = np.dtype("<f8")
 
+MAX_DIMENSIONS = 8
+"""Most dimensions of a tensor on the wire (every qpumesh tensor has one to three)."""
+
 
 def to_tensor(array: npt.ArrayLike) -> pb.Tensor:
     """Encode ``array`` (any real numeric array) as a float64 ``Tensor`` message."""
@@ -31,8 +34,14 @@ def from_tensor(message: pb.Tensor, name: str = "tensor") -> npt.NDArray[np.floa
         name: the field's name, used in the error message.
 
     Raises:
-        ValueError: when the byte length does not match the declared shape.
+        ValueError: more than ``MAX_DIMENSIONS`` dimensions, or a byte length that does not
+            match the declared shape. (Both are checked before anything is allocated: the
+            product of a long shape of large numbers alone would take seconds.)
     """
+    if len(message.shape) > MAX_DIMENSIONS:
+        raise ValueError(
+            f"{name}: a shape of {len(message.shape)} dimensions; tensors have at most {MAX_DIMENSIONS}"
+        )
     shape = tuple(int(d) for d in message.shape)
     expected = 8 * math.prod(shape)
     if len(message.data) != expected:

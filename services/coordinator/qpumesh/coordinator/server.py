@@ -38,8 +38,8 @@ from qpumesh.coordinator.watch import JobChanges
 from qpumesh.coordinator.web.access import TokenAccess
 from qpumesh.coordinator.web.http_server import AccessPolicy, DashboardServer
 from qpumesh.v1 import coordinator_pb2 as pb
-from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import bind, listen_address, server_options
+from qpumesh.wire.handlers import add_servicer
 from qpumesh.wire.port_file import write_port_file
 from qpumesh.wire.reflection import enable_reflection
 from qpumesh.wire.server_telemetry import AioServerTelemetry
@@ -186,7 +186,8 @@ def create_server(
         if config.auth is not None:
             interceptors.append(AuthInterceptor(config.auth))
         server = grpc.aio.server(interceptors=interceptors, options=server_options(MAX_MESSAGE_BYTES))
-        pb_grpc.add_CoordinatorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        # Requests are decoded in the handlers: bytes that are no message get INVALID_ARGUMENT.
+        add_servicer(server, servicer, pb.DESCRIPTOR.services_by_name["Coordinator"])
         health_pb2_grpc.add_HealthServicer_to_server(wrapper.health, server)
         enable_reflection((SERVICE_NAME, health.SERVICE_NAME), server)
         wrapper.server = server

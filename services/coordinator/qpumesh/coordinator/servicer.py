@@ -59,6 +59,9 @@ MAX_JOB_ID_CHARS = 64
 
 _T = TypeVar("_T")
 
+_MAX_SEQ = 2**63 - 1
+"""The largest event sequence number the job store can hold (SQLite INTEGER)."""
+
 
 class InvalidRequestError(ValueError):
     """A request field other than the spec is unusable; the message names the field."""
@@ -186,7 +189,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):  # type: ignore[misc]
                 "(--max-streams, QPUMESH_MAX_STREAMS); close one or watch again later",
             )
         try:
-            after = request.after_seq
+            after = min(request.after_seq, _MAX_SEQ)  # no event has a larger seq (SQLite INTEGER)
             while True:
                 if self.stopping.is_set():
                     # UNAVAILABLE tells a client to watch again (from its last seq) once we are back.

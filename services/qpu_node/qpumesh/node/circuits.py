@@ -38,6 +38,8 @@ import cirq
 import numpy as np
 import sympy
 
+from qpumesh.node.cancellation import checkpoint
+
 __all__ = [
     "SUPPORTED_GATES",
     "AngleSlot",
@@ -315,6 +317,7 @@ def compile_circuit(circuit: cirq.AbstractCircuit, max_qubits: int) -> CompiledC
     canonical_ops: list[cirq.Operation] = []
     gate_names: set[str] = set()
     for tagged in circuit.all_operations():
+        checkpoint()  # a caller that went away stops the compiling too (sympy: ms per gate)
         op = tagged.untagged
         if cirq.is_measurement(op):
             raise CircuitError(

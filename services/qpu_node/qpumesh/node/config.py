@@ -58,6 +58,9 @@ class ServerConfig:
         torch_threads: intra-op threads of torch (the batched engine), set process-wide by
             ``serve``. One is fastest for the small statevectors of a QLSTM and does not
             stall when several nodes share a host's cores; raise it for one big node.
+        max_queued_requests: Evaluate/ShiftGradient requests that may wait for a slot;
+            beyond ``workers + max_queued_requests`` in flight, requests are refused at once
+            with RESOURCE_EXHAUSTED ("node busy").
         faults: injected faults and the NodeAdmin token (``QPUMESH_FAULT_*``,
             ``QPUMESH_ADMIN_TOKEN``, ``--fault-*``, ``--admin-token``; see docs/faults.md).
         port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
@@ -73,6 +76,7 @@ class ServerConfig:
     workers: int = 1
     grace_seconds: float = 5.0
     torch_threads: int = 1
+    max_queued_requests: int = 64
     faults: FaultSettings = field(default_factory=FaultSettings)
     port_file: Path | None = None
     tls: TlsConfig | None = None
@@ -92,6 +96,8 @@ class ServerConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.torch_threads < 1:
             raise ConfigError(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if self.max_queued_requests < 0:
+            raise ConfigError(f"max_queued_requests must be >= 0, got {self.max_queued_requests}")
         if not (math.isfinite(self.grace_seconds) and self.grace_seconds >= 0):
             raise ConfigError(f"grace_seconds must be a finite number >= 0, got {self.grace_seconds}")
         if not 1 <= self.node.max_message_bytes <= MAX_MESSAGE_BYTES:
@@ -111,6 +117,18 @@ class ServerConfig:
 
 _probability = probability(include_one=False, percent=False)
 _seconds = non_negative("seconds")
+
+
+def _amount(text: str) -> int:
+    """Parse a positive whole number, also in scientific notation (``1e10``, ``2.5e9``)."""
+    try:
+        value = float(text.strip().replace("_", ""))
+    except ValueError:
+        raise ValueError(f"expected a positive number such as 1e10, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(f"expected a positive number such as 1e10, got {text!r}")
+    return int(value)
+
 
 # fmt: off
 OPTIONS: tuple[Option, ...] = (
@@ -142,6 +160,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_message_bytes", "QPUMESH_MAX_MESSAGE_BYTES", "--max-message-bytes",
            byte_size(MAX_MESSAGE_BYTES),
            "largest gRPC message received or sent, e.g. 64MiB", "BYTES"),
+    Option("max_circuit_bytes", "QPUMESH_MAX_CIRCUIT_BYTES", "--max-circuit-bytes",
+           byte_size(MAX_MESSAGE_BYTES), "largest circuit JSON accepted, e.g. 4MiB (default)", "BYTES"),
+    Option("max_circuit_operations", "QPUMESH_MAX_CIRCUIT_OPERATIONS", "--max-circuit-operations", integer(1),
+           "most operations (and moments) of a circuit once sub-circuits are inlined (default 10000)", "N"),
+    Option("max_request_cost", "QPUMESH_MAX_REQUEST_COST", "--max-request-cost", _amount,
+           "most work of one request, in amplitude operations (default 1e10, ~10-20 s of one core)", "N"),
+    Option("max_queued_requests", "QPUMESH_MAX_QUEUED_REQUESTS", "--max-queued-requests", integer(0, 4096),
+           "requests that may wait for a slot; more are refused with RESOURCE_EXHAUSTED (default 64)", "N"),
     Option("precision", "QPUMESH_PRECISION", "--precision", choice(*PRECISIONS),
            "statevector precision of the batched engine: double (complex128) or single",
            "|".join(PRECISIONS)),
@@ -161,7 +187,16 @@ OPTIONS: tuple[Option, ...] = (
 # fmt: on
 
 _SERVER_FIELDS = frozenset(
-    {"port", "host", "workers", "grace_seconds", "torch_threads", "port_file", "metrics_port"}
+    {
+        "port",
+        "host",
+        "workers",
+        "grace_seconds",
+        "torch_threads",
+        "max_queued_requests",
+        "port_file",
+        "metrics_port",
+    }
 )
 _NOISE_FIELDS = {
     "depolarizing_1q": "depolarizing_1q",

@@ -3,67 +3,53 @@
 `NodeCore` is what the gRPC servicer and the coordinator's in-process executor both call,
 so in-process and mesh runs give identical numbers. It
 
-* parses Cirq JSON once per SHA-256 hash and keeps the `CompiledCircuit` in an LRU cache
-  (thread-safe); a request may then carry only the hash (or the same JSON again, which is
-  not hashed twice);
+* keeps compiled circuits by the SHA-256 of their JSON (`qpumesh.node.circuit_cache`:
+  bounded before Cirq parses them, compiled once, LRU); a request may then carry only the
+  hash;
 * validates every request (`qpumesh.node.requests`, with per-circuit plans of what repeats)
-  and raises `InvalidRequest` (fix the request), `UnknownCircuit` (resend the circuit JSON),
-  `LimitExceeded` (split the request) or `PreconditionFailed` (not on this node) -- messages
-  name the offending symbol, shape or value; no error leaves state behind;
-* picks the engine per circuit: with gate noise and the ``batched`` backend, the torch engines
-  ``batched-density`` (exact) or ``batched-trajectories`` (Monte Carlo) per
-  `NoiseConfig.method`; with gate noise and another backend, the references ``cirq`` (exact
-  density matrix) or ``qsim`` (trajectories); without gate noise the configured backend,
-  falling back to ``qsim`` when the configured engine cannot run the circuit. The choice is
-  logged once per circuit when it differs from the configured backend, and reported as
+  and bounds its work before any (`qpumesh.node.limits`): it raises `InvalidRequest` (fix
+  the request), `UnknownCircuit` (resend the circuit JSON), `LimitExceeded` (split the
+  request) or `PreconditionFailed` (not on this node) -- messages name the offending
+  symbol, shape, value or bound; no error leaves state behind;
+* runs each circuit on the engine chosen for it (`qpumesh.node.engines`), reported as
   ``backend``;
 * turns observables (weighted Pauli strings) into unique terms for the engines, then applies
   readout error and shot sampling (`qpumesh.node.noise`); differentiates exact requests by
   the adjoint method (`qpumesh.node.adjoint`) and the others by the parameter-shift rule
-  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way.
+  (`qpumesh.node.gradients`), reporting the shift rule's hardware cost either way; refuses
+  results that overflow float64 rather than sending infinities.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import cast
 
-import cirq
 import numpy as np
 
 from qpumesh.node.adjoint import adjoint_gradient
-from qpumesh.node.backends import (
-    BACKENDS,
-    Backend,
-    BatchedBackend,
-    CirqBackend,
-    DensityBackend,
-    QsimBackend,
-    TrajectoriesBackend,
-)
+from qpumesh.node.backends import BACKENDS, Backend, BatchedBackend
 from qpumesh.node.backends.compiled import warm_up
-from qpumesh.node.circuits import SUPPORTED_GATES, CircuitError, CompiledCircuit, compile_circuit
+from qpumesh.node.circuit_cache import CachedCircuit, CircuitCache, CircuitLimits
+from qpumesh.node.circuits import SUPPORTED_GATES, CompiledCircuit
+from qpumesh.node.engines import NodeEngines
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.gradients import (
-    GRADIENT_METHODS,
+    MAX_STACKED_ROWS,
     parameter_shift,
     shift_rule_executions,
 )
+from qpumesh.node.limits import Work
 from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
 from qpumesh.node.requests import (
-    CircuitRequests,
     Observables,
     Terms,
     check_cotangents,
+    check_finite,
     check_reply_size,
     check_shots,
     check_table,
@@ -85,8 +71,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _version() -> str:
@@ -110,6 +94,11 @@ class NodeConfig:
         max_message_bytes: Largest reply the node will build.
         precision: Batched engine precision, ``"double"`` or ``"single"``.
         circuit_cache_size: Compiled circuits kept (LRU).
+        max_circuit_bytes: Largest circuit JSON accepted.
+        max_circuit_operations: Most operations (and moments) of a circuit once its
+            sub-circuits are inlined, repetitions multiplied.
+        max_request_cost: Most work one request may cause, in amplitude operations
+            (`qpumesh.node.limits`): compiling a new circuit, and simulating the batch.
 
     Raises:
         ValueError: An unknown backend/precision or a non-positive limit.
@@ -124,13 +113,24 @@ class NodeConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     precision: str = "double"
     circuit_cache_size: int = 256
+    max_circuit_bytes: int = 4 * 1024 * 1024
+    max_circuit_operations: int = 10_000
+    max_request_cost: int = 10_000_000_000
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"NodeConfig.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.precision not in ("double", "single"):
             raise ValueError(f"NodeConfig.precision must be 'double' or 'single', got {self.precision!r}")
-        for name in ("max_qubits", "max_batch_rows", "max_message_bytes", "circuit_cache_size"):
+        for name in (
+            "max_qubits",
+            "max_batch_rows",
+            "max_message_bytes",
+            "circuit_cache_size",
+            "max_circuit_bytes",
+            "max_circuit_operations",
+            "max_request_cost",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"NodeConfig.{name} must be a positive integer, got {value!r}")
@@ -199,14 +199,6 @@ class GradResult:
     shift_rule_shots: int = 0
 
 
-@dataclass(frozen=True)
-class _Entry:
-    compiled: CompiledCircuit
-    engine: str
-    cirq_json: str
-    requests: CircuitRequests
-
-
 class NodeCore:
     """One emulated QPU, without the network. Thread-safe.
 
@@ -216,21 +208,15 @@ class NodeCore:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
-        self.cache_lookups = {"hit": 0, "miss": 0, "not_found": 0}
-        """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
-        noise = config.noise
-        self._engines: dict[str, Backend] = {
-            "batched": BatchedBackend(config.precision),
-            "cirq": CirqBackend(),
-            "qsim": QsimBackend(),
-        }
-        if noise.has_gate_noise:
-            self._engines["batched-density"] = DensityBackend(noise)
-            self._engines["batched-trajectories"] = TrajectoriesBackend(noise)
-            self._engines["cirq-noisy"] = CirqBackend(noise)
-            self._engines["qsim-noisy"] = QsimBackend(noise)
+        self._engines = NodeEngines(config.backend, config.precision, config.noise)
+        limits = CircuitLimits(
+            max_qubits=config.max_qubits,
+            max_circuit_bytes=config.max_circuit_bytes,
+            max_circuit_operations=config.max_circuit_operations,
+            max_request_cost=config.max_request_cost,
+            cache_size=config.circuit_cache_size,
+        )
+        self._circuits = CircuitCache(limits, self._engines.choose)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -249,10 +235,14 @@ class NodeCore:
             max_message_bytes=c.max_message_bytes,
         )
 
+    @property
+    def cache_lookups(self) -> dict[str, int]:
+        """Circuit lookups by outcome: cached, not cached with the JSON sent (compiled), or NOT_FOUND."""
+        return self._circuits.lookups
+
     def cached_circuits(self) -> int:
         """Return how many compiled circuits the cache holds."""
-        with self._lock:
-            return len(self._cache)
+        return len(self._circuits)
 
     def warm_up(self) -> None:
         """Compile the batched engine's kernels now (seconds once per machine), not on a request."""
@@ -271,7 +261,7 @@ class NodeCore:
                 unsupported gates, measurements, or more than ``max_qubits`` qubits.
             UnknownCircuit: No JSON and the hash is not cached.
         """
-        return self._load(circuit_hash, cirq_json).compiled
+        return self._circuits.load(circuit_hash, cirq_json).compiled
 
     def evaluate(  # noqa: PLR0917 (public API signature)
         self,
@@ -302,7 +292,7 @@ class NodeCore:
             InvalidRequest, UnknownCircuit, LimitExceeded: See the module docstring.
         """
         start = time.perf_counter()
-        entry = self._load(circuit_hash, cirq_json)
+        entry = self._circuits.load(circuit_hash, cirq_json)
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
@@ -310,6 +300,7 @@ class NodeCore:
         n_shots = check_shots(shots, self.config.default_shots)
         n_out = table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1)
         check_reply_size(n_out, self.config.max_message_bytes)
+        self._work(entry, terms, table.shape[0]).check(self.config.max_request_cost)
         angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
         exact = self._exact_terms(engine, compiled, terms, angles)
@@ -320,6 +311,7 @@ class NodeCore:
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
+        check_finite(expectations, "expectation value")
         rows = table.shape[0]
         seconds, shots_taken = time.perf_counter() - start, rows * n_shots * terms.measured
         return EvalResult(expectations, errors, engine.name, seconds, rows, shots_taken)
@@ -370,7 +362,7 @@ class NodeCore:
             UnknownCircuit, LimitExceeded: See the module docstring.
         """
         start = time.perf_counter()
-        entry = self._load(circuit_hash, cirq_json)
+        entry = self._circuits.load(circuit_hash, cirq_json)
         compiled = entry.compiled
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
@@ -385,24 +377,34 @@ class NodeCore:
         if plan.chain is None:
             raise InvalidRequest(plan.error)
         wrt_slots = plan.slots
-        chosen = self._gradient_method(method, n_shots, entry)
+        chosen = self._engines.gradient_method(method, n_shots, entry.engine)
+        vjp_by_adjoint = chosen == "adjoint" and tangent is not None
+        executions = shift_rule_executions(wrt_slots, rows, include_values)
+        costates = 1 if vjp_by_adjoint else n_obs  # outputs differentiated per row
+        passes = 2 + 2 * costates if chosen == "adjoint" else executions // max(rows, 1)
+        work = self._work(entry, terms, rows, passes=passes, derivatives=costates, wrt=len(names))
+        work.check(self.config.max_request_cost)
         angles = columns.angles(compiled, table)
         engine = self._engine(entry, seed)
-        if chosen == "adjoint":
-            batched = cast(BatchedBackend, engine)
-            values_out, result = adjoint_gradient(
-                batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
-                include_values,
-            )  # fmt: skip
-        else:
-            rng = np.random.default_rng(seed)
+        # Overflow (huge coefficients of symbols or observables) is refused by check_finite below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if chosen == "adjoint":
+                batched = cast(BatchedBackend, engine)
+                values_out, result = adjoint_gradient(
+                    batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
+                    include_values,
+                )  # fmt: skip
+            else:
+                rng = np.random.default_rng(seed)
 
-            def observe(shifted: np.ndarray) -> np.ndarray:
-                return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
+                def observe(shifted: np.ndarray) -> np.ndarray:
+                    return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
 
-            values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
-            result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
-        executions = shift_rule_executions(wrt_slots, rows, include_values)
+                values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
+                result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+        check_finite(result, "derivative")
+        if values_out is not None:
+            check_finite(values_out, "expectation value")
         return GradResult(
             result,
             values_out,
@@ -414,139 +416,29 @@ class NodeCore:
             shift_rule_shots=executions * n_shots * terms.measured,
         )
 
-    def _gradient_method(self, method: str, shots: int, entry: _Entry) -> str:
-        """Resolve ``auto`` and check that an explicit ``adjoint`` can run here."""
-        if method not in GRADIENT_METHODS:
-            raise InvalidRequest(
-                f"unknown gradient method {method!r}; use one of {', '.join(map(repr, GRADIENT_METHODS))}"
-            )
-        noise = self.config.noise
-        blocker = None
-        if noise.is_noisy:
-            blocker = (
-                f"this node simulates noise (depolarizing {noise.depolarizing_1q:g}/"
-                f"{noise.depolarizing_2q:g}, readout {noise.readout_error:g}), and adjoint "
-                "differentiation needs noise-free states"
-            )
-        elif entry.engine != "batched":
-            blocker = (
-                f"adjoint differentiation runs on the batched engine and this circuit runs on "
-                f"{entry.engine!r} here"
-            )
-        if method == "adjoint":
-            if shots:
-                raise InvalidRequest(
-                    f"method 'adjoint' needs exact expectations but the request asks for {shots} shots; "
-                    "send shots=0, or use method 'parameter_shift' or 'auto' for shot-sampled gradients"
-                )
-            if blocker:
-                raise PreconditionFailed(
-                    f"method 'adjoint' is not available: {blocker}; use 'auto' or 'parameter_shift' "
-                    "(or a noise-free batched node)"
-                )
-            return "adjoint"
-        if method == "auto" and not shots and blocker is None:
-            return "adjoint"
-        return "parameter_shift"
-
     # -- circuits and engines -----------------------------------------------------------
 
-    def _load(self, circuit_hash: str, cirq_json: str | None) -> _Entry:
-        if not isinstance(circuit_hash, str) or not _HASH_RE.fullmatch(circuit_hash):
-            raise InvalidRequest(
-                "circuit.hash must be the SHA-256 of circuit.cirq_json as 64 lower-case hex digits, "
-                f'got "{circuit_hash}"'
-            )
-        with self._lock:
-            entry = self._cache.get(circuit_hash)
-            # JSON equal to the text this hash was verified against needs no new SHA-256.
-            known = entry is not None and (not cirq_json or cirq_json == entry.cirq_json)
-            if entry is not None and known:
-                self._cache.move_to_end(circuit_hash)
-                self.cache_lookups["hit"] += 1
-                return entry
-            self.cache_lookups["miss" if cirq_json else "not_found"] += 1
-        if cirq_json:
-            actual = hashlib.sha256(cirq_json.encode()).hexdigest()
-            if actual != circuit_hash:
-                raise InvalidRequest(
-                    f"circuit.hash {circuit_hash} is not the SHA-256 of circuit.cirq_json, "
-                    f"which is {actual}; hash exactly the UTF-8 bytes sent as cirq_json and send "
-                    "the 64 lower-case hex digits"
-                )
-        if not cirq_json:
-            raise UnknownCircuit(f"circuit {circuit_hash} is not cached on this node; resend its cirq_json")
-        entry = self._compile(circuit_hash, cirq_json)
-        with self._lock:
-            self._cache[circuit_hash] = entry
-            self._cache.move_to_end(circuit_hash)
-            while len(self._cache) > self.config.circuit_cache_size:
-                self._cache.popitem(last=False)
-        return entry
+    def _work(self, entry: CachedCircuit, terms: Terms, rows: int, **sizes: int) -> Work:
+        """Return the size of a request on `entry` (see `limits.Work`; `sizes` are its other fields)."""
+        compiled = entry.compiled
+        passes = sizes.get("passes", 1)
+        return Work(
+            engine=entry.engine,
+            qubits=compiled.n_qubits,
+            operations=len(compiled.ops),
+            slots=len(compiled.slots),
+            terms=len(terms.terms),
+            observables=terms.coefficients.shape[1],
+            rows=rows,
+            rows_per_call=min(rows * passes, max(rows, MAX_STACKED_ROWS)),
+            trajectories=self.config.noise.trajectories,
+            term_tables=entry.engine == "batched-trajectories"
+            or (entry.engine == "batched" and self.config.precision == "single"),
+            **sizes,
+        )
 
-    def _compile(self, circuit_hash: str, cirq_json: str) -> _Entry:
-        try:
-            json.loads(cirq_json)
-        except ValueError as exc:  # JSONDecodeError names the line and column; its type name helps nobody
-            raise InvalidRequest(f"circuit.cirq_json is not JSON: {exc}") from None
-        try:
-            circuit = cirq.read_json(json_text=cirq_json)
-        except Exception as exc:  # Cirq raises many types for JSON it cannot read.
-            raise InvalidRequest(
-                f"circuit.cirq_json is JSON but not a Cirq circuit ({exc}); "
-                'send cirq.to_json(circuit) output, an object with "cirq_type": "Circuit" '
-                "(see docs/client.md, calling from other languages)"
-            ) from None
-        if not isinstance(circuit, cirq.AbstractCircuit):
-            raise InvalidRequest(
-                f'circuit.cirq_json must encode a circuit (cirq_type "Circuit", cirq.to_json(circuit)), '
-                f"got a {type(circuit).__name__}"
-            )
-        try:
-            compiled = compile_circuit(circuit, self.config.max_qubits)
-        except CircuitError as exc:
-            raise InvalidRequest(str(exc)) from None
-        engine, reason = self._choose_engine(compiled)
-        if reason:
-            logger.info("circuit %s runs on %s: %s", circuit_hash[:12], engine, reason)
-        return _Entry(compiled, engine, cirq_json, CircuitRequests(compiled))
-
-    def _choose_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
-        if self.config.noise.has_gate_noise:
-            return self._choose_noisy_engine(compiled)
-        reason = self._engines[self.config.backend].supports(compiled)
-        if reason is None:
-            return self.config.backend, None
-        return "qsim", f"the {self.config.backend} engine cannot run it ({reason})"
-
-    def _choose_noisy_engine(self, compiled: CompiledCircuit) -> tuple[str, str | None]:
-        """Pick the gate-noise engine: torch for the ``batched`` backend, else the references."""
-        noise = self.config.noise
-        exact = noise.method == "density_matrix"
-        qsim = f"qsim Monte Carlo with {noise.trajectories} trajectories"
-        if self.config.backend != "batched":
-            if exact:
-                return "cirq-noisy", "gate noise is configured; exact density-matrix simulation (cirq)"
-            return "qsim-noisy", f"gate noise is configured; {qsim}"
-        name = "batched-density" if exact else "batched-trajectories"
-        reason = self._engines[name].supports(compiled)
-        if reason is None:
-            method = "exact density matrix" if exact else f"{noise.trajectories} Monte Carlo trajectories"
-            return name, f"gate noise is configured; {method} of the whole batch (torch)"
-        if exact:
-            raise InvalidRequest(
-                f"the circuit acts on {compiled.n_qubits} qubits, but {reason}; send a smaller circuit, or "
-                "run the node with --noise-method trajectories (or --backend cirq for Cirq's density matrix)"
-            )
-        return "qsim-noisy", f"{reason}; {qsim}"
-
-    def _engine(self, entry: _Entry, seed: int | None) -> Backend:
-        engine = self._engines[entry.engine]
-        if isinstance(engine, TrajectoriesBackend):
-            return engine.seeded(seed)
-        if entry.engine == "qsim-noisy" and seed is not None:
-            return QsimBackend(self.config.noise, seed=seed)
-        return engine
+    def _engine(self, entry: CachedCircuit, seed: int | None) -> Backend:
+        return self._engines.get(entry.engine, seed)
 
     # -- numerics ---------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from qpumesh.node.cancellation import checkpoint
 from qpumesh.node.circuits import CompiledCircuit
 
 __all__ = [
@@ -112,6 +113,7 @@ def parameter_shift(
     per_call = max(1, MAX_STACKED_ROWS // max(rows, 1))
     results: dict[tuple[int, float] | None, np.ndarray] = {}
     for start in range(0, len(blocks), per_call):
+        checkpoint()
         group = blocks[start : start + per_call]
         stacked = np.empty((len(group) * rows, angles.shape[1]), dtype=np.float64)
         for b, block in enumerate(group):

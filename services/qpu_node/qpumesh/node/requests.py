@@ -27,6 +27,8 @@ from qpumesh.node.backends.base import PAULI_LETTERS
 from qpumesh.node.circuits import CompiledCircuit
 from qpumesh.node.errors import InvalidRequest, LimitExceeded
 from qpumesh.node.gradients import ChainRule, GradientError, differentiable_slots
+from qpumesh.node.limits import MAX_COEFFICIENTS, TERM_CACHE_BYTES
+from qpumesh.wire.status import excerpt
 
 __all__ = [
     "CircuitRequests",
@@ -35,6 +37,7 @@ __all__ = [
     "Observables",
     "Terms",
     "check_cotangents",
+    "check_finite",
     "check_reply_size",
     "check_shots",
     "check_table",
@@ -151,7 +154,10 @@ class CircuitRequests:
         if key is not None and (hit := self._cached(self._terms, key)) is not None:
             return hit
         terms = _validate_terms(self.compiled, observables)
-        return terms if key is None else self._store(self._terms, key, terms)
+        # Large observables are validated again per request rather than kept: the cache
+        # holds at most _CACHE_SIZE entries of at most TERM_CACHE_BYTES / _CACHE_SIZE each.
+        small = terms.coefficients.nbytes + sum(map(len, terms.terms)) <= TERM_CACHE_BYTES // _CACHE_SIZE
+        return terms if key is None or not small else self._store(self._terms, key, terms)
 
     def columns(self, symbols: Sequence[str]) -> Columns:
         """Validate the symbol order of a batch: every circuit symbol exactly once.
@@ -180,10 +186,11 @@ class CircuitRequests:
         for name in names:
             if name not in columns.names:
                 raise InvalidRequest(
-                    f"wrt symbol {name!r} is not a column of the parameter batch {list(columns.names)}"
+                    f"wrt symbol {excerpt(name)} is not a column of the parameter batch "
+                    f"{excerpt(list(columns.names), 300)}"
                 )
             if name in seen:
-                raise InvalidRequest(f"duplicate wrt symbol {name!r}; list each symbol once")
+                raise InvalidRequest(f"duplicate wrt symbol {excerpt(name)}; list each symbol once")
             seen.add(name)
         try:
             slots = differentiable_slots(self.compiled, names)
@@ -200,6 +207,7 @@ def _validate_terms(compiled: CompiledCircuit, observables: Observables) -> Term
         raise InvalidRequest("no observables: send at least one observable (a list of Pauli terms)")
     index: dict[str, int] = {}
     entries: list[tuple[int, int, float]] = []
+    qubits = list(map(str, compiled.qubits))
     for o, observable in enumerate(observables):
         for t, term in enumerate(observable):
             try:
@@ -207,26 +215,41 @@ def _validate_terms(compiled: CompiledCircuit, observables: Observables) -> Term
                 coefficient = float(coefficient) + 0.0  # + 0.0: -0.0 and 0.0 are one key
             except (TypeError, ValueError):
                 raise InvalidRequest(
-                    f"observable {o} term {t} must be (coefficient, pauli_string), got {term!r}"
+                    f"observable {o} term {t} must be (coefficient, pauli_string), got {excerpt(term)}"
                 ) from None
             if not math.isfinite(coefficient):
                 raise InvalidRequest(f"observable {o} term {t} has a non-finite coefficient {coefficient!r}")
             if not isinstance(paulis, str) or len(paulis) != n:
                 raise InvalidRequest(
-                    f"observable {o} term {t}: Pauli string {paulis!r} must have one letter per qubit "
-                    f"({n} for this circuit, in sorted qubit order {list(map(str, compiled.qubits))})"
+                    f"observable {o} term {t}: Pauli string {excerpt(paulis, 40)} must have one letter per "
+                    f"qubit ({n} for this circuit, in sorted qubit order {excerpt(qubits, 200)})"
                 )
             if not set(paulis) <= PAULI_LETTERS:
                 bad = sorted(set(paulis) - PAULI_LETTERS)
                 raise InvalidRequest(
-                    f"observable {o} term {t}: Pauli string {paulis!r} has invalid letters {bad}; "
-                    "use only 'I', 'X', 'Y', 'Z'"
+                    f"observable {o} term {t}: Pauli string {excerpt(paulis, 40)} has invalid letters "
+                    f"{excerpt(bad, 40)}; use only 'I', 'X', 'Y', 'Z'"
                 )
             j = index.setdefault(paulis, len(index))
             entries.append((j, o, coefficient))
+    if len(index) * len(observables) > MAX_COEFFICIENTS:
+        raise LimitExceeded(
+            f"{len(index)} unique Pauli terms x {len(observables)} observables are more than the node's "
+            f"{MAX_COEFFICIENTS} coefficients per request; send fewer observables or terms per request"
+        )
     coefficients = np.zeros((len(index), len(observables)), dtype=np.float64)
-    for j, o, coefficient in entries:
-        coefficients[j, o] += coefficient
+    # |<P>| <= 1 for every Pauli term, so a finite sum of |coefficients| keeps values finite.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j, o, coefficient in entries:
+            coefficients[j, o] += coefficient
+        bound = np.abs(coefficients).sum(axis=0)
+    if not np.isfinite(bound).all():
+        o = int(np.argmin(np.isfinite(bound)))
+        raise InvalidRequest(
+            f"observable {o}: the sum of its coefficients' magnitudes overflows float64 (over 1.8e308), "
+            "so its "
+            "value would not be finite; scale the coefficients down"
+        )
     coefficients.flags.writeable = False
     measured = sum(1 for term in index if term.strip("I"))
     return Terms(tuple(index), coefficients, measured)
@@ -236,18 +259,22 @@ def _validate_columns(compiled: CompiledCircuit, names: tuple[str, ...]) -> Colu
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InvalidRequest(f"duplicate symbol {name!r} in the parameter batch; send each column once")
+            raise InvalidRequest(
+                f"duplicate symbol {excerpt(name)} in the parameter batch; send each column once"
+            )
         seen.add(name)
     circuit_symbols = set(compiled.symbols)
     for name in names:
         if name not in circuit_symbols:
             raise InvalidRequest(
-                f"unknown symbol {name!r}; the circuit's symbols are {list(compiled.symbols)}"
+                f"unknown symbol {excerpt(name)}; the circuit's symbols are "
+                f"{excerpt(list(compiled.symbols), 300)}"
             )
     missing = [s for s in compiled.symbols if s not in seen]
     if missing:
         raise InvalidRequest(
-            f"the parameter batch lacks the circuit's symbol(s) {missing}; add a column for each"
+            f"the parameter batch lacks the circuit's symbol(s) {excerpt(missing, 300)}; "
+            "add a column for each"
         )
     column = {name: j for j, name in enumerate(names)}
     affine = [k for k, slot in enumerate(compiled.slots) if slot.affine]
@@ -275,8 +302,8 @@ def check_table(values: np.ndarray, columns: Columns, max_rows: int) -> np.ndarr
         raise InvalidRequest("values must be a numeric (rows, len(symbols)) array") from None
     if table.ndim != 2 or table.shape[1] != len(names):
         raise InvalidRequest(
-            f"values must have shape (rows, {len(names)}) -- one column per symbol {names} -- "
-            f"got shape {tuple(table.shape)}"
+            f"values must have shape (rows, {len(names)}) -- one column per symbol {excerpt(names, 300)} -- "
+            f"got shape {excerpt(tuple(table.shape), 120)}"
         )
     if table.shape[0] > max_rows:
         raise LimitExceeded(
@@ -285,8 +312,8 @@ def check_table(values: np.ndarray, columns: Columns, max_rows: int) -> np.ndarr
     if not np.isfinite(table).all():
         row, col = np.argwhere(~np.isfinite(table))[0]
         raise InvalidRequest(
-            f"params.values row {row}, column {col} (symbol {names[col]}) is {_number(table[row, col])}; "
-            "every parameter must be a finite number"
+            f"params.values row {row}, column {col} (symbol {excerpt(names[col])}) is "
+            f"{_number(table[row, col])}; every parameter must be a finite number"
         )
     return table
 
@@ -305,7 +332,7 @@ def check_shots(shots: int | None, default: int) -> int:
     if shots is None:
         return default
     if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 0:
-        raise InvalidRequest(f"shots must be a non-negative integer (0 = exact), got {shots!r}")
+        raise InvalidRequest(f"shots must be a non-negative integer (0 = exact), got {excerpt(shots)}")
     return int(shots)
 
 
@@ -324,7 +351,7 @@ def check_cotangents(cotangents: np.ndarray | None, rows: int, n_obs: int) -> np
     if tangent.shape != (rows, n_obs):
         raise InvalidRequest(
             f"cotangents must have shape (rows, n_observables) = ({rows}, {n_obs}), "
-            f"got {tuple(tangent.shape)}"
+            f"got {excerpt(tuple(tangent.shape), 120)}"
         )
     if not np.isfinite(tangent).all():
         raise InvalidRequest("cotangents contain NaN or infinite values")
@@ -342,3 +369,21 @@ def check_reply_size(n_doubles: int, limit: int) -> None:
         raise LimitExceeded(
             f"the reply would be {size} bytes, over this node's max_message_bytes={limit}; split the batch"
         )
+
+
+def check_finite(result: np.ndarray, what: str) -> None:
+    """Refuse a result with an infinite or NaN entry (float64 overflow) instead of sending it.
+
+    The values of an observable are bounded by its coefficients (checked with the request);
+    derivatives also scale with the symbols' coefficients in the circuit, and can overflow.
+
+    Raises:
+        InvalidRequest: Naming the first bad row and what to scale down.
+    """
+    if np.isfinite(result).all():
+        return
+    row = int(np.argwhere(~np.isfinite(result))[0][0])
+    raise InvalidRequest(
+        f"row {row}: a {what} is not finite (float64 overflow); scale down the observables' coefficients "
+        "or the symbols' coefficients in the circuit"
+    )

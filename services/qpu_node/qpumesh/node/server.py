@@ -2,7 +2,13 @@
 
 Everything quantum happens in ``NodeCore``; this module only decodes messages with
 ``qpumesh.wire``, runs the core inside a bounded number of execution slots, encodes the
-replies and translates domain exceptions into status codes. ``create_server`` builds
+replies and translates domain exceptions into status codes. Requests are decoded inside
+the handlers (``qpumesh.wire.handlers``): bytes that are no message are INVALID_ARGUMENT,
+and a message with more fields than ``limits.MAX_REQUEST_FIELDS`` is refused before it is
+parsed. At most ``workers + max_queued_requests`` simulation requests are admitted at once
+(``Admission``); more are refused at once with RESOURCE_EXHAUSTED, so health checks and
+GetInfo always find a thread. A request whose caller cancels or whose deadline passes
+stops at the engines' next chunk of rows (``qpumesh.node.cancellation``). ``create_server`` builds
 and starts a server (tests bind port 0 and read the real port from its result);
 ``serve`` runs one until SIGTERM/SIGINT and shuts it down gracefully.
 """
@@ -18,13 +24,15 @@ from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.registry import Collector
 
+from qpumesh.node.admission import Admission, decode_request
+from qpumesh.node.cancellation import WorkAbandoned, abandon_when
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeCore
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
@@ -36,6 +44,7 @@ from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import bind, server_options
 from qpumesh.wire.circuits import observables_from_proto
+from qpumesh.wire.handlers import add_servicer
 from qpumesh.wire.port_file import write_port_file
 from qpumesh.wire.reflection import enable_reflection
 from qpumesh.wire.server_telemetry import MetricsServer, ServerTelemetry, start_metrics_server
@@ -44,13 +53,16 @@ from qpumesh.wire.tensors import from_tensor, to_tensor
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["QPUNode"].full_name
+_Reply = TypeVar("_Reply")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["QPUNode"]
+SERVICE_NAME: str = SERVICE.full_name
 """Fully qualified name of the node service, ``qpumesh.v1.QPUNode``."""
 
-# gRPC threads beyond the execution slots: they take requests that then wait for a slot
-# (measured as queue time) and keep GetInfo and health checks answering while every
-# slot is busy.
-_SPARE_THREADS = 32
+# gRPC threads beyond the admitted requests (executing or queued for a slot): they keep
+# GetInfo and health checks answering, and refuse requests beyond the queue, while every
+# admitted request holds a thread.
+_SPARE_THREADS = 8
 
 ServiceAdder = Callable[[grpc.Server], None]
 """Registers one more service on a server (e.g. an admin service), before it starts."""
@@ -62,12 +74,16 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
     Args:
         core: the node's domain core (thread-safe).
         workers: execution slots, i.e. how many requests may simulate concurrently.
+        max_queued: requests that may wait for a slot; more are refused (RESOURCE_EXHAUSTED).
         metrics: where answered requests are counted (None: nowhere).
     """
 
-    def __init__(self, core: NodeCore, workers: int, metrics: NodeMetrics | None = None) -> None:
+    def __init__(
+        self, core: NodeCore, workers: int, max_queued: int = 64, metrics: NodeMetrics | None = None
+    ) -> None:
         self._core = core
         self._slots = threading.BoundedSemaphore(workers)
+        self._admission = Admission(workers, max_queued)
         self._metrics = metrics
 
     def GetInfo(  # noqa: N802 (name fixed by the proto)
@@ -120,7 +136,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             self._observe("Evaluate", timings, len(values), result.executions, result.shots)
             return response
 
-        return answer("Evaluate", context, run, STATUSES)
+        return answer("Evaluate", context, lambda: self._admitted(context, run), STATUSES)
 
     def ShiftGradient(  # noqa: N802 (name fixed by the proto)
         self, request: pb.ShiftGradientRequest, context: grpc.ServicerContext
@@ -164,7 +180,12 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             )
             return response
 
-        return answer("ShiftGradient", context, run, STATUSES)
+        return answer("ShiftGradient", context, lambda: self._admitted(context, run), STATUSES)
+
+    def _admitted(self, context: grpc.ServicerContext, run: Callable[[], _Reply]) -> _Reply:
+        """Run a request if admitted, stopping its work when the caller goes away."""
+        with self._admission.admit(), abandon_when(lambda: not context.is_active()):
+            return run()
 
     def _observe(self, method: str, timings: pb.Timings, rows: int, executions: int, shots: int) -> None:
         if self._metrics is not None:
@@ -218,7 +239,10 @@ class CallerGoneError(Exception):
 
 
 STATUSES = StatusMap(
-    (CallerGoneError, grpc.StatusCode.CANCELLED),
+    ((CallerGoneError, WorkAbandoned), grpc.StatusCode.CANCELLED),
+    # Every bound is checked before the work; a MemoryError is the machine, not the request
+    # format: it will not fail the same way on a node with more memory or a smaller batch.
+    (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnknownCircuit, grpc.StatusCode.NOT_FOUND),
     (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
@@ -274,17 +298,15 @@ def start_node(
     for collector in (ProcessCollector(registry=None), PlatformCollector(registry=None), *collectors):
         registry.register(collector)
     metrics = NodeMetrics(registry, core, config.workers)
+    threads = config.workers + config.max_queued_requests + _SPARE_THREADS
     server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=config.workers + _SPARE_THREADS, thread_name_prefix=f"qpu-node-{config.node.node_id}"
-        ),
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"qpu-node-{config.node.node_id}"),
         # Telemetry outermost: it sees every call's final status, injected faults included.
         interceptors=[ServerTelemetry(registry), *interceptors],
         options=server_options(config.node.max_message_bytes),
     )
-    pb_grpc.add_QPUNodeServicer_to_server(  # type: ignore[no-untyped-call]
-        QPUNodeServicer(core, config.workers, metrics), server
-    )
+    servicer = QPUNodeServicer(core, config.workers, config.max_queued_requests, metrics)
+    add_servicer(server, servicer, SERVICE, decode_request)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -50,7 +50,9 @@ from qpumesh.node.backends.fusion import (
     pauli_phases,
     schedule,
 )
+from qpumesh.node.cancellation import checkpoint
 from qpumesh.node.circuits import CompiledCircuit, FixedOp, RotationOp
+from qpumesh.node.limits import TERM_CACHE_BYTES
 
 __all__ = ["DENSE_MAX_QUBITS", "MAX_QUBITS", "BatchedBackend"]
 
@@ -178,6 +180,7 @@ class _Program:
         self.minus_i_g = self._tensor(parts)
         self.identity_part = self._tensor(np.array([[1.0, 1.0], [0.0, 0.0]]))
         self._term_cache: dict[tuple[str, ...], list[_TermGroup]] = {}
+        self._term_bytes = 0
         self._lock = threading.Lock()
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -225,14 +228,25 @@ class _Program:
         return _Gather(torch.from_numpy(src.astype(np.int64)), phase_t)
 
     def term_groups(self, terms: tuple[str, ...]) -> list[_TermGroup]:
+        """Return the measurement tables of `terms`, kept for the next request while they are small.
+
+        The cache holds at most `limits.TERM_CACHE_BYTES` of tables (a term's phase vector is
+        ``2**n`` entries: 16 MiB at 20 qubits); larger sets are rebuilt per request.
+        """
         with self._lock:
             groups = self._term_cache.get(terms)
-            if groups is None:
-                groups = self._build_groups(terms)
-                if len(self._term_cache) > 64:
-                    self._term_cache.clear()
-                self._term_cache[terms] = groups
+        if groups is not None:
             return groups
+        groups = self._build_groups(terms)
+        size = sum(g.phases.nbytes + (0 if g.src is None else g.src.nbytes) for g in groups)
+        if size <= TERM_CACHE_BYTES // 4:
+            with self._lock:
+                if self._term_bytes + size > TERM_CACHE_BYTES or len(self._term_cache) >= 64:
+                    self._term_cache.clear()
+                    self._term_bytes = 0
+                self._term_cache[terms] = groups
+                self._term_bytes += size
+        return groups
 
     def _build_groups(self, terms: tuple[str, ...]) -> list[_TermGroup]:
         by_mask: dict[int, list[int]] = {}
@@ -394,6 +408,7 @@ class BatchedBackend:
         key = tuple(terms)
         with torch.no_grad():
             for start in range(0, rows, chunk):
+                checkpoint()
                 part = torch.from_numpy(np.ascontiguousarray(angles[start : start + chunk]))
                 out[start : start + chunk] = program.run(part, key).to(torch.float64).numpy()
         return out

@@ -15,10 +15,12 @@ import cirq
 import numpy as np
 
 from qpumesh.node.backends.base import pauli_string
+from qpumesh.node.cancellation import row_chunks
 from qpumesh.node.circuits import CompiledCircuit
+from qpumesh.node.limits import run_cost
 from qpumesh.node.noise import NoiseConfig
 
-__all__ = ["CirqBackend", "slot_sweep"]
+__all__ = ["CirqBackend", "row_work", "slot_sweep", "sweep_expectations"]
 
 
 def slot_sweep(compiled: CompiledCircuit, angles: np.ndarray) -> list[cirq.ParamResolver]:
@@ -38,8 +40,15 @@ def sweep_expectations(
     terms: Sequence[str],
     angles: np.ndarray,
     program: cirq.Circuit | None = None,
+    *,
+    row_work: int = 0,
 ) -> np.ndarray:
-    """Run ``simulate_expectation_values_sweep`` and return ``(rows, len(terms))`` float64."""
+    """Run ``simulate_expectation_values_sweep`` and return ``(rows, len(terms))`` float64.
+
+    With `row_work` (the estimated amplitude operations of one row) the rows are swept in
+    chunks, checking between them that the caller is still there
+    (`cancellation.row_chunks`); only for simulators whose rows do not share a random stream.
+    """
     rows = angles.shape[0]
     out = np.ones((rows, len(terms)), dtype=np.float64)
     active = [j for j, term in enumerate(terms) if set(term) != {"I"}]
@@ -47,11 +56,19 @@ def sweep_expectations(
         return out
     circuit = compiled.canonical if program is None else program
     observables = term_observables(compiled, [terms[j] for j in active])
-    results = simulator.simulate_expectation_values_sweep(
-        circuit, observables, slot_sweep(compiled, angles), qubit_order=list(compiled.qubits)
-    )
-    out[:, active] = np.real(np.asarray(results, dtype=np.complex128))
+    for part in row_chunks(rows, row_work) if row_work else [slice(0, rows)]:
+        results = simulator.simulate_expectation_values_sweep(
+            circuit, observables, slot_sweep(compiled, angles[part]), qubit_order=list(compiled.qubits)
+        )
+        out[part, active] = np.real(np.asarray(results, dtype=np.complex128))
     return out
+
+
+def row_work(engine: str, compiled: CompiledCircuit, terms: Sequence[str]) -> int:
+    """Estimated amplitude operations of one row of `compiled` on `engine` (`limits.run_cost`)."""
+    return run_cost(
+        engine, qubits=compiled.n_qubits, operations=len(compiled.ops), terms=len(terms), rows=1, passes=1
+    )
 
 
 class CirqBackend:
@@ -80,4 +97,7 @@ class CirqBackend:
 
     def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
         """Exact Pauli-term expectations, ``(rows, len(terms))`` float64."""
-        return sweep_expectations(self._simulator, compiled, terms, angles)
+        engine = "cirq-noisy" if self.noise.has_gate_noise else "cirq"
+        return sweep_expectations(  # Cirq's expectation values are deterministic: rows may be chunked
+            self._simulator, compiled, terms, angles, row_work=row_work(engine, compiled, terms)
+        )

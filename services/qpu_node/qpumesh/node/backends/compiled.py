@@ -13,6 +13,11 @@ grouping depends only on the circuit width and the number of observables, never 
 and every group repeats the same arithmetic on the state, so results are bit-identical to
 an ungrouped run. Bound: ``max(STATE_BUDGET_BYTES, 4 · 16 · 2**n)`` bytes of states, plus
 the ``rows x slots`` angle tables and the outputs.
+
+Rows are handed to the kernels in chunks of about `cancellation.CHUNK_WORK` amplitude
+operations, checking between chunks whether the caller is still there
+(`cancellation.checkpoint`). Rows are independent in the kernels, so chunking never changes
+a number.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 from qpumesh.node.backends import adjoint_kernels, kernels
 from qpumesh.node.backends.tape import Tape, TermTable, build_tape, term_table
+from qpumesh.node.cancellation import row_chunks
 from qpumesh.node.circuits import CompiledCircuit
 
 __all__ = ["STATE_BUDGET_BYTES", "CompiledEngine", "costates_per_pass", "warm_up"]
@@ -86,10 +92,11 @@ class CompiledEngine:
         table = self._terms(plan, terms)
         cos, sin = _half_angle(angles)
         out = np.empty((angles.shape[0], len(terms)), dtype=np.float64)
-        kernels.expectations(
-            tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
-            cos, sin, table.xmask, table.yzmask, table.coeff, out,
-        )  # fmt: skip
+        for rows in row_chunks(angles.shape[0], _row_work(tape, len(terms), 1)):
+            kernels.expectations(
+                tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
+                cos[rows], sin[rows], table.xmask, table.yzmask, table.coeff, out[rows],
+            )  # fmt: skip
         return out
 
     def adjoint(
@@ -123,13 +130,21 @@ class CompiledEngine:
             # (a read-only array would be another type, compiled on the first request).
             part = np.require(part, dtype=np.float64, requirements=["C", "W"])
             part_grads = grads if whole else np.zeros((rows, part.shape[2], tape.n_slots), dtype=np.float64)
-            adjoint_kernels.adjoint(
-                tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
-                cos, sin, table.xmask, table.yzmask, table.coeff, part, values, part_grads,
-            )  # fmt: skip
+            shared = part.shape[0] == 1  # one row of weights for every row (a Jacobian)
+            for chunk in row_chunks(rows, _row_work(tape, len(terms), 2 + 2 * part.shape[2])):
+                adjoint_kernels.adjoint(
+                    tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
+                    cos[chunk], sin[chunk], table.xmask, table.yzmask, table.coeff,
+                    part if shared else part[chunk], values[chunk], part_grads[chunk],
+                )  # fmt: skip
             if not whole:
                 grads[:, start : start + group] = part_grads
         return values, grads
+
+
+def _row_work(tape: Tape, terms: int, passes: int) -> int:
+    """Amplitude operations of one row: `passes` sweeps over the tape, and the terms."""
+    return tape.dim * (passes * int(tape.code.shape[0]) + terms)
 
 
 def _half_angle(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -50,6 +50,7 @@ from qpumesh.node.backends.pauli_transfer import (
     term_indices,
     unitary_transfer,
 )
+from qpumesh.node.cancellation import checkpoint
 from qpumesh.node.circuits import CompiledCircuit, FixedOp
 from qpumesh.node.noise import NoiseConfig
 
@@ -356,6 +357,7 @@ class DensityBackend:
         index = torch.from_numpy(term_indices(terms))
         with torch.no_grad():
             for start in range(0, rows, chunk):
+                checkpoint()
                 part = torch.from_numpy(np.ascontiguousarray(angles[start : start + chunk], dtype=np.float64))
                 out[start : start + chunk] = program.run(part, index).numpy()
         return out

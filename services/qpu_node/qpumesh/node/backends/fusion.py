@@ -17,6 +17,7 @@ Qubit ``k`` is the most significant bit of a state index, as in Cirq.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,27 +81,43 @@ def schedule(ops: Sequence[CompiledOp]) -> list[CompiledOp]:
     gives the same state. Greedily alternating "every ready fixed op" and "every ready
     rotation" turns, e.g., a CNOT ladder that Cirq's moments interleave with the next
     rotation layer back into one fused gather.
+
+    The order is that of repeated sweeps in index order: within a phase (fixed or rotation
+    ops), a sweep takes every op of the phase's kind that is ready when the sweep reaches
+    it, and sweeps repeat until one takes nothing. That takes ``O(n²)`` time for ``n`` ops,
+    so it is simulated with a heap keyed by ``(sweep, index)`` instead: an op made ready by
+    taking op ``j`` is taken in the same sweep when its index is above ``j``, else in the
+    next -- the same order in ``O(n log n)``.
     """
     queues: dict[int, deque[int]] = {}
     for i, op in enumerate(ops):
         for q in op.targets:
             queues.setdefault(q, deque()).append(i)
-    done = [False] * len(ops)
+    # ready[True]: ready fixed ops not taken yet, ready[False]: ready rotations.
+    ready: dict[bool, list[int]] = {True: [], False: []}
+    for i, op in enumerate(ops):
+        if all(queues[q][0] == i for q in op.targets):
+            ready[isinstance(op, FixedOp)].append(i)
     order: list[CompiledOp] = []
     want_fixed = True
     while len(order) < len(ops):
-        progressed = True
-        while progressed:
-            progressed = False
-            for i, op in enumerate(ops):
-                if done[i] or isinstance(op, FixedOp) is not want_fixed:
+        heap = [(0, i) for i in ready[want_fixed]]  # already in index order: a valid heap
+        ready[want_fixed] = []
+        while heap:
+            sweep, i = heapq.heappop(heap)
+            order.append(ops[i])
+            for q in ops[i].targets:
+                queues[q].popleft()
+            heads = {queues[q][0] for q in ops[i].targets if queues[q]}
+            for h in sorted(heads):
+                follower = ops[h]
+                if not all(queues[t][0] == h for t in follower.targets):
                     continue
-                if all(queues[q][0] == i for q in op.targets):
-                    for q in op.targets:
-                        queues[q].popleft()
-                    done[i] = True
-                    order.append(op)
-                    progressed = True
+                if isinstance(follower, FixedOp) is want_fixed:
+                    heapq.heappush(heap, (sweep if h > i else sweep + 1, h))
+                else:
+                    ready[not want_fixed].append(h)
+        ready[not want_fixed].sort()
         want_fixed = not want_fixed
     return order
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import qsimcirq  # type: ignore[import-untyped]
 
-from qpumesh.node.backends.cirq_backend import sweep_expectations
+from qpumesh.node.backends.cirq_backend import row_work, sweep_expectations
 from qpumesh.node.circuits import CompiledCircuit
 from qpumesh.node.noise import NoiseConfig
 
@@ -50,4 +50,8 @@ class QsimBackend:
 
     def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
         """Pauli-term expectations, ``(rows, len(terms))`` float64 (Monte Carlo with gate noise)."""
-        return sweep_expectations(self._simulator, compiled, terms, angles)
+        if self.noise.has_gate_noise:  # one trajectory stream for the whole batch: never chunked
+            return sweep_expectations(self._simulator, compiled, terms, angles)
+        return sweep_expectations(
+            self._simulator, compiled, terms, angles, row_work=row_work("qsim", compiled, terms)
+        )

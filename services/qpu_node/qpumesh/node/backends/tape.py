@@ -44,6 +44,7 @@ from qpumesh.node.backends.fusion import (
     pauli_mask,
     schedule,
 )
+from qpumesh.node.cancellation import checkpoint
 from qpumesh.node.circuits import CompiledCircuit, FixedOp, RotationOp
 
 __all__ = [
@@ -262,6 +263,7 @@ def build_tape(compiled: CompiledCircuit) -> Tape:
             builder.fused(step)
 
     for op in schedule(compiled.ops):
+        checkpoint()
         if isinstance(op, FixedOp):
             run.append(op)
             continue

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from qpumesh.node.backends.trajectory_program import TrajectoryProgram
+from qpumesh.node.cancellation import checkpoint
 from qpumesh.node.circuits import CompiledCircuit
 from qpumesh.node.noise import NoiseConfig
 
@@ -126,6 +127,7 @@ class TrajectoriesBackend:
         rows_per = max(1, chunk // t)
         with torch.no_grad():
             for r0 in range(0, rows, rows_per):
+                checkpoint()  # the draws depend only on the rows, not on stopping between them
                 count = min(rows_per, rows - r0)
                 values = np.empty((count * t, n_terms), dtype=np.float64)
                 for c0 in range(0, count * t, chunk):
