@@ -81,6 +81,9 @@ ENV NUMBA_CACHE_DIR=/opt/numba-cache
 RUN python -c "from qpumesh.node.backends.compiled import warm_up; warm_up()" \
  && chown -R qpumesh:qpumesh /opt/numba-cache
 COPY scripts/healthcheck.py /usr/local/bin/qpumesh-healthcheck
+# Where a compose/Kubernetes deployment mounts the mesh's certificates (docs/security.md);
+# owned by the service user so a fresh named volume is writable by `qpumesh certs init`.
+RUN mkdir -p /certs && chown qpumesh:qpumesh /certs
 # Secret values from files (QPUMESH_ADMIN_TOKEN_FILE, QPUMESH_TOKEN_FILE: Swarm and
 # Kubernetes secrets), then `exec` of the command: see scripts/docker-entrypoint.sh.
 COPY --chmod=0755 scripts/docker-entrypoint.sh /usr/local/bin/qpumesh-entrypoint

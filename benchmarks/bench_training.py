@@ -49,6 +49,7 @@ from qpumesh.coordinator.mesh.executor import MeshExecutor
 from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
 from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.tls import TlsConfig
 
 ExecutorFactory = Callable[[], Executor]
 
@@ -127,10 +128,12 @@ def rounds_per_training_batch(trainer: Trainer) -> int:
     return int(trainer.executor.stats.snapshot()["rounds"] - before)
 
 
-def compare_mesh(spec: JobSpec, addresses: Sequence[str], epochs: int) -> dict[str, Any]:
+def compare_mesh(
+    spec: JobSpec, addresses: Sequence[str], epochs: int, tls: TlsConfig | None = None
+) -> dict[str, Any]:
     """Train the same spec in process and on the mesh, alternating epochs; return both timings."""
     local = InProcessExecutor()
-    mesh = MeshExecutor(addresses)
+    mesh = MeshExecutor(addresses, tls=tls)
     try:
         qubits = mesh.node_max_qubits()
         trainers = {"local": Trainer(spec, local, qubits), "mesh": Trainer(spec, mesh, qubits)}
@@ -294,7 +297,7 @@ def main_mesh(names: Sequence[str], epochs: int, nodes: int) -> int:
             spec = JobSpec(**CONFIGS[name], epochs=epochs)
             if spec.model == "classical":
                 continue
-            r = compare_mesh(spec, local_mesh.node_addresses, epochs)
+            r = compare_mesh(spec, local_mesh.node_addresses, epochs, local_mesh.coordinator_tls)
             print(
                 f"{name:<15} {r['local_s']:>13.2f} {r['mesh_s']:>13.2f} {r['mesh_s'] / r['local_s']:>13.2f} "
                 f"{r['rounds_per_epoch']:>13} {r['rounds_per_batch']:>13} {spec.window:>13}  {r['same_r2']}",

@@ -127,7 +127,9 @@ def good_request() -> pb.EvaluateRequest:
 
 def run_bomb(bomb: Bomb, python: str, deadline: float, max_rss_gb: float) -> Outcome:
     settings = [arg for name, value in bomb.node for arg in (f"--{name.replace('_', '-')}", str(value))]
-    with LocalMesh(1, coordinator=False, python=python, node_args=["--workers", "1", *settings]) as mesh:
+    with LocalMesh(
+        1, coordinator=False, python=python, node_args=["--workers", "1", *settings], tls=False
+    ) as mesh:
         address = mesh.node_addresses[0]
         pid = mesh.pids[0]
         channel = open_channel(address)

@@ -134,7 +134,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def admission_phase(pythons: list[str], rounds: int) -> None:
     """Median Evaluate latency of each node, alternating calls, same circuit and new circuits."""
-    meshes = [LocalMesh(1, coordinator=False, python=p) for p in pythons]
+    meshes = [LocalMesh(1, coordinator=False, python=p, tls=False) for p in pythons]  # plaintext, as main
     for mesh in meshes:
         mesh.__enter__()
     try:
@@ -203,7 +203,7 @@ def load_phase(
     bad: Counter[str] = Counter()
     context = multiprocessing.get_context("spawn")
     results: Any = context.Queue()
-    with LocalMesh(1, coordinator=False, node_args=node_args) as mesh:
+    with LocalMesh(1, coordinator=False, node_args=node_args, tls=False) as mesh:
         address = mesh.node_addresses[0]
         with open_channel(address) as channel:
             stub = pb_grpc.QPUNodeStub(channel)  # type: ignore[no-untyped-call]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,14 +61,36 @@ def docker_client() -> Iterator[Any]:
     client.close()
 
 
+def _state_dir() -> Path:
+    return Path(os.environ.get("QPUMESH_E2E_STATE", "/tmp/qpumesh-e2e"))
+
+
 @pytest.fixture(scope="session")
-def compose_env() -> dict[str, str]:
-    """Environment for ``docker compose``: the image tag, a free port, an admin token."""
+def bearer_token() -> str:
+    """The coordinator's bearer token for the tests (an admin), written to a token file."""
+    return secrets.token_hex(24)
+
+
+@pytest.fixture(scope="session")
+def compose_env(bearer_token: str) -> dict[str, str]:
+    """Environment for ``docker compose``: image tag, a free port, admin and bearer tokens.
+
+    The token file holds the token's SHA-256 only (readable by the containers' uid 10001).
+    """
+    import hashlib
+
     env = dict(os.environ)
     env.setdefault("QPUMESH_TAG", "e2e")
     env["QPUMESH_PORT"] = str(free_port())
     env["QPUMESH_HTTP_PORT"] = str(free_port())  # the dashboard's published port
     env["QPUMESH_ADMIN_TOKEN"] = secrets.token_hex(16)
+    state = _state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    tokens = state / f"tokens-{env.get('COMPOSE_PROJECT_NAME', 'qpumesh-e2e')}"
+    digest = hashlib.sha256(bearer_token.encode()).hexdigest()
+    tokens.write_text(f"# e2e bearer tokens\nsha256:{digest} e2e admin\n")
+    tokens.chmod(0o644)
+    env["QPUMESH_AUTH_TOKENS_FILE"] = str(tokens)
     env["QPUMESH_REPLICAS"] = str(REPLICAS)
     # A call stuck on a vanished container fails over after this many seconds.
     env.setdefault("QPUMESH_RPC_TIMEOUT", "10")
@@ -92,8 +115,12 @@ def images(docker_client: Any, compose_env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def mesh(docker_client: Any, compose_env: dict[str, str], images: None) -> Iterator[Mesh]:
-    """``docker compose up`` with 4 nodes and the coordinator, all healthy; torn down after."""
+def mesh(docker_client: Any, compose_env: dict[str, str], images: None, bearer_token: str) -> Iterator[Mesh]:
+    """``docker compose up`` with 4 nodes and the coordinator, all healthy; torn down after.
+
+    The client's certificates are fetched as docs/security.md says:
+    ``docker compose cp certs:/certs DIR``.
+    """
     compose = Compose(
         project=os.environ.get("COMPOSE_PROJECT_NAME", "qpumesh-e2e"),
         files=[COMPOSE_FILE],
@@ -105,18 +132,26 @@ def mesh(docker_client: Any, compose_env: dict[str, str], images: None) -> Itera
     try:
         compose.run(
             "up", "--detach", "--no-build", "--scale", f"qpu={REPLICAS}",
-            "--wait", "--wait-timeout", "300",
-            timeout=360,
+            # Generous: on a loaded 2-core host four nodes compiling their kernels take minutes.
+            "--wait", "--wait-timeout", "600",
+            timeout=660,
         )
         TIMINGS.append(("compose up (4 nodes + coordinator healthy)", time.monotonic() - started))
+        from qpumesh.wire.tls import load_tls
+
+        certs = _state_dir() / f"certs-{compose.project}"
+        shutil.rmtree(certs, ignore_errors=True)
+        compose.run("cp", "certs:/certs", str(certs), timeout=60)
         yield Mesh(
             compose=compose,
             coordinator=f"127.0.0.1:{compose_env['QPUMESH_PORT']}",
             admin_token=compose_env["QPUMESH_ADMIN_TOKEN"],
+            tls=load_tls(certs / "client.crt", certs / "client.key", certs / "ca.crt"),
+            token=bearer_token,
+            certs_dir=certs,
         )
     finally:
-        state = Path(os.environ.get("QPUMESH_E2E_STATE", "/tmp/qpumesh-e2e"))
-        compose.save_logs(state / f"{compose.project}.log")
+        compose.save_logs(_state_dir() / f"{compose.project}.log")
         if os.environ.get("QPUMESH_E2E_KEEP", "") != "1":
             started = time.monotonic()
             compose.down()

@@ -86,8 +86,20 @@ class Compose:
 
 @dataclass
 class Mesh:
-    """A running compose mesh: the coordinator address on the host and the admin token."""
+    """A running compose mesh: the coordinator address on the host, its client TLS and tokens.
+
+    Attributes:
+        compose: the project.
+        coordinator: ``127.0.0.1:PORT`` (the published port).
+        admin_token: the nodes' NodeAdmin token.
+        tls: the client's TLS (``ca.crt``, ``client.crt/.key`` copied from the ``certs`` volume).
+        token: a bearer token of the coordinator (principal "e2e", role admin).
+        certs_dir: where the certificates were copied to on the host.
+    """
 
     compose: Compose
     coordinator: str
     admin_token: str
+    tls: Any = None
+    token: str = ""
+    certs_dir: Path | None = None

@@ -2,16 +2,21 @@
 
 The test may only undo what it did: it initialises a swarm when the engine has none (and
 then leaves it and removes ``docker_gwbridge`` at the end), labels the engine's node
-(and removes those labels again), creates its own secret, and removes its own stack, its
-volume and its secret. ``python tests/e2e/e2e_swarm.py teardown STACK`` does all of it
+(and removes those labels again), creates its own secrets (``Credentials.create``: the
+mesh's certificates, a token file and an admin token, stored with
+``deploy/swarm/create-secrets.sh`` under the stack's name as prefix), and removes its own
+stack, its volume and its secrets. ``python tests/e2e/e2e_swarm.py teardown STACK`` does all of it
 from the shell (``run_e2e.sh``'s exit trap, after an interrupted run).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_FILE = ROOT / "deploy" / "swarm" / "qpumesh-stack.yml"
+CREATE_SECRETS = ROOT / "deploy" / "swarm" / "create-secrets.sh"
 STATE = Path(os.environ.get("QPUMESH_E2E_STATE", "/tmp/qpumesh-e2e"))
 LABELS = ("qpumesh.coordinator", "qpumesh.qpu-large", "qpumesh.qpu-small", "qpumesh.qpu-noisy")
 NODE_SERVICES = ("qpu-large", "qpu-small", "qpu-noisy")
@@ -44,6 +50,60 @@ def docker(
             f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+@dataclass
+class Credentials:
+    """What a client of the stack holds, and what the stack's secrets were made from.
+
+    Attributes:
+        certs: the files of ``qpumesh certs init`` (the client uses ca.crt, client.crt/.key).
+        token: a bearer token of the coordinator (principal ``e2e``, role admin).
+        admin_token: the nodes' NodeAdmin token.
+    """
+
+    certs: Path
+    token: str
+    admin_token: str
+
+    @classmethod
+    def create(cls, stack: str, hosts: tuple[str, ...]) -> Credentials:
+        """Make certificates for ``hosts`` and a token file, and store them as Swarm secrets.
+
+        Exactly the documented path: ``qpumesh certs init DIR --hosts ...``, a token file
+        holding the token's SHA-256, then ``deploy/swarm/create-secrets.sh DIR TOKENS``
+        with ``QPUMESH_SECRET_PREFIX=STACK`` (the stack is deployed with the same prefix).
+        """
+        certs = STATE / f"certs-{stack}"
+        shutil.rmtree(certs, ignore_errors=True)
+        qpumesh = Path(sys.executable).parent / "qpumesh"
+        subprocess.run(
+            [str(qpumesh), "certs", "init", str(certs), "--hosts", ",".join(hosts)],
+            check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        token, admin_token = secrets.token_hex(24), secrets.token_hex(16)
+        tokens = STATE / f"tokens-{stack}"
+        tokens.write_text(f"# e2e\nsha256:{hashlib.sha256(token.encode()).hexdigest()} e2e admin\n")
+        env = {**os.environ, "QPUMESH_SECRET_PREFIX": stack, "QPUMESH_ADMIN_TOKEN": admin_token}
+        proc = subprocess.run(
+            ["sh", str(CREATE_SECRETS), str(certs), str(tokens)],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"create-secrets.sh exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return cls(certs=certs, token=token, admin_token=admin_token)
+
+    def tls(self) -> Any:
+        """The client's TLS: the CA, the client certificate and key."""
+        from qpumesh.wire.tls import load_tls
+
+        return load_tls(self.certs / "client.crt", self.certs / "client.key", self.certs / "ca.crt")
+
+    def client(self, address: str, **options: Any) -> Any:
+        """A ``CoordinatorClient`` for ``address`` over mutual TLS with the bearer token."""
+        from qpumesh.client import CoordinatorClient
+
+        return CoordinatorClient(address, tls=self.tls(), token=self.token, **options)
 
 
 def _owned_marker(stack: str) -> Path:

@@ -58,7 +58,7 @@ class FaultedJob:
 def _client(mesh: Mesh) -> Any:
     from qpumesh.client import CoordinatorClient
 
-    return CoordinatorClient(mesh.coordinator, timeout=30)
+    return CoordinatorClient(mesh.coordinator, timeout=30, tls=mesh.tls, token=mesh.token)
 
 
 def _wait_for_nodes(client: Any, count: int, timeout: float = 90) -> list[Any]:
@@ -101,6 +101,41 @@ def test_services_are_healthy_and_run_as_the_service_user(mesh: Mesh) -> None:
     addresses = {compose.address(c) for c in nodes}
     assert {n.address for n in pool} == addresses
     assert all(n.max_qubits == 20 and n.backend == "batched" for n in pool)
+
+
+def test_the_mesh_speaks_only_mutual_tls_and_the_coordinator_wants_a_token(mesh: Mesh) -> None:
+    import grpc
+
+    from qpumesh.client import CoordinatorClient
+    from qpumesh.wire.errors import QpuMeshError
+    from qpumesh.wire.tls import load_tls
+
+    assert mesh.certs_dir is not None
+    refused = [
+        (CoordinatorClient(mesh.coordinator, timeout=5), grpc.StatusCode.UNAVAILABLE),  # plaintext
+        (CoordinatorClient(mesh.coordinator, timeout=5, tls=load_tls(ca=mesh.certs_dir / "ca.crt")),
+         grpc.StatusCode.UNAVAILABLE),  # no client certificate
+        (CoordinatorClient(mesh.coordinator, timeout=5, tls=mesh.tls), grpc.StatusCode.UNAUTHENTICATED),
+        (CoordinatorClient(mesh.coordinator, timeout=5, tls=mesh.tls, token="x" * 32),
+         grpc.StatusCode.UNAUTHENTICATED),
+    ]  # fmt: skip
+    for client, code in refused:
+        with client, pytest.raises(QpuMeshError) as error:
+            client.nodes()
+        assert error.value.code == code, error.value
+    # Inside the network, a node answers the coordinator's certificate and nothing else.
+    coordinator = mesh.compose.containers("coordinator")[0]
+    probe = (
+        "import sys; from qpumesh.client.node_client import NodeClient; "
+        "from qpumesh.wire.tls import load_tls; "
+        "tls = None if sys.argv[1] == 'plain' else load_tls(ca='/certs/ca.crt', server_name='qpu') "
+        "if sys.argv[1] == 'ca' else load_tls('/certs/server.crt', '/certs/server.key', '/certs/ca.crt'); "
+        "print(NodeClient('qpu:50051', timeout=5, tls=tls).info().node_id)"
+    )
+    for how in ("plain", "ca"):
+        code, output = coordinator.exec_run(["python", "-c", probe, how])
+        assert code != 0 and b"UNAVAILABLE" in output, output
+    assert _exec(coordinator, "python", "-c", probe, "mutual").strip()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,10 @@
 On a one-node swarm (``docker swarm init --advertise-addr 127.0.0.1``, every placement
 label on the one host): 3 ``qpu-large`` tasks, 1 ``qpu-small`` task and the coordinator
 come up healthy; the coordinator finds every task by DNS round robin (not a virtual IP);
-the admin token arrives as a Swarm secret, not in the environment; a training job during
+every connection is mutual TLS and every coordinator call needs a bearer token, with
+the certificates, keys and token file from Swarm secrets (made by
+``deploy/swarm/create-secrets.sh``), and health checks pass over TLS; the admin token
+arrives as a Swarm secret, not in the environment; a training job during
 which a node task is ``docker kill``-ed gives exactly the losses of an undisturbed run, and
 Swarm replaces the task; ``docker service scale`` is seen by the coordinator; and
 ``docker stack rm`` plus the volume removal leave nothing of the stack behind.
@@ -12,7 +15,6 @@ Swarm replaces the task; ``docker service scale`` is seen by the coordinator; an
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 from e2e_compose import NOTES, TIMINGS, free_port
-from e2e_swarm import LABELS, Stack, Swarm, docker, teardown
+from e2e_swarm import LABELS, Credentials, Stack, Swarm, docker, teardown
 
 pytestmark = pytest.mark.e2e
 
@@ -43,18 +45,16 @@ JOB_TIMEOUT_S = 600
 
 @dataclass
 class DeployedStack:
-    """A deployed stack: the stack, the coordinator address on the host, the admin token."""
+    """A deployed stack: the stack, the coordinator address on the host, the credentials."""
 
     stack: Stack
     swarm: Swarm
     coordinator: str
-    admin_token: str
+    credentials: Credentials
 
 
 def _client(deployed: DeployedStack) -> Any:
-    from qpumesh.client import CoordinatorClient
-
-    return CoordinatorClient(deployed.coordinator, timeout=30)
+    return deployed.credentials.client(deployed.coordinator, timeout=30)
 
 
 def _healthy_nodes(client: Any) -> dict[str, Any]:
@@ -87,15 +87,14 @@ def deployed(docker_client: Any, images: None) -> Iterator[DeployedStack]:
     teardown(name)  # leftovers of an interrupted run
     swarm = Swarm.ensure(name)
     swarm.label()
-    token = secrets.token_hex(16)
-    secret = f"{name}_admin_token"
-    docker("secret", "create", secret, "-", stdin=token)
+    # The names the coordinator checks the nodes' certificate for, and its own.
+    credentials = Credentials.create(name, ("qpu-large", "qpu-small", "qpu-noisy", "coordinator"))
     env = dict(os.environ)
     env.update(
         QPUMESH_TAG=os.environ.get("QPUMESH_TAG", "e2e"),
         QPUMESH_PORT=str(free_port()),
         QPUMESH_HTTP_PORT=str(free_port()),
-        QPUMESH_ADMIN_TOKEN_SECRET=secret,
+        QPUMESH_SECRET_PREFIX=name,
         QPUMESH_LARGE_REPLICAS=str(LARGE),
         QPUMESH_SMALL_REPLICAS=str(SMALL),
         # A call stuck on a killed task fails over after this many seconds.
@@ -107,7 +106,7 @@ def deployed(docker_client: Any, images: None) -> Iterator[DeployedStack]:
         started = time.monotonic()
         stack.deploy()
         stack.wait_healthy({"qpu-large": LARGE, "qpu-small": SMALL, "coordinator": 1}, timeout=420)
-        deployed = DeployedStack(stack, swarm, f"127.0.0.1:{env['QPUMESH_PORT']}", token)
+        deployed = DeployedStack(stack, swarm, f"127.0.0.1:{env['QPUMESH_PORT']}", credentials)
         with _client(deployed) as client:
             _wait_for_pool(client, _task_addresses(stack), timeout=60)
         TIMINGS.append(("swarm: stack deploy -> 4 nodes + coordinator healthy", time.monotonic() - started))
@@ -152,15 +151,83 @@ def test_stack_is_healthy_and_discovered_by_dns_round_robin(deployed: DeployedSt
 def test_admin_token_comes_from_the_swarm_secret(deployed: DeployedStack) -> None:
     container = deployed.stack.containers("qpu-large")[0]
     env = container.attrs["Config"]["Env"]
+    admin_token = deployed.credentials.admin_token
     # The value is only in the secret file, not in the container's configuration.
-    assert not any(deployed.admin_token in item for item in env), env
+    assert not any(admin_token in item for item in env), env
     assert "QPUMESH_ADMIN_TOKEN_FILE=/run/secrets/qpumesh_admin_token" in env
-    code, out = container.exec_run(
-        ["qpumesh", "fault", "127.0.0.1:50051", "--show", "--token", deployed.admin_token]
-    )
+    # `qpumesh fault` inside the task talks mutual TLS with the task's QPUMESH_TLS_* files.
+    code, out = container.exec_run(["qpumesh", "fault", "127.0.0.1:50051", "--show", "--token", admin_token])
     assert code == 0, out.decode(errors="replace")
     code, out = container.exec_run(["qpumesh", "fault", "127.0.0.1:50051", "--show", "--token", "wrong"])
     assert code != 0 and b"PERMISSION_DENIED" in out, out
+
+
+PROBE_COST = """
+import resource, statistics, subprocess, time
+walls, cpus = [], []
+for _ in range(5):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(["python", "/usr/local/bin/qpumesh-healthcheck"], check=True, capture_output=True)
+    walls.append(time.perf_counter() - started)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+print(f"median of 5: {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s CPU")
+"""
+
+
+def _code(call: Any) -> Any:
+    """The status code a client call fails with (None: it succeeded)."""
+    from qpumesh.wire.errors import QpuMeshError
+
+    try:
+        call()
+    except QpuMeshError as error:
+        return error.code
+    return None
+
+
+def test_transport_is_mutual_tls_and_calls_need_a_token(deployed: DeployedStack) -> None:
+    import grpc
+
+    from qpumesh.client import CoordinatorClient
+
+    credentials, stack = deployed.credentials, deployed.stack
+    # From the host: only a client with a certificate of the mesh's CA and a token gets in.
+    with CoordinatorClient(deployed.coordinator, timeout=10, token=credentials.token) as plaintext:
+        assert _code(plaintext.nodes) == grpc.StatusCode.UNAVAILABLE
+    with CoordinatorClient(deployed.coordinator, timeout=10, tls=credentials.tls()) as no_token:
+        assert _code(no_token.nodes) == grpc.StatusCode.UNAUTHENTICATED
+    with CoordinatorClient(deployed.coordinator, timeout=10, tls=credentials.tls(), token="x" * 32) as wrong:
+        assert _code(wrong.nodes) == grpc.StatusCode.UNAUTHENTICATED
+    with _client(deployed) as client:
+        assert len([n for n in client.nodes() if n.healthy]) == LARGE + SMALL
+    # Inside the overlay network, a node answers a client holding a certificate of the CA
+    # (as the coordinator does: by IP, checking the certificate for the service name) and
+    # refuses a plaintext client and a TLS client without a certificate.
+    coordinator = stack.containers("coordinator")[0]
+    node = stack.address(stack.containers("qpu-large")[0])
+    check = ["python", "/usr/local/bin/qpumesh-healthcheck", node]
+    named = "QPUMESH_TLS_SERVER_NAME=qpu-large"
+    no_cert = ["-u", "QPUMESH_TLS_CERT", "-u", "QPUMESH_TLS_KEY"]
+    for command, answers in (
+        (["env", named, *check], 0),
+        (["env", *no_cert, "-u", "QPUMESH_TLS_CA", *check], 1),  # plaintext
+        (["env", *no_cert, named, *check], 1),  # TLS without a client certificate
+    ):
+        code, out = coordinator.exec_run(command)
+        assert code == answers, (command, out.decode(errors="replace"))
+    # What one run of the health command costs (the Kubernetes exec probes run it too).
+    code, out = coordinator.exec_run(["python", "-c", PROBE_COST])
+    assert code == 0, out
+    NOTES.append(f"swarm: one health check over mutual TLS inside a task: {out.decode().strip()}")
+    # Keys and the token file: readable by the service user only.
+    for container, paths in (
+        (coordinator, ("/run/secrets/qpumesh_coordinator_key", "/run/secrets/qpumesh_auth_tokens")),
+        (stack.containers("qpu-small")[0], ("/run/secrets/qpumesh_node_key",)),
+    ):
+        code, out = container.exec_run(["stat", "-L", "-c", "%a %u", *paths])
+        assert code == 0 and out.decode().split("\n")[:-1] == ["400 10001"] * len(paths), out
 
 
 def _train(client: Any, spec: dict[str, Any], on_epoch: Any = None) -> Any:

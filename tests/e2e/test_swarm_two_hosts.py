@@ -14,7 +14,6 @@ skip it (it adds a second engine, an image copy and a deploy: about 3 minutes).
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 from e2e_compose import NOTES, TIMINGS, free_port
 from e2e_second_host import HOST_IP, SecondHost
-from e2e_swarm import Stack, Swarm, docker, teardown
+from e2e_swarm import Credentials, Stack, Swarm, docker, teardown
 
 pytestmark = [
     pytest.mark.e2e,
@@ -54,6 +53,7 @@ class TwoHosts:
     second: SecondHost
     second_node_id: str
     coordinator: str
+    credentials: Credentials
 
 
 def _healthy_on_second(second: SecondHost, service: str) -> list[str]:
@@ -75,7 +75,7 @@ def two_hosts(docker_client: Any, images: None) -> Iterator[TwoHosts]:
     env = dict(os.environ)
     env.update(
         QPUMESH_TAG=tag, QPUMESH_PORT=str(free_port()), QPUMESH_HTTP_PORT=str(free_port()),
-        QPUMESH_ADMIN_TOKEN_SECRET=f"{name}_admin_token",
+        QPUMESH_SECRET_PREFIX=name,
         QPUMESH_LARGE_REPLICAS=str(LARGE), QPUMESH_SMALL_REPLICAS=str(SMALL), QPUMESH_RPC_TIMEOUT="10",
     )  # fmt: skip
     stack = Stack(name, env, docker_client)
@@ -91,7 +91,7 @@ def two_hosts(docker_client: Any, images: None) -> Iterator[TwoHosts]:
         started = time.monotonic()
         second.load(f"qpumesh-node:{tag}")
         TIMINGS.append(("two hosts: node image copied (save | load)", time.monotonic() - started))
-        docker("secret", "create", f"{name}_admin_token", "-", stdin=secrets.token_hex(16))
+        credentials = Credentials.create(name, ("qpu-large", "qpu-small", "qpu-noisy", "coordinator"))
         started = time.monotonic()
         stack.deploy()
         deadline = time.monotonic() + 420
@@ -104,7 +104,7 @@ def two_hosts(docker_client: Any, images: None) -> Iterator[TwoHosts]:
         TIMINGS.append(
             ("two hosts: stack deploy -> 2 + 1 nodes, coordinator healthy", time.monotonic() - started)
         )
-        yield TwoHosts(stack, second, second_id, f"127.0.0.1:{env['QPUMESH_PORT']}")
+        yield TwoHosts(stack, second, second_id, f"127.0.0.1:{env['QPUMESH_PORT']}", credentials)
     finally:
         if stack.leftovers()["services"]:
             stack.logs(state / f"{name}.log")
@@ -127,8 +127,6 @@ def _train(client: Any, name: str, on_epoch: Any = None) -> Any:
 
 
 def test_training_across_two_hosts_survives_a_killed_remote_task(two_hosts: TwoHosts) -> None:
-    from qpumesh.client import CoordinatorClient
-
     stack, second = two_hosts.stack, two_hosts.second
     tasks = docker(
         "stack", "ps", "--filter", "desired-state=running", "--format", "{{.Name}} {{.ID}}", stack.name
@@ -143,7 +141,8 @@ def test_training_across_two_hosts_survives_a_killed_remote_task(two_hosts: TwoH
     assert large == {two_hosts.second_node_id}, placed
     assert all(node != two_hosts.second_node_id for task, node in placed.items() if "_qpu-large." not in task)
 
-    with CoordinatorClient(two_hosts.coordinator, timeout=30) as client:
+    # Mutual TLS and a token, also between the hosts (coordinator here, large nodes there).
+    with two_hosts.credentials.client(two_hosts.coordinator, timeout=30) as client:
         deadline = time.monotonic() + 60
         while len([n for n in client.nodes() if n.healthy]) < LARGE + SMALL:
             assert time.monotonic() < deadline, list(client.nodes())

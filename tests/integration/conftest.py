@@ -30,7 +30,7 @@ def node_server() -> Iterator[NodeServerFactory]:
 
     Call it as ``address, server = node_server(backend="batched", max_qubits=6)``:
     keyword arguments are ``NodeConfig`` fields (``node_id`` defaults to "test-node"),
-    plus ``workers``, ``interceptors`` and ``extra_services`` for the server.
+    plus ``workers``, ``interceptors``, ``extra_services`` and ``tls`` for the server.
     """
     servers: list[grpc.Server] = []
 
@@ -39,10 +39,12 @@ def node_server() -> Iterator[NodeServerFactory]:
         workers: int = 1,
         interceptors: Sequence[grpc.ServerInterceptor] = (),
         extra_services: Sequence[ServiceAdder] = (),
+        tls: Any = None,
         **node_fields: Any,
     ) -> tuple[str, grpc.Server]:
         node_fields.setdefault("node_id", "test-node")
-        config = ServerConfig(node=NodeConfig(**node_fields), host="127.0.0.1", port=0, workers=workers)
+        node = NodeConfig(**node_fields)
+        config = ServerConfig(node=node, host="127.0.0.1", port=0, workers=workers, tls=tls)
         server, port = create_server(config, interceptors=interceptors, extra_services=extra_services)
         servers.append(server)
         return f"127.0.0.1:{port}", server
@@ -89,3 +91,19 @@ def coordinator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coo
     yield start
     for server in servers:
         server.stop(None)
+
+
+@pytest.fixture(scope="session")
+def mesh_certs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A private CA with server and client certificates (``qpumesh certs init``), for TLS tests."""
+    from qpumesh.client.certs import make_certificates
+
+    return make_certificates(tmp_path_factory.mktemp("certs"), ["qpu"])
+
+
+@pytest.fixture(scope="session")
+def other_certs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Certificates of another CA: valid certificates the mesh must not trust."""
+    from qpumesh.client.certs import make_certificates
+
+    return make_certificates(tmp_path_factory.mktemp("other-certs"))

@@ -362,7 +362,8 @@ def coordinator_requests(draw: st.DrawFn, csv_files: list[str]) -> tuple[str, An
     elif method == "WatchJob":
         message = cpb.WatchJobRequest(job_id=job_id, after_seq=draw(st.integers(0, 2**64 - 1)))
     elif method == "ListJobs":
-        message = cpb.ListJobsRequest(limit=draw(st.integers(1, 3) | st.sampled_from([0, 2**32 - 1])))
+        message = cpb.ListJobsRequest(page_size=draw(st.integers(1, 3) | st.sampled_from([0, 2**32 - 1])))
+        message.page_token = draw(st.just("") | HOSTILE_TEXT)
         message.state = draw(st.integers(0, 9))  # unknown enum values travel as numbers
     elif method == "Predict":
         series = draw(st.lists(_float_values(), max_size=30) | st.just([0.5] * 50_000))

@@ -175,7 +175,7 @@ class _BytesChannel:
 def test_the_coordinator_answers_malformed_and_oversized_inputs_with_the_right_status(
     coordinator_server: Any, tmp_path: Path
 ) -> None:
-    address, _ = coordinator_server(in_process=True)
+    address, _ = coordinator_server(in_process=True, data_root=tmp_path)
     with open_channel(address) as channel:
         raw = cpb_grpc.CoordinatorStub(_BytesChannel(channel))  # type: ignore[no-untyped-call]
         stub = cpb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
@@ -191,7 +191,7 @@ def test_the_coordinator_answers_malformed_and_oversized_inputs_with_the_right_s
         # A CSV that is not UTF-8: INVALID_ARGUMENT naming the encoding, not INTERNAL.
         csv = tmp_path / "latin1.csv"
         csv.write_bytes(b"value\n1.0\n2.0\n\xe9t\xe9\n" + b"3.0\n" * 20)
-        spec = cpb.JobSpec(task="csv", csv_path=str(csv), epochs=1)
+        spec = cpb.JobSpec(task="csv", csv_path=csv.name, epochs=1)  # under --data-root
         code, details = _coordinator_code(lambda: stub.SubmitJob(cpb.SubmitJobRequest(spec=spec), timeout=10))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "utf-8" in details.lower(), details
         # Found by the hostile suite: a path the OS refuses, and a watch from past SQLite's integers.

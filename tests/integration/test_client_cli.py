@@ -13,10 +13,12 @@ import json
 import math
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +61,17 @@ def _processes_mentioning(marker: str) -> list[int]:
     return found
 
 
+def _tls_flags(mesh: LocalMesh) -> list[str]:
+    """The client flags of a (mutual TLS) local mesh."""
+    certs = mesh.certificates
+    assert certs is not None, "the local mesh runs with TLS by default"
+    return [
+        *("--tls-ca", str(certs.ca)),
+        *("--tls-cert", str(certs.client_cert)),
+        *("--tls-key", str(certs.client_key)),
+    ]
+
+
 def _cli(args: Sequence[str], tmp: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run ``python -m qpumesh.client.cli ARGS`` with its temporary files under ``tmp``."""
     env = dict(os.environ, TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
@@ -86,7 +99,7 @@ def test_train_on_an_ephemeral_local_mesh(tmp_path: Path) -> None:
         tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "dashboard: http://127.0.0.1:" in result.stderr
+    assert "dashboard: https://127.0.0.1:" in result.stderr
     assert "test R² = " in result.stdout
     assert "epoch 2/2 " in result.stdout  # one progress line per epoch when stdout is not a TTY
 
@@ -153,18 +166,25 @@ def test_results_plot_then_no_children_after_an_exception(
         pids = mesh.pids
         assert len(pids) == 2
         assert _processes_mentioning(str(tmp_path))
-        with CoordinatorClient(mesh.coordinator_address) as client:
+        with CoordinatorClient(mesh.coordinator_address, tls=mesh.client_tls) as client:
             job_id = client.submit(
                 {"model": "centric", "qubits": 3, "layers": 1, "epochs": 2, "series_length": 24}
             )
             assert client.wait(job_id, timeout=120).state == pb.JOB_STATE_SUCCEEDED
-        status = main(["results", job_id, "--coordinator", mesh.coordinator_address, "--plot", str(plots)])
+        address = mesh.coordinator_address
+        status = main(["results", job_id, "--coordinator", address, "--plot", str(plots), *_tls_flags(mesh)])
         assert status == 0
         assert "final test R²" in capsys.readouterr().out
-        # The local mesh's coordinator serves its dashboard and /metrics.
-        with urllib.request.urlopen(mesh.dashboard_url, timeout=10) as page:
+        # The local mesh's coordinator serves its dashboard and /metrics, over HTTPS with
+        # the mesh's certificate (a client without the mesh's CA does not trust it).
+        assert mesh.dashboard_url.startswith("https://127.0.0.1:")
+        assert mesh.certificates is not None
+        trusting = ssl.create_default_context(cafile=str(mesh.certificates.ca))
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(mesh.dashboard_url, timeout=10)
+        with urllib.request.urlopen(mesh.dashboard_url, timeout=10, context=trusting) as page:
             assert mesh.node_addresses[0] in page.read().decode()
-        with urllib.request.urlopen(mesh.dashboard_url + "metrics", timeout=10) as scrape:
+        with urllib.request.urlopen(mesh.dashboard_url + "metrics", timeout=10, context=trusting) as scrape:
             assert f'qpumesh_job_epochs_done{{job_id="{job_id}",name=""}} 2.0' in scrape.read().decode()
         raise RuntimeError("boom")
     for name in ("loss.png", "r2.png", "predictions.png"):
@@ -192,15 +212,22 @@ def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        address = ""
+        exports: dict[str, str] = {}
         deadline = time.monotonic() + 180
         for line in process.stdout:
-            if line.startswith("export QPUMESH_COORDINATOR="):
-                address = line.strip().split("=", 1)[1]
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+            if "QPUMESH_TLS_KEY" in exports:
                 break
             assert time.monotonic() < deadline
+        address = exports.get("QPUMESH_COORDINATOR", "")
         assert address, process.stderr.read() if process.stderr else ""
-        assert main(["nodes", "--coordinator", address]) == 0
+        # The exported variables are what a client needs: without them, the mesh refuses it.
+        tls = [exports["QPUMESH_TLS_CA"], exports["QPUMESH_TLS_CERT"], exports["QPUMESH_TLS_KEY"]]
+        flags = ["--tls-ca", tls[0], "--tls-cert", tls[1], "--tls-key", tls[2]]
+        assert main(["nodes", "--coordinator", address, *flags]) == 0
+        assert main(["nodes", "--coordinator", address, "--timeout", "3"]) == 1
         assert len(_processes_mentioning(str(tmp_path))) == 2
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
@@ -215,7 +242,7 @@ def test_watch_follows_a_job_across_a_coordinator_restart(tmp_path: Path) -> Non
     epochs = 15
     with (
         LocalMesh(nodes=0, log_dir=tmp_path / "logs") as mesh,
-        CoordinatorClient(mesh.coordinator_address) as client,
+        CoordinatorClient(mesh.coordinator_address, tls=mesh.client_tls) as client,
     ):
         job_id = client.submit(
             {"model": "centric", "qubits": 3, "layers": 1, "epochs": epochs, "series_length": 30}
@@ -240,3 +267,81 @@ def test_watch_follows_a_job_across_a_coordinator_restart(tmp_path: Path) -> Non
     assert seqs == sorted(set(seqs))  # nothing delivered twice, in order
     assert set(seen) == set(range(1, epochs + 1))
     assert "received SIGTERM" in (tmp_path / "logs" / "coordinator.log").read_text()
+
+
+def test_defect_10_mesh_up_restarts_a_sigkilled_node_and_the_job_finishes(tmp_path: Path) -> None:
+    # Issue 9, defect 10: one node killed with SIGKILL took the whole `mesh up` down.
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qpumesh.client.cli", "mesh", "up", "--nodes", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        exports: dict[str, str] = {}
+        for line in process.stdout:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+            if "QPUMESH_TLS_KEY" in exports:
+                break
+        from qpumesh.wire.tls import client_tls_from_environment
+
+        tls = client_tls_from_environment(exports)
+        spec = {
+            "model": "distributed",
+            "qubits": 4,
+            "partitions": 2,
+            "layers": 1,
+            "epochs": 6,
+            "series_length": 40,
+        }
+        with CoordinatorClient(exports["QPUMESH_COORDINATOR"], timeout=30, tls=tls) as client:
+            before = {n.node_id: n.address for n in client.nodes()}
+            job_id = client.submit(spec)
+            killed = 0
+            for event in client.watch(job_id):
+                if event.WhichOneof("kind") == "epoch" and event.epoch.epoch == 2 and not killed:
+                    (killed,) = [
+                        p for p in _processes_mentioning(str(tmp_path)) if _mentions(p, "node-0.port")
+                    ]
+                    os.kill(killed, signal.SIGKILL)
+            job = client.get(job_id)
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
+            assert job.epochs_done == 6
+            # The node came back on its port with its identity, and the mesh is still up.
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                nodes = client.nodes()
+                if all(n.healthy for n in nodes):
+                    break
+                time.sleep(1)
+            assert {n.node_id: n.address for n in nodes} == before and all(n.healthy for n in nodes)
+        assert process.poll() is None
+        assert killed and not _alive(killed)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert "restarted node-0 (killed by signal 9)" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+def _mentions(pid: int, marker: str) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,33 +1,47 @@
-"""The coordinator training through real QPU node servers: same numbers as in process, node loss survived."""
+"""The coordinator training through real QPU node servers: same numbers as in process, node loss survived.
+
+The node-loss test runs the mesh as deployed: mutual TLS between every process and a
+coordinator with bearer tokens.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qpumesh.coordinator.auth import TokenTable
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.auth import bearer_metadata
 from qpumesh.wire.channels import open_channel
+from qpumesh.wire.tls import TlsConfig, load_tls
 
 SPEC = pb.JobSpec(model="distributed", qubits=4, partitions=3, layers=1, epochs=2, series_length=40, seed=7)
 SERIES = [0.3, -0.1, 0.2, 0.5, 0.4, -0.3, 0.0]
 
 
 def _train(
-    address: str, spec: pb.JobSpec, on_epoch: Any = None
+    address: str,
+    spec: pb.JobSpec,
+    on_epoch: Any = None,
+    tls: TlsConfig | None = None,
+    token: str | None = None,
 ) -> tuple[pb.Job, list[float], list[pb.JobEvent]]:
     """Run ``spec`` to the end; return the job, its best model's predictions for ``SERIES``, its events."""
     events: list[pb.JobEvent] = []
-    with open_channel(address) as channel:
+    metadata = bearer_metadata(token)
+    with open_channel(address, tls=tls) as channel:
         stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
-        job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=10).job_id
-        for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=120):
+        job_id = stub.SubmitJob(pb.SubmitJobRequest(spec=spec), timeout=10, metadata=metadata).job_id
+        for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=120, metadata=metadata):
             events.append(event)
             if event.WhichOneof("kind") == "epoch" and on_epoch is not None:
                 on_epoch(event.epoch.epoch)
-        job = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
-        predictions = stub.Predict(pb.PredictRequest(job_id=job_id, series=SERIES), timeout=60).predictions
+        job = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10, metadata=metadata)
+        request = pb.PredictRequest(job_id=job_id, series=SERIES)
+        predictions = stub.Predict(request, timeout=60, metadata=metadata).predictions
     return job, list(predictions), events
 
 
@@ -60,22 +74,30 @@ def test_mesh_and_in_process_training_agree(node_server: Any, coordinator_server
 
 
 def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
-    node_server: Any, coordinator_server: Any
+    node_server: Any, coordinator_server: Any, mesh_certs: Any, tmp_path: Path
 ) -> None:
     spec = pb.JobSpec()
     spec.CopyFrom(SPEC)
     spec.epochs = 5
-    started = [node_server(node_id=f"n{i}") for i in range(3)]
+    server_tls = load_tls(mesh_certs.server_cert, mesh_certs.server_key, mesh_certs.ca)
+    client_tls = load_tls(mesh_certs.client_cert, mesh_certs.client_key, mesh_certs.ca)
+    token = "mesh-test-token-4f1d2c3b"
+    (tmp_path / "tokens").write_text(f"{token} tester\n")
+    started = [node_server(node_id=f"n{i}", tls=server_tls) for i in range(3)]
     nodes = [address for address, _ in started]
     victim_address, victim = started[1]
-    mesh_address, _ = coordinator_server(nodes=",".join(nodes), timeout_seconds=5.0)
+    mesh_address, _ = coordinator_server(
+        nodes=",".join(nodes), timeout_seconds=5.0, tls=server_tls, auth=TokenTable.load(tmp_path / "tokens")
+    )
     local_address, _ = coordinator_server(in_process=True)
 
     def kill_after_first_epoch(epoch: int) -> None:
         if epoch == 1:
             victim.stop(None)
 
-    mesh_job, mesh_predictions, mesh_events = _train(mesh_address, spec, on_epoch=kill_after_first_epoch)
+    mesh_job, mesh_predictions, mesh_events = _train(
+        mesh_address, spec, on_epoch=kill_after_first_epoch, tls=client_tls, token=token
+    )
     local_job, local_predictions, _ = _train(local_address, spec)
 
     assert mesh_job.state == pb.JOB_STATE_SUCCEEDED and mesh_job.epochs_done == 5

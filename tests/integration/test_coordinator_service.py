@@ -132,8 +132,8 @@ _CUSTOM_3Q = cirq.to_json(cirq.Circuit(cirq.ry(sympy.Symbol("x_0")).on_each(*cir
         ({"qubits": 1}, "qubits: must be between 2 and 1024, got 1"),
         ({"epochs": 0}, "epochs: must be between 1 and"),
         ({"model": "transformer"}, "model: must be one of centric, distributed, classical"),
-        ({"task": "csv"}, "csv_path: task 'csv' needs"),
-        ({"task": "csv", "csv_path": "/nonexistent/series.csv"}, "csv_path: CSV file"),
+        ({"task": "csv"}, "series: task 'csv' needs"),
+        ({"task": "csv", "csv_path": "series.csv"}, "csv_path: this coordinator reads no files"),
         ({"lr": -0.5}, "lr: must be a positive finite number"),
         ({"train_fraction": 1.5}, "train_fraction: must be in (0, 1)"),
         ({"qubits": 3, "partitions": 4}, "partitions: 4 parts exceed the hidden size d_h = 2"),
@@ -159,22 +159,26 @@ def test_bad_specs_are_invalid_argument_naming_the_field(
     assert not stub.ListJobs(pb.ListJobsRequest(), timeout=10).jobs
 
 
-def test_csv_task_with_a_short_or_bad_file_is_refused(stub: pb_grpc.CoordinatorStub, tmp_path: Path) -> None:
-    short = tmp_path / "short.csv"
-    short.write_text("value\n1\n2\n3\n")
-    code, details = _code(
-        lambda: stub.SubmitJob(
-            pb.SubmitJobRequest(spec=pb.JobSpec(task="csv", csv_path=str(short))), timeout=10
-        )
-    )
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("csv_path: 3 values")
-    code, details = _code(
-        lambda: stub.SubmitJob(
-            pb.SubmitJobRequest(spec=pb.JobSpec(task="csv", csv_path=str(short), csv_column="price")),
-            timeout=10,
-        )
-    )
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("csv_column: ")
+def test_csv_task_with_a_short_or_bad_file_is_refused(coordinator_server: Any, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "short.csv").write_text("value\n1\n2\n3\n")
+    (root / "flat.csv").write_text("value\n" + "2\n" * 20)
+    address, _ = coordinator_server(in_process=True, data_root=root)
+    with open_channel(address) as channel:
+        stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
+
+        def submit(**fields: Any) -> tuple[grpc.StatusCode, str]:
+            return _code(
+                lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=pb.JobSpec(task="csv", **fields)), timeout=10)
+            )
+
+        code, details = submit(csv_path="short.csv")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("csv_path: 3 values")
+        code, details = submit(csv_path="short.csv", csv_column="price")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("csv_column: ")
+        code, details = submit(csv_path="flat.csv")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "constant" in details
 
 
 def test_unknown_jobs_and_bad_requests(stub: pb_grpc.CoordinatorStub) -> None:
@@ -289,7 +293,7 @@ def test_a_bug_is_internal_and_logged(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise KeyError("surprise")
 
-    monkeypatch.setattr(server.manager.store, "list_jobs", broken)
+    monkeypatch.setattr(server.manager.store, "page", broken)
     with open_channel(address) as channel:
         stub = pb_grpc.CoordinatorStub(channel)  # type: ignore[no-untyped-call]
         code, details = _code(lambda: stub.ListJobs(pb.ListJobsRequest(), timeout=10))

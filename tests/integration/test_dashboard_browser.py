@@ -152,3 +152,50 @@ def test_dashboard_shows_the_mesh_and_a_growing_curve(browser: Any, mesh: dict[s
         page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"), full_page=True)
         assert errors == []
         client.cancel(job_id)
+
+
+def test_with_tls_and_tokens_the_browser_logs_in_once_and_sees_only_its_jobs(
+    browser: Any, coordinator_server: Any, mesh_certs: Any, tmp_path: Any
+) -> None:
+    from qpumesh.coordinator.auth import TokenTable
+    from qpumesh.wire.tls import load_tls
+
+    alice, bob = "alice-browser-token-1a2b3c", "bob-browser-token-4d5e6f70"
+    (tmp_path / "tokens").write_text(f"{alice} alice\n{bob} bob\n")
+    tls = load_tls(mesh_certs.server_cert, mesh_certs.server_key, mesh_certs.ca)
+    address, server = coordinator_server(
+        in_process=True, http_port=0, tls=tls, auth=TokenTable.load(tmp_path / "tokens")
+    )
+    client_tls = load_tls(mesh_certs.client_cert, mesh_certs.client_key, mesh_certs.ca)
+    spec = {"model": "classical", "epochs": 1, "series_length": 40}
+    with CoordinatorClient(address, timeout=30, tls=client_tls, token=alice) as client:
+        mine = client.submit({**spec, "name": "alices-job"})
+    with CoordinatorClient(address, timeout=30, tls=client_tls, token=bob) as client:
+        client.submit({**spec, "name": "bobs-job"})
+    url = f"https://127.0.0.1:{server.http.port}"
+    context = browser.new_context(ignore_https_errors=True)  # the mesh's CA is not the browser's
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url + "/")
+        assert page.url == url + "/login"  # no token yet: the login form
+        page.fill('input[name="token"]', "not-the-token-000000")
+        page.click('button[type="submit"]')
+        assert "invalid token" in page.inner_text("main")
+        page.fill('input[name="token"]', alice)
+        page.click('button[type="submit"]')
+        page.wait_for_url(url + "/")
+        page.locator(f'#jobs tr[data-job="{mine}"]').wait_for(timeout=10_000)
+        page.wait_for_timeout(1500)  # a refresh through /api/ with the cookie alone
+        assert page.inner_text("#live") == "live"
+        assert "alices-job" in page.inner_text("#jobs") and "bobs-job" not in page.inner_text("#jobs")
+        assert page.locator("#faults").count() == 0  # a user gets no fault controls
+        cookies = context.cookies()
+        assert [(c["name"], c["httpOnly"], c["secure"], c["sameSite"]) for c in cookies] == [
+            ("qpumesh_token", True, True, "Strict")
+        ]
+        assert page.evaluate("document.cookie") == ""  # scripts cannot read it
+        assert errors == []
+    finally:
+        context.close()

@@ -126,7 +126,7 @@ REQUESTS: dict[str, Callable[[], pb.EvaluateRequest]] = {
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[str]:
-    with LocalMesh(1, coordinator=False) as mesh:
+    with LocalMesh(1, coordinator=False, tls=False) as mesh:  # plaintext: the probes time the node, not TLS
         yield mesh.node_addresses[0]
 
 

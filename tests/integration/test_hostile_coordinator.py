@@ -55,7 +55,11 @@ class _BytesChannel:
 
 
 def csv_files(root: Path) -> list[str]:
-    """CSV files an attacker might point a job at, and a few that are fine."""
+    """CSV files an attacker might point a job at (relative to the data root), and a few fine ones.
+
+    Also paths out of the root (absolute, ``..``, the process's environment), which must be
+    refused like missing files.
+    """
     files = {
         "good.csv": b"value\n" + b"".join(f"{i * 0.1}\n".encode() for i in range(40)),
         "latin1.csv": b"value\n1.0\n\xe9\xe8\n" + b"2.0\n" * 40,
@@ -70,7 +74,8 @@ def csv_files(root: Path) -> list[str]:
     for name, content in files.items():
         (root / name).write_bytes(content)
     (root / "a_directory.csv").mkdir()
-    return [str(root / name) for name in [*files, "a_directory.csv", "missing.csv"]]
+    outside = ["/etc/passwd", "/proc/self/environ", "../outside.csv", str(root / "good.csv")]
+    return [*files, "a_directory.csv", "missing.csv", *outside]
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +84,9 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     from qpumesh.coordinator.server import create_server
 
     data = tmp_path_factory.mktemp("hostile-coordinator")
-    files = csv_files(tmp_path_factory.mktemp("hostile-csv"))
-    config = CoordinatorConfig(host="127.0.0.1", port=0, data_dir=data, in_process=True)
+    root = tmp_path_factory.mktemp("hostile-csv")
+    files = csv_files(root)
+    config = CoordinatorConfig(host="127.0.0.1", port=0, data_dir=data, in_process=True, data_root=root)
     server, port = create_server(config)
     server.manager.stop()  # accepted jobs stay queued: the suite attacks the service, not training
     address = f"127.0.0.1:{port}"
@@ -145,7 +151,7 @@ def test_the_coordinator_still_serves_afterwards(coordinator: tuple[str, Any, li
             health_pb2.HealthCheckRequest(service=""), timeout=5
         )
     assert health.status == health_pb2.HealthCheckResponse.SERVING
-    listed = stub.ListJobs(cpb.ListJobsRequest(limit=5), timeout=DEADLINE)
+    listed = stub.ListJobs(cpb.ListJobsRequest(page_size=5), timeout=DEADLINE)
     assert len(listed.jobs) == min(5, len(JOB_IDS))
     job_id = stub.SubmitJob(
         cpb.SubmitJobRequest(spec=cpb.JobSpec(task="pendulum", epochs=1)), timeout=DEADLINE

@@ -290,7 +290,10 @@ def test_dns_targets_follow_scaling(
 
     a, b = faulty_node(node_id="a"), faulty_node(node_id="b")
     records = {"dns:qpu-node:50051": [a.address]}
-    monkeypatch.setattr(membership, "resolve_targets", lambda targets: list(records[targets[0]]))
+    def resolve(targets: list[str]) -> dict[str, str]:
+        return dict.fromkeys(records[targets[0]], "qpu-node")
+
+    monkeypatch.setattr(membership, "resolve_named", resolve)
     tasks = make_tasks(4, jacobian_every=0)
     options = dataclasses.replace(FAST, resolve_interval_seconds=0.1)
     with MeshExecutor("dns:qpu-node:50051", options) as mesh:

@@ -3,7 +3,8 @@
 The client's own commands come from the client's modules, each contributing a
 ``register(subparsers)``: ``train``, ``jobs``, ``watch``, ``results``, ``predict``,
 ``cancel``, ``nodes`` (``jobs_cli``, ``train_cli``), ``fault`` (``fault_cli``),
-``mesh up`` (``mesh_cli``), ``node info`` and ``node bench`` (``node_cli``).
+``mesh up`` (``mesh_cli``), ``node info`` and ``node bench`` (``node_cli``), ``certs init``
+(``certs_cli``).
 
 The services' commands belong to the services, and the client never imports them:
 ``qpumesh node serve ARGS``, ``qpumesh coordinator serve ARGS`` and ``qpumesh plan
@@ -21,9 +22,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from qpumesh.client import fault_cli, handover, jobs_cli, mesh_cli, node_cli, train_cli
+from qpumesh.client import certs_cli, fault_cli, handover, jobs_cli, mesh_cli, node_cli, train_cli
 
-_COMMAND_MODULES = (node_cli, handover, train_cli, jobs_cli, mesh_cli, fault_cli)
+_COMMAND_MODULES = (node_cli, handover, train_cli, jobs_cli, mesh_cli, fault_cli, certs_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

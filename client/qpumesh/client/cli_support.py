@@ -1,7 +1,9 @@
 """What the ``qpumesh`` job commands share: the coordinator flag, errors and exit codes, tables.
 
 Every job command talks to a coordinator given by ``--coordinator HOST:PORT`` or the
-``QPUMESH_COORDINATOR`` environment variable. Exit codes: 0 success; 1 the job failed
+``QPUMESH_COORDINATOR`` environment variable, over TLS when ``--tls-ca`` / ``--tls-cert`` /
+``--tls-key`` (or ``QPUMESH_TLS_CA`` / ``_CERT`` / ``_KEY``) are given, presenting
+``--token`` (``QPUMESH_TOKEN``) when the coordinator wants one. Exit codes: 0 success; 1 the job failed
 or was cancelled, or an RPC failed; 2 bad usage or a job spec the client or
 coordinator refused (the message names the field); 130 interrupted (Ctrl-C / SIGTERM).
 """
@@ -17,8 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from qpumesh.wire import settings
+from qpumesh.wire.auth import TOKEN_OPTION
+from qpumesh.wire.tls import CLIENT_OPTIONS
+
 if TYPE_CHECKING:
     from qpumesh.client.coordinator_client import CoordinatorClient
+    from qpumesh.wire.tls import TlsConfig
 
 ENV_COORDINATOR = "QPUMESH_COORDINATOR"
 """Environment variable holding the default coordinator address."""
@@ -33,7 +40,9 @@ class UsageError(Exception):
     """A command cannot run as asked; the message says why (exit status 2)."""
 
 
-def add_coordinator_flag(parser: argparse._ActionsContainer, *, local_default: bool = False) -> None:
+def add_coordinator_flag(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, local_default: bool = False
+) -> None:
     """Add ``--coordinator HOST:PORT`` and ``--timeout S``."""
     where = "start a local mesh" if local_default else "required"
     parser.add_argument(
@@ -49,6 +58,32 @@ def add_coordinator_flag(parser: argparse._ActionsContainer, *, local_default: b
         metavar="S",
         help="deadline of each call (default %(default)s s)",
     )
+    add_security_flags(parser, token=True)
+
+
+def add_security_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, token: bool) -> None:
+    """Add ``--tls-ca``, ``--tls-cert``, ``--tls-key``, ``--tls-server-name`` (and ``--token``)."""
+    settings.add_arguments(parser, (*CLIENT_OPTIONS, TOKEN_OPTION) if token else CLIENT_OPTIONS)
+
+
+def client_tls(args: argparse.Namespace) -> TlsConfig | None:
+    """Return the command's TLS settings (flags over ``QPUMESH_TLS_*``); None for plaintext.
+
+    Raises:
+        UsageError: a TLS file is unusable (the message names the flag or variable).
+    """
+    from qpumesh.wire.tls import TlsError, client_tls
+
+    try:
+        return client_tls(vars(args), os.environ)
+    except TlsError as failure:
+        raise UsageError(str(failure)) from None
+
+
+def client_token(args: argparse.Namespace) -> str | None:
+    """Return the command's bearer token (``--token``, else ``QPUMESH_TOKEN``), or None."""
+    token = getattr(args, "token", None) or os.environ.get(TOKEN_OPTION.env, "").strip()
+    return token or None
 
 
 def add_show_faults_flag(parser: argparse._ActionsContainer) -> None:
@@ -77,7 +112,9 @@ def connect(args: argparse.Namespace) -> Iterator[CoordinatorClient]:
     """Yield a ``CoordinatorClient`` to the command's coordinator, closed afterwards."""
     from qpumesh.client.coordinator_client import CoordinatorClient
 
-    with CoordinatorClient(coordinator_address(args), timeout=args.timeout) as client:
+    address = coordinator_address(args)
+    tls, token = client_tls(args), client_token(args)
+    with CoordinatorClient(address, timeout=args.timeout, tls=tls, token=token) as client:
         yield client
 
 
@@ -104,11 +141,27 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         error(prog, f"invalid job spec: field '{failure.field}': {reason}")
         return EXIT_USAGE
     except QpuMeshError as failure:
-        error(prog, f"{failure.code.name}: {failure.details}")
+        error(prog, f"{failure.code.name}: {failure.details}{_hint(failure)}")
         return EXIT_USAGE if failure.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
     except LocalMeshError as failure:
         error(prog, f"local mesh failed: {failure}")
         return EXIT_FAILED
+
+
+def _hint(failure: Exception) -> str:
+    """Return a hint for errors whose message alone does not say what to do."""
+    import grpc
+
+    code = getattr(failure, "code", None)
+    details = str(getattr(failure, "details", ""))
+    if code == grpc.StatusCode.UNAVAILABLE and ("Socket closed" in details or "handshake" in details.lower()):
+        return (
+            " (if the server runs TLS, give --tls-ca; if it requires client certificates, "
+            "--tls-cert and --tls-key too; see docs/security.md)"
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return " (give --token or set QPUMESH_TOKEN)"
+    return ""
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

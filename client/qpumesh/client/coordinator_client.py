@@ -6,6 +6,8 @@ raises ``QpuMeshError`` carrying the gRPC status code and the server's details.
 Unary calls carry a deadline, so a hung coordinator turns into an error instead of
 a hang. ``watch`` survives a coordinator restart: on UNAVAILABLE it reconnects
 and resumes after the last event it delivered, within a bounded retry budget.
+With ``tls`` the channel is TLS (mutual with a client certificate); with ``token``
+every call carries ``authorization: Bearer <token>`` (``qpumesh.wire.auth``).
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ import numpy.typing as npt
 
 from qpumesh.v1 import coordinator_pb2 as pb
 from qpumesh.v1 import coordinator_pb2_grpc as pb_grpc
+from qpumesh.wire.auth import bearer_metadata
 from qpumesh.wire.channels import open_channel
 from qpumesh.wire.errors import QpuMeshError, from_rpc_error
 from qpumesh.wire.job_spec import JobSpec, spec_to_proto
 from qpumesh.wire.job_state import JobState
+from qpumesh.wire.tls import TlsConfig
 
 log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 500
+"""The largest page a coordinator serves."""
 
 
 def state_name(state: int) -> str:
@@ -78,6 +85,9 @@ class CoordinatorClient:
         max_backoff: longest pause between reconnection attempts.
         channel: an existing channel to use instead of opening one (the client
             then does not close it).
+        tls: TLS settings (``qpumesh.wire.tls.load_tls``; ``client_tls_from_environment``
+            reads ``QPUMESH_TLS_*``); None: plaintext.
+        token: bearer token for a coordinator started with ``--auth-tokens``.
     """
 
     def __init__(
@@ -89,6 +99,8 @@ class CoordinatorClient:
         retry_backoff: float = 0.25,
         max_backoff: float = 5.0,
         channel: grpc.Channel | None = None,
+        tls: TlsConfig | None = None,
+        token: str | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
@@ -99,7 +111,8 @@ class CoordinatorClient:
         self.max_backoff = max_backoff
         self._owns_channel = channel is None
         # A short reconnect backoff, so a restarted coordinator is found on the next watch attempt.
-        self._channel = channel or open_channel(address, reconnect_max_ms=int(max_backoff * 1000))
+        self._channel = channel or open_channel(address, tls=tls, reconnect_max_ms=int(max_backoff * 1000))
+        self._metadata = bearer_metadata(token)
         self._stub = pb_grpc.CoordinatorStub(self._channel)  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> CoordinatorClient:
@@ -116,7 +129,7 @@ class CoordinatorClient:
     def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         """Invoke a unary stub method with a deadline, translating gRPC errors."""
         try:
-            return method(request, timeout=timeout or self.timeout)
+            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from err
 
@@ -147,13 +160,39 @@ class CoordinatorClient:
     def list(self, state: str | int | None = None, limit: int = 0) -> builtins.list[pb.Job]:
         """Return jobs, newest first, optionally only those in ``state`` and at most ``limit``.
 
+        Follows the coordinator's pages. Listed jobs carry no history, faults or series
+        values (``get`` has them); a caller sees its own jobs unless it is an admin.
+
         Args:
             state: a state name ("running"), a ``JobState`` value, or None for all.
             limit: maximum number of jobs; 0 = no limit.
         """
-        request = pb.ListJobsRequest(state=parse_state(state), limit=limit)
+        jobs: builtins.list[pb.Job] = []
+        token = ""
+        while True:
+            wanted = limit - len(jobs) if limit else 0
+            page, token = self.list_page(state, page_size=min(wanted, MAX_PAGE_SIZE), page_token=token)
+            jobs.extend(page)
+            if not token or (limit and len(jobs) >= limit):
+                return jobs[:limit] if limit else jobs
+
+    def list_page(
+        self, state: str | int | None = None, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[builtins.list[pb.Job], str]:
+        """Return one page of jobs and the token of the next page ("" after the last).
+
+        Args:
+            state: as for ``list``.
+            page_size: jobs per page (0: the coordinator's default, 50; at most 500).
+            page_token: "" for the first page, else the token the previous page returned.
+        """
+        request = pb.ListJobsRequest(state=parse_state(state), page_size=page_size, page_token=page_token)
         response: pb.ListJobsResponse = self._call(self._stub.ListJobs, request)
-        return builtins.list(response.jobs)
+        return builtins.list(response.jobs), response.next_page_token
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job: its records, events, checkpoints (FAILED_PRECONDITION while it runs)."""
+        self._call(self._stub.DeleteJob, pb.DeleteJobRequest(job_id=job_id))
 
     def cancel(self, job_id: str) -> pb.Job:
         """Ask the coordinator to cancel a job; returns the job as it now stands."""
@@ -211,7 +250,7 @@ class CoordinatorClient:
             if remaining is not None and remaining <= 0:
                 raise _deadline_error(job_id)
             request = pb.WatchJobRequest(job_id=job_id, after_seq=last_seq)
-            call = self._stub.WatchJob(request, timeout=remaining)
+            call = self._stub.WatchJob(request, timeout=remaining, metadata=self._metadata)
             try:
                 for event in call:
                     if event.seq <= last_seq:

@@ -11,6 +11,8 @@ same token is sent here as ``x-qpumesh-admin-token`` metadata (``--token``, defa
     qpumesh fault localhost:50051 --clear
 
 Setting faults *replaces* the node's whole fault config: flags not given are off.
+A node serving mutual TLS needs ``--tls-ca``, ``--tls-cert``, ``--tls-key`` (or
+``QPUMESH_TLS_*``; inside a node's container these are set already).
 Exit codes: 0 success; 1 the node refused or could not be reached; 2 bad usage.
 """
 
@@ -67,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="deadline (default %(default)s)"
     )
+    from qpumesh.client.cli_support import add_security_flags
+
+    add_security_flags(parser.add_argument_group("transport"), token=False)
     parser.set_defaults(func=run_fault, parser=parser)
 
 
@@ -116,9 +121,16 @@ def run_fault(args: argparse.Namespace) -> int:
     except (ValueError, FaultConfigError) as error:
         print(f"qpumesh fault: {error}", file=sys.stderr)
         return EXIT_USAGE
+    from qpumesh.client.cli_support import UsageError, client_tls
+
+    try:
+        tls = client_tls(args)
+    except UsageError as error:
+        print(f"qpumesh fault: {error}", file=sys.stderr)
+        return EXIT_USAGE
     token = args.token if args.token is not None else os.environ.get(ADMIN_TOKEN_ENV, "")
     metadata: tuple[tuple[str, str | bytes], ...] = ((ADMIN_TOKEN_METADATA, str(token)),) if token else ()
-    with open_channel(args.node) as channel:
+    with open_channel(args.node, tls=tls) as channel:
         admin = apb_grpc.NodeAdminStub(channel)  # type: ignore[no-untyped-call]
         try:
             if requested is None:

@@ -1,4 +1,4 @@
-"""``qpumesh jobs | watch | predict | results | cancel | nodes``: the user's side of the coordinator.
+"""``qpumesh jobs | watch | predict | results | cancel | delete | nodes``: the user's side of the coordinator.
 
 See ``cli_support`` for the coordinator flag and the exit codes, ``train_cli`` for
 ``qpumesh train``.
@@ -7,7 +7,6 @@ See ``cli_support`` for the coordinator flag and the exit codes, ``train_cli`` f
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     jobs.add_argument(
         "--state", default=None, help="only jobs in this state (queued, running, succeeded, ...)"
     )
-    jobs.add_argument("--limit", type=int, default=0, metavar="N", help="at most N jobs, newest first")
+    jobs.add_argument(
+        "--limit", type=int, default=0, metavar="N", help="at most N jobs, newest first (default: all)"
+    )
     jobs.set_defaults(func=_cmd_jobs)
 
     watch = subparsers.add_parser("watch", help="follow a job's progress until it ends")
@@ -84,6 +85,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     cancel.add_argument("job_id", metavar="JOB")
     add_coordinator_flag(cancel)
     cancel.set_defaults(func=_cmd_cancel)
+
+    delete = subparsers.add_parser(
+        "delete", help="delete a finished job (its records, events and checkpoints)"
+    )
+    delete.add_argument("job_id", metavar="JOB")
+    add_coordinator_flag(delete)
+    delete.set_defaults(func=_cmd_delete)
 
     nodes = subparsers.add_parser("nodes", help="show the coordinator's QPU nodes and their statistics")
     add_coordinator_flag(nodes)
@@ -148,39 +156,11 @@ def read_series_csv(path: Path, column: str | None = None) -> list[float]:
 
     Raises:
         UsageError: the file cannot be read, the column does not exist, or a
-            value is not a number.
+            value is not a finite number.
     """
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from error
-    if not rows:
-        raise UsageError(f"{path} holds no rows")
-    header: list[str] | None = None
-    try:
-        [float(cell) for cell in rows[0]]
-    except ValueError:
-        header, rows = [cell.strip() for cell in rows[0]], rows[1:]
-    if column is None:
-        index = -1
-    elif header is not None and column in header:
-        index = header.index(column)
-    elif column.lstrip("-").isdigit():
-        index = int(column)
-    else:
-        raise UsageError(
-            f"{path} has no column {column!r}" + (f" (columns: {', '.join(header)})" if header else "")
-        )
-    values: list[float] = []
-    for line, row in enumerate(rows, start=2 if header else 1):
-        try:
-            values.append(float(row[index]))
-        except IndexError:
-            raise UsageError(f"{path}:{line}: no column {column!r}") from None
-        except ValueError:
-            raise UsageError(f"{path}:{line}: {row[index]!r} is not a number") from None
-    return values
+    from qpumesh.client.spec_flags import read_series
+
+    return read_series(path, column or "")
 
 
 def _parse_values(text: str) -> list[float]:
@@ -249,6 +229,16 @@ def _cmd_results(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_command("results", body)
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    def body() -> int:
+        with connect(args) as client:
+            client.delete(args.job_id)
+        print(f"job {args.job_id}: deleted")
+        return EXIT_OK
+
+    return run_command("delete", body)
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:

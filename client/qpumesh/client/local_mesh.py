@@ -7,6 +7,12 @@ serve`` processes (the same commands as ``qpumesh node serve`` / ``qpumesh coord
 serve``) bound to free ports on 127.0.0.1 (``--port 0 --port-file F``), so a local run
 exercises exactly the code a deployment runs.
 
+By default the mesh runs with mutual TLS: ``start`` makes a CA and certificates in a
+temporary directory (``qpumesh.client.certs``); nodes and coordinator serve TLS and
+require a client certificate from that CA; clients use ``client_tls``. ``revive``
+restarts children that died (same port, node id, data directory); ``qpumesh mesh up``
+calls it twice a second, so a node killed with SIGKILL comes back and the job finishes.
+
 Children never outlive the mesh:
 
 - each runs in its own process group (so a terminal Ctrl-C reaches only the
@@ -32,14 +38,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import grpc
 
+from qpumesh.client.certs import MeshCertificates, make_certificates
+from qpumesh.client.children import DEATHSIG_LAUNCHER, Child, exit_message, how, terminate
 from qpumesh.wire.channels import open_channel
 from qpumesh.wire.port_file import read_port_file
+from qpumesh.wire.tls import TlsConfig, load_tls
 
 DEFAULT_STARTUP_TIMEOUT = 120.0
 """Seconds a child may take to serve; node start-up imports torch and cirq."""
@@ -47,53 +54,12 @@ DEFAULT_STARTUP_TIMEOUT = 120.0
 DEFAULT_GRACE = 10.0
 """Seconds children get to exit after SIGTERM before SIGKILL."""
 
-_STDERR_TAIL_LINES = 30
-
-# Started with ``python -c`` before exec'ing the real command. Given the parent's
-# pid, ask the kernel to SIGTERM this process when its parent dies, then exit at
-# once if the parent is already gone (it could have died before prctl ran);
-# ``os.execv`` keeps the setting. Given 0, just exec.
-_DEATHSIG_LAUNCHER = (
-    "import ctypes, os, sys\n"
-    "parent = int(sys.argv[1])\n"
-    "if parent:\n"
-    "    try:\n"
-    "        ctypes.CDLL(None, use_errno=True).prctl(1, 15, 0, 0, 0)\n"  # PR_SET_PDEATHSIG, SIGTERM
-    "    except (OSError, AttributeError):\n"
-    "        pass\n"
-    "    if os.getppid() != parent:\n"
-    "        sys.exit(1)\n"
-    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
-)
-
+MAX_RESTARTS = 5
+"""``revive`` gives up on a child that died this many times within ``RESTART_WINDOW`` seconds."""
+RESTART_WINDOW = 60.0
 
 class LocalMeshError(RuntimeError):
     """A process of the local mesh failed to start or died."""
-
-
-@dataclass
-class _Child:
-    """One child process of the mesh and its files."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    port_file: Path
-    stderr_path: Path
-    stderr_file: IO[bytes]
-    port: int = 0
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stderr_tail(self, lines: int = _STDERR_TAIL_LINES) -> str:
-        """Return the last ``lines`` lines the child wrote to stderr."""
-        try:
-            self.stderr_file.flush()
-            text = self.stderr_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 class LocalMesh:
@@ -123,6 +89,8 @@ class LocalMesh:
             directory removed on exit.
         python: interpreter to run the children with (default: this one).
         coordinator: also start the coordinator (False: nodes only, e.g. to benchmark them).
+        tls: run with mutual TLS and certificates made for the mesh (default); False:
+            plaintext.
         dashboard: serve the coordinator's dashboard and ``/metrics`` on a free HTTP port
             (``dashboard_url``).
     """
@@ -141,6 +109,7 @@ class LocalMesh:
         log_dir: str | os.PathLike[str] | None = None,
         python: str | None = None,
         coordinator: bool = True,
+        tls: bool = True,
         dashboard: bool = True,
     ) -> None:
         if nodes < 0:
@@ -157,14 +126,17 @@ class LocalMesh:
         self.grace = grace
         self.python = python or sys.executable
         self.with_coordinator = coordinator
+        self.tls = tls
+        self.certificates: MeshCertificates | None = None
+        self._client_tls: TlsConfig | None = None
         self.with_dashboard = dashboard
         self._http_port = 0
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self._temp_dirs: list[Path] = []
-        self._children: list[_Child] = []
-        self._node_children: list[_Child] = []
-        self._coordinator: _Child | None = None
+        self._children: list[Child] = []
+        self._node_children: list[Child] = []
+        self._coordinator: Child | None = None
         # start/stop/restart may come from different threads (a test restarting the
         # coordinator while the main thread leaves the with-block).
         self._lock = threading.RLock()
@@ -182,13 +154,36 @@ class LocalMesh:
 
     @property
     def dashboard_url(self) -> str:
-        """``http://127.0.0.1:PORT/``: the coordinator's dashboard ("" without one)."""
-        return f"http://127.0.0.1:{self._http_port}/" if self._http_port else ""
+        """``https://127.0.0.1:PORT/`` (``http://`` without TLS): the dashboard ("" without one)."""
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._http_port}/" if self._http_port else ""
 
     @property
     def node_addresses(self) -> list[str]:
         """``host:port`` of every node, in start order (after ``start``)."""
         return [child.address for child in self._node_children]
+
+    @property
+    def client_tls(self) -> TlsConfig | None:
+        """What a client of this mesh uses: the CA and the client certificate (None: plaintext)."""
+        return self._client_tls
+
+    @property
+    def coordinator_tls(self) -> TlsConfig | None:
+        """What a coordinator of this mesh uses towards its nodes (None: plaintext); for benchmarks."""
+        certs = self.certificates
+        return None if certs is None else load_tls(certs.server_cert, certs.server_key, certs.ca)
+
+    def tls_arguments(self) -> list[str]:
+        """Return the ``--tls-*`` flags of the mesh's servers (none in plaintext)."""
+        certs = self.certificates
+        if certs is None:
+            return []
+        return [
+            *("--tls-cert", str(certs.server_cert)),
+            *("--tls-key", str(certs.server_key)),
+            *("--tls-ca", str(certs.ca)),
+        ]
 
     @property
     def pids(self) -> list[int]:
@@ -223,6 +218,7 @@ class LocalMesh:
             "127.0.0.1",
             "--node-id",
             f"node-{index}",
+            *self.tls_arguments(),
             *self.node_args,
             *self.node_args_at.get(index, ()),
         ]
@@ -233,6 +229,10 @@ class LocalMesh:
         try:
             self.log_dir = self._directory(self._log_dir, "qpumesh-mesh-logs-")
             self.data_dir = self._directory(self._data_dir, "qpumesh-mesh-data-")
+            if self.tls:
+                certs = make_certificates(self._directory(None, "qpumesh-mesh-certs-"))
+                self.certificates = certs
+                self._client_tls = load_tls(certs.client_cert, certs.client_key, certs.ca)
             for i in range(self.nodes):
                 node_id = f"node-{i}"
                 self._node_children.append(
@@ -263,8 +263,8 @@ class LocalMesh:
                 raise LocalMeshError("the mesh is not running")
             self._restart_coordinator(old)
 
-    def _restart_coordinator(self, old: _Child) -> None:
-        _terminate([old], self.grace)
+    def _restart_coordinator(self, old: Child) -> None:
+        terminate([old], self.grace)
         self._children.remove(old)
         with contextlib.suppress(OSError):
             old.stderr_file.close()
@@ -276,7 +276,56 @@ class LocalMesh:
         for child in self._children:
             code = child.process.poll()
             if code is not None:
-                raise LocalMeshError(_exit_message(child, code))
+                raise LocalMeshError(exit_message(child, code))
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, *, wait: float = 30.0) -> int:
+        """Send ``sig`` to the child ``name`` ("coordinator", "node-0", ...), wait for it to exit.
+
+        For tests and demonstrations of ``revive``. Returns the pid it had.
+        """
+        with self._lock:
+            child = next((c for c in self._children if c.name == name), None)
+            if child is None:
+                raise LocalMeshError(f"no child named {name!r}; children: {[c.name for c in self._children]}")
+            os.kill(child.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=wait)
+            return child.process.pid
+
+    def revive(self) -> list[str]:
+        """Restart every child that exited, on its port, and wait until it serves again.
+
+        A node comes back with the same node id (the coordinator's mesh sees the same
+        node recover); the coordinator with the same data directory (its jobs resume
+        from their checkpoints). Returns the names of the children restarted.
+
+        Raises:
+            LocalMeshError: a child died ``MAX_RESTARTS`` times within ``RESTART_WINDOW``
+                seconds, or did not come back in time.
+        """
+        with self._lock:
+            revived = []
+            for child in list(self._children):
+                code = child.process.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                deaths = [t for t in (child.deaths or []) if now - t < RESTART_WINDOW] + [now]
+                if len(deaths) >= MAX_RESTARTS:
+                    message = f"{exit_message(child, code)}\n(died {len(deaths)} times; given up)"
+                    raise LocalMeshError(message)
+                with contextlib.suppress(OSError):
+                    child.stderr_file.close()
+                new = self._spawn(child.name, child.arguments, port=child.port)
+                new.deaths = deaths
+                self._children.remove(child)
+                if child is self._coordinator:
+                    self._coordinator = new
+                else:
+                    self._node_children[self._node_children.index(child)] = new
+                self._wait_ready(new, time.monotonic() + self.startup_timeout)
+                revived.append(f"{child.name} ({how(code)})")
+            return revived
 
     def stop(self) -> None:
         """Stop every child: coordinator first, then the nodes; SIGKILL after the grace period.
@@ -289,8 +338,8 @@ class LocalMesh:
     def _stop(self) -> None:
         try:
             if self._coordinator is not None:
-                _terminate([self._coordinator], self.grace)
-            _terminate([c for c in self._children if c is not self._coordinator], self.grace)
+                terminate([self._coordinator], self.grace)
+            terminate([c for c in self._children if c is not self._coordinator], self.grace)
         finally:
             for child in self._children:
                 with contextlib.suppress(OSError):
@@ -301,6 +350,7 @@ class LocalMesh:
             for path in self._temp_dirs:
                 shutil.rmtree(path, ignore_errors=True)
             self._temp_dirs = []
+            self.certificates = self._client_tls = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -324,6 +374,7 @@ class LocalMesh:
                 "--data-dir",
                 str(self.data_dir),
                 *placement,
+                *self.tls_arguments(),
                 *http,
                 *self.coordinator_args,
             ],
@@ -342,7 +393,7 @@ class LocalMesh:
         self._temp_dirs.append(path)
         return path
 
-    def _spawn(self, name: str, arguments: list[str], port: int) -> _Child:
+    def _spawn(self, name: str, arguments: list[str], port: int) -> Child:
         """Start ``python -m <module> <command> --port P --port-file F <rest>`` in its own process group.
 
         ``arguments`` is ``[module, command, *rest]``; the child's output goes to
@@ -355,7 +406,7 @@ class LocalMesh:
         command = [
             self.python,
             "-c",
-            _DEATHSIG_LAUNCHER,
+            DEATHSIG_LAUNCHER,
             # The kernel fires PR_SET_PDEATHSIG when the *thread* that forked the
             # child ends, so only children started by the main thread get it.
             str(os.getpid() if threading.current_thread() is threading.main_thread() else 0),
@@ -368,7 +419,10 @@ class LocalMesh:
             *arguments[2:],
         ]
         stderr_file = stderr_path.open("ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The mesh's own flags decide TLS; TLS variables of the caller's shell (say, exported
+        # for another mesh) must not reach the children.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QPUMESH_TLS_")}
+        env["PYTHONUNBUFFERED"] = "1"
         try:
             process = subprocess.Popen(
                 command,
@@ -381,19 +435,20 @@ class LocalMesh:
         except BaseException:
             stderr_file.close()
             raise
-        child = _Child(name, process, port_file, stderr_path, stderr_file)
+        child = Child(name, process, port_file, stderr_path, stderr_file, arguments, port=port)
         self._children.append(child)
         return child
 
-    def _wait_ready(self, child: _Child, deadline: float) -> None:
+    def _wait_ready(self, child: Child, deadline: float) -> None:
         """Wait for the child's port file, then for its gRPC health check to say SERVING."""
         while True:
             code = child.process.poll()
             if code is not None:
-                raise LocalMeshError(_exit_message(child, code))
-            if not child.port:
-                child.port = read_port_file(child.port_file)
-            if child.port and _healthy(child.address, timeout=1.0):
+                raise LocalMeshError(exit_message(child, code))
+            port = read_port_file(child.port_file)
+            if port:
+                child.port = port
+            if port and _healthy(child.address, self._client_tls, timeout=1.0):
                 return
             if time.monotonic() >= deadline:
                 state = "not serving" if child.port else "never wrote its port file"
@@ -419,11 +474,11 @@ def parse_node_args_at(items: Sequence[str]) -> dict[int, list[str]]:
     return out
 
 
-def _healthy(address: str, timeout: float) -> bool:
+def _healthy(address: str, tls: TlsConfig | None, timeout: float) -> bool:
     """Whether the server at ``address`` answers the gRPC health check with SERVING."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with open_channel(address) as channel:
+    with open_channel(address, tls=tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
@@ -432,28 +487,3 @@ def _healthy(address: str, timeout: float) -> bool:
     return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _exit_message(child: _Child, code: int) -> str:
-    """Describe a child that exited, with the tail of its output."""
-    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-    return f"{child.name} (pid {child.process.pid}) {how}; last output:\n{child.stderr_tail()}"
-
-
-def _signal_group(child: _Child, sig: int) -> None:
-    """Send ``sig`` to the child's process group (the child and anything it started)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.process.pid, sig)
-
-
-def _terminate(children: Sequence[_Child], grace: float) -> None:
-    """SIGTERM the children, wait up to ``grace`` seconds, SIGKILL the rest and reap all."""
-    for child in children:
-        if child.process.poll() is None:
-            _signal_group(child, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for child in children:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-    for child in children:
-        if child.process.poll() is None:
-            _signal_group(child, signal.SIGKILL)
-            child.process.wait()

@@ -1,5 +1,10 @@
 """``qpumesh mesh up``: a whole mesh on this machine in the foreground, until Ctrl-C or SIGTERM.
 
+The mesh runs with mutual TLS (certificates made for it in a temporary directory; the
+lines it prints export what a client needs). A child that dies (a node killed with
+SIGKILL, a crashed coordinator) is restarted on its port with its identity, so running
+jobs finish; a child that keeps dying (5 times in a minute) stops the mesh.
+
 Also ``terminate_on_sigterm``, which every command that owns a local mesh uses so that
 ``kill PID`` stops the mesh as cleanly as Ctrl-C does.
 """
@@ -61,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="extra argument for 'qpumesh coordinator serve' (repeatable)",
     )
     up.add_argument(
+        "--plaintext", action="store_true", help="run without TLS (default: mutual TLS, new certificates)"
+    )
+    up.add_argument(
         "--startup-timeout",
         type=float,
         default=DEFAULT_STARTUP_TIMEOUT,
@@ -115,6 +123,7 @@ def _up(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             coordinator_port=args.port,
             startup_timeout=args.startup_timeout,
+            tls=not args.plaintext,
         )
     except ValueError as error:
         print(f"qpumesh mesh up: {error}", file=sys.stderr)
@@ -129,10 +138,17 @@ def _up(args: argparse.Namespace) -> int:
                 print(f"dashboard    {mesh.dashboard_url}  (Prometheus: {mesh.dashboard_url}metrics)")
                 print(f"data dir     {mesh.data_dir}")
                 print(f"logs         {mesh.log_dir}")
-                print(f"\nexport QPUMESH_COORDINATOR={mesh.coordinator_address}", flush=True)
+                print(f"\nexport QPUMESH_COORDINATOR={mesh.coordinator_address}")
+                certs = mesh.certificates
+                if certs is not None:
+                    print(f"export QPUMESH_TLS_CA={certs.ca}")
+                    print(f"export QPUMESH_TLS_CERT={certs.client_cert}")
+                    print(f"export QPUMESH_TLS_KEY={certs.client_key}")
+                sys.stdout.flush()
                 print("mesh is up; Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
                 while True:
-                    mesh.poll()
+                    for restarted in mesh.revive():
+                        print(f"restarted {restarted}", file=sys.stderr, flush=True)
                     time.sleep(0.5)
     except LocalMeshError as error:
         print(f"qpumesh mesh up: {error}", file=sys.stderr)

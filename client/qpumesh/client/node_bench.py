@@ -29,6 +29,7 @@ from qpumesh.client.local_mesh import LocalMesh
 from qpumesh.client.node_client import NodeClient
 from qpumesh.wire.backends import BACKENDS
 from qpumesh.wire.circuits import PauliTerms, WireCircuit, pauli_terms
+from qpumesh.wire.tls import TlsConfig
 
 # Rows per request: the batched engine gets the full batch; the per-row engines fewer
 # (their cost is linear in rows, so the rate per row is what matters).
@@ -63,6 +64,7 @@ class BenchNode:
 
     address: str
     local: LocalEngine | None = None
+    tls: TlsConfig | None = None
 
 
 NodeFor = Callable[[str], contextlib.AbstractContextManager[BenchNode]]
@@ -159,7 +161,7 @@ def measure(
     eval_params = {s: values[:eval_rows, j] for j, s in enumerate(symbols)}
     jac_params = {s: values[:jac_rows, j] for j, s in enumerate(symbols)}
     local = node.local
-    with NodeClient(node.address, timeout=600) as client:
+    with NodeClient(node.address, timeout=600, tls=node.tls) as client:
         first = {s: values[:1, j] for j, s in enumerate(symbols)}
         engine = client.evaluate_detailed(circuit, observables, first).backend
         evaluations: list[Callable[[], object]] = [lambda: client.evaluate(circuit, observables, eval_params)]
@@ -194,15 +196,15 @@ def node_process(backend: str) -> Iterator[BenchNode]:
     """Serve ``backend`` from a ``python -m qpumesh.node`` process on a free local port."""
     node_args = ["--backend", backend, "--max-qubits", str(BENCH_MAX_QUBITS), "--torch-threads", "1"]
     with LocalMesh(nodes=1, node_args=node_args, coordinator=False) as mesh:
-        yield BenchNode(mesh.node_addresses[0])
+        yield BenchNode(mesh.node_addresses[0], tls=mesh.client_tls)
 
 
-def existing_node(address: str) -> NodeFor:
-    """Measure the node at ``address`` (whatever its engine) instead of starting one."""
+def existing_node(address: str, tls: TlsConfig | None = None) -> NodeFor:
+    """Measure the node at ``address`` (whatever its engine, over ``tls``) instead of starting one."""
 
     @contextlib.contextmanager
     def serve(backend: str) -> Iterator[BenchNode]:
-        yield BenchNode(address)
+        yield BenchNode(address, tls=tls)
 
     return serve
 

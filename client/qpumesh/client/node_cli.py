@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from qpumesh.client import handover
+from qpumesh.client.cli_support import UsageError, add_security_flags, client_tls
 from qpumesh.wire.backends import BACKENDS
 
 
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     info.add_argument("address", metavar="ADDRESS", help="host:port of the node")
     info.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds (default %(default)s)")
     info.add_argument("--json", action="store_true", help="print the raw GetInfoResponse as JSON")
+    add_security_flags(info.add_argument_group("transport"), token=False)
     info.set_defaults(func=_info)
 
     bench = sub.add_parser(
@@ -37,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     add_bench_arguments(bench)
     bench.add_argument("--node", metavar="ADDRESS", help="measure this running node instead (its own engine)")
+    add_security_flags(bench.add_argument_group("transport (with --node)"), token=False)
     bench.set_defaults(func=_bench)
 
 
@@ -62,9 +65,9 @@ def _info(args: argparse.Namespace) -> int:
     from qpumesh.wire.errors import QpuMeshError
 
     try:
-        with NodeClient(args.address, timeout=args.timeout) as client:
+        with NodeClient(args.address, timeout=args.timeout, tls=client_tls(args)) as client:
             info = client.info()
-    except QpuMeshError as error:
+    except (QpuMeshError, UsageError) as error:
         print(f"qpumesh node info: {args.address}: {error}", file=sys.stderr)
         return 1
     if args.json:
@@ -104,12 +107,13 @@ def _bench(args: argparse.Namespace) -> int:
         from qpumesh.wire.errors import QpuMeshError
 
         try:
-            with NodeClient(args.node, timeout=10) as client:
+            tls = client_tls(args)
+            with NodeClient(args.node, timeout=10, tls=tls) as client:
                 backends = (client.info().backend,)
-        except QpuMeshError as error:
+        except (QpuMeshError, UsageError) as error:
             print(f"qpumesh node bench: {args.node}: {error}", file=sys.stderr)
             return 1
-        node_for = existing_node(args.node)
+        node_for = existing_node(args.node, tls)
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         print(

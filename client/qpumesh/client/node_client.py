@@ -28,6 +28,7 @@ from qpumesh.wire.channels import open_channel
 from qpumesh.wire.circuits import PauliTerms, WireCircuit, pauli_terms
 from qpumesh.wire.errors import QpuMeshError, from_rpc_error
 from qpumesh.wire.node_calls import Evaluation, FloatArray, Gradient, NodeRequest
+from qpumesh.wire.tls import TlsConfig
 
 Observable = cirq.PauliString[Any] | cirq.PauliSum
 ParamValues = Mapping[Any, npt.ArrayLike]
@@ -72,14 +73,17 @@ class NodeClient:
     Args:
         address: ``host:port`` of the node.
         timeout: default deadline of every call, in seconds.
+        tls: TLS settings (``qpumesh.wire.tls.load_tls``, or ``client_tls_from_environment``
+            for ``QPUMESH_TLS_*``); a node started with ``--tls-ca`` admits only clients
+            presenting a certificate its CA signed. None: plaintext.
     """
 
-    def __init__(self, address: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, *, timeout: float = 30.0, tls: TlsConfig | None = None) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.address = address
         self.timeout = timeout
-        self._channel = open_channel(address, retry_unavailable=SERVICE)
+        self._channel = open_channel(address, tls=tls, retry_unavailable=SERVICE)
         self._stub = pb_grpc.QPUNodeStub(self._channel)  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
         self._held = node_calls.HeldCircuits()

@@ -57,7 +57,7 @@ def job_title(job: pb.Job) -> str:
     if task == "narma":
         task = f"NARMA-{spec.narma_order}"
     elif task == "csv":
-        task = Path(spec.csv_path).name or "csv"
+        task = Path(spec.csv_path).name or f"a series of {spec.series.length} values"
     label = spec.name or job.id
     return f"{label}: {model}, {task}"
 

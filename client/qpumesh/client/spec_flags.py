@@ -3,6 +3,12 @@
 The flags come from the fields of ``qpumesh.wire.job_spec.JobSpec`` (their help text,
 metavar and choices are the fields' metadata), so a field added there is a flag here.
 ``--spec FILE.yaml`` gives a mapping of fields; flags given on the command line win.
+
+A user series is read here, on the client's machine, and sent with the job:
+``--csv FILE`` (or ``csv: FILE`` in the YAML file, relative to it) sets the task to
+"csv" and fills ``series`` with the file's ``--csv-column`` (default: the last
+column). ``--server-csv PATH`` instead names a file under the coordinator's
+``--data-root``, which the coordinator reads.
 """
 
 from __future__ import annotations
@@ -16,11 +22,18 @@ from typing import Any
 from qpumesh.client.cli_support import UsageError
 from qpumesh.client.custom_circuits import load_ansatz_circuit
 from qpumesh.wire.job_spec import FIELDS, JobSpec, flag_of
+from qpumesh.wire.series import SeriesError, read_csv_series
 
 
 def add_spec_flags(group: argparse._ActionsContainer) -> None:
     """Add ``--spec FILE.yaml`` and one flag per ``JobSpec`` field (unset flags parse as None)."""
     group.add_argument("--spec", type=Path, metavar="FILE.yaml", help="YAML mapping of JobSpec fields")
+    group.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="train on a column of this CSV file (read here and sent with the job; sets --task csv)",
+    )
     for field in dataclasses.fields(JobSpec):
         if field.name not in FIELDS:
             continue
@@ -47,7 +60,7 @@ def _partitions(value: str) -> int:
 def load_spec_file(path: Path) -> dict[str, Any]:
     """Read a YAML job spec: a mapping of ``JobSpec`` fields.
 
-    A relative ``csv_path`` is taken relative to the file's directory.
+    ``csv: FILE`` (relative to the YAML file's directory) is read here into ``series``.
 
     Raises:
         UsageError: the file is missing, not YAML, or not a mapping.
@@ -67,21 +80,24 @@ def load_spec_file(path: Path) -> dict[str, Any]:
             f"spec file {path} must hold a mapping of job spec fields, not {type(data).__name__}"
         )
     values = {str(key).replace("-", "_"): value for key, value in data.items()}
-    csv_path = values.get("csv_path")
-    if isinstance(csv_path, str) and csv_path:
-        values["csv_path"] = _local_path(csv_path, path.parent)
+    csv_file = values.pop("csv", None)
+    if csv_file is not None:
+        if not isinstance(csv_file, str) or not csv_file:
+            raise UsageError(f"spec file {path}: csv must name a CSV file")
+        values["_csv_file"] = (path.parent / csv_file).expanduser()
     return values
 
 
-def _local_path(value: str, base: Path) -> str:
-    """Absolute path of ``value`` (relative to ``base``) if that file exists here, else ``value``.
+def read_series(path: Path, column: str = "") -> list[float]:
+    """Read a column of the user's CSV file (on this machine) as the job's series.
 
-    The coordinator reads the CSV file; a local mesh runs in another working
-    directory, so local relative paths are made absolute. A path that does not
-    exist here is left alone: it may name a file on the coordinator's machine.
+    Raises:
+        UsageError: the file cannot be read or parsed (the message quotes the bad cell).
     """
-    candidate = (base / value).expanduser()
-    return str(candidate.resolve()) if candidate.exists() else value
+    try:
+        return read_csv_series(path, column)
+    except SeriesError as error:
+        raise UsageError(f"{path}: {error}") from None
 
 
 def build_spec(args: argparse.Namespace) -> JobSpec:
@@ -96,8 +112,16 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
     for name in FIELDS:
         value = getattr(args, name, None)
         if value is not None:
-            values[name] = _local_path(value, Path.cwd()) if name == "csv_path" else value
+            values[name] = value
             base = Path.cwd() if name == "ansatz_circuit" else base
+    csv_file: Path | None = getattr(args, "csv", None) or values.pop("_csv_file", None)
+    values.pop("_csv_file", None)
+    if csv_file is not None:
+        if values.get("csv_path"):
+            raise UsageError("give --csv FILE (read here) or --server-csv PATH (read there), not both")
+        values.setdefault("task", "csv")
+        values["series"] = read_series(csv_file, str(values.get("csv_column", "")))
+        values.setdefault("name", csv_file.name[:200])
     reference = values.get("ansatz_circuit")
     if isinstance(reference, str) and reference:
         # A file's JSON, or the JSON of circuits built by calling user code here (never on the coordinator).

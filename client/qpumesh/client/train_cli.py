@@ -1,8 +1,9 @@
 """``qpumesh train``: submit a training job, follow it to the end, write its results.
 
 Without ``--coordinator`` (or ``QPUMESH_COORDINATOR``) an ephemeral local mesh
-(``LocalMesh``: N node processes and a coordinator) is started, the job trains on it,
-the results are written and the mesh is stopped.
+(``LocalMesh``: N node processes and a coordinator, with mutual TLS between all of them
+and certificates made for the run) is started, the job trains on it, the results are
+written and the mesh is stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from qpumesh.client.cli_support import (
     UsageError,
     add_coordinator_flag,
     add_show_faults_flag,
+    client_tls,
+    client_token,
     error,
     format_r2,
     run_command,
@@ -116,7 +119,13 @@ def _train(args: argparse.Namespace) -> int:
                 print(f"local mesh up: coordinator {address}, nodes {nodes}", file=sys.stderr, flush=True)
                 if mesh.dashboard_url:
                     print(f"dashboard: {mesh.dashboard_url}", file=sys.stderr, flush=True)
-            client = stack.enter_context(CoordinatorClient(address, timeout=args.timeout))
+            if mesh is not None:
+                tls, token = mesh.client_tls, None
+            else:
+                tls, token = client_tls(args), client_token(args)
+            client = stack.enter_context(
+                CoordinatorClient(address, timeout=args.timeout, tls=tls, token=token)
+            )
             started = time.monotonic()
             job_id = client.submit(spec)
             if args.no_wait:

@@ -19,9 +19,10 @@ def _commands(parser: object) -> dict[str, object]:
 def test_every_command_is_registered() -> None:
     top = _commands(cli.build_parser())
     assert set(top) == {
-        "train", "jobs", "watch", "results", "predict", "cancel", "nodes", "fault", "plan", "mesh", "node",
-        "coordinator",
+        "train", "jobs", "watch", "results", "predict", "cancel", "delete", "nodes", "fault", "plan", "mesh",
+        "node", "coordinator", "certs",
     }  # fmt: skip
+    assert set(_commands(top["certs"])) == {"init"}
     assert set(_commands(top["node"])) == {"serve", "info", "bench"}
     assert set(_commands(top["coordinator"])) == {"serve"}
     assert set(_commands(top["mesh"])) == {"up"}

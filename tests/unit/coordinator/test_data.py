@@ -1,8 +1,6 @@
-"""Benchmark series, scaling, windows and CSV loading."""
+"""Benchmark series, scaling, windows; generation stops when told to."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +9,6 @@ import torch
 from qpumesh.coordinator.data import (
     DataError,
     MinMaxScaler,
-    csv_series,
     make_dataset,
     make_windows,
     narma2_paper_input,
@@ -78,29 +75,8 @@ def test_constant_or_short_series_rejected() -> None:
         make_dataset(np.arange(5.0), 4, 0.67)
 
 
-def test_csv_by_name_and_last_column(tmp_path: Path) -> None:
-    path = tmp_path / "s.csv"
-    path.write_text("t,a,b\n0,1.5,10\n1,2.5,20\n2,3.5,30\n")
-    assert csv_series(path).tolist() == [10, 20, 30]
-    assert csv_series(path, "a").tolist() == [1.5, 2.5, 3.5]
-    bare = tmp_path / "bare.csv"
-    bare.write_text("1\n2\n3\n")
-    assert csv_series(bare).tolist() == [1, 2, 3]
-
-
-def test_csv_errors(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="does not exist"):
-        csv_series(tmp_path / "missing.csv")
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
-    with pytest.raises(DataError, match="no data"):
-        csv_series(empty)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("a,b\n1,2\n3,oops\n")
-    with pytest.raises(DataError, match=r"data row 3: 'oops' is not a finite number"):
-        csv_series(bad)
-    with pytest.raises(DataError, match="no column 'c'"):
-        csv_series(bad, "c")
+class _StopError(Exception):
+    pass
 
 
 def test_narma2_paper_first_values_by_hand() -> None:
@@ -136,3 +112,21 @@ def test_narma2_paper_rejects_wrong_input_length() -> None:
 def test_narma2_task_loads_the_paper_series() -> None:
     spec = JobSpec(task="narma2", series_length=120)
     np.testing.assert_array_equal(load_series(spec), narma2_paper_series(120))
+
+
+@pytest.mark.parametrize(
+    "generate",
+    [lambda check: pendulum_series(20_000, check=check), lambda check: narma_series(10, 20_000, check=check)],
+)
+def test_generation_calls_check_often_and_stops_when_it_raises(generate) -> None:  # type: ignore[no-untyped-def]
+    calls = 0
+
+    def check() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise _StopError
+
+    with pytest.raises(_StopError):
+        generate(check)
+    assert calls == 3  # stopped at the third check, long before the end

@@ -74,3 +74,49 @@ def test_bad_flag_values_are_argparse_errors(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         _flags("--port", "-1")
     assert "--port: expected an integer 0..65535" in capsys.readouterr().err
+
+
+def test_security_settings_from_the_environment(tmp_path: Path) -> None:
+    from qpumesh.client.certs import make_certificates
+
+    certs = make_certificates(tmp_path / "certs")
+    tokens = tmp_path / "tokens"
+    tokens.write_text("a-token-of-sixteen-chars alice\n")
+    (tmp_path / "data").mkdir()
+    config = build_config(
+        _flags(),
+        {
+            "QPUMESH_IN_PROCESS": "1",
+            "QPUMESH_TLS_CERT": str(certs.server_cert),
+            "QPUMESH_TLS_KEY": str(certs.server_key),
+            "QPUMESH_TLS_CA": str(certs.ca),
+            "QPUMESH_TLS_CLIENT_AUTH": "optional",
+            "QPUMESH_AUTH_TOKENS": str(tokens),
+            "QPUMESH_DATA_ROOT": str(tmp_path / "data"),
+            "QPUMESH_MAX_STREAMS": "7",
+        },
+    )
+    assert config.tls is not None and config.tls.ca is not None and not config.tls.mutual
+    assert config.auth is not None and len(config.auth) == 1
+    assert config.data_root == tmp_path / "data" and config.max_streams == 7
+
+
+def test_defaults_bind_this_machine_only_without_tls_or_tokens() -> None:
+    # Defect 3: every interface ([::]) by default. Containers set QPUMESH_HOST=0.0.0.0 explicitly.
+    config = build_config(_flags(), {"QPUMESH_IN_PROCESS": "1"})
+    assert config.host == "127.0.0.1"
+    assert config.tls is None and config.auth is None and config.data_root is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"QPUMESH_AUTH_TOKENS": "/nonexistent/tokens"}, "cannot read the token file /nonexistent/tokens"),
+        ({"QPUMESH_TLS_CERT": "/nonexistent.pem"}, "--tls-cert (QPUMESH_TLS_CERT) needs --tls-key"),
+        ({"QPUMESH_DATA_ROOT": "/nonexistent/dir"}, "data root /nonexistent/dir is not a directory"),
+        ({"QPUMESH_MAX_STREAMS": "0"}, "QPUMESH_MAX_STREAMS: expected an integer 1..1000000"),
+    ],
+)
+def test_bad_security_settings_fail_naming_the_setting(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(_flags(), {"QPUMESH_IN_PROCESS": "1", **environ})

@@ -156,3 +156,55 @@ def test_event_sequence_numbers_stay_unique_under_concurrent_writers(store: JobS
         t.join()
     seqs = [e.seq for e in store.events(job.id)]
     assert seqs == list(range(1, 82))
+
+
+def test_a_store_from_before_owners_and_bounds_still_lists_and_its_bad_jobs_fail(tmp_path: Path) -> None:
+    # Defect 8: jobs stored with a 2 MB `extra` (or series_length=1e7) made every listing
+    # fail. A store written then opens, gains owners, and lists such jobs cheaply, marked.
+    import json
+
+    from qpumesh.coordinator.config import CoordinatorConfig
+    from qpumesh.coordinator.job_records import INVALID_SPEC
+    from qpumesh.coordinator.jobs import JobManager
+
+    path = tmp_path / "jobs.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """CREATE TABLE jobs (id TEXT PRIMARY KEY, spec_json TEXT NOT NULL, state TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, epochs_done INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '', final_test_r2 REAL DEFAULT 0,
+        convergence_epoch INTEGER NOT NULL DEFAULT -1, summary_json TEXT NOT NULL DEFAULT '{}',
+        nodes_json TEXT NOT NULL DEFAULT '[]', node_max_qubits_json TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0);"""
+    )
+    huge = SPEC.to_dict() | {"extra": {"blob": "x" * 2_000_000}, "name": "n" * 5000}
+    del huge["series"]
+    endless = SPEC.to_dict() | {"series_length": 10_000_000}
+    for job_id, spec in (("a", huge), ("b", endless), ("c", SPEC.to_dict())):
+        conn.execute(
+            "INSERT INTO jobs (id, spec_json, state, created_at, updated_at) VALUES (?, ?, 'QUEUED', 1, 1)",
+            (job_id, json.dumps(spec)),
+        )
+    conn.commit()
+    conn.close()
+
+    store = JobStore(path)
+    jobs, _ = store.page(None, None, 10)
+    by_id = {job.id: job for job in jobs}
+    assert set(by_id) == {"a", "b", "c"} and all(job.owner == "" for job in jobs)
+    assert by_id["c"].spec == SPEC
+    assert "name: 5000 characters; at most 200" in by_id["a"].spec.extra[INVALID_SPEC]
+    assert len(by_id["a"].spec.name) == 200 and len(str(by_id["a"].spec.extra)) < 2000
+    assert "series_length" in by_id["b"].spec.extra[INVALID_SPEC]
+    store.close()
+
+    manager = JobManager(CoordinatorConfig(host="127.0.0.1", port=0, data_dir=tmp_path, in_process=True))
+    manager.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(manager.job(i).final for i in "abc"):
+            time.sleep(0.05)
+        assert [manager.job(i).state for i in "abc"] == [JobState.FAILED, JobState.FAILED, JobState.SUCCEEDED]
+        assert "stored before the current bounds" in manager.job("b").error
+    finally:
+        manager.close()

@@ -6,11 +6,17 @@ the Kubernetes JSON schemas (``kubernetes-validate``, strict: unknown fields are
 of the oldest and newest Kubernetes versions we support. Then the references between the
 objects, which no schema checks, are checked the way the cluster would resolve them:
 label selectors against pod labels, the coordinator's ``dns:`` target against the
-headless Service, probes against container ports, secret files against mounts.
+headless Service, probes against container ports, secret files against mounts, and the
+Secrets ``create-secrets.sh`` makes (``kubectl create --dry-run=client``) against the
+files the pods read, with a certificate for the name the coordinator checks.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,10 +28,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
+CREATE_SECRETS = K8S / "create-secrets.sh"
 OVERLAYS = sorted(
     path.name for path in (K8S / "overlays").iterdir() if (path / "kustomization.yaml").exists()
 )
-# Native gRPC probes are GA since 1.27; the oldest version still supported upstream and the newest.
+# The oldest Kubernetes version still supported upstream and the newest.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
 
@@ -153,14 +160,122 @@ def test_pools_do_not_share_pods(rendered: tuple[str, list[dict[str, Any]]]) -> 
                 )
 
 
-def test_probes_are_native_grpc_on_the_serving_port(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+HEALTH_COMMAND = ["python", "/usr/local/bin/qpumesh-healthcheck"]
+
+
+def test_probes_run_the_health_command_over_tls(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    # The kubelet's native grpc probe speaks plaintext only, which a TLS port refuses: the
+    # probes run the image's health command, which dials 127.0.0.1:$QPUMESH_PORT with the
+    # pod's own QPUMESH_TLS_* files.
     _, objects = rendered
     for workload in [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]:
         container = _container(workload)
-        serving = int(_env(container)["QPUMESH_PORT"])
+        env = _env(container)
+        serving = int(env["QPUMESH_PORT"])
         assert {p["name"]: p["containerPort"] for p in container["ports"]}["grpc"] == serving
+        assert {"QPUMESH_TLS_CERT", "QPUMESH_TLS_KEY", "QPUMESH_TLS_CA"} <= set(env)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == serving, (workload["metadata"]["name"], probe)
+            assert "grpc" not in container[probe], (workload["metadata"]["name"], probe)
+            command = container[probe]["exec"]["command"]
+            assert command == HEALTH_COMMAND, (workload["metadata"]["name"], probe)
+
+
+def test_every_server_listens_on_every_interface(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    # The program's default is 127.0.0.1: the probes (inside the pod) would pass while
+    # neither the Service nor the coordinator could connect.
+    _, objects = rendered
+    for workload in [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]:
+        assert _env(_container(workload))["QPUMESH_HOST"] == "0.0.0.0", workload["metadata"]["name"]
+
+
+def _documented_hosts() -> list[str]:
+    """The ``--hosts`` of the ``qpumesh certs init`` line in create-secrets.sh's header."""
+    match = re.search(r"qpumesh certs init \S+ --hosts (\S+)", CREATE_SECRETS.read_text())
+    assert match, "create-secrets.sh shows the certs init command"
+    return [h for h in match.group(1).rstrip("\\").split(",") if h]
+
+
+def _created_secrets(tmp_path: Path, namespace: str = "qpumesh") -> dict[str, dict[str, str]]:
+    """What create-secrets.sh makes (``kubectl create --dry-run=client``): name -> key -> text."""
+    from qpumesh.client.certs import make_certificates
+
+    certs = tmp_path / "certs"
+    make_certificates(certs, [h.replace("NAMESPACE", namespace) for h in _documented_hosts()])
+    tokens = tmp_path / "tokens"
+    tokens.write_text("sha256:" + "0" * 64 + " alice admin\n")
+    proc = subprocess.run(
+        ["sh", str(CREATE_SECRETS), namespace, str(certs), str(tokens), "--dry-run=client", "-o", "json"],
+        env={**os.environ, "KUBECTL": _kubectl(), "QPUMESH_ADMIN_TOKEN": "admin-secret"},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    decoder, text, found = json.JSONDecoder(), proc.stdout.strip(), {}
+    while text:
+        obj, end = decoder.raw_decode(text)
+        text = text[end:].strip()
+        assert obj["kind"] == "Secret" and obj["metadata"]["namespace"] == namespace
+        found[obj["metadata"]["name"]] = {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+    assert "ca.key" not in proc.stdout and "PRIVATE KEY" not in json.dumps(found["qpumesh-admin-token"])
+    return found
+
+
+def _mounted_files(workload: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """File path in the container -> (Secret name, key), for every secret volume mount."""
+    pod = workload["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files = {}
+    for mount in _container(workload)["volumeMounts"]:
+        secret = volumes.get(mount["name"], {}).get("secret")
+        if secret is None:
+            continue
+        items = secret.get("items")
+        for key, path in [(i["key"], i["path"]) for i in items] if items else []:
+            files[f"{mount['mountPath']}/{path}"] = (secret["secretName"], key)
+        if not items:
+            files[f"{mount['mountPath']}/*"] = (secret["secretName"], "*")
+    return files
+
+
+def _resolve(files: dict[str, tuple[str, str]], path: str) -> tuple[str, str]:
+    if path in files:
+        return files[path]
+    directory, _, name = path.rpartition("/")
+    secret, _ = files[f"{directory}/*"]
+    return secret, name
+
+
+def test_tls_and_token_files_are_keys_of_the_created_secrets(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    from cryptography import x509
+
+    from qpumesh.coordinator.mesh.targets import tls_names
+
+    overlay, objects = rendered
+    created = _created_secrets(tmp_path)
+    for workload in [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]:
+        env, files = _env(_container(workload)), _mounted_files(workload)
+        wanted = ["QPUMESH_TLS_CERT", "QPUMESH_TLS_KEY", "QPUMESH_TLS_CA"]
+        is_coordinator = workload["kind"] == "StatefulSet"
+        wanted += ["QPUMESH_AUTH_TOKENS"] if is_coordinator else ["QPUMESH_ADMIN_TOKEN_FILE"]
+        for variable in wanted:
+            secret, key = _resolve(files, env[variable])
+            assert key in created[secret], (overlay, workload["metadata"]["name"], variable, secret, key)
+        # Keys and tokens: readable by the pod's group (fsGroup 10001), not by the world.
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["fsGroup"] == 10001
+        for volume in pod["volumes"]:
+            if volume.get("secret", {}).get("secretName", "").endswith(("-tls", "-auth-tokens")):
+                assert volume["secret"]["defaultMode"] == 0o440, volume["name"]
+        # The node Secret's certificate is for the name the coordinator checks (its dns: target).
+        if workload["kind"] == "Deployment":
+            secret, key = _resolve(files, env["QPUMESH_TLS_CERT"])
+            cert = x509.load_pem_x509_certificate(created[secret][key].encode())
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            coordinator = _env(_container(_one(objects, "StatefulSet", "coordinator")))
+            for name in tls_names(coordinator["QPUMESH_NODES"].split(",")).values():
+                assert name in names.get_values_for_type(x509.DNSName), name
+    assert "QPUMESH_TLS_CLIENT_AUTH" in _env(_container(_one(objects, "StatefulSet", "coordinator")))
 
 
 def test_every_container_has_requests_and_limits(rendered: tuple[str, list[dict[str, Any]]]) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import socket
+from pathlib import Path
 
 import pytest
 
+from qpumesh.client.certs import make_certificates
 from qpumesh.node.config import OPTIONS, ConfigError, ServerConfig, add_arguments, build_config
 from qpumesh.node.core import NodeConfig
 
@@ -19,14 +21,20 @@ def parse_flags(*argv: str) -> dict[str, object]:
 
 def test_defaults_without_flags_or_environment() -> None:
     config = build_config({}, {})
-    assert (config.port, config.host, config.workers) == (50051, "[::]", 1)
+    # Only this machine unless told otherwise (containers set QPUMESH_HOST=0.0.0.0).
+    assert (config.port, config.host, config.workers) == (50051, "127.0.0.1", 1)
+    assert config.tls is None
     assert config.node.node_id == socket.gethostname()
     assert config.node.backend == NodeConfig(node_id="x").backend
     assert not config.node.noise.is_noisy
 
 
-def test_every_environment_variable_reaches_the_config() -> None:
+def test_every_environment_variable_reaches_the_config(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path)
     environ = {
+        "QPUMESH_TLS_CERT": str(certs.server_cert),
+        "QPUMESH_TLS_KEY": str(certs.server_key),
+        "QPUMESH_TLS_CA": str(certs.ca),
         "QPUMESH_PORT": "6000",
         "QPUMESH_HOST": "0.0.0.0",
         "QPUMESH_NODE_ID": "qpu-3",
@@ -72,6 +80,7 @@ def test_every_environment_variable_reaches_the_config() -> None:
     assert config.max_queued_requests == 7
     assert (noise.depolarizing_1q, noise.depolarizing_2q, noise.readout_error) == (0.001, 0.01, 0.02)
     assert (noise.method, noise.trajectories) == ("trajectories", 50)
+    assert config.tls is not None and config.tls.mutual and config.tls.cert == certs.server_cert.read_bytes()
     assert {option.env for option in OPTIONS} == set(environ)
 
 
@@ -134,3 +143,20 @@ def test_server_config_validates_its_own_fields() -> None:
 def test_every_option_has_a_distinct_flag_and_variable() -> None:
     assert len({o.flag for o in OPTIONS}) == len({o.env for o in OPTIONS}) == len(OPTIONS)
     assert all(o.env.startswith("QPUMESH_") for o in OPTIONS)
+
+
+def test_a_tls_node_needs_its_certificate_key_and_ca(tmp_path: Path) -> None:
+    # "When TLS is on, nodes accept only clients with a certificate from the CA."
+    certs = make_certificates(tmp_path)
+    with pytest.raises(ConfigError, match="a TLS node needs --tls-cert, --tls-key and --tls-ca"):
+        build_config(
+            {}, {"QPUMESH_TLS_CERT": str(certs.server_cert), "QPUMESH_TLS_KEY": str(certs.server_key)}
+        )
+    with pytest.raises(ConfigError, match="a TLS node needs"):
+        build_config({}, {"QPUMESH_TLS_CA": str(certs.ca)})
+    with pytest.raises(
+        ConfigError, match="--tls-key \\(QPUMESH_TLS_KEY\\) is not the key of the certificate"
+    ):
+        build_config(
+            {}, {"QPUMESH_TLS_CERT": str(certs.server_cert), "QPUMESH_TLS_KEY": str(certs.client_key)}
+        )

@@ -33,10 +33,21 @@ def test_spec_round_trips_through_the_message_with_every_field_set() -> None:
     )
     msg = spec_to_proto(spec)
     for f in dataclasses.fields(JobSpec):
-        if f.name != "extra":
+        if f.name not in ("extra", "series"):
             assert msg.HasField(f.name), f.name
     wire = pb.JobSpec.FromString(msg.SerializeToString())
     assert spec_from_proto(wire) == spec
+
+
+def test_a_series_travels_with_the_spec_and_listings_leave_its_values_out() -> None:
+    values = [0.5, 1.5, -2.0, 3.25, 4.0, 5.5, 6.0, 7.5]
+    spec = JobSpec(task="csv", series=values, csv_column="price")
+    msg = pb.JobSpec.FromString(spec_to_proto(spec).SerializeToString())
+    assert list(msg.series.values) == values and msg.series.length == len(values)
+    assert spec_from_proto(msg) == spec and spec.series == tuple(values)
+    listed = spec_to_proto(spec, series_values=False)
+    assert not listed.series.values and listed.series.length == len(values)
+    assert JobSpec.from_dict(spec.to_dict()) == spec  # the store's JSON round trip
 
 
 def test_default_spec_survives_the_wire_even_for_zero_and_empty_values() -> None:
@@ -85,7 +96,15 @@ def test_explicit_zero_is_not_mistaken_for_unset() -> None:
         (pb.JobSpec(lr=-1.0), "lr", "lr: must be a positive"),
         (pb.JobSpec(train_fraction=1.0), "train_fraction", "train_fraction: must be in (0, 1)"),
         (pb.JobSpec(seed=2**63), "seed", "seed: must be between"),
-        (pb.JobSpec(task="csv"), "csv_path", "csv_path: task 'csv' needs"),
+        (pb.JobSpec(task="csv"), "series", "series: task 'csv' needs the series"),
+        (pb.JobSpec(series=pb.Series(values=[1.0] * 9)), "series", "series: a series is for task 'csv'"),
+        (pb.JobSpec(task="csv", series=pb.Series(values=[1.0, 2.0])), "series", "needs at least 7"),
+        (pb.JobSpec(task="csv", series=pb.Series(values=[1.0] * 20_001)), "series", "at most 20000"),
+        (pb.JobSpec(task="csv", series=pb.Series(values=[1.0] * 8 + [float("nan")])), "series", "finite"),
+        (pb.JobSpec(series_length=10**7), "series_length", "must be between 7 and 20000"),
+        (pb.JobSpec(name="x" * 201), "name", "201 characters; at most 200"),
+        (pb.JobSpec(extra={f"k{i}": "v" for i in range(33)}), "extra", "33 entries; at most 32"),
+        (pb.JobSpec(extra={"k": "v" * 1025}), "extra", "1025 characters; at most 1024"),
         (pb.JobSpec(window=10, series_length=12), "series_length", "series_length: must be between 13"),
     ],
 )
@@ -113,7 +132,7 @@ def test_the_dataclass_fields_are_the_message_fields() -> None:
 def test_every_field_has_a_train_flag_and_choices_match_validation() -> None:
     fields = {f.name: f for f in dataclasses.fields(JobSpec)}
     flags = [flag_of(fields[name]) for name in FIELDS]
-    assert len(set(flags)) == len(FIELDS) and flag_of(fields["csv_path"]) == "--csv"
+    assert len(set(flags)) == len(FIELDS) and flag_of(fields["csv_path"]) == "--server-csv"
     assert flag_of(fields["batch_size"]) == "--batch-size"
     for name in ("task", "model", "ansatz", "optimizer"):
         for choice in fields[name].metadata["choices"]:

@@ -22,8 +22,16 @@ JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
+class Series(_message.Message):
+    __slots__ = ("values", "length")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    length: int
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., length: _Optional[int] = ...) -> None: ...
+
 class JobSpec(_message.Message):
-    __slots__ = ("name", "task", "narma_order", "csv_path", "csv_column", "model", "qubits", "partitions", "layers", "ansatz", "epochs", "batch_size", "window", "lr", "optimizer", "seed", "shots", "train_fraction", "series_length", "extra", "ansatz_circuit")
+    __slots__ = ("name", "task", "narma_order", "csv_path", "csv_column", "model", "qubits", "partitions", "layers", "ansatz", "epochs", "batch_size", "window", "lr", "optimizer", "seed", "shots", "train_fraction", "series_length", "extra", "ansatz_circuit", "series")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +60,7 @@ class JobSpec(_message.Message):
     SERIES_LENGTH_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     ANSATZ_CIRCUIT_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     task: str
     narma_order: int
@@ -73,7 +82,8 @@ class JobSpec(_message.Message):
     series_length: int
     extra: _containers.ScalarMap[str, str]
     ansatz_circuit: str
-    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., narma_order: _Optional[int] = ..., csv_path: _Optional[str] = ..., csv_column: _Optional[str] = ..., model: _Optional[str] = ..., qubits: _Optional[int] = ..., partitions: _Optional[int] = ..., layers: _Optional[int] = ..., ansatz: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., window: _Optional[int] = ..., lr: _Optional[float] = ..., optimizer: _Optional[str] = ..., seed: _Optional[int] = ..., shots: _Optional[int] = ..., train_fraction: _Optional[float] = ..., series_length: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ..., ansatz_circuit: _Optional[str] = ...) -> None: ...
+    series: Series
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., narma_order: _Optional[int] = ..., csv_path: _Optional[str] = ..., csv_column: _Optional[str] = ..., model: _Optional[str] = ..., qubits: _Optional[int] = ..., partitions: _Optional[int] = ..., layers: _Optional[int] = ..., ansatz: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., window: _Optional[int] = ..., lr: _Optional[float] = ..., optimizer: _Optional[str] = ..., seed: _Optional[int] = ..., shots: _Optional[int] = ..., train_fraction: _Optional[float] = ..., series_length: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ..., ansatz_circuit: _Optional[str] = ..., series: _Optional[_Union[Series, _Mapping]] = ...) -> None: ...
 
 class EpochMetrics(_message.Message):
     __slots__ = ("epoch", "train_loss", "test_loss", "test_r2", "wall_seconds", "circuit_evaluations", "rounds", "hardware_seconds", "shots")
@@ -140,7 +150,7 @@ class FaultEvent(_message.Message):
     def __init__(self, time: _Optional[float] = ..., node: _Optional[str] = ..., kind: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "spec", "state", "epochs_done", "created_at", "updated_at", "error", "final_test_r2", "convergence_epoch", "history", "nodes", "faults")
+    __slots__ = ("id", "spec", "state", "epochs_done", "created_at", "updated_at", "error", "final_test_r2", "convergence_epoch", "history", "nodes", "faults", "owner")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +163,7 @@ class Job(_message.Message):
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     FAULTS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: JobSpec
     state: JobState
@@ -165,7 +176,8 @@ class Job(_message.Message):
     history: _containers.RepeatedCompositeFieldContainer[EpochMetrics]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStats]
     faults: _containers.RepeatedCompositeFieldContainer[FaultEvent]
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., epochs_done: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., error: _Optional[str] = ..., final_test_r2: _Optional[float] = ..., convergence_epoch: _Optional[int] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeStats, _Mapping]]] = ..., faults: _Optional[_Iterable[_Union[FaultEvent, _Mapping]]] = ...) -> None: ...
+    owner: str
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., epochs_done: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., error: _Optional[str] = ..., final_test_r2: _Optional[float] = ..., convergence_epoch: _Optional[int] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeStats, _Mapping]]] = ..., faults: _Optional[_Iterable[_Union[FaultEvent, _Mapping]]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "seq", "time", "epoch", "state", "log", "fault", "nodes")
@@ -214,18 +226,32 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("state", "limit")
+    __slots__ = ("state", "page_size", "page_token")
     STATE_FIELD_NUMBER: _ClassVar[int]
-    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     state: JobState
-    limit: int
-    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -74,6 +74,11 @@ class CoordinatorStub:
                 request_serializer=qpumesh_dot_v1_dot_coordinator__pb2.ListNodesRequest.SerializeToString,
                 response_deserializer=qpumesh_dot_v1_dot_coordinator__pb2.ListNodesResponse.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/qpumesh.v1.Coordinator/DeleteJob',
+                request_serializer=qpumesh_dot_v1_dot_coordinator__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=qpumesh_dot_v1_dot_coordinator__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -129,6 +134,13 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """Only final jobs (cancel a queued or running one first); owners and admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +183,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.ListNodes,
                     request_deserializer=qpumesh_dot_v1_dot_coordinator__pb2.ListNodesRequest.FromString,
                     response_serializer=qpumesh_dot_v1_dot_coordinator__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=qpumesh_dot_v1_dot_coordinator__pb2.DeleteJobRequest.FromString,
+                    response_serializer=qpumesh_dot_v1_dot_coordinator__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +406,33 @@ class Coordinator:
             '/qpumesh.v1.Coordinator/ListNodes',
             qpumesh_dot_v1_dot_coordinator__pb2.ListNodesRequest.SerializeToString,
             qpumesh_dot_v1_dot_coordinator__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qpumesh.v1.Coordinator/DeleteJob',
+            qpumesh_dot_v1_dot_coordinator__pb2.DeleteJobRequest.SerializeToString,
+            qpumesh_dot_v1_dot_coordinator__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,10 +15,12 @@ number of fields it will parse while holding the GIL) by raising ``RequestRefuse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
@@ -88,6 +90,8 @@ def _handler(servicer: Any, method: MethodDescriptor, decode: Decoder) -> grpc.R
     serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
     if method.client_streaming:
         raise ValueError(f"{method.full_name}: client-streaming methods are not supported")
+    if inspect.isasyncgenfunction(behaviour) or inspect.iscoroutinefunction(behaviour):
+        return _async_handler(behaviour, method, deserialize, serialize)
     if method.server_streaming:
 
         def stream(request: Message | Undecodable, context: grpc.ServicerContext) -> Iterator[Message]:
@@ -105,18 +109,51 @@ def _handler(servicer: Any, method: MethodDescriptor, decode: Decoder) -> grpc.R
     )
 
 
+def _async_handler(
+    behaviour: Any, method: MethodDescriptor, deserialize: Any, serialize: Any
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """Return the handler of an asyncio servicer's method (``async def``, or an async generator)."""
+
+    async def decoded(request: Message | Undecodable, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        if isinstance(request, Undecodable):
+            await context.abort(request.code, request.message)
+        assert isinstance(request, Message)
+        return request
+
+    if method.server_streaming:
+
+        async def stream(request: Message | Undecodable, context: Any) -> AsyncIterator[Message]:
+            async for reply in behaviour(await decoded(request, context), context):
+                yield reply
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, request_deserializer=deserialize, response_serializer=serialize
+        )
+
+    async def unary(request: Message | Undecodable, context: Any) -> Message:
+        return await behaviour(await decoded(request, context), context)  # type: ignore[no-any-return]
+
+    return grpc.unary_unary_rpc_method_handler(
+        unary, request_deserializer=deserialize, response_serializer=serialize
+    )
+
+
 def add_servicer(
-    server: grpc.Server, servicer: Any, service: ServiceDescriptor, decode: Decoder = decode_message
+    server: grpc.Server | grpc.aio.Server,
+    servicer: Any,
+    service: ServiceDescriptor,
+    decode: Decoder = decode_message,
 ) -> None:
     """Register every method of ``service`` on ``server``, served by ``servicer``'s methods.
 
     Args:
-        server: the server, before it starts.
+        server: the server, before it starts (an asyncio server needs an asyncio servicer).
         servicer: an object with one method per RPC (``Name(request, context)``), e.g. a
-            subclass of the generated ``*Servicer``.
+            subclass of the generated ``*Servicer``; ``async def`` methods (and async
+            generators for server streaming) are served as asyncio handlers.
         service: the service's descriptor, e.g. ``pb.DESCRIPTOR.services_by_name["QPUNode"]``.
         decode: turns raw request bytes into the request message.
     """
     handlers = {method.name: _handler(servicer, method, decode) for method in service.methods}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
+    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[union-attr]

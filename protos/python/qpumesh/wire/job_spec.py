@@ -13,6 +13,11 @@ spec means the same on both sides of the wire:
 - ``spec_to_proto`` sets *every* field, so a stored or echoed spec is explicit;
 - ``spec_from_proto`` takes unset (optional) fields from the defaults below and
   validates the result.
+
+Every size is bounded here, before any work starts (the message names the bound):
+strings (``MAX_NAME_CHARS``, ``MAX_PATH_CHARS``), the ``extra`` map (``MAX_EXTRA_*``),
+the series (``MAX_SERIES_POINTS`` values, for ``series`` and ``series_length``), and
+the training settings' ranges.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qpumesh.v1 import coordinator_pb2 as pb
+from qpumesh.wire.series import MAX_SERIES_POINTS
 
 TASKS = ("pendulum", "narma", "narma2", "csv")
 MODELS = ("centric", "distributed", "classical")
@@ -31,10 +37,17 @@ ANSATZES = ("v0", "chen2020", "custom")
 OPTIMIZERS = ("rmsprop", "adam")
 
 INPUT_DIM = 1
+"""d_x: every task feeds one scalar per time step."""
 MAX_ANSATZ_CIRCUIT_CHARS = 4 * 1024 * 1024
 """Largest ``ansatz_circuit`` JSON a job may carry."""
-"""d_x: every task feeds one scalar per time step."""
 
+MAX_NAME_CHARS = 200
+"""Longest ``name`` and ``csv_column``."""
+MAX_PATH_CHARS = 1024
+"""Longest ``csv_path``."""
+MAX_EXTRA_ENTRIES = 32
+MAX_EXTRA_KEY_CHARS = 64
+MAX_EXTRA_VALUE_CHARS = 1024
 MAX_QUBITS = 1024
 """Widest model (D = d_x + d_h); its width is otherwise limited by the nodes (docs/model.md, "Bounds")."""
 MAX_PARTITIONS = 256
@@ -70,9 +83,11 @@ class JobSpec:
         name: free-form label shown in job listings.
         task: "pendulum", "narma" (Chen's NARMA-n family), "narma2" (NARMA-2 as the
             paper writes it, input u_t ~ U[0, 0.5]; docs/model.md) or "csv" (a user
-            series; see ``csv_path``).
+            series: ``series``, or ``csv_path``).
         narma_order: n of NARMA-n (paper: 2, 5, 10), task "narma".
-        csv_path: path of a CSV file readable by the coordinator, for task "csv".
+        csv_path: for task "csv" without ``series``: a CSV file under the coordinator's
+            ``--data-root``, relative to it (the coordinator reads it at submission and
+            stores its values in ``series``; it then stays only as a label).
         csv_column: column of that file to model (default: the last one).
         model: "centric" (one VQC per gate), "distributed" (each gate split into
             ``partitions`` sub-circuits) or "classical" (torch LSTM baseline).
@@ -95,6 +110,8 @@ class JobSpec:
         train_fraction: leading fraction of the windows used for training.
         series_length: number of points of the generated series (pendulum: 240
             samples on [0, 20]; NARMA: points after the washout).
+        extra: free-form labels (bounded: ``MAX_EXTRA_*``).
+        series: the raw values of a user series (task "csv"), oldest first.
         ansatz_circuit: for ansatz "custom", the Cirq JSON of the user's circuit(s)
             (docs/model.md, custom circuits). ``qpumesh train --ansatz-circuit`` reads
             it from a file or builds it by calling a Python function on the client.
@@ -103,7 +120,9 @@ class JobSpec:
     name: str = _field("", "label shown in job listings")
     task: str = _field("pendulum", "benchmark series", choices=TASKS)
     narma_order: int = _field(2, "n of NARMA-n (task narma)", metavar="N")
-    csv_path: str = _field("", "CSV file with the series (task csv)", metavar="PATH", flag="--csv")
+    csv_path: str = _field(
+        "", "CSV file under the coordinator's --data-root (task csv)", metavar="PATH", flag="--server-csv"
+    )
     csv_column: str = _field("", "column of the CSV file (default: the last)", metavar="C")
     model: str = _field("distributed", "", choices=MODELS)
     qubits: int = _field(4, "width of [h; x] (d_h = Q - 1)", metavar="Q")
@@ -126,8 +145,10 @@ class JobSpec:
         metavar="FILE|MODULE:FUNCTION",
     )
     extra: Mapping[str, str] = field(default_factory=dict)
+    series: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "series", tuple(float(v) for v in self.series))
         self.validate()
 
     @property
@@ -151,11 +172,14 @@ class JobSpec:
         _int_range("window", self.window, 1, 1_000)
         _int_range("seed", self.seed, 0, 2**63 - 1)
         _int_range("shots", self.shots, 0, 10**9)
-        _int_range("series_length", self.series_length, self.window + 3, 10**7)
+        _int_range("series_length", self.series_length, self.window + 3, MAX_SERIES_POINTS)
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise SpecError("lr", f"must be a positive finite number, got {self.lr!r}")
         if not (isinstance(self.train_fraction, int | float) and 0 < self.train_fraction < 1):
             raise SpecError("train_fraction", f"must be in (0, 1), got {self.train_fraction!r}")
+        _text("name", self.name, MAX_NAME_CHARS)
+        _text("csv_column", self.csv_column, MAX_NAME_CHARS)
+        _text("csv_path", self.csv_path, MAX_PATH_CHARS)
         if self.ansatz == "custom" and not self.ansatz_circuit:
             raise SpecError("ansatz_circuit", "ansatz 'custom' needs its circuit (--ansatz-circuit)")
         if self.ansatz_circuit and self.ansatz != "custom":
@@ -163,8 +187,41 @@ class JobSpec:
         if len(self.ansatz_circuit) > MAX_ANSATZ_CIRCUIT_CHARS:
             size = len(self.ansatz_circuit)
             raise SpecError("ansatz_circuit", f"{size} characters, more than {MAX_ANSATZ_CIRCUIT_CHARS}")
-        if self.task == "csv" and not self.csv_path:
-            raise SpecError("csv_path", "task 'csv' needs the path of a CSV file")
+        self._validate_extra()
+        self._validate_series()
+
+    def _validate_extra(self) -> None:
+        if len(self.extra) > MAX_EXTRA_ENTRIES:
+            raise SpecError("extra", f"{len(self.extra)} entries; at most {MAX_EXTRA_ENTRIES}")
+        for key, value in self.extra.items():
+            if not 0 < len(key) <= MAX_EXTRA_KEY_CHARS:
+                raise SpecError("extra", f"keys must have 1 to {MAX_EXTRA_KEY_CHARS} characters")
+            if len(value) > MAX_EXTRA_VALUE_CHARS:
+                raise SpecError(
+                    "extra", f"value of {key!r}: {len(value)} characters; at most {MAX_EXTRA_VALUE_CHARS}"
+                )
+
+    def _validate_series(self) -> None:
+        if self.series and self.task != "csv":
+            raise SpecError("series", f"a series is for task 'csv', not {self.task!r}")
+        if self.task != "csv":
+            return
+        if not self.series and not self.csv_path:
+            raise SpecError(
+                "series",
+                "task 'csv' needs the series (qpumesh train --csv FILE sends it) "
+                "or a csv_path under the coordinator's --data-root",
+            )
+        if not self.series:
+            return
+        if len(self.series) > MAX_SERIES_POINTS:
+            raise SpecError("series", f"{len(self.series)} values; at most {MAX_SERIES_POINTS}")
+        if len(self.series) < self.window + 3:
+            raise SpecError(
+                "series", f"{len(self.series)} values; window {self.window} needs at least {self.window + 3}"
+            )
+        if not all(math.isfinite(v) for v in self.series):
+            raise SpecError("series", "every value must be a finite number")
 
     def _check_parts(self) -> None:
         """Each part writes a hidden unit, and no circuit is wider than any node can be."""
@@ -196,6 +253,7 @@ class JobSpec:
         """Return the spec as plain JSON/YAML-serialisable values."""
         out = dataclasses.asdict(self)
         out["extra"] = dict(self.extra)
+        out["series"] = list(self.series)
         return out
 
     @classmethod
@@ -221,7 +279,17 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
     if name == "extra":
         if not isinstance(value, Mapping):
             raise SpecError(name, "must be a mapping of strings")
+        if len(value) > MAX_EXTRA_ENTRIES:  # before copying an arbitrarily large mapping
+            raise SpecError(name, f"{len(value)} entries; at most {MAX_EXTRA_ENTRIES}")
         return {str(k): str(v) for k, v in value.items()}
+    if name == "series":
+        if isinstance(value, str | bytes | Mapping) or not hasattr(value, "__len__"):
+            raise SpecError(name, "must be a list of numbers")
+        if len(value) > MAX_SERIES_POINTS:
+            raise SpecError(name, f"{len(value)} values; at most {MAX_SERIES_POINTS}")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            raise SpecError(name, "must be a list of numbers")
+        return tuple(float(v) for v in value)
     if name == "partitions" and value == "auto":
         return 0
     if isinstance(default, bool) or isinstance(value, bool):
@@ -238,6 +306,13 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise SpecError(name, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
+def _text(name: str, value: str, limit: int) -> None:
+    if not isinstance(value, str):
+        raise SpecError(name, f"must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise SpecError(name, f"{len(value)} characters; at most {limit}")
+
+
 def _int_range(name: str, value: int, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(name, f"must be an integer, got {value!r}")
@@ -245,7 +320,9 @@ def _int_range(name: str, value: int, low: int, high: int) -> None:
         raise SpecError(name, f"must be between {low} and {high}, got {value}")
 
 
-FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name != "extra")
+FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(JobSpec) if f.name not in ("extra", "series")
+)
 """The scalar fields; each is an ``optional`` field of the same name in the ``JobSpec`` message."""
 
 
@@ -254,10 +331,19 @@ def flag_of(spec_field: dataclasses.Field[Any]) -> str:
     return str(spec_field.metadata.get("flag") or "--" + spec_field.name.replace("_", "-"))
 
 
-def spec_to_proto(spec: JobSpec) -> pb.JobSpec:
-    """Return the message for ``spec`` with every field explicitly set."""
+def spec_to_proto(spec: JobSpec, *, series_values: bool = True) -> pb.JobSpec:
+    """Return the message for ``spec`` with every field explicitly set.
+
+    Args:
+        spec: the spec.
+        series_values: include the series' values (``series.length`` is always set).
+    """
     msg = pb.JobSpec(**{name: getattr(spec, name) for name in FIELDS})
     msg.extra.update({str(k): str(v) for k, v in spec.extra.items()})
+    if spec.series:
+        msg.series.length = len(spec.series)
+        if series_values:
+            msg.series.values.extend(spec.series)
     return msg
 
 
@@ -271,4 +357,8 @@ def spec_from_proto(msg: pb.JobSpec) -> JobSpec:
         SpecError: naming the first field with an unusable value.
     """
     kwargs: dict[str, Any] = {name: getattr(msg, name) for name in FIELDS if msg.HasField(name)}
-    return JobSpec(extra=dict(msg.extra), **kwargs)
+    if len(msg.extra) > MAX_EXTRA_ENTRIES:
+        raise SpecError("extra", f"{len(msg.extra)} entries; at most {MAX_EXTRA_ENTRIES}")
+    if len(msg.series.values) > MAX_SERIES_POINTS:
+        raise SpecError("series", f"{len(msg.series.values)} values; at most {MAX_SERIES_POINTS}")
+    return JobSpec(extra=dict(msg.extra), series=tuple(msg.series.values), **kwargs)

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
+import grpc.aio
 from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_reflection.v1alpha import _async as aio_reflection
 from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as v1alpha
 
@@ -50,14 +52,19 @@ def _register_v1_descriptor(pool: descriptor_pool.DescriptorPool) -> None:
     pool.Add(proto)
 
 
-def enable_reflection(service_names: Sequence[str], server: grpc.Server) -> None:
+def enable_reflection(service_names: Sequence[str], server: grpc.Server | grpc.aio.Server) -> None:
     """Serve reflection v1 and v1alpha on ``server`` (before it starts), listing ``service_names``.
 
-    Both reflection services are added to the listed names.
+    Both reflection services are added to the listed names. An asyncio server gets the
+    asyncio servicer (its handlers must not block the event loop).
     """
     _register_v1_descriptor(descriptor_pool.Default())
     names = (*service_names, V1ALPHA_SERVICE, V1_SERVICE)
-    servicer = reflection.ReflectionServicer(names)
+    servicer: reflection.ReflectionServicer | aio_reflection.ReflectionServicer
+    if isinstance(server, grpc.aio.Server):
+        servicer = aio_reflection.ReflectionServicer(names)
+    else:
+        servicer = reflection.ReflectionServicer(names)
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=v1alpha.ServerReflectionRequest.FromString,

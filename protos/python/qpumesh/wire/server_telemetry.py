@@ -21,20 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import grpc
 import grpc.aio
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from qpumesh.v1 import qpu_node_pb2 as pb
+from qpumesh.wire.https import tls_server_class
+from qpumesh.wire.tls import TlsConfig
 from qpumesh.wire.tracing import enabled, incoming_context, tracer
 
 TRACED_PREFIX = f"/{pb.DESCRIPTOR.package}."
@@ -324,11 +329,33 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+def start_metrics_server(
+    registry: CollectorRegistry, host: str, port: int, tls: TlsConfig | None = None
+) -> MetricsServer:
     """Serve ``registry`` at ``http://host:port/metrics`` (port 0: any free port).
+
+    With ``tls`` it is HTTPS with that certificate, and client certificates are checked
+    as on the gRPC port (``qpumesh.wire.https``): a mutual-TLS node's metrics are read
+    only by holders of a certificate from its CA (Prometheus is given one).
 
     Raises:
         OSError: the address cannot be bound.
     """
-    httpd, thread = start_http_server(port, addr=host.strip("[]") or "::", registry=registry)
+    address = host.strip("[]") or "::"
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    server_class = type(
+        "_MetricsServer", (tls_server_class(ThreadingWSGIServer, tls),), {"address_family": family}
+    )
+    httpd: Any = make_server(
+        address, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=httpd.serve_forever, name="qpumesh-metrics", daemon=True)
+    thread.start()
     return MetricsServer(port=int(httpd.server_port), _httpd=httpd, _thread=thread)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Scrapes are not logged (one every few seconds)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

@@ -1,7 +1,8 @@
 """Domain errors to gRPC status codes, at the edge of every servicer.
 
 Domain code raises domain exceptions; a servicer runs each handler body through
-``answer`` with its ``StatusMap``, which aborts the call with the mapped status and
+``answer`` (``answer_async`` on an asyncio server) with its ``StatusMap``, which
+aborts the call with the mapped status and
 the error's message (a message that says what to fix). An exception the map does not
 know is a bug: it is logged with its traceback and answered INTERNAL, and the server
 keeps serving; the caller is told only that there was an internal error and the incident
@@ -23,10 +24,11 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+import grpc.aio
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +115,43 @@ def answer(
     try:
         return run()
     except Exception as error:  # the servicer edge: nothing may escape unmapped
-        if stopping is not None and stopping.is_set():
-            abort(context, grpc.StatusCode.UNAVAILABLE, "server shutting down; try again later")
-        code = statuses.code_of(error)
-        if code is None:
-            incident = uuid.uuid4().hex[:12]
-            logger.error("%s failed unexpectedly (incident %s)", method, incident, exc_info=error)
-            abort(
-                context,
-                grpc.StatusCode.INTERNAL,
-                f"{method}: internal error (incident {incident} in the server's log); please report it",
-            )
-        # NOT_FOUND is the node's normal "resend the circuit" handshake, not worth an INFO line.
-        level = logging.DEBUG if code == grpc.StatusCode.NOT_FOUND else logging.INFO
-        logger.log(level, "%s rejected (%s): %s", method, code.name, clip(str(error), 300))
-        abort(context, code, str(error))
+        abort(context, *status_of(method, error, statuses, stopping))
+
+
+async def answer_async(
+    method: str,
+    context: grpc.aio.ServicerContext[Any, Any],
+    run: Callable[[], Awaitable[_T]],
+    statuses: StatusMap,
+    *,
+    stopping: threading.Event | None = None,
+) -> _T:
+    """``answer`` for asyncio servicers: await the handler body, map any exception to a status."""
+    try:
+        return await run()
+    except grpc.aio.AbortError:  # the body ended the call itself
+        raise
+    except Exception as error:  # the servicer edge: nothing may escape unmapped
+        code, message = status_of(method, error, statuses, stopping)
+    await context.abort(code, clip(_OBJECT_REPR.sub("<object>", message)))
+    raise AssertionError("grpc.aio.ServicerContext.abort returned")  # abort always raises
+
+
+def status_of(
+    method: str, error: Exception, statuses: StatusMap, stopping: threading.Event | None = None
+) -> tuple[grpc.StatusCode, str]:
+    """Return the status and message a failed handler answers with (and log it)."""
+    if stopping is not None and stopping.is_set():
+        return grpc.StatusCode.UNAVAILABLE, "server shutting down; try again later"
+    code = statuses.code_of(error)
+    if code is None:
+        incident = uuid.uuid4().hex[:12]
+        logger.error("%s failed unexpectedly (incident %s)", method, incident, exc_info=error)
+        return (
+            grpc.StatusCode.INTERNAL,
+            f"{method}: internal error (incident {incident} in the server's log); please report it",
+        )
+    # NOT_FOUND is the node's normal "resend the circuit" handshake, not worth an INFO line.
+    level = logging.DEBUG if code == grpc.StatusCode.NOT_FOUND else logging.INFO
+    logger.log(level, "%s rejected (%s): %s", method, code.name, clip(str(error), 300))
+    return code, str(error)

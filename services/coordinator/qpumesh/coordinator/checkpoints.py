@@ -24,6 +24,7 @@ import io
 import math
 import os
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -127,6 +128,12 @@ class CheckpointStore:
                 _atomic_write(directory / BEST, data)
                 self._best_loss[job_id] = float(train_loss)
         return is_best
+
+    def delete(self, job_id: str) -> None:
+        """Remove every checkpoint of ``job_id`` (nothing to do when it has none)."""
+        with self._lock:
+            self._best_loss.pop(job_id, None)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
     def load_last(self, job_id: str) -> Checkpoint | None:
         """Load the resume point of ``job_id``, or None if no epoch was checkpointed."""

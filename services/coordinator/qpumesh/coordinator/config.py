@@ -22,17 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qpumesh.coordinator.auth import AuthConfigError, TokenTable
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.targets import parse_targets
+from qpumesh.coordinator.watch import DEFAULT_MAX_STREAMS
 from qpumesh.wire import settings
 from qpumesh.wire.channels import listen_address
 from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, boolean, integer, non_negative, nonempty, positive
+from qpumesh.wire.tls import COORDINATOR_OPTIONS as TLS_OPTIONS
+from qpumesh.wire.tls import TLS_DESTS, TlsConfig, TlsError, tls_from_values
 
 DEFAULT_PORT = 50050
-DEFAULT_HOST = "[::]"
+DEFAULT_HOST = "127.0.0.1"
+"""Only this machine by default; containers set ``QPUMESH_HOST=0.0.0.0`` explicitly."""
 DEFAULT_DATA_DIR = "qpumesh-data"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest request or reply (a series of 20,000 values is 180 kB)."""
 
 
 class ConfigError(ValueError):
@@ -45,16 +51,21 @@ class CoordinatorConfig:
 
     Attributes:
         port: TCP port to listen on; 0 picks a free one.
-        host: interface to bind, ``[::]`` for all.
+        host: interface to bind: 127.0.0.1 by default, ``0.0.0.0`` or ``[::]`` for all.
         data_dir: holds ``jobs.db`` (the job store) and ``checkpoints/``.
         nodes: QPU nodes, "host:port,host:port" or "dns:SERVICE:PORT"; empty
             only with ``in_process``.
         in_process: run every circuit in this process (no nodes).
         pool: how the mesh talks to the nodes (deadline of every node call, attempts
             per circuit task, hedging, how long a job waits for a first healthy node).
-        workers: gRPC handler threads (each open WatchJob stream holds one).
+        workers: threads running the bodies of unary calls (streams hold none).
         grace_seconds: on shutdown, how long in-flight calls may finish.
         port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
+        tls: the server's TLS (None: plaintext); its node connections use the same files
+            (the CA verifies the nodes, the certificate is presented to them).
+        auth: the bearer tokens every call must carry (None: no authentication).
+        data_root: the only directory jobs may name CSV files in (None: none).
+        max_streams: WatchJob streams open at once; one more gets RESOURCE_EXHAUSTED.
         http_port: serve the dashboard, its JSON API and ``/metrics`` over HTTP on this port
             (0: any free port); None: no HTTP server.
         http_port_file: once serving, write the bound HTTP port there (``--http-port 0``).
@@ -69,6 +80,10 @@ class CoordinatorConfig:
     workers: int = 16
     grace_seconds: float = 5.0
     port_file: Path | None = None
+    tls: TlsConfig | None = None
+    auth: TokenTable | None = None
+    data_root: Path | None = None
+    max_streams: int = DEFAULT_MAX_STREAMS
     http_port: int | None = None
     http_port_file: Path | None = None
 
@@ -88,6 +103,16 @@ class CoordinatorConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if not (math.isfinite(self.grace_seconds) and self.grace_seconds >= 0):
             raise ConfigError(f"grace seconds must be a finite number >= 0, got {self.grace_seconds}")
+        if self.max_streams < 1:
+            raise ConfigError(f"max streams must be >= 1, got {self.max_streams}")
+        if self.tls is not None and self.tls.cert is None:
+            raise ConfigError(
+                "a TLS coordinator needs --tls-cert and --tls-key (QPUMESH_TLS_CERT, QPUMESH_TLS_KEY)"
+            )
+        if self.data_root is not None and not self.data_root.is_dir():
+            raise ConfigError(
+                f"data root {self.data_root} is not a directory (--data-root, QPUMESH_DATA_ROOT)"
+            )
 
     @property
     def bind_address(self) -> str:
@@ -131,7 +156,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", "QPUMESH_PORT", "--port", _integer(0, 65535),
            f"TCP port, 0 = any free port (default {DEFAULT_PORT})", "PORT"),
     Option("host", "QPUMESH_HOST", "--host", nonempty,
-           f"interface to bind (default {DEFAULT_HOST}, every interface)", "HOST"),
+           f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 or [::] = every interface)", "HOST"),
     Option("data_dir", "QPUMESH_DATA_DIR", "--data-dir", lambda text: Path(nonempty(text)),
            f"directory of jobs.db and checkpoints/ (default ./{DEFAULT_DATA_DIR})", "DIR"),
     Option("nodes", "QPUMESH_NODES", "--nodes", _nodes,
@@ -150,10 +175,17 @@ OPTIONS: tuple[Option, ...] = (
            "seconds a job waits for a first healthy node (default 30)", "S"),
     # CoordinatorConfig fields:
     Option("workers", "QPUMESH_WORKERS", "--workers", _integer(1, 1024),
-           "gRPC handler threads; each open WatchJob stream uses one (default 16)", "N"),
+           "threads running unary calls (default 16; WatchJob streams need none)", "N"),
+    Option("max_streams", "QPUMESH_MAX_STREAMS", "--max-streams", _integer(1, 1_000_000),
+           f"WatchJob streams open at once (default {DEFAULT_MAX_STREAMS})", "N"),
     Option("grace_seconds", "QPUMESH_GRACE_SECONDS", "--grace-seconds", non_negative(),
            "on SIGTERM, how long in-flight calls may finish (default 5)", "S"),
+    Option("auth_tokens", "QPUMESH_AUTH_TOKENS", "--auth-tokens", lambda text: Path(nonempty(text)),
+           "file of bearer tokens (TOKEN PRINCIPAL [ROLE] per line): every call needs one", "FILE"),
+    Option("data_root", "QPUMESH_DATA_ROOT", "--data-root", lambda text: Path(nonempty(text)),
+           "the only directory jobs may name CSV files in (default: none; clients send series)", "DIR"),
     PORT_FILE_OPTION,
+    *TLS_OPTIONS,
     Option("http_port", "QPUMESH_HTTP_PORT", "--http-port", _integer(0, 65535),
            "serve the dashboard and Prometheus /metrics over HTTP on this port (0 = any free port; "
            "default: off)", "PORT"),
@@ -200,6 +232,13 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Coordi
     elif "nodes" in given and "in_process" not in given:
         values.pop("in_process", None)
     pool = {name: values.pop(name) for name in _POOL_FIELDS if name in values}
+    try:
+        values["tls"] = tls_from_values(values)
+        tokens = values.pop("auth_tokens", None)
+        values["auth"] = TokenTable.load(tokens) if tokens is not None else None
+    except (TlsError, AuthConfigError) as error:
+        raise ConfigError(str(error)) from None
+    values = {dest: value for dest, value in values.items() if dest not in TLS_DESTS}
     try:
         return CoordinatorConfig(pool=PoolOptions(**pool), **values)
     except ConfigError:

@@ -6,7 +6,11 @@
   for these smooth dynamics), so no SciPy is needed.
 - ``narma_series``: NARMA-n of Chen's code family with the deterministic sine input.
 - ``narma2_paper_series``: NARMA-2 as the paper writes it, driven by u_t ~ U[0, 0.5].
-- ``csv_series``: one column of a user's CSV file.
+- a user's series arrives with its job (``JobSpec.series``: the client read the file,
+  or the coordinator read one under its ``--data-root``: ``data_root``).
+
+The generators take ``check``, called every few thousand steps, which raises to stop a
+cancelled job's data generation within a fraction of a second.
 
 ``make_dataset`` scales a series to [-1, 1] (min-max over the whole series, as Chen's
 code does), cuts windows of ``window`` values predicting the next one, and splits
@@ -15,16 +19,23 @@ the first ``train_fraction`` of the windows for training, without shuffling.
 
 from __future__ import annotations
 
-import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 FloatArray = npt.NDArray[np.float64]
+Check = Callable[[], None]
+"""Called now and then by long computations; raises to stop them (a cancelled job)."""
+CHECK_EVERY = 2048
+"""RK4 substeps or NARMA steps between two calls of ``check``."""
+
+
+def _never() -> None:
+    """Never stop (the default ``check``)."""
 
 
 class DataError(ValueError):
@@ -42,11 +53,13 @@ def pendulum_series(
     theta0: float = 0.0,
     omega0: float = 3.0,
     substeps: int = 100,
+    check: Check = _never,
 ) -> FloatArray:
     """Angular velocity theta'(t) of a damped pendulum at ``points`` times on [0, t_end].
 
     Solves theta'' = -(b/m) theta' - (g/L) sin(theta) with fixed-step RK4,
-    ``substeps`` steps between consecutive samples.
+    ``substeps`` steps between consecutive samples; calls ``check`` every
+    ``CHECK_EVERY`` substeps or so.
     """
     if points < 2 or substeps < 1:
         raise DataError(f"need at least 2 points and 1 substep, got {points}, {substeps}")
@@ -59,7 +72,10 @@ def pendulum_series(
     state = np.array([theta0, omega0], dtype=np.float64)
     out = np.empty(points, dtype=np.float64)
     out[0] = state[1]
+    check_every = max(1, CHECK_EVERY // substeps)
     for k in range(1, points):
+        if k % check_every == 0:
+            check()
         for _ in range(substeps):
             k1 = rhs(state)
             k2 = rhs(state + 0.5 * h * k1)
@@ -77,13 +93,13 @@ def narma_input(length: int, period: float = 300.0) -> FloatArray:
     return 0.1 * (waves[0] * waves[1] * waves[2] + 1.0)
 
 
-def narma_series(order: int, length: int, period: float = 300.0) -> FloatArray:
+def narma_series(order: int, length: int, period: float = 300.0, check: Check = _never) -> FloatArray:
     """NARMA-n series y_0..y_{length-1} of Chen's code family.
 
     y_{t+1} = 0.3 y_t + 0.05 y_t sum_{j=0}^{n-1} y_{t-j} + 1.5 u_{t-n+1} u_t + 0.1,
     starting from y_0 = ... = y_{n-1} = 0 (terms with negative indices are 0).
     The first ``order`` (all-zero) values are the washout and are dropped, so the
-    returned series has ``length`` points.
+    returned series has ``length`` points. ``check`` is called every ``CHECK_EVERY`` steps.
     """
     if order < 1 or length < 1:
         raise DataError(f"need order >= 1 and length >= 1, got {order}, {length}")
@@ -91,6 +107,8 @@ def narma_series(order: int, length: int, period: float = 300.0) -> FloatArray:
     u = narma_input(total, period)
     y = np.zeros(total, dtype=np.float64)
     for t in range(order - 1, total - 1):
+        if t % CHECK_EVERY == 0:
+            check()
         memory = y[max(0, t - order + 1) : t + 1].sum()
         y[t + 1] = 0.3 * y[t] + 0.05 * y[t] * memory + 1.5 * u[t - order + 1] * u[t] + 0.1
     return y[order:]
@@ -110,14 +128,15 @@ def narma2_paper_input(length: int, seed: int = NARMA2_INPUT_SEED) -> FloatArray
 
 
 def narma2_paper_series(
-    length: int, *, seed: int = NARMA2_INPUT_SEED, inputs: FloatArray | None = None
+    length: int, *, seed: int = NARMA2_INPUT_SEED, inputs: FloatArray | None = None, check: Check = _never
 ) -> FloatArray:
     """NARMA-2 of the paper: y_{t+1} = 0.4 y_t + 0.4 y_t y_{t-1} + 0.6 u_t^3 + 0.1.
 
     Starts from y_0 = y_1 = 0 and drops those two values (washout), so the returned
     series is y_2..y_{length+1}. ``inputs`` (length + 1 values u_0..u_length) replaces
     the random input, e.g. in tests; otherwise ``narma2_paper_input(length + 1, seed)``.
-    Only u_1..u_length drive the returned points.
+    Only u_1..u_length drive the returned points. ``check`` is called every
+    ``CHECK_EVERY`` steps.
 
     Raises:
         DataError: if ``length`` < 1 or ``inputs`` has the wrong length.
@@ -130,55 +149,10 @@ def narma2_paper_series(
         raise DataError(f"NARMA-2 of {length} points needs {total - 1} inputs, got shape {u.shape}")
     y = np.zeros(total, dtype=np.float64)
     for t in range(1, total - 1):
+        if t % CHECK_EVERY == 0:
+            check()
         y[t + 1] = 0.4 * y[t] + 0.4 * y[t] * y[t - 1] + 0.6 * u[t] ** 3 + 0.1
     return y[2:]
-
-
-def csv_series(path: str | Path, column: str = "") -> FloatArray:
-    """Read one numeric column (by header name, or the last column) of a CSV file.
-
-    A header row is recognised when its cell in the chosen column is not a number.
-
-    Raises:
-        DataError: if the file is missing or empty, the column is unknown, or a cell
-            is not a finite number (the message names the line).
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"CSV file {str(file)!r} does not exist")
-    try:
-        with file.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"CSV file {str(file)!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
-        ) from None
-    except csv.Error as error:
-        raise DataError(f"CSV file {str(file)!r} is not a valid CSV file ({error})") from None
-    if not rows:
-        raise DataError(f"CSV file {str(file)!r} has no data")
-    header = [cell.strip() for cell in rows[0]]
-    if column:
-        if column not in header:
-            raise DataError(f"CSV file {str(file)!r} has no column {column!r}; columns: {header}")
-        index, has_header = header.index(column), True
-    else:
-        index = len(header) - 1
-        has_header = not _is_number(header[index])
-    values: list[float] = []
-    for line, row in enumerate(rows[1:] if has_header else rows, start=2 if has_header else 1):
-        if index >= len(row) or not _is_number(row[index]):
-            cell = row[index] if index < len(row) else "<missing>"
-            raise DataError(f"{file.name}, data row {line}: {cell!r} is not a finite number")
-        values.append(float(row[index]))
-    return np.asarray(values, dtype=np.float64)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

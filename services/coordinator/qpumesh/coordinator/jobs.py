@@ -19,7 +19,9 @@ mid-epoch redoes that epoch; training is deterministic, so the numbers are those
 of an uninterrupted run). Cancellation and shutdown interrupt a job at its next
 executor round (between time steps), or between epochs for the classical model;
 a cancelled job becomes CANCELLED, a job interrupted by shutdown goes back to
-QUEUED and resumes on the next start. Any other exception marks the job FAILED
+QUEUED and resumes on the next start. The trainer checks the same flag while it
+generates the series and before every mini-batch, so a cancel stops any job within a
+fraction of a second. Any other exception marks the job FAILED
 with the error message; the job and its history stay in the store.
 
 Only one job trains at a time: the coordinator is meant for small machines, and
@@ -32,6 +34,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import numpy as np
@@ -40,6 +44,7 @@ import numpy.typing as npt
 from qpumesh.coordinator.checkpoints import Checkpoint, CheckpointStore
 from qpumesh.coordinator.config import CoordinatorConfig
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask, Executor, ExecutorStats
+from qpumesh.coordinator.job_records import INVALID_SPEC
 from qpumesh.coordinator.mesh import open_executor
 from qpumesh.coordinator.monitoring import CoordinatorMetrics
 from qpumesh.coordinator.predictions import Predictors
@@ -58,6 +63,10 @@ _IDLE_POLL_SECONDS = 1.0
 
 class JobInterruptedError(RuntimeError):
     """Raised inside a job's executor round when the job must stop (cancel or shutdown)."""
+
+
+class JobActiveError(RuntimeError):
+    """The job is still queued or running; cancel it before deleting it."""
 
 
 class _JobExecutor:
@@ -176,12 +185,32 @@ class JobManager:
 
     # ----------------------------------------------------------------- requests
 
-    def submit(self, spec: JobSpec) -> JobRecord:
-        """Queue a job for ``spec`` and wake the worker."""
-        job = self.store.create_job(spec)
-        logger.info("job %s queued (%s, %s, %d epochs)", job.id, spec.model, spec.task, spec.epochs)
+    def submit(self, spec: JobSpec, owner: str = "") -> JobRecord:
+        """Queue a job for ``spec`` owned by ``owner`` and wake the worker."""
+        job = self.store.create_job(spec, owner=owner)
+        logger.info(
+            "job %s queued for %s (%s, %s, %d epochs)",
+            job.id, owner or "anonymous", spec.model, spec.task, spec.epochs,
+        )  # fmt: skip
         self._wake.set()
         return job
+
+    def delete(self, job_id: str) -> None:
+        """Forget a final job: its rows, events, checkpoints and loaded model.
+
+        Raises:
+            JobNotFoundError: for an unknown job.
+            JobActiveError: the job is queued or running.
+        """
+        job = self.store.get_job(job_id)
+        if not job.final:
+            raise JobActiveError(
+                f"job {job_id} is {job.state.label}; cancel it (qpumesh cancel {job_id}), then delete it"
+            )
+        self.store.delete_job(job_id)
+        self.predictors.forget(job_id)
+        self.checkpoints.delete(job_id)
+        logger.info("job %s deleted", job_id)
 
     def cancel(self, job_id: str, wait_seconds: float = 10.0) -> JobRecord:
         """Cancel a job: at once if QUEUED, at its next round if RUNNING; final jobs are left alone.
@@ -246,6 +275,12 @@ class JobManager:
         """Return jobs, newest first, optionally only those in ``state``; ``limit`` 0 = all."""
         return self.store.list_jobs(state, limit)
 
+    def page(
+        self, state: JobState | None, owner: str | None, size: int, cursor: str = ""
+    ) -> tuple[list[JobRecord], str]:
+        """One page of jobs, newest first, and the next page's cursor (see ``JobStore.page``)."""
+        return self.store.page(state, owner, size, cursor)
+
     def history(self, job_id: str) -> list[dict[str, Any]]:
         """Return the job's epoch metrics (``EpochMetrics`` fields), in epoch order."""
         return self.store.epochs(job_id)
@@ -293,6 +328,11 @@ class JobManager:
         with self._state_lock:
             return self._cancel_current or self._stop.is_set()
 
+    def _check(self) -> None:
+        """Raise ``JobInterruptedError`` when the running job must stop (cancel or shutdown)."""
+        if self._interrupted():
+            raise JobInterruptedError("job interrupted")
+
     def _run(self, job: JobRecord) -> None:
         with self._state_lock:
             self._current = job.id
@@ -303,6 +343,11 @@ class JobManager:
             # flagged by ``cancel`` itself.
             job = self.store.get_job(job.id)
             if job.final:
+                return
+            invalid = job.spec.extra.get(INVALID_SPEC)
+            if invalid is not None:
+                logger.warning("job %s not run: its spec was %s", job.id, invalid)
+                self.store.set_state(job.id, JobState.FAILED, error=invalid, message=f"failed: {invalid}")
                 return
             if job.cancel_requested:
                 with self._state_lock:
@@ -334,7 +379,7 @@ class JobManager:
         executor = self._job_executor(spec, self._interrupted, job_id=job.id)
         node_max_qubits = self._node_max_qubits(job, checkpoint)
         with TRAINER_INIT:
-            trainer = Trainer(spec, executor, node_max_qubits)
+            trainer = Trainer(spec, executor, node_max_qubits, check=self._check)
             if checkpoint is not None:
                 trainer.load_state_dict(checkpoint.trainer)
         self.store.set_node_max_qubits(job.id, node_max_qubits)
@@ -348,8 +393,7 @@ class JobManager:
         logger.info("job %s: %s", job.id, message)
 
         while trainer.epoch < spec.epochs:
-            if self._interrupted():
-                raise JobInterruptedError("job interrupted")
+            self._check()
             metrics = trainer.train_epoch()
             self.checkpoints.save(
                 job.id,
@@ -401,7 +445,23 @@ class JobManager:
             return checkpoint.node_max_qubits
         if job.spec.model == "classical":
             return ()
-        return tuple(self.executor.node_max_qubits())
+        # A mesh may wait for nodes (up to its connect timeout): wait on the side, so a
+        # cancel or a shutdown is noticed within a tenth of a second.
+        waiting: Future[list[int]] = Future()
+
+        def ask() -> None:
+            try:
+                waiting.set_result(self.executor.node_max_qubits())
+            except BaseException as error:
+                waiting.set_exception(error)
+
+        threading.Thread(target=ask, name="qpumesh-node-sizes", daemon=True).start()
+        while True:
+            self._check()
+            try:
+                return tuple(waiting.result(timeout=0.1))
+            except FutureTimeout:
+                continue
 
     def _route(self, trainer: Trainer) -> None:
         """Tell the executor where the planner put each sub-circuit (nodes that left are dropped)."""

@@ -85,6 +85,11 @@ class Predictors:
                 predictor.predictions = predictor.trainer.predictions()
             return predictor.predictions
 
+    def forget(self, job_id: str) -> None:
+        """Drop the job's loaded model (its checkpoints are being deleted)."""
+        with self._lock:
+            self._cache.pop(job_id, None)
+
     def _load(self, job: JobRecord) -> _Predictor:
         """Return the job's best model, loaded once per ``best.pt`` version."""
         path = self.checkpoints.job_dir(job.id) / "best.pt"

@@ -10,7 +10,7 @@ Schema::
 
     jobs(id, spec_json, state, created_at, updated_at, epochs_done, error,
          final_test_r2, convergence_epoch, summary_json, nodes_json,
-         node_max_qubits_json, cancel_requested)
+         node_max_qubits_json, cancel_requested, owner)
     epochs(job_id, epoch, metrics_json)              -- one row per completed epoch
     events(job_id, seq, time, kind, payload_json)    -- seq increases per job from 1
 
@@ -22,25 +22,38 @@ Event kinds and payloads (they map one to one onto ``JobEvent``):
 - ``fault``: ``{FaultEvent fields}``
 
 The store also owns a condition variable that is notified after every new
-event, so a ``WatchJob`` stream can wait for progress instead of polling.
+event, and calls its listeners (``add_listener``) with the id of every job that got
+one, so a ``WatchJob`` stream can wait for progress instead of polling. Jobs are listed
+a page at a time (``page``: newest first, resumed after an opaque cursor) and deleted
+with their epochs and events (``delete_job``). ``owner`` (added to older stores on
+open) is the principal that submitted the job.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qpumesh.coordinator.job_records import (
+    EventRecord,
+    JobNotFoundError,
+    JobRecord,
+    dumps,
+    finite,
+    job_from_row,
+    parse_cursor,
+)
 from qpumesh.wire.job_spec import JobSpec
 from qpumesh.wire.job_state import JobState
+
+__all__ = ["EVENT_KINDS", "EventRecord", "JobNotFoundError", "JobRecord", "JobStore"]
 
 EVENT_KINDS = ("state", "epoch", "log", "fault")
 
@@ -58,7 +71,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     summary_json TEXT NOT NULL DEFAULT '{}',
     nodes_json TEXT NOT NULL DEFAULT '[]',
     node_max_qubits_json TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -76,85 +90,6 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (job_id, seq)
 );
 """
-
-
-class JobNotFoundError(KeyError):
-    """No job with the given id exists in the store."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(job_id)
-        self.job_id = job_id
-
-    def __str__(self) -> str:
-        return f"no job with id {self.job_id!r}"
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One row of the ``jobs`` table.
-
-    Attributes:
-        id: the job id handed to the client.
-        spec: the validated experiment spec.
-        state: where the job is in its lifecycle.
-        created_at, updated_at: Unix times.
-        epochs_done: completed epochs (equal to the number of ``epochs`` rows).
-        error: why the job failed ("" unless FAILED).
-        final_test_r2: test R² of the last completed epoch (0 before the first).
-        convergence_epoch: from the trainer's summary; -1 until known.
-        summary: the trainer's ``summary()`` after the last epoch.
-        nodes: node statistics from the last epoch, as ``NodeStats`` field dicts.
-        node_max_qubits: the node sizes the job's model was planned for; None
-            until the job has started (part of the model's shape, needed to
-            rebuild it for predictions).
-        cancel_requested: a client asked to cancel the job.
-    """
-
-    id: str
-    spec: JobSpec
-    state: JobState
-    created_at: float
-    updated_at: float
-    epochs_done: int = 0
-    error: str = ""
-    final_test_r2: float = 0.0
-    convergence_epoch: int = -1
-    summary: Mapping[str, Any] = field(default_factory=dict)
-    nodes: Sequence[Mapping[str, Any]] = ()
-    node_max_qubits: tuple[int, ...] | None = None
-    cancel_requested: bool = False
-
-    @property
-    def final(self) -> bool:
-        """Whether the job reached a state it never leaves."""
-        return self.state.final
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One row of the ``events`` table (see the module docstring for the payloads)."""
-
-    job_id: str
-    seq: int
-    time: float
-    kind: str
-    payload: Mapping[str, Any]
-
-
-def _dumps(value: Any) -> str:
-    """JSON with non-finite floats kept (R² and losses can be ``nan``/``inf``)."""
-    return json.dumps(value, allow_nan=True, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    """Turn numpy scalars/arrays (from metrics) into plain JSON values."""
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    item = getattr(value, "item", None)
-    if callable(item):
-        return item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class JobStore:
@@ -183,6 +118,18 @@ class JobStore:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+            if "owner" not in columns:  # a store made before jobs had owners
+                self._conn.execute("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        self._listeners: list[Callable[[str], None]] = []
+        self._touched: set[str] = set()
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(job_id)`` after every committed write that added events to that job.
+
+        Listeners run on the writing thread, after the commit; they must be quick.
+        """
+        self._listeners.append(listener)
 
     def close(self) -> None:
         """Close the connection (waking every waiter); the store is unusable afterwards."""
@@ -204,20 +151,26 @@ class JobStore:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._touched.clear()
                 raise
             self._conn.execute("COMMIT")
             self.changed.notify_all()
+            touched, self._touched = self._touched, set()
+        for job_id in touched:
+            for listener in self._listeners:
+                listener(job_id)
 
     # ----------------------------------------------------------------- jobs
 
-    def create_job(self, spec: JobSpec, *, now: float | None = None) -> JobRecord:
-        """Insert a QUEUED job for ``spec`` (with its first state event) and return it."""
+    def create_job(self, spec: JobSpec, *, owner: str = "", now: float | None = None) -> JobRecord:
+        """Insert a QUEUED job for ``spec`` owned by ``owner`` (with its first state event)."""
         job_id = uuid.uuid4().hex[:12]
         now = time.time() if now is None else now
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (job_id, _dumps(spec.to_dict()), JobState.QUEUED.name, now, now),
+                "INSERT INTO jobs (id, spec_json, state, created_at, updated_at, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, dumps(spec.to_dict()), JobState.QUEUED.name, now, now, owner),
             )
             self._append(conn, job_id, "state", {"state": JobState.QUEUED.name}, now)
         return self.get_job(job_id)
@@ -232,7 +185,7 @@ class JobStore:
             row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(job_id)
-        return _job(row)
+        return job_from_row(row)
 
     def list_jobs(self, state: JobState | None = None, limit: int = 0) -> list[JobRecord]:
         """Return jobs, newest first, optionally only those in ``state``; ``limit`` 0 = all."""
@@ -247,7 +200,55 @@ class JobStore:
             params.append(limit)
         with self._lock:
             rows = self._conn.execute(query, params).fetchall()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
+
+    def page(
+        self, state: JobState | None, owner: str | None, size: int, cursor: str = ""
+    ) -> tuple[list[JobRecord], str]:
+        """Return one page of jobs, newest first, and the cursor of the next page ("" = last).
+
+        Args:
+            state: only jobs in this state (None: all).
+            owner: only jobs of this owner (None: everyone's).
+            size: jobs per page (>= 1).
+            cursor: "" for the first page, else the cursor a previous page returned.
+
+        Raises:
+            ValueError: a cursor this store did not make.
+        """
+        query = "SELECT rowid AS position, * FROM jobs WHERE 1"
+        params: list[Any] = []
+        if state is not None:
+            query += " AND state = ?"
+            params.append(state.name)
+        if owner is not None:
+            query += " AND owner = ?"
+            params.append(owner)
+        if cursor:
+            created_at, position = parse_cursor(cursor)
+            query += " AND (created_at < ? OR (created_at = ? AND rowid < ?))"
+            params += [created_at, created_at, position]
+        query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        params.append(size + 1)
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        more = len(rows) > size
+        rows = rows[:size]
+        after = f"{rows[-1]['created_at']!r}/{rows[-1]['position']}" if more else ""
+        return [job_from_row(row) for row in rows], after
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove the job, its epochs and its events in one transaction.
+
+        Raises:
+            JobNotFoundError: if there is no such job.
+        """
+        with self._write() as conn:
+            self._state(conn, job_id)
+            conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM epochs WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self._touched.add(job_id)
 
     def jobs_to_resume(self) -> list[JobRecord]:
         """Return the QUEUED and RUNNING jobs, oldest first: the work left after a restart."""
@@ -256,7 +257,7 @@ class JobStore:
                 "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at, rowid",
                 (JobState.QUEUED.name, JobState.RUNNING.name),
             ).fetchall()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def set_state(self, job_id: str, state: JobState, *, error: str = "", message: str = "") -> JobRecord:
         """Move the job to ``state`` and append a state event (and a log event if ``message``).
@@ -304,7 +305,7 @@ class JobStore:
         with self._write() as conn:
             conn.execute(
                 "UPDATE jobs SET node_max_qubits_json = ? WHERE id = ?",
-                (_dumps([int(q) for q in node_max_qubits]), job_id),
+                (dumps([int(q) for q in node_max_qubits]), job_id),
             )
 
     def record_epoch(
@@ -337,7 +338,7 @@ class JobStore:
             self._state(conn, job_id)
             conn.execute(
                 "INSERT OR REPLACE INTO epochs (job_id, epoch, metrics_json) VALUES (?, ?, ?)",
-                (job_id, epoch, _dumps(dict(metrics))),
+                (job_id, epoch, dumps(dict(metrics))),
             )
             for fault in faults:
                 self._append(conn, job_id, "fault", dict(fault), now)
@@ -351,10 +352,10 @@ class JobStore:
                 " updated_at = ? WHERE id = ?",
                 (
                     job_id,
-                    _finite(metrics.get("test_r2", 0.0)),
+                    finite(metrics.get("test_r2", 0.0)),
                     convergence,
-                    _dumps(dict(summary or {})),
-                    _dumps(nodes_list),
+                    dumps(dict(summary or {})),
+                    dumps(nodes_list),
                     now,
                     job_id,
                 ),
@@ -454,33 +455,9 @@ class JobStore:
         )
         conn.execute(
             "INSERT INTO events (job_id, seq, time, kind, payload_json) VALUES (?, ?, ?, ?, ?)",
-            (job_id, seq, now, kind, _dumps(dict(payload))),
+            (job_id, seq, now, kind, dumps(dict(payload))),
         )
+        self._touched.add(job_id)
         return seq
 
 
-def _finite(value: Any) -> float:
-    """Convert to float for a REAL column; non-finite values become NaN (stored as NULL)."""
-    number = float(value)
-    return number if math.isfinite(number) else float("nan")
-
-
-def _job(row: sqlite3.Row) -> JobRecord:
-    """Build a ``JobRecord`` from a ``jobs`` row."""
-    qubits_json = row["node_max_qubits_json"]
-    r2 = row["final_test_r2"]
-    return JobRecord(
-        id=row["id"],
-        spec=JobSpec.from_dict(json.loads(row["spec_json"])),
-        state=JobState[row["state"]],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        epochs_done=row["epochs_done"],
-        error=row["error"],
-        final_test_r2=float("nan") if r2 is None else float(r2),
-        convergence_epoch=row["convergence_epoch"],
-        summary=json.loads(row["summary_json"]),
-        nodes=tuple(json.loads(row["nodes_json"])),
-        node_max_qubits=None if qubits_json is None else tuple(json.loads(qubits_json)),
-        cancel_requested=bool(row["cancel_requested"]),
-    )

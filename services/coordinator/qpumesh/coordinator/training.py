@@ -24,8 +24,9 @@ from torch import nn
 
 from qpumesh.coordinator.custom_ansatz import parse_circuits
 from qpumesh.coordinator.data import (
+    Check,
+    DataError,
     Dataset,
-    csv_series,
     make_dataset,
     narma2_paper_series,
     narma_series,
@@ -80,15 +81,30 @@ class EpochMetrics:
         return dataclasses.asdict(self)
 
 
-def load_series(spec: JobSpec) -> npt.NDArray[np.float64]:
-    """Load the raw series a spec trains on (pendulum, NARMA-n, the paper's NARMA-2 or a CSV column)."""
+def _never() -> None:
+    """Never stop (the default ``check``)."""
+
+
+def load_series(spec: JobSpec, check: Check = _never) -> npt.NDArray[np.float64]:
+    """Return the raw series a spec trains on: pendulum, NARMA-n, the paper's NARMA-2, or the user's.
+
+    A user's series is ``spec.series``.
+
+    ``check`` is called during generation and raises to stop it (a cancelled job).
+
+    Raises:
+        DataError: a "csv" spec whose series was not filled in (the coordinator reads a
+            ``csv_path`` into ``series`` at submission).
+    """
     if spec.task == "pendulum":
-        return pendulum_series(points=spec.series_length)
+        return pendulum_series(points=spec.series_length, check=check)
     if spec.task == "narma":
-        return narma_series(spec.narma_order, spec.series_length)
+        return narma_series(spec.narma_order, spec.series_length, check=check)
     if spec.task == "narma2":
-        return narma2_paper_series(spec.series_length)
-    return csv_series(spec.csv_path, spec.csv_column)
+        return narma2_paper_series(spec.series_length, check=check)
+    if not spec.series:
+        raise DataError("task 'csv' without series values (the coordinator reads csv_path at submission)")
+    return np.asarray(spec.series, dtype=np.float64)
 
 
 class Trainer:
@@ -99,6 +115,8 @@ class Trainer:
         executor: where the circuits run; None only for ``model == "classical"``.
         node_max_qubits: max qubits of the nodes the planner may use (empty: no
             limit, in-process execution).
+        check: called while the series is generated and before every mini-batch; raises
+            to stop the trainer (a cancelled job stops within a fraction of a second).
 
     Raises:
         ValueError: for a quantum model without an executor, data that cannot be
@@ -106,14 +124,19 @@ class Trainer:
     """
 
     def __init__(
-        self, spec: JobSpec, executor: RoundRunner | None, node_max_qubits: Sequence[int] = ()
+        self,
+        spec: JobSpec,
+        executor: RoundRunner | None,
+        node_max_qubits: Sequence[int] = (),
+        check: Check = _never,
     ) -> None:
         self.spec = spec
         self.executor = executor
+        self.check = check
         self.history: list[EpochMetrics] = []
         self.epoch = 0
         self.plan: Plan | None = None
-        self.dataset: Dataset = make_dataset(load_series(spec), spec.window, spec.train_fraction)
+        self.dataset: Dataset = make_dataset(load_series(spec, check), spec.window, spec.train_fraction)
         torch.manual_seed(spec.seed)
         self.model: nn.Module
         if spec.model == "classical":
@@ -143,6 +166,7 @@ class Trainer:
         self.model.train()
         total, count = 0.0, 0
         for first in range(0, len(data.x_train), self.spec.batch_size):
+            self.check()
             x = data.x_train[first : first + self.spec.batch_size]
             y = data.y_train[first : first + self.spec.batch_size]
             self.optimizer.zero_grad()

@@ -26,13 +26,16 @@ from qpumesh.wire.channels import MAX_MESSAGE_BYTES, listen_address
 from qpumesh.wire.hardware import PRESETS, load_profile
 from qpumesh.wire.port_file import PORT_FILE_OPTION
 from qpumesh.wire.settings import Option, choice, integer, non_negative, nonempty, probability
+from qpumesh.wire.tls import SERVER_OPTIONS as TLS_OPTIONS
+from qpumesh.wire.tls import TLS_DESTS, TlsConfig, TlsError, tls_from_values
 from qpumesh.wire.units import byte_size
 
 if TYPE_CHECKING:  # imported by build_config: building the CLI parser must not load torch and cirq
     from qpumesh.node.core import NodeConfig
 
 DEFAULT_PORT = 50051
-DEFAULT_HOST = "[::]"
+DEFAULT_HOST = "127.0.0.1"
+"""Only this machine by default; containers set ``QPUMESH_HOST=0.0.0.0`` explicitly."""
 
 NOISE_METHODS = ("density_matrix", "trajectories")
 ZNE_FOLDINGS = ("global", "gates_at_random")
@@ -53,7 +56,7 @@ class ServerConfig:
     Attributes:
         node: the emulated QPU (engine, noise, limits), passed to ``NodeCore``.
         port: TCP port to listen on; 0 picks a free one (reported by ``create_server``).
-        host: interface to bind, ``[::]`` for all.
+        host: interface to bind: 127.0.0.1 by default, ``0.0.0.0`` or ``[::]`` for all.
         workers: concurrent execution slots: how many requests simulate at once. Further
             requests wait for a slot (reported as ``Timings.queue_seconds``).
         grace_seconds: on shutdown, how long in-flight requests may still finish.
@@ -66,6 +69,8 @@ class ServerConfig:
         faults: injected faults and the NodeAdmin token (``QPUMESH_FAULT_*``,
             ``QPUMESH_ADMIN_TOKEN``, ``--fault-*``, ``--admin-token``; see docs/faults.md).
         port_file: once serving, ``serve`` writes the bound port there (``--port 0``).
+        tls: serve mutual TLS: this certificate, and only to clients holding a certificate
+            its CA signed (the coordinator); None = plaintext.
         metrics_port: serve Prometheus metrics at ``http://host:PORT/metrics`` (0: any free
             port, logged); None: no metrics endpoint.
     """
@@ -79,9 +84,15 @@ class ServerConfig:
     max_queued_requests: int = 64
     faults: FaultSettings = field(default_factory=FaultSettings)
     port_file: Path | None = None
+    tls: TlsConfig | None = None
     metrics_port: int | None = None
 
     def __post_init__(self) -> None:
+        if self.tls is not None and (self.tls.cert is None or not self.tls.mutual):
+            raise ConfigError(
+                "a TLS node needs --tls-cert, --tls-key and --tls-ca (QPUMESH_TLS_CERT, QPUMESH_TLS_KEY, "
+                "QPUMESH_TLS_CA): it admits only clients with a certificate from that CA, the coordinator"
+            )
         try:
             listen_address(self.host, self.port)
         except ValueError as error:
@@ -136,7 +147,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", "QPUMESH_PORT", "--port", integer(0, 65535),
            f"TCP port, 0 = any free port (default {DEFAULT_PORT})", "PORT"),
     Option("host", "QPUMESH_HOST", "--host", nonempty,
-           f"interface to bind (default {DEFAULT_HOST}, every interface)", "HOST"),
+           f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 or [::] = every interface)", "HOST"),
     Option("node_id", "QPUMESH_NODE_ID", "--node-id", nonempty,
            "name reported by GetInfo (default: the host name)", "ID"),
     Option("backend", "QPUMESH_BACKEND", "--backend", choice(*BACKENDS),
@@ -181,6 +192,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("torch_threads", "QPUMESH_TORCH_THREADS", "--torch-threads", integer(1, 1024),
            "intra-op threads of torch, the batched engine (default 1, best for small circuits)", "N"),
     PORT_FILE_OPTION,
+    *TLS_OPTIONS,
     Option("hardware", "QPUMESH_HARDWARE", "--hardware", load_profile,
            f"hardware profile pricing requests in QPU seconds: {', '.join(PRESETS)} or a JSON file "
            "(docs/hardware.md; default superconducting)", "PRESET|FILE"),
@@ -249,6 +261,11 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
     from qpumesh.node.noise import NoiseConfig
 
     values = read_environment(environ) | settings.given_flags(OPTIONS, flags)
+    try:
+        tls = tls_from_values(values)
+    except TlsError as error:
+        raise ConfigError(str(error)) from None
+    values = {dest: value for dest, value in values.items() if dest not in TLS_DESTS}
 
     noise_kwargs = {field: values[dest] for dest, field in _NOISE_FIELDS.items() if dest in values}
     zne_kwargs = {dest[4:]: value for dest, value in values.items() if dest.startswith("zne_")}
@@ -258,7 +275,8 @@ def build_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Server
         if dest not in _SERVER_FIELDS and dest not in _NOISE_FIELDS and not dest.startswith("zne_")
     }
     node_kwargs.setdefault("node_id", socket.gethostname())
-    server_kwargs = {dest: value for dest, value in values.items() if dest in _SERVER_FIELDS}
+    server_kwargs: dict[str, Any] = {dest: value for dest, value in values.items() if dest in _SERVER_FIELDS}
+    server_kwargs["tls"] = tls
     try:
         server_kwargs["faults"] = read_fault_settings(flags, environ)
         from qpumesh.node.mitigation import ZneConfig

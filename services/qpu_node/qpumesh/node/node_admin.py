@@ -3,6 +3,9 @@
 Enabled when the node has an admin token (``QPUMESH_ADMIN_TOKEN`` / ``--admin-token``);
 every call must carry it as ``x-qpumesh-admin-token`` metadata: missing ->
 UNAUTHENTICATED, wrong -> PERMISSION_DENIED, no token on the node -> FAILED_PRECONDITION.
+Failed attempts are throttled per peer address (``qpumesh.wire.throttle``: after 5 in a
+row the address is refused with RESOURCE_EXHAUSTED for 1 s, doubling up to 60 s) and
+logged; the token itself is compared in constant time and never logged.
 ``qpumesh fault NODE ...`` is its client.
 """
 
@@ -24,6 +27,7 @@ from qpumesh.wire.fault_config import (
     FaultConfigError,
 )
 from qpumesh.wire.status import abort
+from qpumesh.wire.throttle import FailureThrottle, peer_address, retry_message
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +39,13 @@ class NodeAdmin(apb_grpc.NodeAdminServicer):  # type: ignore[misc]
         injector: the node's fault injector.
         token: the secret callers must send as ``x-qpumesh-admin-token`` metadata;
             "" disables the service (every call gets FAILED_PRECONDITION).
+        throttle: failed attempts per peer (default: 5 free, then 1 s doubling to 60 s).
     """
 
-    def __init__(self, injector: FaultInjector, token: str) -> None:
+    def __init__(self, injector: FaultInjector, token: str, throttle: FailureThrottle | None = None) -> None:
         self._injector = injector
         self._token = token
+        self.throttle = throttle or FailureThrottle()
 
     def _authorize(self, context: grpc.ServicerContext) -> None:
         if not self._token:
@@ -49,16 +55,28 @@ class NodeAdmin(apb_grpc.NodeAdminServicer):  # type: ignore[misc]
                 f"fault administration is disabled on this node; start it with {ADMIN_TOKEN_ENV}=<secret> "
                 f"(or {ADMIN_TOKEN_FLAG} <secret>) and send that token as '{ADMIN_TOKEN_METADATA}' metadata",
             )
-        sent = [str(value) for key, value in context.invocation_metadata() if key == ADMIN_TOKEN_METADATA]
-        if not sent:
+        peer = peer_address(context.peer())
+        wait = self.throttle.blocked_for(peer)
+        if wait > 0:
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, retry_message("admin token attempts", wait))
+        sent = [value for key, value in context.invocation_metadata() if key == ADMIN_TOKEN_METADATA]
+        if not sent:  # not a guess: told what to send, not counted
             abort(
                 context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"missing '{ADMIN_TOKEN_METADATA}' metadata (qpumesh fault --token, or {ADMIN_TOKEN_ENV})",
             )
-        if not hmac.compare_digest(sent[0].encode(), self._token.encode()):
-            logger.warning("NodeAdmin call from %s refused: wrong admin token", context.peer())
+        given = sent[0].encode() if isinstance(sent[0], str) else bytes(sent[0])
+        if not hmac.compare_digest(given, self._token.encode()):
+            self._failed(peer, "wrong admin token")
             abort(context, grpc.StatusCode.PERMISSION_DENIED, "wrong admin token")
+        self.throttle.success(peer)
+
+    def _failed(self, peer: str, reason: str) -> None:
+        """Count a failed attempt; log it (never the token)."""
+        blocked = self.throttle.failure(peer)
+        suffix = f"; address blocked for {blocked:g} s" if blocked else ""
+        logger.warning("NodeAdmin call from %s refused: %s%s", peer, reason, suffix)
 
     def SetFaults(  # noqa: N802 (name fixed by the proto)
         self, request: apb.SetFaultsRequest, context: grpc.ServicerContext

@@ -322,11 +322,11 @@ def start_node(
         add_service(server)
     enable_reflection((SERVICE_NAME, health.SERVICE_NAME, *extra_service_names), server)
 
-    port = bind(server, config.bind_address)
+    port = bind(server, config.bind_address, config.tls)
     metrics_server = None
     try:
         if config.metrics_port is not None:
-            metrics_server = start_metrics_server(registry, config.host, config.metrics_port)
+            metrics_server = start_metrics_server(registry, config.host, config.metrics_port, config.tls)
     except OSError:
         server.stop(None)
         raise
@@ -390,6 +390,13 @@ def describe_noise(noise: NoiseConfig) -> str:
     return text
 
 
+def describe_transport(config: ServerConfig) -> str:
+    """Return how the node's port is protected, for its start-up log line."""
+    if config.tls is None:
+        return "plaintext: anyone who reaches the port may use the node"
+    return "mutual TLS: only clients with a certificate from its CA"
+
+
 def serve(
     config: ServerConfig,
     *,
@@ -435,7 +442,7 @@ def serve(
         try:
             logger.info(
                 "QPU node %s serving on %s:%d (backend %s, %d qubits max, %d worker(s), %d torch thread(s), "
-                "noise: %s)",
+                "noise: %s; %s)",
                 info.node_id,
                 config.host,
                 node.port,
@@ -444,9 +451,11 @@ def serve(
                 config.workers,
                 config.torch_threads,
                 describe_noise(info.noise),
+                describe_transport(config),
             )
             if node.metrics is not None:
-                logger.info("metrics on http://%s:%d/metrics", config.host, node.metrics.port)
+                scheme = "https" if config.tls is not None else "http"
+                logger.info("metrics on %s://%s:%d/metrics", scheme, config.host, node.metrics.port)
             if config.port_file is not None:
                 # The local mesh launcher starts nodes on port 0 and reads the port from there.
                 write_port_file(config.port_file, node.port)

@@ -27,4 +27,4 @@ def open_executor(config: CoordinatorConfig) -> Executor:
         return InProcessExecutor()
     from qpumesh.coordinator.mesh.executor import MeshExecutor
 
-    return MeshExecutor(config.nodes, config.pool)
+    return MeshExecutor(config.nodes, config.pool, tls=config.tls)

@@ -31,6 +31,7 @@ from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
 from qpumesh.coordinator.mesh.targets import parse_targets
 from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.wire.errors import MeshError
+from qpumesh.wire.tls import TlsConfig
 
 _T = TypeVar("_T")
 
@@ -42,16 +43,19 @@ class MeshExecutor:
         nodes: "host:port,host:port", a list of such targets, or "dns:SERVICE:PORT"
             (every address the name resolves to; resolved again periodically).
         options: deadlines, retries, hedging and probing intervals.
+        tls: TLS towards the nodes (mutual with a certificate); None: plaintext.
 
     Raises:
         ValueError: when ``nodes`` is empty or malformed.
     """
 
-    def __init__(self, nodes: str | Sequence[str], options: PoolOptions | None = None) -> None:
+    def __init__(
+        self, nodes: str | Sequence[str], options: PoolOptions | None = None, *, tls: TlsConfig | None = None
+    ) -> None:
         self.options = options or PoolOptions()
         self.stats = MeshStats()
         self.faults = FaultLog()
-        self.membership = Membership(parse_targets(nodes), self.options, self.faults)
+        self.membership = Membership(parse_targets(nodes), self.options, self.faults, tls)
         self.dispatcher = Dispatcher(self.membership, self.options, self.stats, self.faults)
         self._plan_order: list[str] | None = None
         self._background: list[asyncio.Task[None]] = []

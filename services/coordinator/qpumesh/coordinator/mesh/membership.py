@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 import grpc.aio
@@ -24,9 +24,10 @@ from qpumesh.coordinator.mesh import deadlines
 from qpumesh.coordinator.mesh.nodes import UNHEALTHY_AFTER, MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog
-from qpumesh.coordinator.mesh.targets import has_dns, resolve_targets
+from qpumesh.coordinator.mesh.targets import has_dns, resolve_named
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.wire.errors import MeshError
+from qpumesh.wire.tls import TlsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +42,16 @@ class Membership:
         targets: from ``targets.parse_targets``.
         options: probing intervals and timeouts.
         faults: where membership and health changes are recorded.
+        tls: TLS towards the nodes (None: plaintext).
     """
 
-    def __init__(self, targets: Sequence[str], options: PoolOptions, faults: FaultLog) -> None:
+    def __init__(
+        self, targets: Sequence[str], options: PoolOptions, faults: FaultLog, tls: TlsConfig | None = None
+    ) -> None:
         self.targets = list(targets)
         self.options = options
         self.faults = faults
+        self.tls = tls
         self.nodes: dict[str, MeshNode] = {}
         self._probes: set[asyncio.Task[bool]] = set()
 
@@ -64,19 +69,24 @@ class Membership:
 
     async def start(self) -> list[asyncio.Task[None]]:
         """Resolve the targets once; return the background loops (health, and DNS when needed)."""
-        self.sync(await asyncio.to_thread(resolve_targets, self.targets), announce=False)
+        self.sync(await asyncio.to_thread(resolve_named, self.targets), announce=False)
         loops = [asyncio.create_task(self._health_loop())]
         if has_dns(self.targets):
             loops.append(asyncio.create_task(self._resolve_loop()))
         return loops
 
-    def sync(self, addresses: Sequence[str], *, announce: bool) -> None:
-        """Add channels for new addresses; mark vanished ones removed."""
-        current = set(addresses)
-        for address in addresses:
+    def sync(self, addresses: Mapping[str, str] | Sequence[str], *, announce: bool) -> None:
+        """Add channels for new addresses; mark vanished ones removed.
+
+        ``addresses`` maps each address to the name its TLS certificate must be for
+        ("" = its own host); a plain sequence means "" for all.
+        """
+        named = dict(addresses) if isinstance(addresses, Mapping) else dict.fromkeys(addresses, "")
+        current = set(named)
+        for address, tls_name in named.items():
             node = self.nodes.get(address)
             if node is None:
-                self.nodes[address] = MeshNode.connect(address)
+                self.nodes[address] = MeshNode.connect(address, self.tls, tls_name)
                 if announce:
                     self.faults.record(address, "joined", "address appeared in DNS")
             elif node.removed:
@@ -93,7 +103,7 @@ class Membership:
         while True:
             await asyncio.sleep(self.options.resolve_interval_seconds)
             try:
-                addresses = await asyncio.to_thread(resolve_targets, self.targets)
+                addresses = await asyncio.to_thread(resolve_named, self.targets)
             except OSError as error:
                 logger.warning("resolving %s failed: %s", ",".join(self.targets), error)
                 continue
@@ -209,7 +219,7 @@ class Membership:
                     f"(targets: {targets}; resolved: {', '.join(self.nodes) or 'nothing'})",
                 )
             if not self.nodes and has_dns(self.targets):
-                self.sync(await asyncio.to_thread(resolve_targets, self.targets), announce=False)
+                self.sync(await asyncio.to_thread(resolve_named, self.targets), announce=False)
             probe_timeout = max(0.05, min(1.0, deadline - now))
             await asyncio.gather(*(self.probe(node, probe_timeout) for node in pending))
             await asyncio.sleep(0.1)

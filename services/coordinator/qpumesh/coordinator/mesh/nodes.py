@@ -20,6 +20,7 @@ from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire.channels import open_aio_channel
 from qpumesh.wire.node_calls import HeldCircuits
+from qpumesh.wire.tls import TlsConfig
 
 UNHEALTHY_AFTER = 2
 """Consecutive transient failures (calls or health probes) after which a node is skipped."""
@@ -61,9 +62,17 @@ class MeshNode:
     pace: Pace = field(default_factory=Pace)
 
     @classmethod
-    def connect(cls, address: str) -> MeshNode:
-        """Open a channel to ``address`` (must run on the event loop)."""
-        channel = open_aio_channel(address, reconnect_max_ms=RECONNECT_MAX_MS)
+    def connect(cls, address: str, tls: TlsConfig | None = None, tls_name: str = "") -> MeshNode:
+        """Open a channel to ``address`` (must run on the event loop).
+
+        Args:
+            address: the node's ``host:port``.
+            tls: TLS towards the node (None: plaintext).
+            tls_name: the name the node's certificate must be for ("" = the address's host).
+        """
+        channel = open_aio_channel(
+            address, tls=tls, tls_server_name=tls_name, reconnect_max_ms=RECONNECT_MAX_MS
+        )
         return cls(address=address, channel=channel, stub=pb_grpc.QPUNodeStub(channel))  # type: ignore[no-untyped-call]
 
     @property

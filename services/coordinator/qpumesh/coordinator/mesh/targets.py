@@ -2,7 +2,8 @@
 
 ``dns:SERVICE:PORT`` names every address a DNS name resolves to (one A/AAAA record per
 ``docker compose --scale`` replica); the mesh resolves it again periodically, so nodes
-that join or leave are picked up while a job runs.
+that join or leave are picked up while a job runs. Over TLS a node found that way is
+dialled by IP but must hold a certificate for ``SERVICE`` (``tls_names``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,30 @@ def parse_targets(nodes: str | Sequence[str]) -> list[str]:
 def has_dns(targets: Sequence[str]) -> bool:
     """Whether any target is a ``dns:`` name (to be resolved again while running)."""
     return any(target.startswith(DNS_PREFIX) for target in targets)
+
+
+def tls_names(targets: Sequence[str]) -> dict[str, str]:
+    """Return the host name each ``dns:`` target's addresses must show in their certificates.
+
+    Keys are the ``dns:SERVICE:PORT`` targets, values ``SERVICE``; plain ``host:port``
+    targets are checked against their own host by gRPC and are not listed.
+    """
+    names = {}
+    for target in targets:
+        if target.startswith(DNS_PREFIX):
+            host, _, _ = target.removeprefix(DNS_PREFIX).removeprefix("///").rpartition(":")
+            names[target] = host.strip("[]")
+    return names
+
+
+def resolve_named(targets: Sequence[str]) -> dict[str, str]:
+    """Like ``resolve_targets``, mapping each address to its TLS name ("" = its own host)."""
+    names = tls_names(targets)
+    resolved: dict[str, str] = {}
+    for target in targets:
+        for address in resolve_targets([target]):
+            resolved.setdefault(address, names.get(target, ""))
+    return resolved
 
 
 def resolve_targets(targets: Sequence[str]) -> list[str]:

@@ -102,14 +102,14 @@ Empty fields are off.</pre></section>
 """
 
 
-def overview(mesh: dict[str, Any], jobs: dict[str, Any]) -> str:
-    """Render the front page: the mesh, the fault controls and the jobs."""
+def overview(mesh: dict[str, Any], jobs: dict[str, Any], faults: bool = True) -> str:
+    """Render the front page: the mesh, the fault controls (if ``faults``) and the jobs."""
     body = f"""<section><h2>Mesh <span class="muted" id="mesh-summary"></span></h2>
 <table id="nodes"><thead><tr><th>node</th><th>address</th><th>health</th><th>qubits</th><th>engine</th>
 <th>in flight</th><th>calls</th><th>failures</th><th>retries</th><th>hedges</th>
 <th>p50 ms</th><th>p95 ms</th><th>fault events</th></tr></thead>
 <tbody>{node_rows(mesh)}</tbody></table></section>
-{_fault_form()}
+{_fault_form() if faults else ""}
 <section><h2>Jobs</h2>
 <table id="jobs"><thead><tr><th>job</th><th>name</th><th>state</th><th>task</th><th>model</th>
 <th>progress</th><th>train loss</th><th>test R²</th><th>created</th></tr></thead>
@@ -144,3 +144,17 @@ test R² <span id="job-r2">{_number(job["test_r2"])}</span></p>
 <section><h2>Events</h2><ol id="events" class="events"></ol></section>
 """
     return _page(f"qpumesh job {job['id']}", "job", f"job {job['id']}", body, {"job": view})
+
+
+def login_page(message: str = "") -> str:
+    """Render the login form: the token is posted once and kept in an HttpOnly cookie."""
+    error = f'<p class="error">{escape(message)}</p>' if message else ""
+    body = f"""<section><h2>Log in</h2>{error}
+<form method="post" action="/login" autocomplete="off">
+<label>token <input type="password" name="token" size="40" autofocus></label>
+<button type="submit">log in</button></form>
+<p class="muted">The coordinator's bearer token (its --auth-tokens file). It is kept in a cookie
+the page's scripts cannot read, sent only to this coordinator; log out to drop it.</p></section>
+"""
+    head = _HEAD.format(title="qpumesh: log in", page="login", subtitle="log in")
+    return head + body + "</main></body></html>\n"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.json_format import MessageToDict
 
-from qpumesh.coordinator.store import JobRecord
+from qpumesh.coordinator.store import JobNotFoundError, JobRecord
 
 if TYPE_CHECKING:
     from qpumesh.coordinator.jobs import JobManager
@@ -63,19 +63,31 @@ def job_summary(job: JobRecord, history: list[dict[str, Any]] | None = None) -> 
     }
 
 
-def jobs_view(manager: JobManager, limit: int = 50) -> dict[str, Any]:
-    """Return the newest jobs, newest first, with their last epoch's numbers."""
-    jobs = manager.jobs(limit=limit)
+def visible_job(manager: JobManager, job_id: str, owner: str | None) -> JobRecord:
+    """Return the job if the viewer may see it (``owner`` None: every job).
+
+    Raises:
+        JobNotFoundError: an unknown job, or another owner's (its existence is not revealed).
+    """
+    job = manager.job(job_id)
+    if owner is not None and job.owner != owner:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def jobs_view(manager: JobManager, limit: int = 50, owner: str | None = None) -> dict[str, Any]:
+    """Return the newest jobs (``owner``'s only, unless None) with their last epoch's numbers."""
+    jobs = manager.jobs(limit=limit) if owner is None else manager.page(None, owner, limit)[0]
     return {"jobs": [job_summary(job, manager.history(job.id)[-1:]) for job in jobs]}
 
 
-def job_view(manager: JobManager, job_id: str) -> dict[str, Any]:
+def job_view(manager: JobManager, job_id: str, owner: str | None = None) -> dict[str, Any]:
     """One job: its spec, progress, per-epoch curves and newest events.
 
     Raises:
-        JobNotFoundError: for an unknown job.
+        JobNotFoundError: for an unknown job, or one not of ``owner`` (when not None).
     """
-    job = manager.job(job_id)
+    job = visible_job(manager, job_id, owner)
     history = manager.history(job_id)
     events = []
     for event in manager.events(job_id)[-EVENTS_SHOWN * 4 :]:
@@ -98,12 +110,13 @@ def job_view(manager: JobManager, job_id: str) -> dict[str, Any]:
     }
 
 
-def predictions_view(manager: JobManager, job_id: str) -> dict[str, Any]:
+def predictions_view(manager: JobManager, job_id: str, owner: str | None = None) -> dict[str, Any]:
     """Return the best checkpoint's predictions over every window (empty before the first epoch).
 
     Raises:
-        JobNotFoundError: for an unknown job.
+        JobNotFoundError: for an unknown job, or one not of ``owner`` (when not None).
     """
+    visible_job(manager, job_id, owner)
     _, predictions = manager.results(job_id)
     if predictions is None:
         return {"targets": [], "predictions": [], "train_size": 0}

@@ -16,6 +16,9 @@
   }
   async function getJSON(url, options) {
     const response = await fetch(url, options);
+    if (response.status === 401 && !(options && options.method)) {
+      window.location.assign("/login");  // the login cookie expired or was dropped
+    }
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
     return body;
@@ -59,6 +62,7 @@
     document.getElementById("mesh-summary").textContent =
       `${healthy}/${mesh.nodes.length} healthy · ${mesh.counters.rounds} rounds · ${mesh.counters.tasks} tasks`;
     const select = document.getElementById("fault-node");
+    if (!select) return;  // no fault controls: not an admin
     const chosen = select.value;
     const addresses = mesh.nodes.map((n) => n.address);
     if (select.options.length !== addresses.length || addresses.some((a, i) => select.options[i].value !== a)) {
@@ -86,6 +90,14 @@
   function setupOverview() {
     showMesh(initial.mesh);
     const form = document.getElementById("faults");
+    if (form) setupFaults(form);
+    poll(async () => {
+      const [mesh, jobs] = await Promise.all([getJSON("/api/mesh"), getJSON("/api/jobs")]);
+      showMesh(mesh);
+      document.querySelector("#jobs tbody").innerHTML = jobRows(jobs);
+    });
+  }
+  function setupFaults(form) {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const faults = {};
@@ -94,11 +106,6 @@
     });
     document.getElementById("fault-clear").addEventListener("click", () => faultRequest("POST", {}));
     document.getElementById("fault-show").addEventListener("click", () => faultRequest("GET"));
-    poll(async () => {
-      const [mesh, jobs] = await Promise.all([getJSON("/api/mesh"), getJSON("/api/jobs")]);
-      showMesh(mesh);
-      document.querySelector("#jobs tbody").innerHTML = jobRows(jobs);
-    });
   }
 
   // ------------------------------------------------------------------ job page
