@@ -1,8 +1,8 @@
 """One training round is one trace, across the coordinator's mesh and real node servers.
 
 Three real nodes: A answers, B fails every call (injected UNAVAILABLE), C answers after
-300 ms. A round of three tasks routed to B, C and A runs through the job runner's
-executor wrapper and the ``MeshExecutor`` with hedging after 50 ms. An in-memory
+600 ms. A round of three tasks routed to B, C and A runs through the job runner's
+executor wrapper and the ``MeshExecutor`` with hedging after 150 ms. An in-memory
 exporter collects every span of the process (coordinator side and node servers) and the
 test checks the tree a tracing backend would show:
 
@@ -69,13 +69,13 @@ def test_a_round_is_one_trace_with_retries_and_hedges(
     node_a = start_faulty_node(node_server, node_id="node-a")
     node_b = start_faulty_node(node_server, node_id="node-b")
     node_c = start_faulty_node(node_server, node_id="node-c")
-    options = PoolOptions(timeout_seconds=10, hedge_after_seconds=0.05, health_interval_seconds=60)
+    options = PoolOptions(timeout_seconds=10, hedge_after_seconds=0.15, health_interval_seconds=60)
     tasks = make_tasks(3, jacobian_every=2)  # g/0 and g/2 ask for Jacobians (ShiftGradient)
     with MeshExecutor([node_a.address, node_b.address, node_c.address], options) as mesh:
         assert mesh.node_max_qubits() == [20, 20, 20]
         mesh.set_assignment({"g/0": 1, "g/1": 2, "g/2": 0})
         node_b.injector.set_config(FaultConfig(error_rate=1.0))  # after GetInfo: B is in the plan
-        node_c.injector.set_config(FaultConfig(latency_ms=300))
+        node_c.injector.set_config(FaultConfig(latency_ms=600))
         exporter.clear()
         results = _JobExecutor(mesh, lambda: False, job_id="job-1").run_round(tasks)
     assert [r.node for r in results][::2] == [node_a.address, node_a.address]
@@ -107,7 +107,7 @@ def test_a_round_is_one_trace_with_retries_and_hedges(
     assert retry.status.status_code != StatusCode.ERROR
     assert [s.name for s in _children(traced, retry)] == ["qpumesh.v1.QPUNode/ShiftGradient"]
 
-    # g/1: C is silent for 300 ms, a hedge goes to another node.
+    # g/1: C is silent for 600 ms, a hedge goes to another node.
     hedged = task_spans["task g/1"]
     assert "hedge" in [e.name for e in hedged.events]
     calls = _children(traced, hedged)
@@ -115,7 +115,7 @@ def test_a_round_is_one_trace_with_retries_and_hedges(
     hedge = _one(calls, **{"qpumesh.hedge": True})
     assert hedge.attributes is not None and hedge.attributes["qpumesh.node"] != node_c.address
     assert primary.end_time is not None and hedge.start_time is not None and primary.start_time is not None
-    assert hedge.start_time - primary.start_time >= 40_000_000  # ns: hedged after ~50 ms
+    assert hedge.start_time - primary.start_time >= 140_000_000  # ns: hedged after ~150 ms
     slow = [s for s in _children(traced, primary) if s.kind == SpanKind.SERVER]
     assert slow and [e.name for e in slow[0].events] == ["injected fault"]
 
