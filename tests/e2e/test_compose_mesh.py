@@ -28,8 +28,10 @@ SPEC: dict[str, Any] = {
     "name": "e2e-compose-faults",
     "task": "pendulum",
     "model": "distributed",
-    "qubits": 4,
-    "partitions": 2,
+    # One request per part and time step: 4 parts, so that every one of the 4 nodes (the
+    # slow one and the one killed among them) serves calls.
+    "qubits": 5,
+    "partitions": 4,
     "layers": 1,
     "epochs": 10,
     "series_length": 40,

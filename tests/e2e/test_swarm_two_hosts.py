@@ -35,8 +35,10 @@ SPEC: dict[str, Any] = {
     "name": "e2e-two-hosts",
     "task": "pendulum",
     "model": "distributed",
+    # One request per part and time step: 3 parts (2, 1 and 1 qubits), one per node, so that
+    # calls reach both large nodes on the second host and the small one here.
     "qubits": 4,
-    "partitions": 2,
+    "partitions": 3,
     "layers": 1,
     "epochs": 12,
     "series_length": 40,
