@@ -222,11 +222,47 @@ and symmetric readout noise shrink every <Z> towards 0 by a nearly uniform facto
 trained gates and the linear head can partly absorb; shot noise adds variance to every
 gradient instead. That may be why 100 shots cost more R² here than 1 % depolarizing noise.
 
+## Error mitigation: how much of the noise's R² loss zero-noise extrapolation recovers
+
+Pendulum, distributed model (M = 2), {budget.noise} epochs, 3 seeds, as the noise study, with
+stronger gate noise so that the loss shows: depolarizing p = 0.02 after every one-qubit gate
+and 0.04 (two-qubit channel) after every CNOT. The ZNE rows run the same noise with the node's
+mitiq zero-noise extrapolation (`--zne-scale-factors 1,3,5 --zne-extrapolation richardson`,
+and `1,3` linear; global folding; docs/node.md "Error mitigation"), which runs every circuit
+once per scale factor, each folded circuit longer. "R² loss recovered" is
+(R²_ZNE − R²_noisy) / (R²_exact − R²_noisy) of the row means; it is marked "loss within noise"
+when R²_exact − R²_noisy is not larger than the two rows' standard deviations combined.
+Circuit executions count what a QPU would run (each scale factor's circuits included);
+hardware seconds price them on the `superconducting` preset (every circuit at 1,000 shots
+when the run is exact, docs/hardware.md); emulation s / epoch is this machine's wall time.
+
+{sections["zne"]}
+## Hardware time: the paper's distributed model on each preset
+
+The paper's distributed model (pendulum, 240 points, M = 2, 2 × 2 qubits, L = 3) trained
+{budget.hardware} epochs with one node set to each hardware preset (`--hardware`), exact and
+with 1,000 shots per Pauli term, seed 0 only: an epoch's hardware time depends on the
+circuits, their number and their shots, not on the weights or the seed, and it is the same
+at every epoch, so the {budget.long_epochs}-epoch column (the paper's schedule) is the
+measured per-epoch time × {budget.long_epochs}. An exact request is costed at 1,000 shots per
+circuit (hardware cannot run zero shots), so the exact and 1,000-shot rows of a preset cost
+the same on hardware; they differ in the emulation time and in what the model learns.
+Per-node sums in process: one node runs every circuit one after another (no network time and
+no parallel nodes; a 2-node mesh runs the two partitions' circuits side by side, docs/hardware.md).
+
+**Caveat on the presets (docs/hardware.md "Presets and their sources"):** the device
+timings are rounded numbers written down without access to the cited sources, not checked
+against them, and real devices drift by tens of percent; the per-circuit overheads are
+assumptions. Read the hardware columns as orders of magnitude, and pass a JSON profile
+(`--hardware FILE`) with your device's calibration data for a real estimate.
+
+{sections["hardware"]}
 ## Commands
 
 ```
 python benchmarks/results.py                       # everything missing, then this document
 python benchmarks/results.py --studies tables      # Tables I and II only
+python benchmarks/results.py --studies zne hardware --workers 1   # the ZNE and hardware tables
 python benchmarks/results.py --render-only         # rewrite this document from docs/results/runs/
 python benchmarks/results.py --list                # which runs are saved
 ```
