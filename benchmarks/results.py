@@ -1,4 +1,4 @@
-"""Regenerate docs/results.md and its figures: Tables I and II over 5 seeds, scale and noise studies.
+"""Regenerate docs/results.md and its figures: Tables I and II over 5 seeds, scale, noise, ZNE, hardware.
 
 One command trains every run that is not in the results directory yet (at most ``--workers``
 processes, each niced), then writes ``docs/results.md`` and ``docs/images/results/*.png`` from
@@ -11,7 +11,8 @@ Usage:
     python benchmarks/results.py --render-only          # the document from the saved runs
     python benchmarks/results.py --list                 # the runs and whether they are saved
 
-The epochs of each study are flags (``--table-epochs``, ``--scale-epochs``, ``--noise-epochs``);
+The epochs of each study are flags (``--table-epochs``, ``--scale-epochs``, ``--noise-epochs``,
+``--hardware-epochs``; the ZNE study trains ``--noise-epochs``);
 their defaults are the budget ``docs/results.md`` was produced with, and a changed value
 makes new runs (the epochs are part of each run's key).
 """
@@ -31,13 +32,23 @@ from pathlib import Path
 from typing import Any
 
 from study_cache import Run, RunCache
-from study_runs import TABLE_TASKS, Budget, execute, machine, noise_runs, scale_runs, table_runs
+from study_runs import (
+    TABLE_TASKS,
+    Budget,
+    execute,
+    hardware_runs,
+    machine,
+    noise_runs,
+    scale_runs,
+    table_runs,
+    zne_runs,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = ROOT / "docs" / "results" / "runs"
 DEFAULT_DOC = ROOT / "docs" / "results.md"
 DEFAULT_IMAGES = ROOT / "docs" / "images" / "results"
-STUDIES = ("tables", "noise", "scale", "long")
+STUDIES = ("tables", "noise", "scale", "long", "zne", "hardware")
 
 _cache: RunCache | None = None
 
@@ -71,6 +82,10 @@ def select_runs(studies: list[str], budget: Budget) -> list[Run]:
         runs += scale_runs(budget)
     if "noise" in studies:
         runs += noise_runs(budget.noise, budget.noise_series_length)
+    if "zne" in studies:
+        runs += zne_runs(budget.noise, budget.noise_series_length)
+    if "hardware" in studies:
+        runs += hardware_runs(budget.hardware)
     return runs
 
 
@@ -153,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-epochs", type=int, default=10, help="epochs of the noise study")
     parser.add_argument("--noise-series-length", type=int, default=240, help="pendulum points (noise)")
     parser.add_argument(
+        "--hardware-epochs", type=int, default=2, help="epochs of the hardware study (default %(default)s)"
+    )
+    parser.add_argument(
         "--first", nargs="*", default=[], metavar="GLOB", help="run files matching these first"
     )
     parser.add_argument("--render-only", action="store_true", help="only write the document")
@@ -169,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         _widths(args.scale_centric_seeds),
         args.noise_epochs,
         args.noise_series_length,
+        args.hardware_epochs,
     )
     runs = select_runs(args.studies, budget)
     cache = RunCache(args.results)

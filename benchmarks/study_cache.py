@@ -24,12 +24,13 @@ class Run:
     """One training run of a study.
 
     Attributes:
-        study: "tables", "scale" or "noise".
+        study: "tables", "long", "scale", "noise", "zne" or "hardware".
         row: the table row it belongs to (runs of a row differ only by seed).
         seed: the JobSpec seed (initial weights; shot sampling).
         epochs: epochs trained.
         fields: other JobSpec fields (task, model, qubits, partitions, shots, ...).
-        nodes: noise of the emulated nodes (``NoiseConfig`` fields), one mapping per node;
+        nodes: settings of the emulated nodes, one mapping per node: ``NoiseConfig`` fields,
+            optionally ``zne`` (``ZneConfig`` fields) and ``hardware`` (a preset name);
             partition m runs on node m mod len(nodes). Empty: one noise-free node.
         keep_predictions: also store the predictions over all windows (for the figures).
     """

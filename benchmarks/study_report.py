@@ -14,8 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from study_plots import plot_bars, plot_losses, plot_predictions
-from study_runs import NOISE_ROWS, PAPER, TABLE_TASKS, Budget
-from study_tables import RowStats, aggregate, format_mean_std, markdown_table, paper_cell
+from study_runs import HARDWARE_SHOTS, NOISE_ROWS, PAPER, TABLE_TASKS, ZNE_ROWS, Budget
+from study_tables import (
+    RowStats,
+    aggregate,
+    format_mean_std,
+    markdown_table,
+    paper_cell,
+    per_epoch,
+    recovered_fraction,
+)
+
+from qpumesh.wire.hardware import PRESETS
 
 TASK_TITLES = {
     "pendulum": "Table I — damped pendulum",
@@ -230,6 +240,99 @@ def noise_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: P
     return text
 
 
+COSTS = ("circuit_evaluations", "shots", "total_seconds", "hardware_seconds")
+"""Summary fields the ZNE and hardware tables show per epoch."""
+
+
+def zne_section(results: Sequence[Mapping[str, Any]]) -> str:
+    """The ZNE study's table: R², the share of the noise's R² loss recovered, and the cost."""
+    runs = _by_study(results, "zne")
+    stats, costs = aggregate(runs), per_epoch(runs, COSTS)
+    exact, noisy = stats.get("exact"), stats.get("depolarizing 0.02 / 0.04")
+    rows = []
+    for name in ZNE_ROWS:
+        row = stats.get(name)
+        if row is None:
+            rows.append([name, "not run", *["–"] * 5])
+            continue
+        recovered = "–"
+        if name.startswith("+") and exact is not None and noisy is not None:
+            fraction, clear = recovered_fraction(exact.r2, noisy.r2, row.r2)
+            recovered = f"{fraction:.0%}" + ("" if clear else " (loss within noise)")
+        cost = costs[name]
+        rows.append(
+            [
+                name,
+                _seeds(row),
+                f"**{_ms(row.r2, 4)}**",
+                recovered,
+                f"{cost['circuit_evaluations']:,.0f}",
+                f"{cost['total_seconds']:.2f}",
+                f"{cost['hardware_seconds']:,.0f}",
+            ]
+        )
+    headers = [
+        "condition",
+        "seeds",
+        "final test R²",
+        "R² loss recovered",
+        "circuit executions / epoch",
+        "emulation s / epoch",
+        "hardware s / epoch (superconducting)",
+    ]
+    return markdown_table(headers, rows)
+
+
+def hardware_section(results: Sequence[Mapping[str, Any]], long_epochs: int) -> str:
+    """The hardware study's table: each preset, exact and 1,000 shots, per epoch and per ``long_epochs``."""
+    runs = _by_study(results, "hardware")
+    costs = per_epoch(runs, COSTS)
+    epochs = {r["run"]["row"]: r["run"]["epochs"] for r in runs}
+    rows = []
+    for preset in PRESETS:
+        for column in HARDWARE_SHOTS:
+            name = f"{preset} / {column}"
+            cost = costs.get(name)
+            if cost is None:
+                rows.append([f"`{preset}`", column, "not run", *["–"] * 5])
+                continue
+            shots = f"{cost['shots']:,.0f}" if cost["shots"] else "0 (costed at 1,000 per circuit)"
+            rows.append(
+                [
+                    f"`{preset}`",
+                    column,
+                    str(epochs[name]),
+                    f"{cost['hardware_seconds']:,.0f} ({_duration(cost['hardware_seconds'])})",
+                    _duration(cost["hardware_seconds"] * long_epochs),
+                    f"{cost['total_seconds']:.2f}",
+                    f"{cost['circuit_evaluations']:,.0f}",
+                    shots,
+                ]
+            )
+    headers = [
+        "preset",
+        "mode",
+        "epochs measured",
+        "hardware s / epoch",
+        f"hardware time, {long_epochs} epochs",
+        "emulation s / epoch",
+        "circuit executions / epoch",
+        "shots / epoch",
+    ]
+    return markdown_table(headers, rows)
+
+
+def _duration(seconds: float) -> str:
+    """A readable length of time: "4.8 h", "104 h", "159 days"."""
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 5 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    if seconds < 2 * 365 * 86400:
+        return f"{seconds / 86400:,.0f} days"
+    return f"{seconds / (365 * 86400):,.1f} years"
+
+
 def timing_section(results: Sequence[Mapping[str, Any]], results_dir: Path) -> str:
     """How long the runs took, on what machine, under what load."""
     worker_seconds = math.fsum(r["summary"]["total_seconds"] for r in results)
@@ -244,7 +347,7 @@ def timing_section(results: Sequence[Mapping[str, Any]], results_dir: Path) -> s
     machines = {(r["machine"]["cpu"], r["machine"]["cpus"]) for r in results}
     loads = [r["machine"]["load"][0] for r in results]
     by_study = {}
-    for study in ("tables", "long", "scale", "noise"):
+    for study in ("tables", "long", "scale", "noise", "zne", "hardware"):
         chosen = [r["summary"]["total_seconds"] for r in results if r["run"]["study"] == study]
         by_study[study] = (len(chosen), math.fsum(chosen))
     lines = [
@@ -275,6 +378,8 @@ def write_report(
         "long": tables_section(results, images, doc_dir, "long"),
         "scale": scale_section(results, images, doc_dir),
         "noise": noise_section(results, images, doc_dir),
+        "zne": zne_section(results),
+        "hardware": hardware_section(results, budget.long_epochs),
         "timing": timing_section(results, results_dir),
     }
     doc.write_text(render(sections, budget, results), encoding="utf-8")

@@ -7,6 +7,10 @@
   width 32, the distributed ones cut into 4-qubit parts (width 4: the paper's 2 × 2).
 - ``noise``: the paper's distributed model under shot noise, depolarizing noise, readout
   error, and with one noisy node among clean ones.
+- ``zne``: the same model exact, under depolarizing noise, and under that noise with the
+  node's zero-noise extrapolation (mitiq), to see how much of the R² loss ZNE recovers.
+- ``hardware``: the same model on each hardware preset, exact and with 1,000 shots, to
+  price an epoch on each kind of QPU (the cost model of `qpumesh.wire.hardware`).
 
 Every run trains in this process on ``InProcessExecutor`` (the node's engines, no network).
 """
@@ -17,7 +21,7 @@ import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +32,9 @@ from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecut
 from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
 from qpumesh.node.core import NodeConfig
+from qpumesh.node.mitigation import ZneConfig
 from qpumesh.node.noise import NoiseConfig
+from qpumesh.wire.hardware import PRESETS
 from qpumesh.wire.job_spec import JobSpec
 
 SEEDS_TABLES = (0, 1, 2, 3, 4)
@@ -80,6 +86,22 @@ NOISE_ROWS: dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = {
 }
 """Row -> (JobSpec fields, node noise) of the noise study (distributed, M = 2, pendulum)."""
 
+ZNE_NOISE: dict[str, Any] = {"depolarizing_1q": 0.02, "depolarizing_2q": 0.04}
+"""The gate noise of the ZNE study: strong enough that the R² loss shows after 10 epochs."""
+
+ZNE_ROWS: dict[str, tuple[dict[str, Any], ...]] = {
+    "exact": (),
+    "depolarizing 0.02 / 0.04": (ZNE_NOISE,),
+    "+ ZNE Richardson (1, 3, 5)": (
+        {**ZNE_NOISE, "zne": {"scale_factors": (1.0, 3.0, 5.0), "extrapolation": "richardson"}},
+    ),
+    "+ ZNE linear (1, 3)": ({**ZNE_NOISE, "zne": {"scale_factors": (1.0, 3.0), "extrapolation": "linear"}},),
+}
+"""Row -> node settings of the ZNE study (global folding; superconducting timings)."""
+
+HARDWARE_SHOTS: dict[str, int] = {"exact": 0, "1,000 shots": 1000}
+"""Column of the hardware study -> JobSpec shots."""
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -97,6 +119,8 @@ class Budget:
     """Width -> seeds of the centric rows, where fewer than 3 fit the time."""
     noise: int
     noise_series_length: int
+    hardware: int = 2
+    """Epochs of the hardware study (an epoch's hardware time is the same at every epoch)."""
 
 
 def table_runs(epochs: int, *, study: str = "tables", tasks: Sequence[str] = tuple(TABLE_TASKS)) -> list[Run]:
@@ -172,6 +196,36 @@ def noise_runs(epochs: int, series_length: int) -> list[Run]:
     return runs
 
 
+def zne_runs(epochs: int, series_length: int) -> list[Run]:
+    """The ZNE study's rows on the pendulum, distributed model (M = 2), 3 seeds, seed-major."""
+    spec = {"task": "pendulum", "series_length": series_length, "model": "distributed"}
+    return [
+        Run("zne", row, seed, epochs, spec, nodes, priority=10 * seed + 1)
+        for seed in SEEDS_STUDIES
+        for row, nodes in ZNE_ROWS.items()
+    ]
+
+
+def hardware_runs(epochs: int) -> list[Run]:
+    """The paper's distributed model (pendulum, JobSpec defaults) on each preset, exact and 1,000 shots.
+
+    One seed: the hardware time of an epoch depends on the circuits, their number and their
+    shots, not on the weights.
+    """
+    return [
+        Run(
+            "hardware",
+            f"{preset} / {column}",
+            0,
+            epochs,
+            {"task": "pendulum", "model": "distributed", "shots": shots},
+            ({"hardware": preset},),
+        )
+        for preset in PRESETS
+        for column, shots in HARDWARE_SHOTS.items()
+    ]
+
+
 class NodesExecutor(LocalExecutor):
     """Several in-process nodes, possibly with different noise: partition m runs on node m mod N.
 
@@ -206,11 +260,21 @@ def make_executor(run: Run, model: str) -> LocalExecutor | None:
         return None
     if not run.nodes:
         return InProcessExecutor()
-    nodes = [
-        InProcessExecutor(NodeConfig(node_id=f"node-{i}", noise=NoiseConfig(**noise)))
-        for i, noise in enumerate(run.nodes)
-    ]
+    nodes = [InProcessExecutor(node_config(f"node-{i}", settings)) for i, settings in enumerate(run.nodes)]
     return nodes[0] if len(nodes) == 1 else NodesExecutor(nodes)
+
+
+def node_config(node_id: str, settings: Mapping[str, Any]) -> NodeConfig:
+    """A node of ``Run.nodes``: ``NoiseConfig`` fields, optional ``zne`` (``ZneConfig`` fields)
+    and ``hardware`` (a preset name; default the node's)."""
+    noise = dict(settings)
+    zne_fields: dict[str, Any] = dict(noise.pop("zne", {}))
+    if "scale_factors" in zne_fields:  # a list once read back from JSON
+        zne_fields["scale_factors"] = tuple(zne_fields["scale_factors"])
+    zne = ZneConfig(**zne_fields)
+    hardware = noise.pop("hardware", None)
+    config = NodeConfig(node_id=node_id, noise=NoiseConfig(**noise), zne=zne)
+    return config if hardware is None else replace(config, hardware=PRESETS[hardware])
 
 
 def machine() -> dict[str, Any]:

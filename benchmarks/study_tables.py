@@ -116,3 +116,35 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str
 def paper_cell(value: float | None, digits: int) -> str:
     """The paper's number, or an en dash where the paper has none."""
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def per_epoch(results: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Row -> the mean over its seeds of ``summary[key] / epochs`` for each of ``keys``.
+
+    For costs that are the same at every epoch (circuit executions, shots, hardware seconds),
+    so a few measured epochs price any number of them.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for result in results:
+        groups.setdefault(result["run"]["row"], []).append(result)
+    return {
+        row: {key: mean_std([r["summary"][key] / r["run"]["epochs"] for r in runs])[0] for key in keys}
+        for row, runs in groups.items()
+    }
+
+
+def recovered_fraction(
+    exact: tuple[float, float], noisy: tuple[float, float], mitigated: tuple[float, float]
+) -> tuple[float, bool]:
+    """Fraction of the noise-induced R² loss that mitigation recovers, and whether the loss is clear.
+
+    Each argument is a row's (mean, std) R². The fraction is
+    (R²_mitigated − R²_noisy) / (R²_exact − R²_noisy): 1 recovers all of the loss, 0 none,
+    below 0 makes it worse. The loss is *clear* when it exceeds the two rows' standard
+    deviations combined, √(s_exact² + s_noisy²) (a NaN deviation, one seed, counts as 0);
+    otherwise the fraction divides by noise and means little. NaN when there is no loss.
+    """
+    loss = exact[0] - noisy[0]
+    spread = math.hypot(*(0.0 if math.isnan(s) else s for s in (exact[1], noisy[1])))
+    fraction = (mitigated[0] - noisy[0]) / loss if loss != 0 else math.nan
+    return fraction, abs(loss) > spread

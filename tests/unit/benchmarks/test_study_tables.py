@@ -6,7 +6,15 @@ import math
 from typing import Any
 
 import pytest
-from study_tables import aggregate, format_mean_std, markdown_table, mean_std, paper_cell
+from study_tables import (
+    aggregate,
+    format_mean_std,
+    markdown_table,
+    mean_std,
+    paper_cell,
+    per_epoch,
+    recovered_fraction,
+)
 
 
 def _result(
@@ -82,3 +90,35 @@ def test_paper_cell() -> None:
     assert paper_cell(0.9936, 4) == "0.9936"
     assert paper_cell(31, 0) == "31"
     assert paper_cell(None, 4) == "–"
+
+
+def test_per_epoch_divides_by_each_runs_epochs_and_averages_the_seeds() -> None:
+    runs = [
+        {"run": {"row": "a", "epochs": 2}, "summary": {"shots": 100, "hardware_seconds": 4.0}},
+        {"run": {"row": "a", "epochs": 4}, "summary": {"shots": 400, "hardware_seconds": 4.0}},
+        {"run": {"row": "b", "epochs": 1}, "summary": {"shots": 7, "hardware_seconds": 0.5}},
+    ]
+    # a: shots 50 and 100 per epoch -> 75; hardware 2.0 and 1.0 -> 1.5.
+    assert per_epoch(runs, ["shots", "hardware_seconds"]) == {
+        "a": {"shots": 75.0, "hardware_seconds": 1.5},
+        "b": {"shots": 7.0, "hardware_seconds": 0.5},
+    }
+
+
+def test_recovered_fraction_of_a_clear_loss() -> None:
+    # exact 0.90, noisy 0.80: loss 0.10; mitigated 0.86 recovers 0.06 / 0.10 = 60 %.
+    fraction, clear = recovered_fraction((0.90, 0.01), (0.80, 0.01), (0.86, 0.02))
+    assert fraction == pytest.approx(0.6, rel=1e-12)
+    assert clear
+    # Mitigation that makes it worse is a negative fraction.
+    assert recovered_fraction((0.90, 0.01), (0.80, 0.01), (0.75, 0.0))[0] == pytest.approx(-0.5, rel=1e-12)
+
+
+def test_recovered_fraction_says_when_the_loss_is_within_noise() -> None:
+    # loss 0.01 against a combined deviation √(0.01² + 0.01²) ≈ 0.014: not clear.
+    fraction, clear = recovered_fraction((0.88, 0.01), (0.87, 0.01), (0.875, 0.01))
+    assert fraction == pytest.approx(0.5, rel=1e-9)
+    assert not clear
+    # One seed (NaN deviation) counts as no spread; no loss at all gives NaN.
+    assert recovered_fraction((0.88, math.nan), (0.87, math.nan), (0.88, math.nan))[1]
+    assert math.isnan(recovered_fraction((0.88, 0.0), (0.88, 0.0), (0.9, 0.0))[0])
