@@ -56,7 +56,8 @@ def add_coordinator_flag(
         type=float,
         default=30.0,
         metavar="S",
-        help="deadline of each call (default %(default)s s)",
+        help="deadline of each call from this client to the coordinator (default %(default)s s); "
+        "the coordinator's calls to its nodes have their own floor: coordinator --rpc-timeout",
     )
     add_security_flags(parser, token=True)
 
