@@ -15,7 +15,12 @@ from test_adjoint import random_circuit
 
 from qpumesh.coordinator.ansatz import build_ansatz
 from qpumesh.node.backends import BatchedBackend
-from qpumesh.node.backends.compiled import FUSED_MIN_QUBITS, CompiledEngine, fused_is_faster
+from qpumesh.node.backends.compiled import (
+    FUSED_MIN_QUBITS,
+    FUSED_MIN_QUBITS_REAL,
+    CompiledEngine,
+    fused_is_faster,
+)
 from qpumesh.node.backends.tape import build_tape
 from qpumesh.node.backends.wide import plan_wide
 from qpumesh.node.circuits import compile_circuit
@@ -74,13 +79,16 @@ def test_plan_stages_respect_the_block_size_and_keep_every_step() -> None:
         plan_wide(tape, 2)
 
 
-def test_the_node_picks_the_wide_kernels_by_width_alone() -> None:
-    assert not fused_is_faster(6)  # the distributed model's parts keep the small-circuit path
-    assert fused_is_faster(FUSED_MIN_QUBITS)
-    ansatz = build_ansatz("v0", FUSED_MIN_QUBITS, 1, 1)
+def test_the_node_picks_the_wide_kernels_by_the_circuit_alone() -> None:
+    for real in (True, False):  # the distributed model's parts keep the small-circuit path
+        assert not fused_is_faster(6, real)
+    assert fused_is_faster(FUSED_MIN_QUBITS, False)
+    assert fused_is_faster(FUSED_MIN_QUBITS_REAL, True)
+    n = FUSED_MIN_QUBITS_REAL  # v0 is real
+    ansatz = build_ansatz("v0", n, 1, 1)
     compiled = compile_circuit(cirq.read_json(json_text=ansatz.circuit.cirq_json), 24)
     angles = compiled.angles(list(ansatz.symbols), np.full((1, len(ansatz.symbols)), 0.3))
-    terms = ["Z" + "I" * (FUSED_MIN_QUBITS - 1)]
+    terms = ["Z" + "I" * (n - 1)]
     engine = BatchedBackend()
     picked = engine.expectations(compiled, terms, angles)
     np.testing.assert_array_equal(picked, engine.compiled.expectations(compiled, terms, angles, fused=True))

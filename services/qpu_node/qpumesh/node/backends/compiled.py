@@ -37,6 +37,7 @@ from qpumesh.node.circuits import CompiledCircuit
 
 __all__ = [
     "FUSED_MIN_QUBITS",
+    "FUSED_MIN_QUBITS_REAL",
     "STATE_BUDGET_BYTES",
     "CompiledEngine",
     "costates_per_pass",
@@ -46,9 +47,11 @@ __all__ = [
 
 #: Bytes of state vectors one kernel call may hold (state, co-states and their scratch rows).
 STATE_BUDGET_BYTES = 64 * 1024 * 1024
-#: Measured crossover (see `fused_is_faster`): from this width evaluation runs on the wide
-#: kernels (`wide_kernels`: cache-sized stages, split real/imaginary arithmetic).
-FUSED_MIN_QUBITS = 14
+#: Measured crossover (see `fused_is_faster`): from these widths evaluation runs on the wide
+#: kernels (`wide_kernels`: cache-sized stages, split real/imaginary arithmetic), for
+#: circuits whose state stays real and for complex ones.
+FUSED_MIN_QUBITS_REAL = 17
+FUSED_MIN_QUBITS = 19
 #: Term tables kept per circuit (requests of one circuit normally use one or two sets).
 _TERM_CACHE = 16
 
@@ -67,14 +70,15 @@ class _Plan:
     wide: WidePlan | None = None
 
 
-def fused_is_faster(n_qubits: int) -> bool:
-    """Whether the wide (fused, cache-blocked) kernels beat the gate-by-gate ones at this width.
+def fused_is_faster(n_qubits: int, real: bool) -> bool:
+    """Whether the wide (fused, cache-blocked) kernels beat the gate-by-gate ones for a circuit.
 
     The crossover is measured: ``benchmarks/bench_engines.py --only wide`` times both on the
-    QLSTM ansatzes and docs/performance.md records the table. It depends only on the width,
-    so every node runs a request on the same kernels (same numbers).
+    QLSTM ansatzes (v0 is real, chen2020 complex) and docs/performance.md records the table.
+    It depends only on the circuit, so every node runs a request on the same kernels (same
+    numbers); the distributed model's small parts never take the wide path.
     """
-    return n_qubits >= FUSED_MIN_QUBITS
+    return n_qubits >= (FUSED_MIN_QUBITS_REAL if real else FUSED_MIN_QUBITS)
 
 
 class CompiledEngine:
@@ -137,7 +141,7 @@ class CompiledEngine:
         """
         plan = self._plan(compiled)
         if fused is None:
-            fused = fused_is_faster(compiled.n_qubits)
+            fused = fused_is_faster(compiled.n_qubits, plan.tape.real)
         if fused:
             return self._expectations_wide(compiled, plan, terms, angles, block_qubits)
         tape = plan.tape
@@ -228,7 +232,7 @@ def _half_angle(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def warm_up() -> None:
     """Compile (or load from numba's disk cache) every kernel for real and complex circuits.
 
-    The wide kernels too: they run from `FUSED_MIN_QUBITS` qubits, and a node must not
+    The wide kernels too: they run from `FUSED_MIN_QUBITS_REAL` qubits, and a node must not
     compile them on its first wide request.
 
     The first call in a process takes seconds without a disk cache (~0.3 s with one); a
