@@ -50,7 +50,7 @@ STATE_BUDGET_BYTES = 64 * 1024 * 1024
 #: Measured crossover (see `fused_is_faster`): from these widths evaluation runs on the wide
 #: kernels (`wide_kernels`: cache-sized stages, split real/imaginary arithmetic), for
 #: circuits whose state stays real and for complex ones.
-FUSED_MIN_QUBITS_REAL = 17
+FUSED_MIN_QUBITS_REAL = 14
 FUSED_MIN_QUBITS = 19
 #: Term tables kept per circuit (requests of one circuit normally use one or two sets).
 _TERM_CACHE = 16
