@@ -48,7 +48,9 @@ def test_wide_kernels_equal_the_reference_on_random_circuits_of_every_gate(seed:
         fused = engine.expectations(compiled, terms, angles, fused=True, block_qubits=block)
         np.testing.assert_allclose(fused, reference, atol=ATOL, rtol=0)
     again = engine.expectations(compiled, terms, angles, fused=True, block_qubits=3)
-    np.testing.assert_array_equal(again, engine.expectations(compiled, terms, angles, fused=True, block_qubits=3))
+    np.testing.assert_array_equal(
+        again, engine.expectations(compiled, terms, angles, fused=True, block_qubits=3)
+    )
 
 
 @pytest.mark.parametrize(("name", "n"), [("chen2020", 9), ("v0", 9), ("chen2020", 16), ("v0", 17)])
@@ -92,3 +94,22 @@ def test_the_node_picks_the_wide_kernels_by_the_circuit_alone() -> None:
     engine = BatchedBackend()
     picked = engine.expectations(compiled, terms, angles)
     np.testing.assert_array_equal(picked, engine.compiled.expectations(compiled, terms, angles, fused=True))
+
+
+def test_warm_up_compiles_the_wide_kernels_for_real_and_complex_circuits() -> None:
+    """A node compiles its kernels before serving; a wide request must not pause for numba."""
+    from qpumesh.node.backends import wide_kernels
+    from qpumesh.node.core import NodeConfig, NodeCore
+
+    NodeCore(NodeConfig()).warm_up()
+    before = len(wide_kernels.expectations.signatures)
+    assert before == 2  # float64 (real circuits) and complex128 tapes
+    engine = CompiledEngine()
+    for name in ("v0", "chen2020"):
+        ansatz = build_ansatz(name, 6, 1, 1)
+        compiled = compile_circuit(cirq.read_json(json_text=ansatz.circuit.cirq_json), 24)
+        values = np.full((3, len(ansatz.symbols)), 0.2)
+        values.flags.writeable = False
+        angles = compiled.angles(list(ansatz.symbols), values)
+        engine.expectations(compiled, ["ZIIIII", "XXIIII"], angles, fused=True, block_qubits=4)
+    assert len(wide_kernels.expectations.signatures) == before

@@ -77,7 +77,8 @@ def _permutation(tape: Tape, i: int) -> np.ndarray | None:
     zeros = np.abs(u) <= _PERM_ATOL
     if not (np.all(ones | zeros) and np.all(ones.sum(axis=1) == 1) and np.all(ones.sum(axis=0) == 1)):
         return None
-    return np.argmax(ones, axis=1).astype(np.int64)
+    src: np.ndarray = np.argmax(ones, axis=1).astype(np.int64)
+    return src
 
 
 def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
