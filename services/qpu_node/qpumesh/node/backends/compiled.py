@@ -171,7 +171,8 @@ class CompiledEngine:
         for rows in row_chunks(angles.shape[0], _row_work(tape, len(terms), 1)):
             wide_kernels.expectations(
                 not tape.real, tape.initial, tape.code, tape.mats, cos[rows], sin[rows],
-                wide.stage_mask, wide.stage_start, wide.units, wide.unit_perm, wide.perm, wide.block,
+                wide.stage_mask, wide.stage_start, wide.units, wide.unit_perm, wide.perm, wide.unit_gather,
+                wide.gather, wide.block,
                 table.xmask, table.yzmask, table.coeff, out[rows],
             )  # fmt: skip
         return out

@@ -260,12 +260,37 @@ def _permute2(bre, bim, cplx, b0, b1, perm, po):
 
 @_jit
 def _block(
-    bre, bim, cplx, n, r, mask, lo, hi, units, unit_perm, perm, code, mats, cos, sin, mbuf, offs, vre, vim
+    bre,
+    bim,
+    cplx,
+    n,
+    r,
+    mask,
+    lo,
+    hi,
+    units,
+    unit_perm,
+    perm,
+    unit_gather,
+    gather,
+    code,
+    mats,
+    cos,
+    sin,
+    mbuf,
+    offs,
+    vre,
+    vim,
+    sre,
+    sim,
 ):
     """Run the units lo..hi of a stage (block `mask`) on the buffer with the angles of row r."""
     one = mats[0] * 0.0 + 1.0
     for u in range(lo, hi):
         i = units[u]
+        if unit_gather[u] >= 0:
+            _gather(bre, bim, cplx, gather, unit_gather[u], sre, sim)
+            continue
         kd = code[i, KIND]
         o = code[i, MOFF]
         k = code[i, NT]
@@ -312,6 +337,19 @@ def _block(
             _applyk(bre, bim, cplx, k, offs, mats, o, vre, vim)
 
 
+@_jit
+def _gather(bre, bim, cplx, gather, go, sre, sim):
+    """Buffer ← the composed block permutation ``new[a] = old[gather[go + a]]`` (via the scratch)."""
+    size = bre.shape[0]
+    for a in range(size):
+        sre[a] = bre[gather[go + a]]
+    _run_copy(bre, sre[:size])
+    if cplx:
+        for a in range(size):
+            sim[a] = bim[gather[go + a]]
+        _run_copy(bim, sim[:size])
+
+
 @_inline
 def _run_copy(dst, src):
     """dst[:] = src (equal lengths), as a loop over views the compiler turns into vector moves."""
@@ -346,8 +384,30 @@ def _copy(re, im, bre, bim, cplx, base, mask, to_buffer):
 
 
 @_jit
-def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm):
-    """Apply every stage of the plan to the split state (re, im) with the angles of row r."""
+def forward(
+    re,
+    im,
+    bre,
+    bim,
+    r,
+    code,
+    mats,
+    cos,
+    sin,
+    stage_mask,
+    stage_start,
+    units,
+    unit_perm,
+    perm,
+    unit_gather,
+    gather,
+    sre,
+    sim,
+):
+    """Apply every stage of the plan to the split state (re, im) with the angles of row r.
+
+    ``sre``/``sim`` are scratch buffers of the block's size (for the composed gathers).
+    """
     dim = re.shape[0]
     n = 0
     while (1 << n) < dim:
@@ -374,6 +434,8 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 units,
                 unit_perm,
                 perm,
+                unit_gather,
+                gather,
                 code,
                 mats,
                 cos,
@@ -382,6 +444,8 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 offs,
                 vre,
                 vim,
+                sre,
+                sim,
             )
             continue
         size = 1
@@ -407,6 +471,8 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 units,
                 unit_perm,
                 perm,
+                unit_gather,
+                gather,
                 code,
                 mats,
                 cos,
@@ -415,6 +481,8 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 offs,
                 vre,
                 vim,
+                sre,
+                sim,
             )
             _copy(re, im, pre, pim, cplx, base, mask, False)
             base = (base - omask) & omask
@@ -458,6 +526,8 @@ def expectations(
     units,
     unit_perm,
     perm,
+    unit_gather,
+    gather,
     block,
     xmask,
     yzmask,
@@ -478,6 +548,8 @@ def expectations(
         units: Tape rows of the plan's units (steps, or chain headers), stage by stage.
         unit_perm: Offset of each unit's permutation in `perm`, −1 for a matrix.
         perm: Local basis permutations.
+        unit_gather: Offset of each unit's block gather in `gather`, −1 for none.
+        gather: Composed block permutations (int32).
         block: Amplitudes of the largest block (the buffer size).
         xmask: X/Y mask of each term.
         yzmask: Y/Z mask of each term.
@@ -489,11 +561,16 @@ def expectations(
     im = np.empty(dim if cplx else 0, np.float64)
     bre = np.empty(block, np.float64)
     bim = np.empty(block if cplx else 0, np.float64)
+    sre = np.empty(block, np.float64)
+    sim = np.empty(block if cplx else 0, np.float64)
     for r in range(cos.shape[0]):
         for y in range(dim):
             re[y] = initial[y].real
             if cplx:
                 im[y] = initial[y].imag
-        forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm)
+        forward(
+            re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm,
+            unit_gather, gather, sre, sim,
+        )  # fmt: skip
         for t in range(xmask.shape[0]):
             out[r, t] = expect(re, im, xmask[t], yzmask[t], tc[t])
