@@ -30,13 +30,15 @@ __all__ = ["BLOCK_QUBITS", "WidePlan", "plan_wide"]
 
 #: Qubits of a stage's block: 2**15 complex128 amplitudes (512 KiB) stay in a 1 MiB L2 cache.
 BLOCK_QUBITS = 15
+#: Largest block: `gather` tables hold block indices as uint16 (half the cache of int32).
+MAX_BLOCK_QUBITS = 16
 #: Bits (of the lowest qubits, n − 1, n − 2...) that every block holds.
 RUN_BITS = 4
 #: Consecutive permutation units of a stage (CNOT rings) composed into one block gather from
 #: this many on: one move of the block instead of one per gate (a single CNOT stays a swap
 #: of two quarters, which moves half the block).
 GATHER_MIN_RUN = 2
-#: Entries (int32) of all gather tables of one plan at most (16 MiB); runs beyond it stay
+#: Entries (uint16) of all gather tables of one plan at most (16 MiB); runs beyond it stay
 #: gate by gate.
 GATHER_BUDGET = 1 << 22
 #: Entries within this of 1 (and the rest within it of 0) make a fixed gate a permutation.
@@ -56,7 +58,7 @@ class WidePlan:
         perm: Local permutations: ``new[a] = old[perm[offset + a]]``.
         unit_gather: Offset of a unit's block gather in `gather`, −1 when it has none: a run
             of consecutive permutation units of a stage composed into one move of the block.
-        gather: Block gathers: ``new[a] = old[gather[offset + a]]`` over the whole block.
+        gather: Block gathers (uint16): ``new[a] = old[gather[offset + a]]`` over the whole block.
         block: Amplitudes of the largest block.
     """
 
@@ -95,8 +97,11 @@ def _permutation(tape: Tape, i: int) -> np.ndarray | None:
 
 def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
     """Group the units of `tape` (built with ``local_only``) into stages of `block_qubits` qubits."""
-    if block_qubits < 3:
-        raise ValueError(f"block_qubits must be at least 3 (the widest gate), got {block_qubits}")
+    if not 3 <= block_qubits <= MAX_BLOCK_QUBITS:
+        raise ValueError(
+            f"block_qubits must be between 3 (the widest gate) and {MAX_BLOCK_QUBITS} (gather tables"
+            f" index blocks with uint16), got {block_qubits}"
+        )
     n = tape.n
     code = tape.code
     heads: list[int] = []
@@ -207,7 +212,7 @@ def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
         unit_perm=unit_perm,
         perm=np.concatenate(perms) if perms else np.zeros(1, dtype=np.int64),
         unit_gather=np.asarray(unit_gather, dtype=np.int64),
-        gather=np.concatenate(gathers) if gathers else np.zeros(1, dtype=np.int32),
+        gather=np.concatenate(gathers) if gathers else np.zeros(1, dtype=np.uint16),
         block=1 << capacity,
     )
 
@@ -256,7 +261,7 @@ def _permutations_first(
 
 
 def _compose(tape: Tape, n: int, mask: int, rows: list[int], sources: list[np.ndarray]) -> np.ndarray:
-    """Compose the permutation steps `rows` (in order, on block `mask`) into one block gather (int32)."""
+    """Compose the permutation steps `rows` (in order, on block `mask`) into one block gather (uint16)."""
     code = tape.code
     block = 1 << bin(mask).count("1")
     a = np.arange(block, dtype=np.int64)
@@ -274,4 +279,4 @@ def _compose(tape: Tape, n: int, mask: int, rows: list[int], sources: list[np.nd
         for j, b in enumerate(bits):
             src |= ((src_sub >> (k - 1 - j)) & 1) << b
         total = total[src]
-    return total.astype(np.int32)
+    return total.astype(np.uint16)
