@@ -12,7 +12,8 @@ run the `WidePlan` of a circuit (`wide`) instead:
   a stage copies one block of the state -- the ``2**m`` amplitudes that differ only in its
   ``m`` qubits -- into a buffer that stays in cache, runs all its steps on the buffer, and
   copies it back, block after block: one pass over memory per stage instead of per gate;
-* fixed gates that permute basis states (CNOT, X, SWAP, CCX...) are moves, not products.
+* fixed gates that permute basis states (CNOT, X, SWAP, CCX...) are moves, not products
+  (`wide_moves`), and a run of them in a stage is one move composed at plan time.
 
 Arithmetic: a complex product ``m·a`` is computed as ``(m.re a.re − m.im a.im, m.re a.im +
 m.im a.re)``, the same operations complex128 code performs; sums run in one fixed order,
@@ -27,6 +28,7 @@ from numba import njit
 
 from qpumesh.node.backends.kernels import chain_matrix, matrix1, parity
 from qpumesh.node.backends.tape import CHAIN, FIXK, KIND, MOFF, NT, ROTD, ROTK, SLOT, T0
+from qpumesh.node.backends.wide_moves import gather_block, permute, permute2, run_copy
 
 __all__ = ["expectations"]
 
@@ -165,100 +167,6 @@ def _applyk(bre, bim, cplx, k, offs, m, mo, vre, vim):
 
 
 @_jit
-def _permute(bre, bim, cplx, k, offs, perm, po, vre, vim):
-    """Buffer ← the basis permutation ``new[a] = old[perm[po + a]]`` on the local bits of offs."""
-    size = 1 << k
-    tmask = offs[size - 1]
-    cmask = (bre.shape[0] - 1) & ~tmask
-    base = 0
-    while True:
-        for a in range(size):
-            vre[a] = bre[base + offs[a]]
-            if cplx:
-                vim[a] = bim[base + offs[a]]
-        for a in range(size):
-            src = perm[po + a]
-            if src != a:
-                bre[base + offs[a]] = vre[src]
-                if cplx:
-                    bim[base + offs[a]] = vim[src]
-        base = (base - cmask) & cmask
-        if base == 0:
-            break
-
-
-@_inline
-def _move4(arr, base, run, o1, o2, t0, t1, t2, t3):
-    """Quarter ``a`` (offset 0, o1, o2, o1 + o2) of a group ← the quarter at offset t_a."""
-    q0 = arr[base : base + run]
-    q1 = arr[base + o1 : base + o1 + run]
-    q2 = arr[base + o2 : base + o2 + run]
-    q3 = arr[base + o1 + o2 : base + o1 + o2 + run]
-    v0 = arr[base + t0 : base + t0 + run]
-    v1 = arr[base + t1 : base + t1 + run]
-    v2 = arr[base + t2 : base + t2 + run]
-    v3 = arr[base + t3 : base + t3 + run]
-    for j in range(run):
-        w0 = v0[j]
-        w1 = v1[j]
-        w2 = v2[j]
-        w3 = v3[j]
-        q0[j] = w0
-        q1[j] = w1
-        q2[j] = w2
-        q3[j] = w3
-
-
-@_inline
-def _swap(arr, base, run, x, y):
-    """Swap the runs at base + x and base + y."""
-    p = arr[base + x : base + x + run]
-    q = arr[base + y : base + y + run]
-    for j in range(run):
-        w = p[j]
-        p[j] = q[j]
-        q[j] = w
-
-
-@_jit
-def _permute2(bre, bim, cplx, b0, b1, perm, po):
-    """Buffer ← the two-qubit basis permutation ``new[a] = old[perm[po + a]]`` on local bits b0, b1.
-
-    ``a = 2·(bit b0) + (bit b1)``. The quarters of each group are moved as runs of
-    ``2**min(b0, b1)`` amplitudes so that the loops vectorise; a transposition (CNOT, SWAP)
-    swaps two quarters and leaves the others alone.
-    """
-    lo = min(b0, b1)
-    hi = max(b0, b1)
-    run = 1 << lo
-    o1 = 1 << b1
-    o2 = 1 << b0
-    offs = np.array([0, o1, o2, o1 | o2])
-    t0 = offs[perm[po]]
-    t1 = offs[perm[po + 1]]
-    t2 = offs[perm[po + 2]]
-    t3 = offs[perm[po + 3]]
-    moved = np.empty(4, np.int64)
-    count = 0
-    for a in range(4):
-        if perm[po + a] != a:
-            moved[count] = offs[a]
-            count += 1
-    x = moved[0]
-    y = moved[1]
-    for outer in range(0, bre.shape[0], 1 << (hi + 1)):
-        for base in range(outer, outer + (1 << hi), 1 << (lo + 1)):
-            if count == 2:
-                _swap(bre, base, run, x, y)
-                if cplx:
-                    _swap(bim, base, run, x, y)
-            else:
-                _move4(bre, base, run, o1, o2, t0, t1, t2, t3)
-                if cplx:
-                    _move4(bim, base, run, o1, o2, t0, t1, t2, t3)
-
-
-@_jit
 def _block(
     bre,
     bim,
@@ -289,7 +197,7 @@ def _block(
     for u in range(lo, hi):
         i = units[u]
         if unit_gather[u] >= 0:
-            _gather(bre, bim, cplx, gather, unit_gather[u], sre, sim)
+            gather_block(bre, bim, cplx, gather, unit_gather[u], sre, sim)
             continue
         kd = code[i, KIND]
         o = code[i, MOFF]
@@ -322,7 +230,7 @@ def _block(
                 mbuf[a * size + a] += c
             _applyk(bre, bim, cplx, k, offs, mbuf, 0, vre, vim)
         elif unit_perm[u] >= 0 and k == 2:
-            _permute2(
+            permute2(
                 bre,
                 bim,
                 cplx,
@@ -332,33 +240,9 @@ def _block(
                 unit_perm[u],
             )
         elif unit_perm[u] >= 0:
-            _permute(bre, bim, cplx, k, offs, perm, unit_perm[u], vre, vim)
+            permute(bre, bim, cplx, k, offs, perm, unit_perm[u], vre, vim)
         else:
             _applyk(bre, bim, cplx, k, offs, mats, o, vre, vim)
-
-
-@_jit
-def _gather(bre, bim, cplx, gather, go, sre, sim):
-    """Buffer ← the composed block permutation ``new[a] = old[gather[go + a]]`` (via the scratch)."""
-    size = bre.shape[0]
-    table = gather[go : go + size]  # a view: the loop indexes it from 0 (measured 2.5x faster)
-    if cplx:
-        for a in range(size):
-            k = table[a]
-            sre[a] = bre[k]
-            sim[a] = bim[k]
-        _run_copy(bim, sim[:size])
-    else:
-        for a in range(size):
-            sre[a] = bre[table[a]]
-    _run_copy(bre, sre[:size])
-
-
-@_inline
-def _run_copy(dst, src):
-    """dst[:] = src (equal lengths), as a loop over views the compiler turns into vector moves."""
-    for j in range(dst.shape[0]):
-        dst[j] = src[j]
 
 
 @_jit
@@ -374,13 +258,13 @@ def _copy(re, im, bre, bim, cplx, base, mask, to_buffer):
     while True:
         start = base | cur
         if to_buffer:
-            _run_copy(bre[at : at + run], re[start : start + run])
+            run_copy(bre[at : at + run], re[start : start + run])
             if cplx:
-                _run_copy(bim[at : at + run], im[start : start + run])
+                run_copy(bim[at : at + run], im[start : start + run])
         else:
-            _run_copy(re[start : start + run], bre[at : at + run])
+            run_copy(re[start : start + run], bre[at : at + run])
             if cplx:
-                _run_copy(im[start : start + run], bim[at : at + run])
+                run_copy(im[start : start + run], bim[at : at + run])
         at += run
         cur = (cur - hmask) & hmask
         if cur == 0:
