@@ -158,8 +158,9 @@ def scale_runs(budget: Budget) -> list[Run]:
             for width, n_epochs in budget.scale_centric.items():
                 if seed < budget.scale_centric_seeds.get(width, len(SEEDS_STUDIES)):
                     model = {"model": "centric", "qubits": width}
-                    # The widest centric rows cost the most and run last: 2^width amplitudes.
-                    priority = 100 if width >= 12 else 10 * seed + 13
+                    # The widest centric rows cost the most and run last, cheapest first:
+                    # an epoch grows with 2^width amplitudes (width 12 ~1 min, 16 ~30 min).
+                    priority = 100 + width if width >= 12 else 10 * seed + 13
                     runs.append(
                         Run(
                             "scale",
