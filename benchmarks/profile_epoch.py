@@ -40,6 +40,7 @@ from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import open_aio_channel
 from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.tls import TlsConfig
 
 
 class ZeroExecutor(LocalExecutor):
@@ -68,9 +69,11 @@ def _cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
-async def _round_trips(address: str, tasks: Sequence[CircuitTask], repeats: int) -> tuple[float, float]:
+async def _round_trips(
+    address: str, tasks: Sequence[CircuitTask], repeats: int, tls: TlsConfig | None
+) -> tuple[float, float]:
     """Median gRPC round trip and node execute seconds of each task sent alone to ``address``."""
-    channel = open_aio_channel(address)
+    channel = open_aio_channel(address, tls=tls)
     stub = pb_grpc.QPUNodeStub(channel)  # type: ignore[no-untyped-call]
     trips, executes = [], []
     try:
@@ -98,15 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="distributed")
     parser.add_argument("--qubits", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument(
+        "--plaintext", action="store_true", help="run the local mesh without TLS (default: mutual TLS)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     spec = JobSpec(model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=args.epochs)
     print(
-        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}; load average {os.getloadavg()[0]:.1f}"
+        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, "
+        f"{'plaintext' if args.plaintext else 'mutual TLS'}; load average {os.getloadavg()[0]:.1f}"
     )
-    with LocalMesh(nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False) as local_mesh:
+    with LocalMesh(
+        nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False, tls=not args.plaintext
+    ) as local_mesh:
         node_pids = local_mesh.pids  # nodes only: no coordinator was started
-        mesh = MeshExecutor(local_mesh.node_addresses)
+        tls = local_mesh.coordinator_tls
+        mesh = MeshExecutor(local_mesh.node_addresses, tls=tls)
         qubits = mesh.node_max_qubits()
         trainers = {
             "model only": Trainer(spec, ZeroExecutor(), ()),
@@ -146,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = Trainer(spec, Capture(), qubits)
         probe.model(data.x_train[: spec.batch_size, :1])  # one time step: one round
         address = local_mesh.node_addresses[plan.assignment[captured[0].key]]
-        trip, execute = asyncio.run(_round_trips(address, captured[:1], 200))
+        trip, execute = asyncio.run(_round_trips(address, captured[:1], 200, tls))
         print(
             f"one request ({captured[0].values.shape[0]} rows, Jacobian): gRPC round trip "
             f"{1000 * trip:.3f} ms, of which the node's execute time {1000 * execute:.3f} ms"
