@@ -8,6 +8,7 @@ temporary directory (every child's ``--port-file`` lives there).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -20,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from qpumesh.client.cli import main
 from qpumesh.client.coordinator_client import CoordinatorClient
 from qpumesh.client.local_mesh import LocalMesh, LocalMeshError
 from qpumesh.v1 import coordinator_pb2 as pb
+from qpumesh.wire.tls import client_tls_from_environment
 
 pytestmark = pytest.mark.slow
 
@@ -201,17 +203,23 @@ def test_a_child_that_fails_to_start_is_reported_with_its_output(tmp_path: Path)
     assert _processes_mentioning(str(tmp_path)) == []
 
 
-def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _mesh_up(tmp_path: Path, nodes: int) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """Run ``qpumesh mesh up --nodes N`` until it has printed its exports; kill it on the way out.
+
+    Yields the process and the ``export NAME=value`` lines it printed (coordinator address and
+    the client's TLS files), which is what a user pastes into their shell.
+    """
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "qpumesh.client.cli", "mesh", "up", "--nodes", "1"],
+        [sys.executable, "-m", "qpumesh.client.cli", "mesh", "up", "--nodes", str(nodes)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         exports: dict[str, str] = {}
         deadline = time.monotonic() + 180
         for line in process.stdout:
@@ -221,8 +229,17 @@ def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
             if "QPUMESH_TLS_KEY" in exports:
                 break
             assert time.monotonic() < deadline
-        address = exports.get("QPUMESH_COORDINATOR", "")
-        assert address, process.stderr.read() if process.stderr else ""
+        assert exports.get("QPUMESH_COORDINATOR"), process.stderr.read()
+        yield process, exports
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    with _mesh_up(tmp_path, nodes=1) as (process, exports):
+        address = exports["QPUMESH_COORDINATOR"]
         # The exported variables are what a client needs: without them, the mesh refuses it.
         tls = [exports["QPUMESH_TLS_CA"], exports["QPUMESH_TLS_CERT"], exports["QPUMESH_TLS_KEY"]]
         flags = ["--tls-ca", tls[0], "--tls-cert", tls[1], "--tls-key", tls[2]]
@@ -231,10 +248,6 @@ def test_mesh_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         assert len(_processes_mentioning(str(tmp_path))) == 2
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert _processes_mentioning(str(tmp_path)) == []
 
 
@@ -271,25 +284,7 @@ def test_watch_follows_a_job_across_a_coordinator_restart(tmp_path: Path) -> Non
 
 def test_defect_10_mesh_up_restarts_a_sigkilled_node_and_the_job_finishes(tmp_path: Path) -> None:
     # Issue 9, defect 10: one node killed with SIGKILL took the whole `mesh up` down.
-    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qpumesh.client.cli", "mesh", "up", "--nodes", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None and process.stderr is not None
-        exports: dict[str, str] = {}
-        for line in process.stdout:
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").strip().partition("=")
-                exports[name] = value
-            if "QPUMESH_TLS_KEY" in exports:
-                break
-        from qpumesh.wire.tls import client_tls_from_environment
-
+    with _mesh_up(tmp_path, nodes=2) as (process, exports):
         tls = client_tls_from_environment(exports)
         spec = {
             "model": "distributed",
@@ -320,15 +315,11 @@ def test_defect_10_mesh_up_restarts_a_sigkilled_node_and_the_job_finishes(tmp_pa
                     break
                 time.sleep(1)
             assert {n.node_id: n.address for n in nodes} == before and all(n.healthy for n in nodes)
-        assert process.poll() is None
+        assert process.poll() is None and process.stderr is not None
         assert killed and not _alive(killed)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
         assert "restarted node-0 (killed by signal 9)" in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert _processes_mentioning(str(tmp_path)) == []
 
 

@@ -8,6 +8,30 @@ import cirq
 import numpy as np
 import sympy
 
+# A circuit in which every symbol drives several gates of different kinds and widths, with
+# affine coefficients, and Pauli sums on all three qubits: the gradient tests' workhorse.
+SHARED_SYMBOLS = ["a", "b", "c"]
+SHARED_OBSERVABLES = [[(1.0, "ZII")], [(0.5, "XZI"), (-0.25, "IYY")], [(1.0, "IIZ"), (0.3, "ZZZ")]]
+
+
+def shared_symbol_circuit(*, toffoli: bool = False) -> cirq.Circuit:
+    """The shared-symbol circuit; ``toffoli`` adds a CCX**c (a three-qubit gate the noisy engines support)."""
+    a, b, c = sympy.symbols(SHARED_SYMBOLS)
+    q = cirq.LineQubit.range(3)
+    return cirq.Circuit(
+        cirq.H.on_each(*q),
+        cirq.rx(a).on(q[0]),
+        cirq.ry(2 * a - 0.5).on(q[1]),
+        cirq.CNOT(q[0], q[1]),
+        cirq.Z(q[2]) ** (b / 2),
+        cirq.PhasedXPowGate(phase_exponent=0.25, exponent=c).on(q[2]),
+        cirq.CZ(q[1], q[2]) ** a,
+        cirq.XX(q[0], q[2]) ** (0.7 * b + 0.1),
+        *([cirq.CCX(q[0], q[1], q[2]) ** c] if toffoli else []),
+        cirq.H(q[1]) ** c,
+        cirq.ry(c / 3).on(q[0]),
+    )
+
 
 def circuit_hash(cirq_json: str) -> str:
     return hashlib.sha256(cirq_json.encode()).hexdigest()

@@ -95,7 +95,7 @@ EVALUATE_CASES: list[tuple[str, dict[str, Any], type[NodeError], str]] = [
     ("no observables", {"observables": []}, InvalidRequest, "no observables"),
     ("negative shots", {"shots": -1}, InvalidRequest, "shots must be a non-negative integer"),
     ("float shots", {"shots": 1.5}, InvalidRequest, "shots"),
-    ("bad hash", {"circuit_hash": "ABC"}, InvalidRequest, "64 lower-case hex digits, got \"ABC\""),
+    ("bad hash", {"circuit_hash": "ABC"}, InvalidRequest, '64 lower-case hex digits, got "ABC"'),
     ("hash mismatch", {"circuit_hash": "0" * 64}, InvalidRequest, "is not the SHA-256 of circuit.cirq_json"),
     ("unknown circuit", {"circuit_hash": "1" * 64, "cirq_json": ""}, UnknownCircuit, "resend its cirq_json"),
     ("unknown circuit None", {"circuit_hash": "2" * 64, "cirq_json": None}, UnknownCircuit, "not cached"),

@@ -10,41 +10,21 @@ from __future__ import annotations
 
 import cirq
 import numpy as np
-import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from node_engine_helpers import as_request
+from node_engine_helpers import SHARED_OBSERVABLES, SHARED_SYMBOLS, as_request, shared_symbol_circuit
 from noisy_reference import circuits, reference
 
 from qpumesh.node.core import NodeConfig, NodeCore
 from qpumesh.node.noise import NoiseConfig
 
-A, B, C = sympy.symbols("a b c")
-SYMBOLS = ["a", "b", "c"]
-OBSERVABLES = [[(1.0, "ZII")], [(0.5, "XZI"), (-0.25, "IYY")], [(1.0, "IIZ"), (0.3, "ZZZ")]]
+SYMBOLS = SHARED_SYMBOLS
+OBSERVABLES = SHARED_OBSERVABLES
 NOISE = NoiseConfig(depolarizing_1q=0.04, depolarizing_2q=0.09, readout_error=0.03)
 
 
-def shared_symbol_circuit() -> cirq.Circuit:
-    """Every symbol drives several gates of different kinds and widths."""
-    q = cirq.LineQubit.range(3)
-    return cirq.Circuit(
-        cirq.H.on_each(*q),
-        cirq.rx(A).on(q[0]),
-        cirq.ry(2 * A - 0.5).on(q[1]),
-        cirq.CNOT(q[0], q[1]),
-        cirq.Z(q[2]) ** (B / 2),
-        cirq.PhasedXPowGate(phase_exponent=0.25, exponent=C).on(q[2]),
-        cirq.CZ(q[1], q[2]) ** A,
-        cirq.XX(q[0], q[2]) ** (0.7 * B + 0.1),
-        cirq.CCX(q[0], q[1], q[2]) ** C,
-        cirq.H(q[1]) ** C,
-        cirq.ry(C / 3).on(q[0]),
-    )
-
-
 def test_noisy_shift_gradient_equals_finite_differences_and_the_cirq_reference() -> None:
-    circuit = shared_symbol_circuit()
+    circuit = shared_symbol_circuit(toffoli=True)
     values = np.random.default_rng(7).uniform(-2, 2, size=(4, 3))
     circuit_hash, text = as_request(circuit)
     core = NodeCore(NodeConfig(noise=NOISE))

@@ -7,32 +7,22 @@ import numpy as np
 import pytest
 import sympy
 import torch
-from node_engine_helpers import as_request, cirq_reference, vqc
+from node_engine_helpers import (
+    SHARED_OBSERVABLES,
+    SHARED_SYMBOLS,
+    as_request,
+    cirq_reference,
+    shared_symbol_circuit,
+    vqc,
+)
 
 from qpumesh.node.backends import BatchedBackend
 from qpumesh.node.core import InvalidRequest, NodeConfig, NodeCore
 from qpumesh.node.noise import NoiseConfig
 
-A, B, C = sympy.symbols("a b c")
-SYMBOLS = ["a", "b", "c"]
-OBSERVABLES = [[(1.0, "ZII")], [(0.5, "XZI"), (-0.25, "IYY")], [(1.0, "IIZ"), (0.3, "ZZZ")]]
-
-
-def shared_symbol_circuit() -> cirq.Circuit:
-    """Every symbol drives several gates, with different affine coefficients and gate types."""
-    q = cirq.LineQubit.range(3)
-    return cirq.Circuit(
-        cirq.H.on_each(*q),
-        cirq.rx(A).on(q[0]),
-        cirq.ry(2 * A - 0.5).on(q[1]),
-        cirq.CNOT(q[0], q[1]),
-        cirq.Z(q[2]) ** (B / 2),
-        cirq.PhasedXPowGate(phase_exponent=0.25, exponent=C).on(q[2]),
-        cirq.CZ(q[1], q[2]) ** A,
-        cirq.XX(q[0], q[2]) ** (0.7 * B + 0.1),
-        cirq.H(q[1]) ** C,
-        cirq.ry(C / 3).on(q[0]),
-    )
+A, B, C = sympy.symbols(SHARED_SYMBOLS)
+SYMBOLS = SHARED_SYMBOLS
+OBSERVABLES = SHARED_OBSERVABLES
 
 
 def finite_differences(
