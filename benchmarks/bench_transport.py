@@ -68,6 +68,11 @@ def _serve(port_file: Path, certs: Path | None) -> None:
     server.wait_for_termination()
 
 
+def _raw(message: bytes) -> bytes:
+    """The messages are bytes already: no (de)serialisation."""
+    return message
+
+
 def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -99,7 +104,7 @@ class _Meter:
 
 def _blocking(address: str, tls: TlsConfig | None, pid: int, messages: int) -> str:
     channel = open_channel(address, tls=tls)
-    call = channel.unary_unary(f"/{SERVICE}/{UNARY}")
+    call = channel.unary_unary(f"/{SERVICE}/{UNARY}", _raw, _raw)
     for _ in range(100):
         call(REQUEST, timeout=10)
     with _Meter(pid) as meter:
@@ -113,7 +118,7 @@ def _blocking(address: str, tls: TlsConfig | None, pid: int, messages: int) -> s
 
 async def _asyncio(address: str, tls: TlsConfig | None, pid: int, messages: int) -> list[str]:
     channel = open_aio_channel(address, tls=tls)
-    call = channel.unary_unary(f"/{SERVICE}/{UNARY}")
+    call = channel.unary_unary(f"/{SERVICE}/{UNARY}", _raw, _raw)
     for _ in range(100):
         await call(REQUEST, timeout=10)
     with _Meter(pid) as unary:
@@ -121,7 +126,7 @@ async def _asyncio(address: str, tls: TlsConfig | None, pid: int, messages: int)
             start = time.perf_counter()
             await call(REQUEST, timeout=10)
             unary.trips.append(time.perf_counter() - start)
-    session = channel.stream_stream(f"/{SERVICE}/{STREAM}")()
+    session = channel.stream_stream(f"/{SERVICE}/{STREAM}", _raw, _raw)(None)
     for _ in range(100):
         await session.write(REQUEST)
         await session.read()

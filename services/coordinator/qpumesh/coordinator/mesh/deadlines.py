@@ -92,7 +92,7 @@ class Pace:
         """
         if not self._seconds:
             return 0.0
-        return max(max(self._seconds), work * max(self._rates))
+        return max(*self._seconds, work * max(self._rates))
 
     def record(self, seconds: float, work: float) -> None:
         """Remember that ``work`` in flight took ``seconds`` (or, for a timeout, at least that)."""
