@@ -10,9 +10,12 @@ Trains the same spec three ways, alternating epochs so that load changes hit all
 - ``mesh``: a ``MeshExecutor`` over N local node processes; mesh minus in process is
   what the network path costs (gRPC, the event-loop hop, the nodes' servers).
 
+Then, for one round's requests sent alone, the median gRPC round trip against the node's
+own execute time; and the mesh executor's own cost per round (dispatch, codec, the hop
+into its event loop and back) with the nodes' stubs answering at once.
+
 For each it prints the median wall seconds per epoch (epochs 2..), the CPU seconds of
-this process and of the node processes per epoch, and per round; then, for one round's
-requests sent alone, the median gRPC round trip against the node's own execute time.
+this process and of the node processes per epoch, and per round.
 
 Usage:
     python benchmarks/profile_epoch.py [--epochs 4] [--nodes 4] [--model distributed] [--qubits 4]
@@ -27,6 +30,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +40,12 @@ from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecut
 from qpumesh.coordinator.mesh.executor import MeshExecutor
 from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
+from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import open_aio_channel
 from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.tensors import to_tensor
 from qpumesh.wire.tls import TlsConfig
 
 
@@ -54,6 +60,38 @@ class ZeroExecutor(LocalExecutor):
             results.append(CircuitResult(np.zeros((rows, n_obs)), jacobian, "zero"))
         self.stats.record_round(results)
         return results
+
+
+class InstantStub:
+    """Answers every ShiftGradient/Evaluate at once with zeros of the request's shapes; GetInfo for real."""
+
+    def __init__(self, real: Any) -> None:
+        self.GetInfo = real.GetInfo
+
+    async def ShiftGradient(self, request: Any, **_: Any) -> pb.ShiftGradientResponse:  # noqa: N802
+        rows, n_obs, n_sym = request.params.values.shape[0], len(request.observables), len(request.wrt)
+        return pb.ShiftGradientResponse(
+            jacobian=to_tensor(np.zeros((rows, n_obs, n_sym))),
+            expectations=to_tensor(np.zeros((rows, n_obs))),
+            wrt=list(request.wrt),
+        )
+
+    async def Evaluate(self, request: Any, **_: Any) -> pb.EvaluateResponse:  # noqa: N802
+        rows, n_obs = request.params.values.shape[0], len(request.observables)
+        return pb.EvaluateResponse(expectations=to_tensor(np.zeros((rows, n_obs))))
+
+
+def _executor_alone(mesh: MeshExecutor, tasks: Sequence[CircuitTask], repeats: int) -> tuple[float, float]:
+    """Median wall and mean CPU seconds per ``run_round(tasks)`` when every node answers at once."""
+    for node in mesh.membership.current():
+        node.stub = InstantStub(node.stub)
+    walls = []
+    cpu = time.process_time()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mesh.run_round(tasks)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls), (time.process_time() - cpu) / repeats
 
 
 def _cpu_seconds(pids: Sequence[int]) -> float:
@@ -162,6 +200,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{1000 * trip:.3f} ms, of which the node's execute time {1000 * execute:.3f} ms"
         )
         mesh.close()
+        alone = MeshExecutor(local_mesh.node_addresses, tls=tls)
+        alone.node_max_qubits()
+        alone.set_assignment(plan.assignment)
+        hop_wall, hop_cpu = _executor_alone(alone, [], 2000)
+        round_wall, round_cpu = _executor_alone(alone, captured, 2000)
+        alone.close()
+        print(
+            f"the mesh executor alone (nodes answering at once), per round of {len(captured)} task(s): "
+            f"{1e6 * round_wall:.0f} µs wall, {1e6 * round_cpu:.0f} µs CPU; an empty round (the thread hop): "
+            f"{1e6 * hop_wall:.0f} µs wall, {1e6 * hop_cpu:.0f} µs CPU"
+        )
     print(f"# load average after: {os.getloadavg()[0]:.1f}")
     return 0
 
