@@ -7,9 +7,10 @@ Everything runs in this process on one thread, ratios side by side in one run:
    vs the parameter-shift rule on the same compiled kernels vs the parameter-shift rule on
    the torch program (the batched engine before the compiled kernels) vs torch autograd
    through the torch program.
-2. ``wide`` -- time per evaluation (one parameter set, <Z> on qubit 0) of the compiled
-   kernels, the torch program and qsim's C++ (``qsimcirq``, float32, 1 thread) for 10-20
-   qubits, chen2020 and v0 ansatzes with 3 layers.
+2. ``wide`` -- time per evaluation (one parameter set, <Z> on qubit 0) of the gate-by-gate
+   compiled kernels, the wide (fused, cache-blocked) kernels, the torch program and qsim's
+   C++ (``qsimcirq``, float32, 1 thread) for 10-20 qubits, chen2020 and v0 ansatzes with 3
+   layers -- the measurement behind ``compiled.fused_is_faster``.
 3. ``crossover`` -- evaluation of many rows of small registers on the compiled kernels vs
    the torch program, the measurement behind ``batched.torch_is_faster``.
 4. ``small`` -- the distributed model's part: a 10-row, 2-qubit, chen2020 3-layer VJP
@@ -17,6 +18,7 @@ Everything runs in this process on one thread, ratios side by side in one run:
 
 Usage:
     python benchmarks/bench_engines.py [--only gradients wide crossover small] [--quick]
+        [--wide-qubits 10 12 ...]
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def torch_autograd_vjp(
 
 def wide(qubit_list: Sequence[int], torch_max: int) -> None:
     print("\n## 2. Time per evaluation (one parameter set, <Z_0>), ms: compiled kernels vs qsim (float32)")
-    print(f"{'ansatz':<9} {'qubits':>6} {'kernels':>9} {'torch':>9} {'qsim':>9} {'qsim/kernels':>12}")
+    print(f"{'ansatz':<9} {'qubits':>6} {'kernels':>9} {'fused':>9} {'torch':>9} {'qsim':>9} "
+          f"{'qsim/kernels':>12} {'qsim/fused':>10} {'kernels/fused':>13}")  # fmt: skip
     simulator = qsimcirq.QSimSimulator(qsimcirq.QSimOptions(cpu_threads=1))  # type: ignore[attr-defined]
     engine = BatchedBackend()
     rng = np.random.default_rng(1)
@@ -146,7 +149,8 @@ def _wide_row(  # noqa: PLR0917
     values = rng.uniform(-1, 1, size=(rows, len(ansatz.symbols)))
     angles = compiled.angles(list(ansatz.symbols), values)
     terms = z_terms(n, 1)
-    kernel = timed(lambda: engine.compiled.expectations(compiled, terms, angles), 5) / rows
+    kernel = timed(lambda: engine.compiled.expectations(compiled, terms, angles, fused=False), 5) / rows
+    fused = timed(lambda: engine.compiled.expectations(compiled, terms, angles, fused=True), 5) / rows
     torch_s = float("nan")
     if n <= torch_max:
         program = engine.program(compiled)
@@ -166,8 +170,9 @@ def _wide_row(  # noqa: PLR0917
         return simulator.simulate_expectation_values_sweep(circuit, observable, resolvers, qubit_order=qubits)
 
     qsim_s = timed(run_qsim, 3) / rows
-    print(f"{name:<9} {n:>6} {kernel * 1e3:>9.3f} {torch_s * 1e3:>9.3f} {qsim_s * 1e3:>9.3f} "
-          f"{qsim_s / kernel:>11.2f}x", flush=True)  # fmt: skip
+    print(f"{name:<9} {n:>6} {kernel * 1e3:>9.3f} {fused * 1e3:>9.3f} {torch_s * 1e3:>9.3f} "
+          f"{qsim_s * 1e3:>9.3f} {qsim_s / kernel:>11.2f}x {qsim_s / fused:>9.2f}x "
+          f"{kernel / fused:>12.2f}x", flush=True)  # fmt: skip
 
 
 def crossover(qubit_list: Sequence[int], row_list: Sequence[int]) -> None:
@@ -187,7 +192,7 @@ def _crossover_row(n: int, rows: int, engine: BatchedBackend, rng: np.random.Gen
     terms = z_terms(n, n)
     values = rng.uniform(-1, 1, size=(rows, len(ansatz.symbols)))
     angles = compiled.angles(list(ansatz.symbols), values)
-    kernel = timed(lambda: engine.compiled.expectations(compiled, terms, angles), 7)
+    kernel = timed(lambda: engine.compiled.expectations(compiled, terms, angles, fused=False), 7)
 
     def run_torch() -> object:
         with torch.no_grad():
@@ -231,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="fewer sizes (a smoke run)")
     parser.add_argument("--repeats", type=int, default=25)
+    parser.add_argument("--wide-qubits", type=int, nargs="*", help="widths of the wide section")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ()
@@ -240,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     if "gradients" in args.only:
         gradients([2, 4, 8] if args.quick else [2, 4, 6, 8, 10, 12], args.repeats)
     if "wide" in args.only:
-        wide([10, 12] if args.quick else [10, 12, 14, 16, 18, 20], torch_max=12 if args.quick else 16)
+        sizes = args.wide_qubits or ([10, 12] if args.quick else [10, 12, 14, 16, 18, 20])
+        wide(sizes, torch_max=12 if args.quick else 16)
     if "crossover" in args.only:
         crossover([1, 2] if args.quick else [1, 2, 3, 4], [100, 1000] if args.quick else [1000, 4000, 16000])
     if "small" in args.only:

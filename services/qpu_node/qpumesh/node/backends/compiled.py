@@ -29,15 +29,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qpumesh.node.backends import adjoint_kernels, kernels
+from qpumesh.node.backends import adjoint_kernels, kernels, wide_kernels
 from qpumesh.node.backends.tape import Tape, TermTable, build_tape, term_table
+from qpumesh.node.backends.wide import WidePlan, plan_wide
 from qpumesh.node.cancellation import row_chunks
 from qpumesh.node.circuits import CompiledCircuit
 
-__all__ = ["STATE_BUDGET_BYTES", "CompiledEngine", "costates_per_pass", "warm_up"]
+__all__ = [
+    "FUSED_MIN_QUBITS",
+    "FUSED_MIN_QUBITS_REAL",
+    "STATE_BUDGET_BYTES",
+    "CompiledEngine",
+    "costates_per_pass",
+    "fused_is_faster",
+    "warm_up",
+]
 
 #: Bytes of state vectors one kernel call may hold (state, co-states and their scratch rows).
 STATE_BUDGET_BYTES = 64 * 1024 * 1024
+#: Measured crossover (see `fused_is_faster`): from these widths evaluation runs on the wide
+#: kernels (`wide_kernels`: cache-sized stages, split real/imaginary arithmetic), for
+#: circuits whose state stays real and for complex ones.
+FUSED_MIN_QUBITS_REAL = 14
+FUSED_MIN_QUBITS = 19
 #: Term tables kept per circuit (requests of one circuit normally use one or two sets).
 _TERM_CACHE = 16
 
@@ -53,6 +67,18 @@ def costates_per_pass(tape: Tape, wanted: int) -> int:
 class _Plan:
     tape: Tape
     terms: dict[tuple[str, ...], TermTable] = field(default_factory=dict)
+    wide: WidePlan | None = None
+
+
+def fused_is_faster(n_qubits: int, real: bool) -> bool:
+    """Whether the wide (fused, cache-blocked) kernels beat the gate-by-gate ones for a circuit.
+
+    The crossover is measured: ``benchmarks/bench_engines.py --only wide`` times both on the
+    QLSTM ansatzes (v0 is real, chen2020 complex) and docs/performance.md records the table.
+    It depends only on the circuit, so every node runs a request on the same kernels (same
+    numbers); the distributed model's small parts never take the wide path.
+    """
+    return n_qubits >= (FUSED_MIN_QUBITS_REAL if real else FUSED_MIN_QUBITS)
 
 
 class CompiledEngine:
@@ -85,9 +111,39 @@ class CompiledEngine:
                 table = plan.terms[key] = term_table(key, plan.tape.real)
         return table
 
-    def expectations(self, compiled: CompiledCircuit, terms: Sequence[str], angles: np.ndarray) -> np.ndarray:
-        """Exact Pauli-term expectations ``(rows, len(terms))`` for slot angles ``(rows, slots)``."""
+    def _wide(self, compiled: CompiledCircuit, plan: _Plan, block_qubits: int | None) -> WidePlan:
+        if block_qubits is not None:  # a test's plan of other block sizes: not cached
+            return plan_wide(build_tape(compiled, local_only=True), block_qubits)
+        if plan.wide is None:
+            wide = plan_wide(build_tape(compiled, local_only=True))
+            with self._lock:
+                if plan.wide is None:
+                    plan.wide = wide
+        return plan.wide
+
+    def expectations(
+        self,
+        compiled: CompiledCircuit,
+        terms: Sequence[str],
+        angles: np.ndarray,
+        fused: bool | None = None,
+        block_qubits: int | None = None,
+    ) -> np.ndarray:
+        """Exact Pauli-term expectations ``(rows, len(terms))`` for slot angles ``(rows, slots)``.
+
+        Args:
+            compiled: The circuit.
+            terms: Dense Pauli strings.
+            angles: Slot angles ``(rows, slots)``.
+            fused: Run on the wide kernels (True) or the gate-by-gate ones (False); None
+                picks by `fused_is_faster`. Both agree to rounding (tests: 1e-10).
+            block_qubits: Block size of the wide plan (tests force several stages with it).
+        """
         plan = self._plan(compiled)
+        if fused is None:
+            fused = fused_is_faster(compiled.n_qubits, plan.tape.real)
+        if fused:
+            return self._expectations_wide(compiled, plan, terms, angles, block_qubits)
         tape = plan.tape
         table = self._terms(plan, terms)
         cos, sin = _half_angle(angles)
@@ -96,6 +152,27 @@ class CompiledEngine:
             kernels.expectations(
                 tape.initial, tape.n, tape.code, tape.mats, tape.gidx, tape.phases,
                 cos[rows], sin[rows], table.xmask, table.yzmask, table.coeff, out[rows],
+            )  # fmt: skip
+        return out
+
+    def _expectations_wide(
+        self,
+        compiled: CompiledCircuit,
+        plan: _Plan,
+        terms: Sequence[str],
+        angles: np.ndarray,
+        block_qubits: int | None,
+    ) -> np.ndarray:
+        wide = self._wide(compiled, plan, block_qubits)
+        tape = wide.tape
+        table = self._terms(plan, terms)
+        cos, sin = _half_angle(angles)
+        out = np.empty((angles.shape[0], len(terms)), dtype=np.float64)
+        for rows in row_chunks(angles.shape[0], _row_work(tape, len(terms), 1)):
+            wide_kernels.expectations(
+                not tape.real, tape.initial, tape.code, tape.mats, cos[rows], sin[rows],
+                wide.stage_mask, wide.stage_start, wide.units, wide.unit_perm, wide.perm, wide.block,
+                table.xmask, table.yzmask, table.coeff, out[rows],
             )  # fmt: skip
         return out
 
@@ -155,6 +232,9 @@ def _half_angle(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def warm_up() -> None:
     """Compile (or load from numba's disk cache) every kernel for real and complex circuits.
 
+    The wide kernels too: they run from `FUSED_MIN_QUBITS_REAL` qubits, and a node must not
+    compile them on its first wide request.
+
     The first call in a process takes seconds without a disk cache (~0.3 s with one); a
     node calls it before it reports SERVING so that no request pays for compilation.
     """
@@ -171,5 +251,6 @@ def warm_up() -> None:
     for circuit in (real, complex_):
         compiled = compile_circuit(circuit, 3)
         angles = np.zeros((1, len(compiled.slots)))
-        engine.expectations(compiled, ["ZZZ"], angles)
+        engine.expectations(compiled, ["ZZZ"], angles, fused=False)
+        engine.expectations(compiled, ["ZZZ"], angles, fused=True)
         engine.adjoint(compiled, ["ZZZ"], angles, np.ones((1, 1, 1)))

@@ -38,6 +38,7 @@ from qpumesh.node.backends.fusion import (
     ATOL,
     FusedDense,
     FusedGather,
+    FusedLocal,
     FusedStep,
     fuse_fixed_run,
     is_real,
@@ -236,8 +237,16 @@ def _concat(parts: list[np.ndarray], dtype: type, real: bool) -> np.ndarray:
     return _cast(np.concatenate(parts), dtype, real)
 
 
-def build_tape(compiled: CompiledCircuit) -> Tape:
-    """Plan `compiled` for the compiled kernels (fused runs, real or complex arithmetic)."""
+def build_tape(compiled: CompiledCircuit, local_only: bool = False) -> Tape:
+    """Plan `compiled` for the compiled kernels (fused runs, real or complex arithmetic).
+
+    Args:
+        compiled: The circuit.
+        local_only: Keep every fixed gate as its own `FIXK` step on its targets instead of
+            fusing runs into full-register gathers or matrices: the plan of the wide kernels
+            (`wide_kernels`), which work on cache-sized blocks of the state and cannot apply
+            a step that mixes the whole register.
+    """
     n = compiled.n_qubits
     builder = _Builder(n, is_real(compiled))
     run: list[FixedOp] = []
@@ -249,7 +258,7 @@ def build_tape(compiled: CompiledCircuit) -> Tape:
         nonlocal initial, first
         if not run:
             return
-        steps = fuse_fixed_run(run, n)
+        steps = [FusedLocal(op.targets, op.matrix) for op in run] if local_only else fuse_fixed_run(run, n)
         run.clear()
         if first and len(steps) == 1 and isinstance(steps[0], FusedGather | FusedDense):
             # A leading fused run acting on |0...0> is its first column.
