@@ -10,9 +10,12 @@ Trains the same spec three ways, alternating epochs so that load changes hit all
 - ``mesh``: a ``MeshExecutor`` over N local node processes; mesh minus in process is
   what the network path costs (gRPC, the event-loop hop, the nodes' servers).
 
+Then, for one round's requests sent alone, the median gRPC round trip against the node's
+own execute time; and the mesh executor's own cost per round (dispatch, codec, the hop
+into its event loop and back) with the nodes' stubs answering at once.
+
 For each it prints the median wall seconds per epoch (epochs 2..), the CPU seconds of
-this process and of the node processes per epoch, and per round; then, for one round's
-requests sent alone, the median gRPC round trip against the node's own execute time.
+this process and of the node processes per epoch, and per round.
 
 Usage:
     python benchmarks/profile_epoch.py [--epochs 4] [--nodes 4] [--model distributed] [--qubits 4]
@@ -27,6 +30,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +40,13 @@ from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecut
 from qpumesh.coordinator.mesh.executor import MeshExecutor
 from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
+from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import open_aio_channel
 from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.tensors import to_tensor
+from qpumesh.wire.tls import TlsConfig
 
 
 class ZeroExecutor(LocalExecutor):
@@ -55,6 +62,38 @@ class ZeroExecutor(LocalExecutor):
         return results
 
 
+class InstantStub:
+    """Answers every ShiftGradient/Evaluate at once with zeros of the request's shapes; GetInfo for real."""
+
+    def __init__(self, real: Any) -> None:
+        self.GetInfo = real.GetInfo
+
+    async def ShiftGradient(self, request: Any, **_: Any) -> pb.ShiftGradientResponse:  # noqa: N802
+        rows, n_obs, n_sym = request.params.values.shape[0], len(request.observables), len(request.wrt)
+        return pb.ShiftGradientResponse(
+            jacobian=to_tensor(np.zeros((rows, n_obs, n_sym))),
+            expectations=to_tensor(np.zeros((rows, n_obs))),
+            wrt=list(request.wrt),
+        )
+
+    async def Evaluate(self, request: Any, **_: Any) -> pb.EvaluateResponse:  # noqa: N802
+        rows, n_obs = request.params.values.shape[0], len(request.observables)
+        return pb.EvaluateResponse(expectations=to_tensor(np.zeros((rows, n_obs))))
+
+
+def _executor_alone(mesh: MeshExecutor, tasks: Sequence[CircuitTask], repeats: int) -> tuple[float, float]:
+    """Median wall and mean CPU seconds per ``run_round(tasks)`` when every node answers at once."""
+    for node in mesh.membership.current():
+        node.stub = InstantStub(node.stub)
+    walls = []
+    cpu = time.process_time()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mesh.run_round(tasks)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls), (time.process_time() - cpu) / repeats
+
+
 def _cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU seconds of processes ``pids`` so far (Linux /proc)."""
     total = 0.0
@@ -68,9 +107,11 @@ def _cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
-async def _round_trips(address: str, tasks: Sequence[CircuitTask], repeats: int) -> tuple[float, float]:
+async def _round_trips(
+    address: str, tasks: Sequence[CircuitTask], repeats: int, tls: TlsConfig | None
+) -> tuple[float, float]:
     """Median gRPC round trip and node execute seconds of each task sent alone to ``address``."""
-    channel = open_aio_channel(address)
+    channel = open_aio_channel(address, tls=tls)
     stub = pb_grpc.QPUNodeStub(channel)  # type: ignore[no-untyped-call]
     trips, executes = [], []
     try:
@@ -98,15 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="distributed")
     parser.add_argument("--qubits", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument(
+        "--plaintext", action="store_true", help="run the local mesh without TLS (default: mutual TLS)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     spec = JobSpec(model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=args.epochs)
     print(
-        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}; load average {os.getloadavg()[0]:.1f}"
+        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, "
+        f"{'plaintext' if args.plaintext else 'mutual TLS'}; load average {os.getloadavg()[0]:.1f}"
     )
-    with LocalMesh(nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False) as local_mesh:
+    with LocalMesh(
+        nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False, tls=not args.plaintext
+    ) as local_mesh:
         node_pids = local_mesh.pids  # nodes only: no coordinator was started
-        mesh = MeshExecutor(local_mesh.node_addresses)
+        tls = local_mesh.coordinator_tls
+        mesh = MeshExecutor(local_mesh.node_addresses, tls=tls)
         qubits = mesh.node_max_qubits()
         trainers = {
             "model only": Trainer(spec, ZeroExecutor(), ()),
@@ -146,12 +194,23 @@ def main(argv: list[str] | None = None) -> int:
         probe = Trainer(spec, Capture(), qubits)
         probe.model(data.x_train[: spec.batch_size, :1])  # one time step: one round
         address = local_mesh.node_addresses[plan.assignment[captured[0].key]]
-        trip, execute = asyncio.run(_round_trips(address, captured[:1], 200))
+        trip, execute = asyncio.run(_round_trips(address, captured[:1], 200, tls))
         print(
             f"one request ({captured[0].values.shape[0]} rows, Jacobian): gRPC round trip "
             f"{1000 * trip:.3f} ms, of which the node's execute time {1000 * execute:.3f} ms"
         )
         mesh.close()
+        alone = MeshExecutor(local_mesh.node_addresses, tls=tls)
+        alone.node_max_qubits()
+        alone.set_assignment(plan.assignment)
+        hop_wall, hop_cpu = _executor_alone(alone, [], 2000)
+        round_wall, round_cpu = _executor_alone(alone, captured, 2000)
+        alone.close()
+        print(
+            f"the mesh executor alone (nodes answering at once), per round of {len(captured)} task(s): "
+            f"{1e6 * round_wall:.0f} µs wall, {1e6 * round_cpu:.0f} µs CPU; an empty round (the thread hop): "
+            f"{1e6 * hop_wall:.0f} µs wall, {1e6 * hop_cpu:.0f} µs CPU"
+        )
     print(f"# load average after: {os.getloadavg()[0]:.1f}")
     return 0
 

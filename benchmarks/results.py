@@ -9,7 +9,8 @@ Usage:
     python benchmarks/results.py                        # every study, then the document
     python benchmarks/results.py --studies tables       # only Tables I and II
     python benchmarks/results.py --render-only          # the document from the saved runs
-    python benchmarks/results.py --list                 # the runs and whether they are saved
+    python benchmarks/results.py --list                 # the runs and whether they are saved, and
+                                                        # the stale files of an earlier budget
 
 The epochs of each study are flags (``--table-epochs``, ``--scale-epochs``, ``--noise-epochs``,
 ``--hardware-epochs``; the ZNE study trains ``--noise-epochs``);
@@ -152,17 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scale-epochs",
-        default="4:8,8:8,12:3,16:3,32:3",
+        default="4:8,8:8,12:8,16:8,32:8",
         help="width:epochs of the scale study's distributed rows (default %(default)s)",
     )
     parser.add_argument(
         "--scale-centric-epochs",
-        default="4:8,8:8,12:1,16:1",
+        default="4:8,8:8,12:8,16:1",
         help="width:epochs of the scale study's centric rows (default %(default)s)",
     )
     parser.add_argument(
         "--scale-centric-seeds",
-        default="12:1,16:1",
+        default="16:1",
         help="width:seeds of centric rows that run fewer than 3 seeds (default %(default)s)",
     )
     parser.add_argument("--noise-epochs", type=int, default=10, help="epochs of the noise study")
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for run in sorted(runs, key=lambda r: r.priority):
             print(("saved  " if cache.load(run) is not None else "missing"), run.file_name)
+        for path in cache.stale(select_runs(list(STUDIES), budget)):
+            print("stale  ", path.name, "(no run of this budget reads it)")
         return 0
     if not args.render_only:
         run_missing(runs, cache, args.workers, args.nice, args.first)

@@ -93,6 +93,17 @@ class RunCache:
         temporary.replace(path)
         return path
 
+    def stale(self, runs: list[Run]) -> list[Path]:
+        """Saved run files that no run of ``runs`` owns, sorted by name.
+
+        They are what an earlier budget ran (a run's file name holds the key of what decides
+        its numbers): the document never reads them, so they can be deleted.
+        """
+        owned = {run.file_name for run in runs}
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.glob("*.json") if p.name not in owned)
+
     def missing(self, runs: list[Run]) -> list[Run]:
         """The runs without a saved result, in priority order (stable)."""
         return sorted((r for r in runs if not self.path(r).is_file()), key=lambda r: r.priority)

@@ -176,16 +176,30 @@ def scale_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: P
         "wall s",
         "s/epoch",
     ]
+    return _table_and_bars("scale", headers, rows, stats=stats, names=order, images=images, doc_dir=doc_dir)
+
+
+def _table_and_bars(
+    study: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    stats: Mapping[str, RowStats],
+    names: Sequence[str],
+    images: Path,
+    doc_dir: Path,
+) -> str:
+    """A study's table, then a bar chart of the final test R² of its rows ``names`` (if any ran)."""
     text = markdown_table(headers, rows)
-    if order:
+    if names:
         path = plot_bars(
-            order,
-            [stats[n].r2[0] for n in order],
-            [stats[n].r2[1] for n in order],
-            "scale study: final test R²",
-            images / "scale-r2.png",
+            names,
+            [stats[n].r2[0] for n in names],
+            [stats[n].r2[1] for n in names],
+            f"{study} study: final test R²",
+            images / f"{study}-r2.png",
         )
-        text += f"\n![scale study R²]({path.relative_to(doc_dir)})\n"
+        text += f"\n![{study} study R²]({path.relative_to(doc_dir)})\n"
     return text
 
 
@@ -226,18 +240,8 @@ def noise_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: P
         "circuit executions / epoch",
         "s/epoch",
     ]
-    text = markdown_table(headers, rows)
     done = [n for n in NOISE_ROWS if n in stats]
-    if done:
-        path = plot_bars(
-            done,
-            [stats[n].r2[0] for n in done],
-            [stats[n].r2[1] for n in done],
-            "noise study: final test R²",
-            images / "noise-r2.png",
-        )
-        text += f"\n![noise study R²]({path.relative_to(doc_dir)})\n"
-    return text
+    return _table_and_bars("noise", headers, rows, stats=stats, names=done, images=images, doc_dir=doc_dir)
 
 
 COSTS = ("circuit_evaluations", "shots", "total_seconds", "hardware_seconds")

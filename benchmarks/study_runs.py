@@ -102,6 +102,15 @@ ZNE_ROWS: dict[str, tuple[dict[str, Any], ...]] = {
 HARDWARE_SHOTS: dict[str, int] = {"exact": 0, "1,000 shots": 1000}
 """Column of the hardware study -> JobSpec shots."""
 
+STUDY_MAX_REQUEST_COST = 10**11
+"""The in-process nodes' ``max_request_cost`` (amplitude operations per request).
+
+A served node refuses requests over 1e10 by default to bound a call's seconds; the studies
+run one job in this process and must run their widest row, the centric width-16 model,
+whose gradient requests on NARMA-2 (40 rows x 32 passes x 2^16 amplitudes) cost about
+2.5e10. A bound, not a number: it does not enter a run's key.
+"""
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -158,8 +167,9 @@ def scale_runs(budget: Budget) -> list[Run]:
             for width, n_epochs in budget.scale_centric.items():
                 if seed < budget.scale_centric_seeds.get(width, len(SEEDS_STUDIES)):
                     model = {"model": "centric", "qubits": width}
-                    # The widest centric rows cost the most and run last: 2^width amplitudes.
-                    priority = 100 if width >= 12 else 10 * seed + 13
+                    # The widest centric rows cost the most and run last, cheapest first:
+                    # an epoch grows with 2^width amplitudes (width 12 ~1 min, 16 ~30 min).
+                    priority = 100 + width if width >= 12 else 10 * seed + 13
                     runs.append(
                         Run(
                             "scale",
@@ -259,7 +269,7 @@ def make_executor(run: Run, model: str) -> LocalExecutor | None:
     if model == "classical":
         return None
     if not run.nodes:
-        return InProcessExecutor()
+        return InProcessExecutor(NodeConfig(node_id="local", max_request_cost=STUDY_MAX_REQUEST_COST))
     nodes = [InProcessExecutor(node_config(f"node-{i}", settings)) for i, settings in enumerate(run.nodes)]
     return nodes[0] if len(nodes) == 1 else NodesExecutor(nodes)
 
@@ -273,7 +283,9 @@ def node_config(node_id: str, settings: Mapping[str, Any]) -> NodeConfig:
         zne_fields["scale_factors"] = tuple(zne_fields["scale_factors"])
     zne = ZneConfig(**zne_fields)
     hardware = noise.pop("hardware", None)
-    config = NodeConfig(node_id=node_id, noise=NoiseConfig(**noise), zne=zne)
+    config = NodeConfig(
+        node_id=node_id, noise=NoiseConfig(**noise), zne=zne, max_request_cost=STUDY_MAX_REQUEST_COST
+    )
     return config if hardware is None else replace(config, hardware=PRESETS[hardware])
 
 

@@ -75,12 +75,17 @@ def _long_note(stats: Mapping[str, Any]) -> str:
     return "Headline: " + "; ".join(parts) + "."
 
 
-def _missing(runs: Sequence[Run], stats: Mapping[str, Any]) -> str:
-    """The rows of a study that have no finished run (time ran out), or nothing."""
-    rows = sorted({run.row for run in runs} - set(stats))
-    if not rows:
-        return ""
-    return "**Not run (did not fit the time): " + ", ".join(rows) + ".**\n"
+def _missing(runs: Sequence[Run], results: Sequence[Mapping[str, Any]]) -> str:
+    """The runs of a study's budget that have no saved result (time ran out), by row, or nothing."""
+    done = {(r["run"]["row"], r["run"]["seed"], r["run"]["epochs"]) for r in results}
+    seeds: dict[str, list[int]] = {}
+    for run in runs:
+        if (run.row, run.seed, run.epochs) not in done:
+            seeds.setdefault(run.row, []).append(run.seed)
+    if not seeds:
+        return "Every run of this study's budget finished.\n"
+    rows = [f"{row} (seed {', '.join(map(str, s))})" for row, s in sorted(seeds.items())]
+    return "**Not run (did not fit the time): " + "; ".join(rows) + ".**\n"
 
 
 def _noise_note(stats: Mapping[str, Any]) -> str:
@@ -152,6 +157,23 @@ on the pendulum are 27–81, so Table I's R² here are lower than after 100 epoc
 The section after the tables trains the same rows on the paper's schedule
 ({budget.long_epochs} epochs) for {long_tasks}, as far as the time allowed.
 
+**Scale study budget of 2026-11-27 (decided by the lead before the runs):** distributed rows
+at every width train 8 epochs (before: 3 at widths 12, 16 and 32); centric rows of width 4,
+8 and 12 train 8 epochs × 3 seeds (before: width 12 one epoch, one seed; an epoch takes about
+a minute); centric 16 stays at 1 epoch × 1 seed (an epoch is about 30 min: K = 15 adjoint
+sweeps of a 2^16-amplitude state), and the NARMA-2 centric-16 row runs last, only if
+everything else had finished by 18:15 UTC. The runs go cheapest first (`results.py` orders
+them), each worker at `nice 19` on the shared machine, and no run was started after
+18:50 UTC. The runs of the earlier budget were deleted from `docs/results/runs/` (the
+document reads only the runs of its budget; `results.py --list` names such stale files).
+The rows of width 4 and 8 (unchanged budget) were trained again in the same session so that
+the scale table's times come from one session: every re-run was bit-identical to the saved
+run in R², losses and circuit counts; only the times changed. The pendulum centric-16 run
+(1 epoch, seed 0, about 31 min) is the earlier session's, kept as its budget did not change:
+its time was measured under another load. The NARMA-2 centric-16 run needed the in-process
+node's request bound raised (`study_runs.STUDY_MAX_REQUEST_COST`: its gradient requests cost
+2.5e10 amplitude operations, over a served node's default 1e10).
+
 ## Tables I and II, 5 seeds
 
 The paper reports single runs; its values stand beside ours. Bold rows are the paper's main
@@ -194,7 +216,7 @@ the gradient.
 {sections["scale"]}
 {_scale_note(scale)}
 
-{_missing(scale_runs(budget), scale)}
+{_missing(scale_runs(budget), [r for r in results if r["run"]["study"] == "scale"])}
 Rows of different epochs are not comparable with each other (epochs per width: distributed
 {scale_widths}; centric {centric_widths}): the scale study shows what each width reaches on the same short
 schedule and what it costs, not converged accuracy. The centric model's time per epoch grows
@@ -252,10 +274,13 @@ the same on hardware; they differ in the emulation time and in what the model le
 Per-node sums in process: one node runs every circuit one after another (no network time and
 no parallel nodes; a 2-node mesh runs the two partitions' circuits side by side, docs/hardware.md).
 
-**Caveat on the presets (docs/hardware.md "Presets and their sources"):** the device
-timings are rounded numbers written down without access to the cited sources, not checked
-against them, and real devices drift by tens of percent; the per-circuit overheads are
-assumptions. Read the hardware columns as orders of magnitude, and pass a JSON profile
+**On the presets (docs/hardware.md "Presets and their sources" gives each number's source):**
+the superconducting timings (IBM `ibm_sherbrooke` backend properties) and the trapped-ion gate
+times (IonQ Aria, Azure Quantum's provider page) were checked against their sources and
+needed no correction; the trapped-ion readout and reset agree with secondary sources only;
+the neutral-atom numbers are unverified orders of magnitude (its 200 ms per shot dominates
+its row); the per-circuit overheads are assumptions. Real devices drift by tens of percent,
+so read the hardware columns as orders of magnitude, and pass a JSON profile
 (`--hardware FILE`) with your device's calibration data for a real estimate.
 
 {sections["hardware"]}

@@ -56,6 +56,17 @@ def test_a_changed_definition_is_run_again(tmp_path: Path) -> None:
     assert cache.missing([_run(epochs=30)]) == [_run(epochs=30)]
 
 
+def test_stale_lists_the_files_of_an_earlier_budget_only(tmp_path: Path) -> None:
+    cache = RunCache(tmp_path)
+    assert cache.stale([_run()]) == []  # no directory yet
+    old, kept = _run(epochs=3), _run(epochs=8)
+    cache.save(old, {"summary": {}})
+    cache.save(kept, {"summary": {}})
+    (tmp_path / "sessions.jsonl").write_text("{}\n", encoding="utf-8")  # the session log is not a run
+    assert cache.stale([kept]) == [tmp_path / old.file_name]
+    assert cache.stale([old, kept]) == []
+
+
 def test_nodes_executor_routes_each_partition_to_its_node() -> None:
     from study_runs import NodesExecutor
 

@@ -140,10 +140,11 @@ class HardwareProfile:
         return asdict(self)
 
 
-# Published device timings, rounded; docs/hardware.md gives each number's source.
+# Published device timings, rounded; docs/hardware.md gives each number's source and whether it
+# was verified (superconducting: all four; trapped-ion: the gates; neutral-atom: none).
 PRESETS: Mapping[str, HardwareProfile] = {
     "superconducting": HardwareProfile(
-        name="superconducting",  # IBM Eagle r3 (ibm_sherbrooke class): sx 57 ns, ECR 533 ns
+        name="superconducting",  # IBM Eagle r3 (ibm_sherbrooke): sx 56.9 ns, ECR 533 ns, readout 1244 ns
         gate_1q_seconds=57e-9,
         gate_2q_seconds=533e-9,
         readout_seconds=1.2e-6,
@@ -151,7 +152,7 @@ PRESETS: Mapping[str, HardwareProfile] = {
         circuit_seconds=5e-3,
     ),
     "trapped-ion": HardwareProfile(
-        name="trapped-ion",  # IonQ Aria (Amazon Braket device page)
+        name="trapped-ion",  # IonQ Aria (Azure Quantum IonQ page; readout and reset unverified)
         gate_1q_seconds=135e-6,
         gate_2q_seconds=600e-6,
         readout_seconds=300e-6,
@@ -159,7 +160,7 @@ PRESETS: Mapping[str, HardwareProfile] = {
         circuit_seconds=50e-3,
     ),
     "neutral-atom": HardwareProfile(
-        name="neutral-atom",  # Rydberg gate arrays (Evered et al. 2023; Bluvstein et al. 2024)
+        name="neutral-atom",  # Rydberg arrays: orders of magnitude, unverified (docs/hardware.md)
         gate_1q_seconds=1e-6,
         gate_2q_seconds=250e-9,
         readout_seconds=5e-3,  # fluorescence imaging

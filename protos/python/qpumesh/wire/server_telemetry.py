@@ -96,16 +96,30 @@ class RpcMetrics:
 
 
 class _Call:
-    """One call being observed: counted when created, timed and its span ended by ``finish``."""
+    """One call being observed, as a ``with`` block around its handler.
+
+    Counted when created; on leaving the block its status is decided -- the one the
+    handler set (``abort``/``set_code``) or OK, CANCELLED for an exception of
+    ``cancelled`` (the client went away), else the one set or UNKNOWN -- and counted,
+    its duration observed and its span (when traced) ended.
+    """
 
     def __init__(
-        self, metrics: RpcMetrics, labels: tuple[str, str, str], metadata: Any, traced: bool
+        self,
+        metrics: RpcMetrics,
+        labels: tuple[str, str, str],
+        context: Any,
+        *,
+        metadata: Any = None,
+        traced: bool = False,
+        cancelled: tuple[type[BaseException], ...] = (),
     ) -> None:
-        self.metrics, self.labels = metrics, labels
+        self.metrics, self.labels, self.context, self.cancelled = metrics, labels, context, cancelled
         self.series = metrics.series(labels)
         self.series[0].inc()
         self.start = time.perf_counter()
         self.span: trace.Span | None = None
+        self._scope: AbstractContextManager[Any] = nullcontext()
         if traced:
             _, service, method = labels
             self.span = tracer().start_span(
@@ -114,15 +128,20 @@ class _Call:
                 kind=SpanKind.SERVER,
                 attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
             )
+            self._scope = trace.use_span(self.span, end_on_exit=False, record_exception=False)
 
-    def active(self) -> AbstractContextManager[Any]:
-        """Make the call's span current (nothing without one)."""
-        if self.span is None:
-            return nullcontext()
-        return trace.use_span(self.span, end_on_exit=False, record_exception=False)
+    def __enter__(self) -> _Call:
+        self._scope.__enter__()  # the call's span is current in the handler
+        return self
 
-    def finish(self, code: grpc.StatusCode) -> None:
-        """Count the status, observe the duration, end the span."""
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        self._scope.__exit__(kind, error, tb)
+        if kind is None:
+            code = _code(self.context, grpc.StatusCode.OK)
+        elif issubclass(kind, self.cancelled):
+            code = grpc.StatusCode.CANCELLED
+        else:
+            code = _code(self.context, grpc.StatusCode.UNKNOWN)
         self.series[1].observe(time.perf_counter() - self.start)
         self.metrics.count_handled(self.labels, code)
         if self.span is not None:
@@ -173,18 +192,9 @@ class ServerTelemetry(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
         def unary(inner: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
             def observed(request: Any, context: grpc.ServicerContext) -> Any:
-                call = _Call(metrics, ("unary", service, method), context.invocation_metadata(), traced)
-                code = grpc.StatusCode.UNKNOWN
-                try:
-                    with call.active():
-                        reply = inner(request, context)
-                    code = _code(context, grpc.StatusCode.OK)
-                    return reply
-                except BaseException:
-                    code = _code(context, grpc.StatusCode.UNKNOWN)
-                    raise
-                finally:
-                    call.finish(code)
+                labels = ("unary", service, method)
+                with _Call(metrics, labels, context, metadata=context.invocation_metadata(), traced=traced):
+                    return inner(request, context)
 
             return observed
 
@@ -193,19 +203,9 @@ class ServerTelemetry(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
             ) -> Callable[..., Iterator[Any]]:
                 def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    call = _Call(metrics, (kind, service, method), None, False)
-                    code = grpc.StatusCode.UNKNOWN
-                    try:
+                    # GeneratorExit: the client went away mid-stream.
+                    with _Call(metrics, (kind, service, method), context, cancelled=(GeneratorExit,)):
                         yield from inner(request, context)
-                        code = _code(context, grpc.StatusCode.OK)
-                    except GeneratorExit:
-                        code = grpc.StatusCode.CANCELLED  # the client went away mid-stream
-                        raise
-                    except BaseException:
-                        code = _code(context, grpc.StatusCode.UNKNOWN)
-                        raise
-                    finally:
-                        call.finish(code)
 
                 return observed
 
@@ -241,60 +241,29 @@ class AioServerTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             inner: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
         ) -> Callable[..., Any]:
             async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                call = _Call(metrics, ("unary", service, method), context.invocation_metadata(), traced)
-                code = grpc.StatusCode.UNKNOWN
-                try:
-                    with call.active():
-                        reply = await inner(request, context)
-                    code = _code(context, grpc.StatusCode.OK)
-                    return reply
-                except BaseException:
-                    code = _code(context, grpc.StatusCode.UNKNOWN)
-                    raise
-                finally:
-                    call.finish(code)
+                labels = ("unary", service, method)
+                with _Call(metrics, labels, context, metadata=context.invocation_metadata(), traced=traced):
+                    return await inner(request, context)
 
             return observed
 
         def streaming(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             def wrap(inner: Callable[..., Any]) -> Callable[..., Any]:
+                labels = (kind, service, method)
                 if not inspect.isasyncgenfunction(inner):  # a coroutine that writes with context.write
 
                     async def written(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                        call = _Call(metrics, (kind, service, method), None, False)
-                        code = grpc.StatusCode.UNKNOWN
-                        try:
-                            result = await inner(request, context)
-                            code = _code(context, grpc.StatusCode.OK)
-                            return result
-                        except asyncio.CancelledError:
-                            code = grpc.StatusCode.CANCELLED
-                            raise
-                        except BaseException:
-                            code = _code(context, grpc.StatusCode.UNKNOWN)
-                            raise
-                        finally:
-                            call.finish(code)
+                        with _Call(metrics, labels, context, cancelled=(asyncio.CancelledError,)):
+                            return await inner(request, context)
 
                     return written
 
                 async def observed(
                     request: Any, context: grpc.aio.ServicerContext[Any, Any]
                 ) -> AsyncIterator[Any]:
-                    call = _Call(metrics, (kind, service, method), None, False)
-                    code = grpc.StatusCode.UNKNOWN
-                    try:
+                    with _Call(metrics, labels, context, cancelled=(GeneratorExit, asyncio.CancelledError)):
                         async for reply in inner(request, context):
                             yield reply
-                        code = _code(context, grpc.StatusCode.OK)
-                    except (GeneratorExit, asyncio.CancelledError):
-                        code = grpc.StatusCode.CANCELLED
-                        raise
-                    except BaseException:
-                        code = _code(context, grpc.StatusCode.UNKNOWN)
-                        raise
-                    finally:
-                        call.finish(code)
 
                 return observed
 

@@ -15,6 +15,7 @@ and starts a server (tests bind port 0 and read the real port from its result);
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -43,8 +44,9 @@ from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import bind, server_options
-from qpumesh.wire.circuits import observables_from_proto
+from qpumesh.wire.circuits import PauliTerms, observables_from_proto
 from qpumesh.wire.handlers import add_servicer
+from qpumesh.wire.node_calls import FloatArray
 from qpumesh.wire.port_file import write_port_file
 from qpumesh.wire.reflection import enable_reflection
 from qpumesh.wire.server_telemetry import MetricsServer, ServerTelemetry, start_metrics_server
@@ -66,6 +68,45 @@ _SPARE_THREADS = 8
 
 ServiceAdder = Callable[[grpc.Server], None]
 """Registers one more service on a server (e.g. an admin service), before it starts."""
+
+
+_Request = TypeVar("_Request", pb.EvaluateRequest, pb.ShiftGradientRequest)
+_Body = Callable[[Any, _Request, grpc.ServicerContext, FloatArray, list[PauliTerms]], _Reply]
+_Handler = Callable[[Any, _Request, grpc.ServicerContext], _Reply]
+
+
+def _simulation(
+    method: str, check: Callable[[_Request], None]
+) -> Callable[[_Body[_Request, _Reply]], _Handler[_Request, _Reply]]:
+    """Wrap a simulation RPC's body in the edge they share.
+
+    The request is admitted (or refused at once: node busy), its work stops when the caller
+    goes away, its required fields are checked (``check`` names a missing one), its rows and
+    observables are decoded for the body, and any exception becomes its ``STATUSES`` code.
+    """
+
+    def decorate(body: _Body[_Request, _Reply]) -> _Handler[_Request, _Reply]:
+        @functools.wraps(body)
+        def handler(self: QPUNodeServicer, request: _Request, context: grpc.ServicerContext) -> _Reply:
+            def run() -> _Reply:
+                with self._admission.admit(), abandon_when(lambda: not context.is_active()):
+                    check(request)
+                    values = from_tensor(request.params.values, "params.values")
+                    return body(self, request, context, values, observables_from_proto(request.observables))
+
+            return answer(method, context, run, STATUSES)
+
+        return handler
+
+    return decorate
+
+
+def _sampling(request: pb.EvaluateRequest | pb.ShiftGradientRequest) -> dict[str, int | None]:
+    """Return the request's ``shots`` and ``seed`` (None when unset: the node's defaults)."""
+    return {
+        "shots": request.shots if request.HasField("shots") else None,
+        "seed": request.seed if request.HasField("seed") else None,
+    }
 
 
 class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
@@ -111,89 +152,76 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             hardware=info.hardware,
         )
 
+    @_simulation("Evaluate", check_evaluate)
     def Evaluate(  # noqa: N802 (name fixed by the proto)
-        self, request: pb.EvaluateRequest, context: grpc.ServicerContext
+        self,
+        request: pb.EvaluateRequest,
+        context: grpc.ServicerContext,
+        values: FloatArray,
+        observables: list[PauliTerms],
     ) -> pb.EvaluateResponse:
         """Return the expectation values of every observable for every parameter row."""
-
-        def run() -> pb.EvaluateResponse:
-            check_evaluate(request)
-            values = from_tensor(request.params.values, "params.values")
-            observables = observables_from_proto(request.observables)
-            with self._slot(context) as timings:
-                result = self._core.evaluate(
-                    request.circuit.hash,
-                    request.circuit.cirq_json or None,
-                    observables,
-                    list(request.params.symbols),
-                    values,
-                    shots=request.shots if request.HasField("shots") else None,
-                    seed=request.seed if request.HasField("seed") else None,
-                )
-            response = pb.EvaluateResponse(
-                expectations=to_tensor(result.expectations),
-                timings=timings,
-                backend=result.backend,
-                hardware_seconds=result.hardware_seconds,
-                executions=result.executions,
-                shots=result.shots,
+        with self._slot(context) as timings:
+            result = self._core.evaluate(
+                request.circuit.hash,
+                request.circuit.cirq_json or None,
+                observables,
+                list(request.params.symbols),
+                values,
+                **_sampling(request),
             )
-            if result.standard_errors is not None:
-                response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
-            self._observe("Evaluate", timings, len(values), result.executions, result.shots)
-            return response
+        response = pb.EvaluateResponse(
+            expectations=to_tensor(result.expectations),
+            timings=timings,
+            backend=result.backend,
+            hardware_seconds=result.hardware_seconds,
+            executions=result.executions,
+            shots=result.shots,
+        )
+        if result.standard_errors is not None:
+            response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
+        self._observe("Evaluate", timings, len(values), result.executions, result.shots)
+        return response
 
-        return answer("Evaluate", context, lambda: self._admitted(context, run), STATUSES)
-
+    @_simulation("ShiftGradient", check_shift_gradient)
     def ShiftGradient(  # noqa: N802 (name fixed by the proto)
-        self, request: pb.ShiftGradientRequest, context: grpc.ServicerContext
+        self,
+        request: pb.ShiftGradientRequest,
+        context: grpc.ServicerContext,
+        values: FloatArray,
+        observables: list[PauliTerms],
     ) -> pb.ShiftGradientResponse:
         """Return Jacobians (or vector-Jacobian products) for every row, by shift rule or adjoint."""
-
-        def run() -> pb.ShiftGradientResponse:
-            check_shift_gradient(request)
-            values = from_tensor(request.params.values, "params.values")
-            cotangents = (
-                from_tensor(request.cotangents, "cotangents") if request.HasField("cotangents") else None
+        cotangents = from_tensor(request.cotangents, "cotangents") if request.HasField("cotangents") else None
+        with self._slot(context) as timings:
+            result = self._core.shift_gradient(
+                request.circuit.hash,
+                request.circuit.cirq_json or None,
+                observables,
+                list(request.params.symbols),
+                values,
+                wrt=tuple(request.wrt),
+                cotangents=cotangents,
+                include_values=request.include_values,
+                method=node_calls.method_name(request.method),
+                **_sampling(request),
             )
-            observables = observables_from_proto(request.observables)
-            with self._slot(context) as timings:
-                result = self._core.shift_gradient(
-                    request.circuit.hash,
-                    request.circuit.cirq_json or None,
-                    observables,
-                    list(request.params.symbols),
-                    values,
-                    wrt=tuple(request.wrt),
-                    cotangents=cotangents,
-                    include_values=request.include_values,
-                    shots=request.shots if request.HasField("shots") else None,
-                    seed=request.seed if request.HasField("seed") else None,
-                    method=node_calls.method_name(request.method),
-                )
-            response = pb.ShiftGradientResponse(
-                jacobian=to_tensor(result.jacobian),
-                timings=timings,
-                backend=result.backend,
-                wrt=list(result.wrt),
-                method=node_calls.gradient_method(result.method),
-                shift_rule_executions=result.shift_rule_executions,
-                shift_rule_shots=result.shift_rule_shots,
-                hardware_seconds=result.hardware_seconds,
-            )
-            if result.expectations is not None:
-                response.expectations.CopyFrom(to_tensor(result.expectations))
-            self._observe(
-                "ShiftGradient", timings, len(values), result.shift_rule_executions, result.shift_rule_shots
-            )
-            return response
-
-        return answer("ShiftGradient", context, lambda: self._admitted(context, run), STATUSES)
-
-    def _admitted(self, context: grpc.ServicerContext, run: Callable[[], _Reply]) -> _Reply:
-        """Run a request if admitted, stopping its work when the caller goes away."""
-        with self._admission.admit(), abandon_when(lambda: not context.is_active()):
-            return run()
+        response = pb.ShiftGradientResponse(
+            jacobian=to_tensor(result.jacobian),
+            timings=timings,
+            backend=result.backend,
+            wrt=list(result.wrt),
+            method=node_calls.gradient_method(result.method),
+            shift_rule_executions=result.shift_rule_executions,
+            shift_rule_shots=result.shift_rule_shots,
+            hardware_seconds=result.hardware_seconds,
+        )
+        if result.expectations is not None:
+            response.expectations.CopyFrom(to_tensor(result.expectations))
+        self._observe(
+            "ShiftGradient", timings, len(values), result.shift_rule_executions, result.shift_rule_shots
+        )
+        return response
 
     def _observe(self, method: str, timings: pb.Timings, rows: int, executions: int, shots: int) -> None:
         if self._metrics is not None:

@@ -67,34 +67,43 @@ def call_work(task: CircuitTask) -> float:
 class Pace:
     """How long one node's calls take for their work: the basis of its deadlines.
 
-    Touched only on the mesh's event loop (like the rest of ``MeshNode``).
+    Touched only on the mesh's event loop (like the rest of ``MeshNode``). Every call
+    predicts and records once, so both are kept cheap: the records are kept as their
+    seconds and their seconds per unit of work, because
+    ``max_i seconds_i * max(1, work / work_i)`` equals
+    ``max(max_i seconds_i, work * max_i seconds_i / work_i)`` (a record without work
+    takes part in the first maximum only).
     """
 
     def __init__(self) -> None:
-        self._calls: deque[tuple[float, float]] = deque(maxlen=PACE_WINDOW)
+        self._seconds: deque[float] = deque(maxlen=PACE_WINDOW)
+        self._rates: deque[float] = deque(maxlen=PACE_WINDOW)
+        """Seconds per unit of work of each record (0 for a record without work)."""
         self.in_flight_work = 0.0
         """Work of the calls sent to the node and not answered yet."""
 
     def __bool__(self) -> bool:
-        return bool(self._calls)
+        return bool(self._seconds)
 
     def predict(self, work: float) -> float:
         """Return the seconds a call with ``work`` in flight should take at most (0 without history).
 
         A record without work (a probe) is a fixed latency: it is not scaled.
         """
-        return max(
-            (seconds * (max(1.0, work / done) if done > 0 else 1.0) for seconds, done in self._calls),
-            default=0.0,
-        )
+        if not self._seconds:
+            return 0.0
+        return max(*self._seconds, work * max(self._rates))
 
     def record(self, seconds: float, work: float) -> None:
         """Remember that ``work`` in flight took ``seconds`` (or, for a timeout, at least that)."""
-        self._calls.append((max(0.0, seconds), max(0.0, work)))
+        seconds, work = max(0.0, seconds), max(0.0, work)
+        self._seconds.append(seconds)
+        self._rates.append(seconds / work if work > 0 else 0.0)
 
     def clear(self) -> None:
         """Forget the history (another node answers at the address now)."""
-        self._calls.clear()
+        self._seconds.clear()
+        self._rates.clear()
 
 
 def deadline(timeout_seconds: float, own: Pace, others: list[Pace], work: float) -> float:

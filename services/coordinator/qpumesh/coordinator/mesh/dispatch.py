@@ -88,6 +88,13 @@ class Dispatcher:
             MeshError: FAILED_PRECONDITION when no known node is large enough.
         """
         width = len(task.circuit.qubits)
+        assigned = self.assignment.get(task.key)
+        if assigned is not None:
+            # The common case, decided without building the tiers: the planner's node is
+            # healthy, untried and large enough, so it heads the first tier below.
+            node = self.membership.nodes.get(assigned)
+            if node is not None and node.healthy and node.can_host(width) and node not in exclude:
+                return node
         current = self.membership.current()
         capable = [node for node in current if node.can_host(width)]
         if not capable:
@@ -98,7 +105,6 @@ class Dispatcher:
                 f"no known node can host the {width}-qubit circuit of task {task.key or '?'} "
                 f"(largest node: {largest} qubits)",
             )
-        assigned = self.assignment.get(task.key)
         tiers = (
             [n for n in capable if n.healthy and n not in exclude],
             [n for n in capable if n.healthy],
@@ -311,6 +317,8 @@ class Dispatcher:
 
     def deadline(self, node: MeshNode, work: float) -> float:
         """Seconds a call may take on ``node`` with ``work`` in flight there (``deadlines.deadline``)."""
+        if node.pace:  # the other nodes' paces are only read while this one has none
+            return deadlines.deadline(self.options.timeout_seconds, node.pace, [], work)
         others = [n.pace for n in self.membership.current() if n is not node]
         return deadlines.deadline(self.options.timeout_seconds, node.pace, others, work)
 
@@ -336,7 +344,7 @@ class Dispatcher:
                 node.held,
                 timeout=timeout,
                 on_send=sending,
-                metadata=outgoing_metadata(),
+                metadata=outgoing_metadata() or None,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -347,7 +355,8 @@ class Dispatcher:
         seconds = time.perf_counter() - start
         node.pace.record(seconds, in_flight)
         node.latencies_ms.append(seconds * 1000.0)
-        self.membership.answered(node, f"answered task {task.key or '?'}")
+        if node.consecutive_failures or not node.healthy:  # else answering changes nothing
+            self.membership.answered(node, f"answered task {task.key or '?'}")
         return reply
 
     @contextmanager
