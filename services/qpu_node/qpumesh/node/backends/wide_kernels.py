@@ -192,27 +192,40 @@ def _block(
     sre,
     sim,
 ):
-    """Run the units lo..hi of a stage (block `mask`) on the buffer with the angles of row r."""
+    """Run the units lo..hi of a stage (block `mask`) on the buffer with the angles of row r.
+
+    Returns:
+        Whether the result is in the scratch (``sre``, ``sim``) instead of the buffer: a
+        gather writes the scratch and the two swap roles (no copy back).
+    """
     one = mats[0] * 0.0 + 1.0
+    cre = bre
+    cim = bim
+    ore = sre[: bre.shape[0]]
+    oim = sim[: bim.shape[0]]
+    swapped = False
     for u in range(lo, hi):
         i = units[u]
         if unit_gather[u] >= 0:
-            gather_block(bre, bim, cplx, gather, unit_gather[u], sre, sim)
+            gather_block(cre, cim, cplx, gather, unit_gather[u], ore, oim)
+            cre, ore = ore, cre
+            cim, oim = oim, cim
+            swapped = not swapped
             continue
         kd = code[i, KIND]
         o = code[i, MOFF]
         k = code[i, NT]
         if kd == CHAIN:
             a00, a01, a10, a11 = chain_matrix(code, i, mats, cos, sin, r, one)
-            _apply1(bre, bim, cplx, _local_bit(n, mask, code[i, T0]), a00, a01, a10, a11)
+            _apply1(cre, cim, cplx, _local_bit(n, mask, code[i, T0]), a00, a01, a10, a11)
             continue
         if kd != ROTK and (kd != FIXK or k == 1):  # ROT1, ROTD, one-qubit FIXK
             m00, m01, m10, m11 = matrix1(code, i, mats, cos, sin, r)
             b = _local_bit(n, mask, code[i, T0])
             if kd == ROTD and cplx:
-                _apply_diag(bre, bim, b, m00, m11)
+                _apply_diag(cre, cim, b, m00, m11)
             else:
-                _apply1(bre, bim, cplx, b, m00, m01, m10, m11)
+                _apply1(cre, cim, cplx, b, m00, m01, m10, m11)
             continue
         for a in range(1 << k):
             off = 0
@@ -228,11 +241,11 @@ def _block(
                 for b in range(size):
                     mbuf[a * size + b] = sn * mats[o + a * size + b]
                 mbuf[a * size + a] += c
-            _applyk(bre, bim, cplx, k, offs, mbuf, 0, vre, vim)
+            _applyk(cre, cim, cplx, k, offs, mbuf, 0, vre, vim)
         elif unit_perm[u] >= 0 and k == 2:
             permute2(
-                bre,
-                bim,
+                cre,
+                cim,
                 cplx,
                 _local_bit(n, mask, code[i, T0]),
                 _local_bit(n, mask, code[i, T0 + 1]),
@@ -240,9 +253,10 @@ def _block(
                 unit_perm[u],
             )
         elif unit_perm[u] >= 0:
-            permute(bre, bim, cplx, k, offs, perm, unit_perm[u], vre, vim)
+            permute(cre, cim, cplx, k, offs, perm, unit_perm[u], vre, vim)
         else:
-            _applyk(bre, bim, cplx, k, offs, mats, o, vre, vim)
+            _applyk(cre, cim, cplx, k, offs, mats, o, vre, vim)
+    return swapped
 
 
 @_jit
@@ -310,7 +324,7 @@ def forward(
         lo = stage_start[s]
         hi = stage_start[s + 1]
         if mask == dim - 1:  # the whole register is one block
-            _block(
+            swapped = _block(
                 re,
                 im,
                 cplx,
@@ -335,6 +349,10 @@ def forward(
                 sre,
                 sim,
             )
+            if swapped:
+                run_copy(re, sre[:dim])
+                if cplx:
+                    run_copy(im, sim[:dim])
             continue
         size = 1
         x = mask
@@ -347,7 +365,7 @@ def forward(
         base = 0
         while True:
             _copy(re, im, pre, pim, cplx, base, mask, True)
-            _block(
+            swapped = _block(
                 pre,
                 pim,
                 cplx,
@@ -372,7 +390,10 @@ def forward(
                 sre,
                 sim,
             )
-            _copy(re, im, pre, pim, cplx, base, mask, False)
+            if swapped:
+                _copy(re, im, sre[:size], sim[:size] if cplx else sim[:0], cplx, base, mask, False)
+            else:
+                _copy(re, im, pre, pim, cplx, base, mask, False)
             base = (base - omask) & omask
             if base == 0:
                 break

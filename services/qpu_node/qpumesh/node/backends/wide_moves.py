@@ -113,7 +113,7 @@ def permute2(bre, bim, cplx, b0, b1, perm, po):
 
 @_jit
 def gather_block(bre, bim, cplx, gather, go, sre, sim):
-    """Buffer ← the composed block permutation ``new[a] = old[gather[go + a]]`` (via the scratch)."""
+    """Scratch ← the composed block permutation of the buffer: ``sre[a] = bre[gather[go + a]]``."""
     size = bre.shape[0]
     table = gather[go : go + size]  # a view: the loop indexes it from 0 (measured 2.5x faster)
     if cplx:
@@ -121,11 +121,9 @@ def gather_block(bre, bim, cplx, gather, go, sre, sim):
             k = table[a]
             sre[a] = bre[k]
             sim[a] = bim[k]
-        run_copy(bim, sim[:size])
     else:
         for a in range(size):
             sre[a] = bre[table[a]]
-    run_copy(bre, sre[:size])
 
 
 @_inline
