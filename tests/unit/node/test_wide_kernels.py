@@ -68,6 +68,7 @@ def test_wide_kernels_on_the_qlstm_ansatzes_split_into_blocks(name: str, n: int)
     np.testing.assert_allclose(fused, reference, atol=ATOL, rtol=0)
     plan = plan_wide(build_tape(compiled, local_only=True), block or 15)
     assert len(plan.stage_mask) > 1  # the register really was split
+    assert (plan.unit_gather >= 0).any()  # and CNOT runs were composed into block gathers
 
 
 def test_plan_stages_respect_the_block_size_and_keep_every_step() -> None:
@@ -77,6 +78,8 @@ def test_plan_stages_respect_the_block_size_and_keep_every_step() -> None:
     assert all(bin(int(mask)).count("1") <= 4 for mask in plan.stage_mask)
     assert sorted(plan.units.tolist()) == sorted(set(plan.units.tolist()))
     assert plan.stage_start[-1] == len(plan.units)
+    with pytest.raises(ValueError, match="block_qubits must be between 3"):
+        plan_wide(tape, 17)  # gather tables index blocks with uint16
     with pytest.raises(ValueError, match="block_qubits"):
         plan_wide(tape, 2)
 

@@ -49,9 +49,11 @@ __all__ = [
 STATE_BUDGET_BYTES = 64 * 1024 * 1024
 #: Measured crossover (see `fused_is_faster`): from these widths evaluation runs on the wide
 #: kernels (`wide_kernels`: cache-sized stages, split real/imaginary arithmetic), for
-#: circuits whose state stays real and for complex ones.
+#: circuits whose state stays real and for complex ones (since CNOT runs became one gather,
+#: the wide kernels win at every measured width from 10 qubits for both; 14 keeps the small
+#: circuits on the path they had).
 FUSED_MIN_QUBITS_REAL = 14
-FUSED_MIN_QUBITS = 19
+FUSED_MIN_QUBITS = 14
 #: Term tables kept per circuit (requests of one circuit normally use one or two sets).
 _TERM_CACHE = 16
 
@@ -171,7 +173,8 @@ class CompiledEngine:
         for rows in row_chunks(angles.shape[0], _row_work(tape, len(terms), 1)):
             wide_kernels.expectations(
                 not tape.real, tape.initial, tape.code, tape.mats, cos[rows], sin[rows],
-                wide.stage_mask, wide.stage_start, wide.units, wide.unit_perm, wide.perm, wide.block,
+                wide.stage_mask, wide.stage_start, wide.units, wide.unit_perm, wide.perm, wide.unit_gather,
+                wide.gather, wide.block,
                 table.xmask, table.yzmask, table.coeff, out[rows],
             )  # fmt: skip
         return out

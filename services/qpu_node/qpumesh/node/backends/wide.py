@@ -30,8 +30,17 @@ __all__ = ["BLOCK_QUBITS", "WidePlan", "plan_wide"]
 
 #: Qubits of a stage's block: 2**15 complex128 amplitudes (512 KiB) stay in a 1 MiB L2 cache.
 BLOCK_QUBITS = 15
+#: Largest block: `gather` tables hold block indices as uint16 (half the cache of int32).
+MAX_BLOCK_QUBITS = 16
 #: Bits (of the lowest qubits, n − 1, n − 2...) that every block holds.
 RUN_BITS = 4
+#: Consecutive permutation units of a stage (CNOT rings) composed into one block gather from
+#: this many on: one move of the block instead of one per gate (a single CNOT stays a swap
+#: of two quarters, which moves half the block).
+GATHER_MIN_RUN = 2
+#: Entries (uint16) of all gather tables of one plan at most (16 MiB); runs beyond it stay
+#: gate by gate.
+GATHER_BUDGET = 1 << 22
 #: Entries within this of 1 (and the rest within it of 0) make a fixed gate a permutation.
 _PERM_ATOL = 1e-15
 
@@ -47,6 +56,9 @@ class WidePlan:
         units: Tape row of each unit, stage by stage.
         unit_perm: Offset of a unit's basis permutation in `perm`, −1 when it is a matrix.
         perm: Local permutations: ``new[a] = old[perm[offset + a]]``.
+        unit_gather: Offset of a unit's block gather in `gather`, −1 when it has none: a run
+            of consecutive permutation units of a stage composed into one move of the block.
+        gather: Block gathers (uint16): ``new[a] = old[gather[offset + a]]`` over the whole block.
         block: Amplitudes of the largest block.
     """
 
@@ -56,6 +68,8 @@ class WidePlan:
     units: np.ndarray
     unit_perm: np.ndarray
     perm: np.ndarray
+    unit_gather: np.ndarray
+    gather: np.ndarray
     block: int
 
 
@@ -83,8 +97,11 @@ def _permutation(tape: Tape, i: int) -> np.ndarray | None:
 
 def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
     """Group the units of `tape` (built with ``local_only``) into stages of `block_qubits` qubits."""
-    if block_qubits < 3:
-        raise ValueError(f"block_qubits must be at least 3 (the widest gate), got {block_qubits}")
+    if not 3 <= block_qubits <= MAX_BLOCK_QUBITS:
+        raise ValueError(
+            f"block_qubits must be between 3 (the widest gate) and {MAX_BLOCK_QUBITS} (gather tables"
+            f" index blocks with uint16), got {block_qubits}"
+        )
     n = tape.n
     code = tape.code
     heads: list[int] = []
@@ -145,8 +162,39 @@ def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
                 break
             bits.add(bit)
         masks.append(sum(1 << b for b in bits))
-    units = [heads[u] for _, stage in stages for u in stage]
-    starts = np.cumsum([0] + [len(stage) for _, stage in stages]).astype(np.int64)
+    perm_of = {u: _permutation(tape, heads[u]) for _, stage in stages for u in stage}
+    ordered = [_permutations_first(stage, qubits, perm_of) for _, stage in stages]
+    units: list[int] = []
+    gathers: list[np.ndarray] = []
+    unit_gather: list[int] = []
+    counts: list[int] = []
+    size = 0
+    budget = GATHER_BUDGET
+    for mask, stage in zip(masks, ordered, strict=True):
+        count = 0
+        j = 0
+        while j < len(stage):
+            end = j
+            while end < len(stage) and perm_of[stage[end]] is not None:
+                end += 1
+            run = stage[j:end]
+            if len(run) >= GATHER_MIN_RUN and budget >= 1 << capacity:
+                sources = [src for src in (perm_of[u] for u in run) if src is not None]
+                table = _compose(tape, n, mask, [heads[u] for u in run], sources)
+                budget -= table.size
+                units.append(heads[run[0]])
+                unit_gather.append(size)
+                gathers.append(table)
+                size += table.size
+                count += 1
+                j = end
+                continue
+            units.append(heads[stage[j]])
+            unit_gather.append(-1)
+            count += 1
+            j += 1
+        counts.append(count)
+    starts = np.cumsum([0, *counts]).astype(np.int64)
     perms: list[np.ndarray] = []
     unit_perm = np.full(len(units), -1, dtype=np.int64)
     size = 0
@@ -163,5 +211,72 @@ def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
         units=np.asarray(units, dtype=np.int64),
         unit_perm=unit_perm,
         perm=np.concatenate(perms) if perms else np.zeros(1, dtype=np.int64),
+        unit_gather=np.asarray(unit_gather, dtype=np.int64),
+        gather=np.concatenate(gathers) if gathers else np.zeros(1, dtype=np.uint16),
         block=1 << capacity,
     )
+
+
+def _permutations_first(
+    stage: list[int], qubits: list[tuple[int, ...]], perm_of: dict[int, np.ndarray | None]
+) -> list[int]:
+    """Order the units of a stage topologically with the longest runs of permutations.
+
+    Repeatedly takes every ready permutation unit (until none is ready), then every ready
+    other unit: a gap between two runs of permutations is needed anyway when no
+    permutation is ready, so filling it with all ready units never adds a gap.
+    """
+    last: dict[int, int] = {}
+    waits: list[int] = []
+    after: list[list[int]] = [[] for _ in stage]
+    for j, u in enumerate(stage):
+        before = {last[q] for q in qubits[u] if q in last}
+        waits.append(len(before))
+        for b in before:
+            after[b].append(j)
+        for q in qubits[u]:
+            last[q] = j
+    ready = [j for j, w in enumerate(waits) if w == 0]
+    out: list[int] = []
+
+    def take(j: int) -> None:
+        out.append(stage[j])
+        for k in after[j]:
+            waits[k] -= 1
+            if waits[k] == 0:
+                ready.append(k)
+
+    while ready:
+        perms = sorted(j for j in ready if perm_of[stage[j]] is not None)
+        if perms:
+            j = perms[0]
+            ready.remove(j)
+            take(j)
+            continue
+        batch = sorted(ready)
+        ready.clear()
+        for j in batch:
+            take(j)
+    return out
+
+
+def _compose(tape: Tape, n: int, mask: int, rows: list[int], sources: list[np.ndarray]) -> np.ndarray:
+    """Compose the permutation steps `rows` (in order, on block `mask`) into one block gather (uint16)."""
+    code = tape.code
+    block = 1 << bin(mask).count("1")
+    a = np.arange(block, dtype=np.int64)
+    total = a.copy()
+    for row, u in zip(rows, sources, strict=True):
+        k = int(code[row, NT])
+        bits = [bin(mask & ((1 << (n - 1 - int(q))) - 1)).count("1") for q in code[row, T0 : T0 + k]]
+        sub = np.zeros(block, dtype=np.int64)
+        tmask = 0
+        for j, b in enumerate(bits):
+            sub |= ((a >> b) & 1) << (k - 1 - j)
+            tmask |= 1 << b
+        src_sub = u[sub]
+        src = a & ~tmask
+        for j, b in enumerate(bits):
+            src |= ((src_sub >> (k - 1 - j)) & 1) << b
+        total = total[src]
+    return total.astype(np.uint16)

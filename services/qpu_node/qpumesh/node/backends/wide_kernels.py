@@ -12,7 +12,8 @@ run the `WidePlan` of a circuit (`wide`) instead:
   a stage copies one block of the state -- the ``2**m`` amplitudes that differ only in its
   ``m`` qubits -- into a buffer that stays in cache, runs all its steps on the buffer, and
   copies it back, block after block: one pass over memory per stage instead of per gate;
-* fixed gates that permute basis states (CNOT, X, SWAP, CCX...) are moves, not products.
+* fixed gates that permute basis states (CNOT, X, SWAP, CCX...) are moves, not products
+  (`wide_moves`), and a run of them in a stage is one move composed at plan time.
 
 Arithmetic: a complex product ``m·a`` is computed as ``(m.re a.re − m.im a.im, m.re a.im +
 m.im a.re)``, the same operations complex128 code performs; sums run in one fixed order,
@@ -27,6 +28,7 @@ from numba import njit
 
 from qpumesh.node.backends.kernels import chain_matrix, matrix1, parity
 from qpumesh.node.backends.tape import CHAIN, FIXK, KIND, MOFF, NT, ROTD, ROTK, SLOT, T0
+from qpumesh.node.backends.wide_moves import gather_block, permute, permute2, run_copy
 
 __all__ = ["expectations"]
 
@@ -165,121 +167,65 @@ def _applyk(bre, bim, cplx, k, offs, m, mo, vre, vim):
 
 
 @_jit
-def _permute(bre, bim, cplx, k, offs, perm, po, vre, vim):
-    """Buffer ← the basis permutation ``new[a] = old[perm[po + a]]`` on the local bits of offs."""
-    size = 1 << k
-    tmask = offs[size - 1]
-    cmask = (bre.shape[0] - 1) & ~tmask
-    base = 0
-    while True:
-        for a in range(size):
-            vre[a] = bre[base + offs[a]]
-            if cplx:
-                vim[a] = bim[base + offs[a]]
-        for a in range(size):
-            src = perm[po + a]
-            if src != a:
-                bre[base + offs[a]] = vre[src]
-                if cplx:
-                    bim[base + offs[a]] = vim[src]
-        base = (base - cmask) & cmask
-        if base == 0:
-            break
-
-
-@_inline
-def _move4(arr, base, run, o1, o2, t0, t1, t2, t3):
-    """Quarter ``a`` (offset 0, o1, o2, o1 + o2) of a group ← the quarter at offset t_a."""
-    q0 = arr[base : base + run]
-    q1 = arr[base + o1 : base + o1 + run]
-    q2 = arr[base + o2 : base + o2 + run]
-    q3 = arr[base + o1 + o2 : base + o1 + o2 + run]
-    v0 = arr[base + t0 : base + t0 + run]
-    v1 = arr[base + t1 : base + t1 + run]
-    v2 = arr[base + t2 : base + t2 + run]
-    v3 = arr[base + t3 : base + t3 + run]
-    for j in range(run):
-        w0 = v0[j]
-        w1 = v1[j]
-        w2 = v2[j]
-        w3 = v3[j]
-        q0[j] = w0
-        q1[j] = w1
-        q2[j] = w2
-        q3[j] = w3
-
-
-@_inline
-def _swap(arr, base, run, x, y):
-    """Swap the runs at base + x and base + y."""
-    p = arr[base + x : base + x + run]
-    q = arr[base + y : base + y + run]
-    for j in range(run):
-        w = p[j]
-        p[j] = q[j]
-        q[j] = w
-
-
-@_jit
-def _permute2(bre, bim, cplx, b0, b1, perm, po):
-    """Buffer ← the two-qubit basis permutation ``new[a] = old[perm[po + a]]`` on local bits b0, b1.
-
-    ``a = 2·(bit b0) + (bit b1)``. The quarters of each group are moved as runs of
-    ``2**min(b0, b1)`` amplitudes so that the loops vectorise; a transposition (CNOT, SWAP)
-    swaps two quarters and leaves the others alone.
-    """
-    lo = min(b0, b1)
-    hi = max(b0, b1)
-    run = 1 << lo
-    o1 = 1 << b1
-    o2 = 1 << b0
-    offs = np.array([0, o1, o2, o1 | o2])
-    t0 = offs[perm[po]]
-    t1 = offs[perm[po + 1]]
-    t2 = offs[perm[po + 2]]
-    t3 = offs[perm[po + 3]]
-    moved = np.empty(4, np.int64)
-    count = 0
-    for a in range(4):
-        if perm[po + a] != a:
-            moved[count] = offs[a]
-            count += 1
-    x = moved[0]
-    y = moved[1]
-    for outer in range(0, bre.shape[0], 1 << (hi + 1)):
-        for base in range(outer, outer + (1 << hi), 1 << (lo + 1)):
-            if count == 2:
-                _swap(bre, base, run, x, y)
-                if cplx:
-                    _swap(bim, base, run, x, y)
-            else:
-                _move4(bre, base, run, o1, o2, t0, t1, t2, t3)
-                if cplx:
-                    _move4(bim, base, run, o1, o2, t0, t1, t2, t3)
-
-
-@_jit
 def _block(
-    bre, bim, cplx, n, r, mask, lo, hi, units, unit_perm, perm, code, mats, cos, sin, mbuf, offs, vre, vim
+    bre,
+    bim,
+    cplx,
+    n,
+    r,
+    mask,
+    lo,
+    hi,
+    units,
+    unit_perm,
+    perm,
+    unit_gather,
+    gather,
+    code,
+    mats,
+    cos,
+    sin,
+    mbuf,
+    offs,
+    vre,
+    vim,
+    sre,
+    sim,
 ):
-    """Run the units lo..hi of a stage (block `mask`) on the buffer with the angles of row r."""
+    """Run the units lo..hi of a stage (block `mask`) on the buffer with the angles of row r.
+
+    Returns:
+        Whether the result is in the scratch (``sre``, ``sim``) instead of the buffer: a
+        gather writes the scratch and the two swap roles (no copy back).
+    """
     one = mats[0] * 0.0 + 1.0
+    cre = bre
+    cim = bim
+    ore = sre[: bre.shape[0]]
+    oim = sim[: bim.shape[0]]
+    swapped = False
     for u in range(lo, hi):
         i = units[u]
+        if unit_gather[u] >= 0:
+            gather_block(cre, cim, cplx, gather, unit_gather[u], ore, oim)
+            cre, ore = ore, cre
+            cim, oim = oim, cim
+            swapped = not swapped
+            continue
         kd = code[i, KIND]
         o = code[i, MOFF]
         k = code[i, NT]
         if kd == CHAIN:
             a00, a01, a10, a11 = chain_matrix(code, i, mats, cos, sin, r, one)
-            _apply1(bre, bim, cplx, _local_bit(n, mask, code[i, T0]), a00, a01, a10, a11)
+            _apply1(cre, cim, cplx, _local_bit(n, mask, code[i, T0]), a00, a01, a10, a11)
             continue
         if kd != ROTK and (kd != FIXK or k == 1):  # ROT1, ROTD, one-qubit FIXK
             m00, m01, m10, m11 = matrix1(code, i, mats, cos, sin, r)
             b = _local_bit(n, mask, code[i, T0])
             if kd == ROTD and cplx:
-                _apply_diag(bre, bim, b, m00, m11)
+                _apply_diag(cre, cim, b, m00, m11)
             else:
-                _apply1(bre, bim, cplx, b, m00, m01, m10, m11)
+                _apply1(cre, cim, cplx, b, m00, m01, m10, m11)
             continue
         for a in range(1 << k):
             off = 0
@@ -295,11 +241,11 @@ def _block(
                 for b in range(size):
                     mbuf[a * size + b] = sn * mats[o + a * size + b]
                 mbuf[a * size + a] += c
-            _applyk(bre, bim, cplx, k, offs, mbuf, 0, vre, vim)
+            _applyk(cre, cim, cplx, k, offs, mbuf, 0, vre, vim)
         elif unit_perm[u] >= 0 and k == 2:
-            _permute2(
-                bre,
-                bim,
+            permute2(
+                cre,
+                cim,
                 cplx,
                 _local_bit(n, mask, code[i, T0]),
                 _local_bit(n, mask, code[i, T0 + 1]),
@@ -307,16 +253,10 @@ def _block(
                 unit_perm[u],
             )
         elif unit_perm[u] >= 0:
-            _permute(bre, bim, cplx, k, offs, perm, unit_perm[u], vre, vim)
+            permute(cre, cim, cplx, k, offs, perm, unit_perm[u], vre, vim)
         else:
-            _applyk(bre, bim, cplx, k, offs, mats, o, vre, vim)
-
-
-@_inline
-def _run_copy(dst, src):
-    """dst[:] = src (equal lengths), as a loop over views the compiler turns into vector moves."""
-    for j in range(dst.shape[0]):
-        dst[j] = src[j]
+            _applyk(cre, cim, cplx, k, offs, mats, o, vre, vim)
+    return swapped
 
 
 @_jit
@@ -332,13 +272,13 @@ def _copy(re, im, bre, bim, cplx, base, mask, to_buffer):
     while True:
         start = base | cur
         if to_buffer:
-            _run_copy(bre[at : at + run], re[start : start + run])
+            run_copy(bre[at : at + run], re[start : start + run])
             if cplx:
-                _run_copy(bim[at : at + run], im[start : start + run])
+                run_copy(bim[at : at + run], im[start : start + run])
         else:
-            _run_copy(re[start : start + run], bre[at : at + run])
+            run_copy(re[start : start + run], bre[at : at + run])
             if cplx:
-                _run_copy(im[start : start + run], bim[at : at + run])
+                run_copy(im[start : start + run], bim[at : at + run])
         at += run
         cur = (cur - hmask) & hmask
         if cur == 0:
@@ -346,8 +286,30 @@ def _copy(re, im, bre, bim, cplx, base, mask, to_buffer):
 
 
 @_jit
-def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm):
-    """Apply every stage of the plan to the split state (re, im) with the angles of row r."""
+def forward(
+    re,
+    im,
+    bre,
+    bim,
+    r,
+    code,
+    mats,
+    cos,
+    sin,
+    stage_mask,
+    stage_start,
+    units,
+    unit_perm,
+    perm,
+    unit_gather,
+    gather,
+    sre,
+    sim,
+):
+    """Apply every stage of the plan to the split state (re, im) with the angles of row r.
+
+    ``sre``/``sim`` are scratch buffers of the block's size (for the composed gathers).
+    """
     dim = re.shape[0]
     n = 0
     while (1 << n) < dim:
@@ -362,7 +324,7 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
         lo = stage_start[s]
         hi = stage_start[s + 1]
         if mask == dim - 1:  # the whole register is one block
-            _block(
+            swapped = _block(
                 re,
                 im,
                 cplx,
@@ -374,6 +336,8 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 units,
                 unit_perm,
                 perm,
+                unit_gather,
+                gather,
                 code,
                 mats,
                 cos,
@@ -382,7 +346,13 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 offs,
                 vre,
                 vim,
+                sre,
+                sim,
             )
+            if swapped:
+                run_copy(re, sre[:dim])
+                if cplx:
+                    run_copy(im, sim[:dim])
             continue
         size = 1
         x = mask
@@ -395,7 +365,7 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
         base = 0
         while True:
             _copy(re, im, pre, pim, cplx, base, mask, True)
-            _block(
+            swapped = _block(
                 pre,
                 pim,
                 cplx,
@@ -407,6 +377,8 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 units,
                 unit_perm,
                 perm,
+                unit_gather,
+                gather,
                 code,
                 mats,
                 cos,
@@ -415,8 +387,13 @@ def forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, 
                 offs,
                 vre,
                 vim,
+                sre,
+                sim,
             )
-            _copy(re, im, pre, pim, cplx, base, mask, False)
+            if swapped:
+                _copy(re, im, sre[:size], sim[:size] if cplx else sim[:0], cplx, base, mask, False)
+            else:
+                _copy(re, im, pre, pim, cplx, base, mask, False)
             base = (base - omask) & omask
             if base == 0:
                 break
@@ -458,6 +435,8 @@ def expectations(
     units,
     unit_perm,
     perm,
+    unit_gather,
+    gather,
     block,
     xmask,
     yzmask,
@@ -478,6 +457,8 @@ def expectations(
         units: Tape rows of the plan's units (steps, or chain headers), stage by stage.
         unit_perm: Offset of each unit's permutation in `perm`, −1 for a matrix.
         perm: Local basis permutations.
+        unit_gather: Offset of each unit's block gather in `gather`, −1 for none.
+        gather: Composed block permutations (uint16).
         block: Amplitudes of the largest block (the buffer size).
         xmask: X/Y mask of each term.
         yzmask: Y/Z mask of each term.
@@ -489,11 +470,16 @@ def expectations(
     im = np.empty(dim if cplx else 0, np.float64)
     bre = np.empty(block, np.float64)
     bim = np.empty(block if cplx else 0, np.float64)
+    sre = np.empty(block, np.float64)
+    sim = np.empty(block if cplx else 0, np.float64)
     for r in range(cos.shape[0]):
         for y in range(dim):
             re[y] = initial[y].real
             if cplx:
                 im[y] = initial[y].imag
-        forward(re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm)
+        forward(
+            re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm,
+            unit_gather, gather, sre, sim,
+        )  # fmt: skip
         for t in range(xmask.shape[0]):
             out[r, t] = expect(re, im, xmask[t], yzmask[t], tc[t])
