@@ -12,8 +12,16 @@ from typing import Any
 
 import numpy as np
 from study_cache import Run
-from study_runs import Budget, scale_runs
-from study_tables import aggregate
+from study_runs import (
+    PAPER,
+    SEEDS_STUDIES,
+    VJP_EPOCHS,
+    VJP_WORKER_MINUTES,
+    Budget,
+    scale_runs,
+    vjp_budget_epochs,
+)
+from study_tables import aggregate, format_mean_std, r2_at_epoch
 
 from qpumesh.coordinator.data import narma2_paper_series
 from qpumesh.coordinator.metrics import r2_score
@@ -39,8 +47,12 @@ def _r2(stats: Mapping[str, Any], row: str) -> str:
     return "–" if item is None else f"{item.r2[0]:.4f}"
 
 
-def _scale_note(stats: Mapping[str, Any]) -> str:
-    """Centric vs distributed at each width both ran, on each series: R² and time per epoch."""
+def _scale_note(stats: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> str:
+    """Centric vs distributed at each width both ran, on each series: R² at the same epoch, time per epoch.
+
+    The rows of a width may train different epochs (centric 16: fewer); the runs' per-epoch
+    histories give both rows' test R² after the epochs the shorter one trained.
+    """
     parts = []
     for task in ("pendulum", "narma2"):
         for width in (4, 8, 12, 16):
@@ -48,31 +60,104 @@ def _scale_note(stats: Mapping[str, Any]) -> str:
             distributed = stats.get(f"{task}/distributed-{width}")
             if centric is None or distributed is None:
                 continue
+            epoch = min(centric.epochs, distributed.epochs)
+            at = [r2_at_epoch(results, f"{task}/{k}-{width}", epoch) for k in ("centric", "distributed")]
+            cells = [format_mean_std(*item[0], 4) if item else "–" for item in at]
             parts.append(
-                f"{task} width {width} ({centric.epochs} / {distributed.epochs} epochs): R² "
-                f"{centric.r2[0]:.4f} centric vs {distributed.r2[0]:.4f} distributed, "
+                f"{task} width {width}, R² after epoch {epoch}: {cells[0]} centric vs "
+                f"{cells[1]} distributed; "
                 f"{centric.seconds_per_epoch:.1f} vs {distributed.seconds_per_epoch:.1f} s/epoch"
             )
     if not parts:
         return "No width has both a centric and a distributed row yet."
-    return "Side by side: " + "; ".join(parts) + "."
+    return (
+        "Side by side at the same epoch (mean ± std over the seeds of each run's per-epoch test R², "
+        "from the saved histories): " + "; ".join(parts) + "."
+    )
 
 
-def _long_note(stats: Mapping[str, Any]) -> str:
-    """Distributed vs centric-4 and the rows at or above the paper's R² on the long schedule."""
+def _long_note(stats: Mapping[str, Any], tasks: Sequence[str]) -> str:
+    """Distributed vs centric-4 on the long schedule, each series, the paper's values beside."""
     parts = []
-    for task in ("pendulum", "narma2-chen"):
+    for task in tasks:
         centric, distributed = stats.get(f"{task}/centric-4"), stats.get(f"{task}/distributed")
         if centric is None or distributed is None:
             continue
+        paper = "narma2" if task.startswith("narma2") else task
         parts.append(
             f"{task}: distributed {distributed.r2[0]:.4f} ± {distributed.r2[1]:.4f} "
             f"({len(distributed.seeds)} seeds) vs centric-4 {centric.r2[0]:.4f} ± {centric.r2[1]:.4f} "
-            f"({len(centric.seeds)} seeds)"
+            f"({len(centric.seeds)} seeds); paper {PAPER[f'{paper}/distributed'][0]:.4f} vs "
+            f"{PAPER[f'{paper}/centric-4'][0]:.4f}"
         )
     if not parts:
         return "No long run has finished yet."
     return "Headline: " + "; ".join(parts) + "."
+
+
+def _long_narma2_note(short: Mapping[str, Any], long: Mapping[str, Any], ceiling: float) -> str:
+    """What 100 epochs do on the paper's NARMA-2 formula, against the 20-epoch rows and the ceiling."""
+    rows = [name for name in long if name.startswith("narma2/")]
+    if not rows:
+        return ""
+    changes = [
+        f"{name.split('/')[1]} {short[name].r2[0]:.4f} → {long[name].r2[0]:.4f}"
+        for name in rows
+        if name in short
+    ]
+    best = max(rows, key=lambda name: long[name].r2[0])
+    return (
+        f"On `narma2` (the paper's formula) every row stays under the ceiling of {ceiling:.4f} "
+        f"(the best predictor from past y; \"On NARMA-2\" above): the best long row is "
+        f"{best.split('/')[1]} at {long[best].r2[0]:.4f}, against the paper's 0.27–0.86. "
+        f"Mean final R², {_epochs_of(short, rows)} → {_epochs_of(long, rows)} epochs: {'; '.join(changes)}.\n"
+    )
+
+
+def _epochs_of(stats: Mapping[str, Any], rows: Sequence[str]) -> str:
+    epochs = sorted({stats[name].epochs for name in rows if name in stats})
+    return "/".join(map(str, epochs)) or "–"
+
+
+def _session4_budget(budget: Budget, earlier: Sequence[Mapping[str, Any]]) -> str:
+    """The budget paragraph of session 4: narma2 on the long schedule, the VJP-mode centric-16 rows."""
+    text = (
+        "**Budget of 2026-11-27, session 4 (decided by the lead before the runs):** the long study "
+        "adds `narma2`, the paper's NARMA-2 formula (30 runs: 6 rows × 5 seeds × "
+        f"{budget.long_epochs} epochs; from the saved long runs, about 20 worker-minutes), "
+        "one worker at `nice 19` (the machine was shared with two helpers' benchmarks)."
+    )
+    vjp = sorted(w for w, mode in budget.scale_centric_gradient.items() if mode == "vjp")
+    if not vjp:
+        return text + (
+            " The centric-16 rows stay the Jacobian-mode runs of session 3 (1 epoch × 1 seed): "
+            "the VJP gradient mode that was to make more epochs affordable was not on main in time.\n"
+        )
+    seeds = {w: budget.scale_centric_seeds.get(w, len(SEEDS_STUDIES)) for w in vjp}
+    runs = 2 * sum(seeds.values())
+    t = budget.vjp_seconds_per_epoch
+    rule = (
+        f"with t = {t:.0f} s the measured VJP-mode centric-16 epoch, E is the largest E ≤ "
+        f"{VJP_EPOCHS[1]} with {runs} · E · t ≤ {VJP_WORKER_MINUTES:.0f} worker-minutes, but at least "
+        f"{VJP_EPOCHS[0]}: E = {vjp_budget_epochs(t, runs)}"
+        if t is not None
+        else "E from the measured VJP-mode epoch"
+    )
+    old = "; ".join(
+        f"{r['run']['row']} {r['summary']['total_seconds'] / 60:.0f} min"
+        for r in sorted(earlier, key=lambda r: r["run"]["row"])
+    )
+    return text + (
+        f" The centric rows of width {', '.join(map(str, vjp))} train in **VJP mode** "
+        f"(`JobSpec.gradient_mode = \"vjp\"`: the forward rounds ask values only, and backward "
+        "sends one vector-Jacobian-product round per time step instead of asking each forward "
+        "round for the K = 15-output Jacobian; the gradients agree with Jacobian mode to ~1e-10, "
+        "not bit for bit, so these runs have their own keys), "
+        + ", ".join(f"width {w}: {budget.scale_centric[w]} epochs × {seeds[w]} seeds per series" for w in vjp)
+        + f" ({rule}). They replace the Jacobian-mode rows of session 3 (1 epoch × 1 seed"
+        + (f"; one epoch took {old}" if old else "")
+        + ").\n"
+    )
 
 
 def _missing(runs: Sequence[Run], results: Sequence[Mapping[str, Any]]) -> str:
@@ -112,8 +197,13 @@ def _noise_note(stats: Mapping[str, Any]) -> str:
     )
 
 
-def render(sections: Mapping[str, str], budget: Budget, results: Sequence[Mapping[str, Any]]) -> str:
-    """The whole document."""
+def render(
+    sections: Mapping[str, str],
+    budget: Budget,
+    results: Sequence[Mapping[str, Any]],
+    earlier: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """The whole document; ``earlier``: runs of an earlier budget quoted in the prose."""
     tables = aggregate(r for r in results if r["run"]["study"] == "tables")
     scale = aggregate(r for r in results if r["run"]["study"] == "scale")
     long = aggregate(r for r in results if r["run"]["study"] == "long")
@@ -174,6 +264,7 @@ its time was measured under another load. The NARMA-2 centric-16 run needed the 
 node's request bound raised (`study_runs.STUDY_MAX_REQUEST_COST`: its gradient requests cost
 2.5e10 amplitude operations, over a served node's default 1e10).
 
+{_session4_budget(budget, earlier)}
 ## Tables I and II, 5 seeds
 
 The paper reports single runs; its values stand beside ours. Bold rows are the paper's main
@@ -198,10 +289,12 @@ numbers; what carries over is the comparison: distributed vs centric-4 on `narma
 
 ## Tables I and II on the paper's schedule ({budget.long_epochs} epochs)
 
-The same rows trained {budget.long_epochs} epochs, for the series {long_tasks}
-(`narma2` is left out: its R² is at the ceiling after 20 epochs). These ran last, after the
-short tables and the other studies, so a row may hold fewer seeds than 5 (see `seeds`).
-{_long_note(long)}
+The same rows trained {budget.long_epochs} epochs, for the series {long_tasks}. These ran
+last, after the short tables and the other studies, so a row may hold fewer seeds than 5
+(see `seeds`).
+{_long_note(long, budget.long_tasks)}
+
+{_long_narma2_note(tables, long, ceiling)}
 
 {sections["long"]}
 ## Scale study: centric vs distributed, widths 4–32
@@ -214,12 +307,13 @@ what a QPU would run (parameter-shift accounting, `ExecutorStats`), whichever en
 the gradient.
 
 {sections["scale"]}
-{_scale_note(scale)}
+{_scale_note(scale, [r for r in results if r["run"]["study"] == "scale"])}
 
 {_missing(scale_runs(budget), [r for r in results if r["run"]["study"] == "scale"])}
-Rows of different epochs are not comparable with each other (epochs per width: distributed
-{scale_widths}; centric {centric_widths}): the scale study shows what each width reaches on the same short
-schedule and what it costs, not converged accuracy. The centric model's time per epoch grows
+Final R² of rows with different epochs are not comparable with each other (epochs per width:
+distributed {scale_widths}; centric {centric_widths}); the same-epoch comparison above is. The
+scale study shows what each width reaches on the same short schedule and what it costs, not
+converged accuracy. The centric model's time per epoch grows
 with 2^width; the distributed model's with the number of 4-qubit parts. Circuit executions
 per epoch grow linearly with the width for both (parameter-shift accounting: more symbols
 per circuit for centric, more circuits for distributed).
