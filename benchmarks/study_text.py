@@ -95,7 +95,12 @@ def _long_note(stats: Mapping[str, Any], tasks: Sequence[str]) -> str:
     return "Headline: " + "; ".join(parts) + "."
 
 
-def _long_narma2_note(short: Mapping[str, Any], long: Mapping[str, Any], ceiling: float) -> str:
+def _long_narma2_note(
+    short: Mapping[str, Any],
+    long: Mapping[str, Any],
+    long_runs: Sequence[Mapping[str, Any]],
+    ceiling: float,
+) -> str:
     """What 100 epochs do on the paper's NARMA-2 formula, against the 20-epoch rows and the ceiling."""
     rows = [name for name in long if name.startswith("narma2/")]
     if not rows:
@@ -106,12 +111,29 @@ def _long_narma2_note(short: Mapping[str, Any], long: Mapping[str, Any], ceiling
         if name in short
     ]
     best = max(rows, key=lambda name: long[name].r2[0])
-    return (
-        f"On `narma2` (the paper's formula) every row stays under the ceiling of {ceiling:.4f} "
-        f"(the best predictor from past y; \"On NARMA-2\" above): the best long row is "
-        f"{best.split('/')[1]} at {long[best].r2[0]:.4f}, against the paper's 0.27–0.86. "
-        f"Mean final R², {_epochs_of(short, rows)} → {_epochs_of(long, rows)} epochs: {'; '.join(changes)}.\n"
+    means = "stays under" if long[best].r2[0] < ceiling else "reaches"
+    seeds = [(r["summary"]["test_r2"], r["run"]["row"], r["run"]["seed"]) for r in long_runs]
+    top, top_row, top_seed = max(s for s in seeds if s[1] in rows)
+    above = sum(1 for value, row, _ in seeds if row in rows and value > ceiling)
+    single = (
+        f"{above} of {sum(1 for _, row, _ in seeds if row in rows)} single runs end above it (highest: "
+        f"{top_row.split('/')[1]} seed {top_seed}, {top:.4f}): the ceiling bounds the expected R², and on "
+        f"{_narma2_test_windows()} test windows a predictor can beat the conditional mean by chance"
+        if above
+        else "so does every single run"
     )
+    return (
+        f"On `narma2` (the paper's formula) the best row mean {means} the ceiling of {ceiling:.4f} "
+        f"(the best predictor from past y; \"On NARMA-2\" above): {best.split('/')[1]} at "
+        f"{long[best].r2[0]:.4f}, against the paper's 0.27–0.86; {single}. Mean final R², "
+        f"{_epochs_of(short, rows)} → {_epochs_of(long, rows)} epochs: {'; '.join(changes)}.\n"
+    )
+
+
+def _narma2_test_windows(length: int = 300, window: int = 4, train_fraction: float = 0.67) -> int:
+    """Test windows of the 300-point NARMA-2 series (as ``narma2_oracle_r2`` splits them)."""
+    n = length - window - 1
+    return n - int(n * train_fraction)
 
 
 def _epochs_of(stats: Mapping[str, Any], rows: Sequence[str]) -> str:
@@ -276,13 +298,14 @@ over the seeds with a ± 1 std band.
 **On NARMA-2.** Two series: `narma2` is the paper's formula with u_t ~ U[0, 0.5] i.i.d. (the
 paper does not state its input; docs/model.md), `narma2-chen` is Chen's code family (sine
 input) at order 2. On `narma2` the model reads only y, and u_t is independent of the past,
-so no predictor of y_{{t+1}} from past y can beat the conditional mean
-0.4 y_t + 0.4 y_t y_{{t−1}} + 0.6·E[u³] + 0.1: its test R² on the same test windows is
-**{ceiling:.4f}** — the ceiling for every row of that table. The paper's NARMA-2 R² (0.27–0.86)
-exceed it, so the paper's input cannot have been this one (a smoother or partly predictable
-input would explain both its higher R² and its epoch-2 convergence); with the Chen sine
-input every model gets far higher R² than the paper's. Neither series reproduces the paper's
-numbers; what carries over is the comparison: distributed vs centric-4 on `narma2` is
+so no predictor of y_{{t+1}} from past y beats the conditional mean
+0.4 y_t + 0.4 y_t y_{{t−1}} + 0.6·E[u³] + 0.1 in expectation: its test R² on the same test
+windows is **{ceiling:.4f}** — the ceiling for every row of that table (up to chance on
+{_narma2_test_windows()} test windows). The paper's NARMA-2 R² (0.27–0.86) exceed it by far,
+so the paper's input cannot have been this one (a smoother or partly predictable input would
+explain both its higher R² and its epoch-2 convergence); with the Chen sine input every
+model gets far higher R² than the paper's. Neither series reproduces the paper's numbers;
+what carries over is the comparison: distributed vs centric-4 on `narma2` is
 {_r2(tables, "narma2/distributed")} vs {_r2(tables, "narma2/centric-4")}, on `narma2-chen`
 {_r2(tables, "narma2-chen/distributed")} vs {_r2(tables, "narma2-chen/centric-4")}
 (pendulum: {_r2(tables, "pendulum/distributed")} vs {_r2(tables, "pendulum/centric-4")}).
@@ -294,7 +317,7 @@ last, after the short tables and the other studies, so a row may hold fewer seed
 (see `seeds`).
 {_long_note(long, budget.long_tasks)}
 
-{_long_narma2_note(tables, long, ceiling)}
+{_long_narma2_note(tables, long, [r for r in results if r["run"]["study"] == "long"], ceiling)}
 
 {sections["long"]}
 ## Scale study: centric vs distributed, widths 4–32
