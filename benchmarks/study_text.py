@@ -141,13 +141,23 @@ def _epochs_of(stats: Mapping[str, Any], rows: Sequence[str]) -> str:
     return "/".join(map(str, epochs)) or "–"
 
 
-def _session4_budget(budget: Budget, earlier: Sequence[Mapping[str, Any]]) -> str:
+def _session4_budget(
+    budget: Budget, results: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]]
+) -> str:
     """The budget paragraph of session 4: narma2 on the long schedule, the VJP-mode centric-16 rows."""
+    long_narma2 = [
+        r["summary"]["total_seconds"]
+        for r in results
+        if r["run"]["study"] == "long" and r["run"]["row"].startswith("narma2/")
+    ]
+    minutes = sum(long_narma2) / 60
+    took = f"; the {len(long_narma2)} saved runs took {minutes:.0f} worker-minutes" if long_narma2 else ""
     text = (
         "**Budget of 2026-11-27, session 4 (decided by the lead before the runs):** the long study "
         "adds `narma2`, the paper's NARMA-2 formula (30 runs: 6 rows × 5 seeds × "
-        f"{budget.long_epochs} epochs; from the saved long runs, about 20 worker-minutes), "
-        "one worker at `nice 19` (the machine was shared with two helpers' benchmarks)."
+        f"{budget.long_epochs} epochs; estimated from the saved long runs' times at about 20 "
+        f"worker-minutes{took}), one worker at `nice 19` (the machine was shared with two "
+        "helpers' benchmarks)."
     )
     vjp = sorted(w for w, mode in budget.scale_centric_gradient.items() if mode == "vjp")
     if not vjp:
@@ -286,7 +296,7 @@ its time was measured under another load. The NARMA-2 centric-16 run needed the 
 node's request bound raised (`study_runs.STUDY_MAX_REQUEST_COST`: its gradient requests cost
 2.5e10 amplitude operations, over a served node's default 1e10).
 
-{_session4_budget(budget, earlier)}
+{_session4_budget(budget, results, earlier)}
 ## Tables I and II, 5 seeds
 
 The paper reports single runs; its values stand beside ours. Bold rows are the paper's main
