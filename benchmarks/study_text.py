@@ -141,6 +141,28 @@ def _epochs_of(stats: Mapping[str, Any], rows: Sequence[str]) -> str:
     return "/".join(map(str, epochs)) or "–"
 
 
+def _vjp_note(
+    scale: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]]
+) -> str:
+    """The scale rows trained in VJP mode: what that means, and their epoch against the Jacobian-mode one."""
+    rows = sorted({r["run"]["row"] for r in runs if r["run"]["fields"].get("gradient_mode") == "vjp"})
+    if not rows:
+        return ""
+    old = {r["run"]["row"]: r["summary"]["total_seconds"] / r["run"]["epochs"] for r in earlier}
+    times = [
+        f"{row}: {scale[row].seconds_per_epoch / 60:.1f} min per epoch"
+        + (f" (Jacobian mode, session 3: {old[row] / 60:.1f} min)" if row in old else "")
+        for row in rows
+    ]
+    return (
+        "Rows marked *VJP rounds* trained with `gradient_mode = \"vjp\"`: their forward rounds "
+        "ask values only and each backward time step sends one round of vector-Jacobian products "
+        "(docs/model.md, \"Gradient modes\"); their gradients are those of Jacobian mode to "
+        "~1e-10, not bit-identical, and their circuit executions are counted the same way. "
+        "Epoch times (machine shared, different loads): " + "; ".join(times) + ".\n"
+    )
+
+
 def _session4_budget(
     budget: Budget, results: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]]
 ) -> str:
@@ -340,6 +362,7 @@ what a QPU would run (parameter-shift accounting, `ExecutorStats`), whichever en
 the gradient.
 
 {sections["scale"]}
+{_vjp_note(scale, [r for r in results if r["run"]["study"] == "scale"], earlier)}
 {_scale_note(scale, [r for r in results if r["run"]["study"] == "scale"])}
 
 {_missing(scale_runs(budget), [r for r in results if r["run"]["study"] == "scale"])}

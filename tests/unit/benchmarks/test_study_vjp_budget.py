@@ -115,3 +115,40 @@ def test_r2_at_epoch_refuses_a_history_out_of_order() -> None:
     bad["summary"]["history"].reverse()
     with pytest.raises(ValueError, match="history entry 1 is epoch 1"):
         r2_at_epoch([bad], "a/x", 2)
+
+
+def test_the_document_says_where_the_vjp_rows_gradients_come_from() -> None:
+    """The VJP rows are named as such, with the old Jacobian-mode epoch beside theirs."""
+    from study_tables import aggregate
+    from study_text import _session4_budget, _vjp_note
+
+    def saved(fields: dict[str, Any], seed: int, epochs: int, seconds: float) -> dict[str, Any]:
+        summary = {
+            "test_r2": 0.5,
+            "convergence_epoch": epochs,
+            "parameters": 592,
+            "total_seconds": seconds,
+            "circuit_evaluations": 10,
+        }
+        row = "pendulum/centric-16"
+        run = {"study": "scale", "row": row, "seed": seed, "epochs": epochs, "fields": fields}
+        return {"run": run, "summary": summary}
+
+    vjp = {"task": "pendulum", "model": "centric", "qubits": 16, "gradient_mode": "vjp"}
+    runs = [saved(vjp, seed, 4, 4 * 240.0) for seed in (0, 1, 2)]
+    old = [saved({"task": "pendulum", "model": "centric", "qubits": 16}, 0, 1, 1842.0)]
+    note = _vjp_note(aggregate(runs), runs, old)
+    assert "VJP rounds" in note and "~1e-10, not bit-identical" in note
+    assert "pendulum/centric-16: 4.0 min per epoch (Jacobian mode, session 3: 30.7 min)" in note
+    assert _vjp_note(aggregate(old), old, []) == ""  # no VJP row, no claim
+
+    budget = _budget(
+        scale_centric={4: 8, 16: 4},
+        scale_centric_seeds={},
+        scale_centric_gradient={16: "vjp"},
+        vjp_seconds_per_epoch=227.0,
+    )
+    text = _session4_budget(budget, runs, old)
+    assert "6 · E · t ≤ 100 worker-minutes" in text and "E = 4" in text
+    assert "width 16: 4 epochs × 3 seeds per series" in text and "31 min" in text
+    assert "not on main in time" in _session4_budget(_budget(), runs, old)
