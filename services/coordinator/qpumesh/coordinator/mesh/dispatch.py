@@ -244,7 +244,7 @@ class Dispatcher:
         self, node: MeshNode, task: CircuitTask, attempt: int, hedge: bool
     ) -> CircuitResult:
         """``_call`` in a CLIENT span; its status is the call's."""
-        method = "ShiftGradient" if task.jacobian else "Evaluate"
+        method = task.method
         attributes: dict[str, str | int | bool] = {
             "rpc.system": "grpc",
             "rpc.method": method,
@@ -275,6 +275,8 @@ class Dispatcher:
             MeshError: any other status, or a reply that does not decode.
         """
         params = node_calls.parameter_batch(task.symbols, task.values)
+        if task.cotangents is not None:
+            return await self._vjp(node, task, params)
         if task.jacobian:
             request = node_calls.shift_gradient_request(
                 task.observables,
@@ -313,6 +315,26 @@ class Dispatcher:
                 node_seconds,
                 executions=executions,
                 shots=shots,
+            )
+
+    async def _vjp(self, node: MeshNode, task: CircuitTask, params: Any) -> CircuitResult:
+        """Run a VJP task: ShiftGradient with the task's cotangents, no values."""
+        request = node_calls.shift_gradient_request(
+            task.observables, params, wrt=task.symbols, cotangents=task.cotangents, shots=task.shots,
+            seed=task.seed,
+        )  # fmt: skip
+        reply = await self._send(node, task, node.stub.ShiftGradient, request)
+        with self._decoding(node):
+            gradient = node_calls.decode_gradient(reply, request)
+            return CircuitResult(
+                None,
+                None,
+                node.address,
+                gradient.hardware_seconds,
+                gradient.queue_seconds + gradient.execute_seconds,
+                executions=gradient.shift_rule_executions,
+                shots=gradient.shift_rule_shots,
+                vjp=gradient.jacobian,
             )
 
     def deadline(self, node: MeshNode, work: float) -> float:
