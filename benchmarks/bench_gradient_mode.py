@@ -39,7 +39,7 @@ from qpumesh.node.core import NodeConfig
 from qpumesh.wire.job_spec import GRADIENT_MODES, JobSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_runs import STUDY_MAX_REQUEST_COST  # noqa: E402  (a sibling script, not a package)
+from study_runs import STUDY_MAX_REQUEST_COST
 
 
 @dataclass
@@ -99,14 +99,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[8, 12, 16])
     parser.add_argument("--repeat", type=int, default=1, help="measurements per width and mode")
-    parser.add_argument("--batches", type=int, default=0, help="time this many mini-batches (0 = whole epochs)")
+    parser.add_argument(
+        "--batches", type=int, default=0, help="time this many mini-batches (0 = whole epochs)"
+    )
     parser.add_argument(
         "--first", choices=GRADIENT_MODES, default="vjp", help="mode measured first at each width"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     unit = f"{args.batches} batches" if args.batches > 0 else "epoch"
-    print(f"# started {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {load()}, {os.cpu_count()} cpus", flush=True)
+    print(
+        f"# started {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {load()}, {os.cpu_count()} cpus", flush=True
+    )
     timings: list[Timing] = []
     for width in args.widths:
         order = [args.first, *(m for m in GRADIENT_MODES if m != args.first)]
@@ -120,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
                     f"{timing.circuit_evaluations}  ({datetime.now(UTC):%H:%M} UTC, load {load()})",
                     flush=True,
                 )
-    print(f"\n| centric width | jacobian s/{unit} | vjp s/{unit} | jacobian / vjp | train loss, jacobian | vjp |")
+    print(
+        f"\n| centric width | jacobian s/{unit} | vjp s/{unit} | jacobian / vjp "
+        "| train loss, jacobian | vjp |"
+    )
     print("|---|---|---|---|---|---|")
     for width in args.widths:
         by_mode = {m: [t for t in timings if t.width == width and t.mode == m] for m in GRADIENT_MODES}

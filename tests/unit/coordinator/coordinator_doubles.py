@@ -2,8 +2,9 @@
 
 ``NumpyExecutor`` implements the ``Executor`` protocol with a batched numpy
 statevector simulation of the Cirq circuit carried by each task, and
-parameter-shift Jacobians (and VJPs: tasks with cotangents), so the model code can be tested independently of the
-node's engines. Its gates are checked against ``cirq.Simulator`` in the tests.
+parameter-shift Jacobians (and VJPs, for tasks with cotangents), so the model code
+can be tested independently of the node's engines. Its gates are checked against
+``cirq.Simulator`` in the tests.
 """
 
 from __future__ import annotations

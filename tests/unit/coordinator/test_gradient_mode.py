@@ -10,8 +10,8 @@ import torch
 from qpumesh.wire.job_spec import JobSpec, SpecError, spec_from_proto, spec_to_proto
 
 pytest.importorskip("qpumesh.node.core")
-from qpumesh.coordinator.mesh.in_process import InProcessExecutor  # noqa: E402
-from qpumesh.coordinator.training import Trainer  # noqa: E402
+from qpumesh.coordinator.mesh.in_process import InProcessExecutor
+from qpumesh.coordinator.training import Trainer
 
 GRADIENT_ATOL = 1e-10
 """Largest difference of a parameter gradient between the modes (the adjoint Jacobian contracted
@@ -64,9 +64,12 @@ def test_a_few_epochs_give_the_same_losses_and_costs_in_both_modes(model: str) -
 
 def test_with_shots_vjp_mode_trains_reproducibly_and_counts_the_shots() -> None:
     """The node differentiates shot-sampled requests by the shift rule, cotangents and all."""
+
     def run(mode: str) -> list[tuple[float, int, int]]:
         trainer = Trainer(spec(mode, "distributed", shots=200, epochs=2), InProcessExecutor())
-        return [(m.train_loss, m.circuit_evaluations, m.shots) for m in (trainer.train_epoch() for _ in range(2))]
+        return [
+            (m.train_loss, m.circuit_evaluations, m.shots) for m in (trainer.train_epoch() for _ in range(2))
+        ]
 
     vjp, again, jacobian = run("vjp"), run("vjp"), run("jacobian")
     assert vjp == again  # seeded: the same samples every time

@@ -155,7 +155,9 @@ def test_no_grad_output_is_detached() -> None:
 # ------------------------------------------------------------------ gradient mode "vjp"
 
 
-def _model_gradients(mode: str, name: str, partitions: int) -> tuple[NumpyExecutor, torch.Tensor, list[torch.Tensor]]:
+def _model_gradients(
+    mode: str, name: str, partitions: int
+) -> tuple[NumpyExecutor, torch.Tensor, list[torch.Tensor]]:
     torch.manual_seed(0)
     executor = NumpyExecutor()
     model = QLSTM(1, plan_partitions(1, 3, partitions), name, 2, executor, gradient_mode=mode)
@@ -229,10 +231,11 @@ def test_unknown_gradient_mode_is_refused() -> None:
 
 def test_a_task_asks_for_a_jacobian_or_a_vjp_with_cotangents_of_its_shape() -> None:
     ansatz = build_ansatz("v0", 2, 1, 1)
-    values = np.zeros((3, len(ansatz.symbols)))
-    task = CircuitTask(ansatz.circuit, ansatz.observables, ansatz.symbols, values, cotangents=np.ones((3, 1)))
-    assert task.method == "ShiftGradient"
+    parts = (ansatz.circuit, ansatz.observables, ansatz.symbols, np.zeros((3, len(ansatz.symbols))))
+    assert CircuitTask(*parts).method == "Evaluate"
+    assert CircuitTask(*parts, jacobian=True).method == "ShiftGradient"
+    assert CircuitTask(*parts, cotangents=np.ones((3, 1))).method == "ShiftGradient"
     with pytest.raises(ValueError, match="a Jacobian or a VJP"):
-        CircuitTask(ansatz.circuit, ansatz.observables, ansatz.symbols, values, jacobian=True, cotangents=np.ones((3, 1)))
+        CircuitTask(*parts, jacobian=True, cotangents=np.ones((3, 1)))
     with pytest.raises(ValueError, match=r"cotangents of shape \(3, 2\), expected \(3, 1\)"):
-        CircuitTask(ansatz.circuit, ansatz.observables, ansatz.symbols, values, cotangents=np.ones((3, 2)))
+        CircuitTask(*parts, cotangents=np.ones((3, 2)))

@@ -72,7 +72,7 @@ class RoundContext:
         return sum(a.outputs for a in self.ansatze)
 
     def backward_seed(self, part: int) -> int | None:
-        """The shot sampler's seed of part ``part``'s VJP: drawn apart from the forward's seeds.
+        """Return the shot sampler's seed of part ``part``'s VJP, drawn apart from the forward's seeds.
 
         The VJP's shifted evaluations then sample independently of the forward values.
         """
