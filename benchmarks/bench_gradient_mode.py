@@ -16,8 +16,13 @@ and the train losses of both modes, which must agree (same gradients to ~1e-15).
 ``--batches N`` times the first N training mini-batches instead of whole epochs (for
 widths whose jacobian epoch is too slow to wait for) and says so in the table.
 
+``--mesh N`` also trains ``--mesh-models`` (default: the default distributed model and
+centric-8) on a local mesh of N real node processes in both modes, alternating epochs
+(median of epochs 2..), to show what the second round per time step costs on a network.
+
 Usage:
     python benchmarks/bench_gradient_mode.py [--widths 8 12 16] [--repeat 1] [--batches 0]
+    python benchmarks/bench_gradient_mode.py --widths --mesh 2 [--mesh-epochs 3]
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from pathlib import Path
 
 import torch
 
+from qpumesh.client.local_mesh import LocalMesh
+from qpumesh.coordinator.mesh.executor import MeshExecutor
 from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
 from qpumesh.node.core import NodeConfig
@@ -94,10 +101,58 @@ def measure(width: int, mode: str, batches: int, seed: int = 0) -> Timing:
     )
 
 
+MESH_MODELS: dict[str, dict[str, object]] = {
+    "distributed-4": {"model": "distributed", "qubits": 4, "partitions": 2},
+    "centric-8": {"model": "centric", "qubits": 8},
+}
+"""The ``--mesh`` rows: the default model (2-qubit parts, where the round trip dominates) and a wider part."""
+
+
+def mesh_table(nodes: int, epochs: int, models: list[str]) -> None:
+    """Train each of ``models`` on a local mesh in both modes, alternating epochs; print a table."""
+    rows = []
+    with LocalMesh(nodes=nodes, node_args=("--torch-threads", "1"), coordinator=False) as local_mesh:
+        for name in models:
+            executors = {
+                m: MeshExecutor(local_mesh.node_addresses, tls=local_mesh.coordinator_tls)
+                for m in GRADIENT_MODES
+            }
+            try:
+                trainers = {}
+                for mode, executor in executors.items():
+                    spec = JobSpec(**MESH_MODELS[name], gradient_mode=mode, epochs=epochs)  # type: ignore[arg-type]
+                    trainers[mode] = Trainer(spec, executor, executor.node_max_qubits())
+                    if trainers[mode].plan is not None:
+                        executor.set_assignment(trainers[mode].plan.assignment)  # type: ignore[union-attr]
+                seconds: dict[str, list[float]] = {m: [] for m in GRADIENT_MODES}
+                for _ in range(epochs):
+                    for mode, trainer in trainers.items():
+                        metrics = trainer.train_epoch()
+                        seconds[mode].append(metrics.wall_seconds)
+                        print(
+                            f"mesh {name} {mode:8s} epoch {metrics.epoch} {metrics.wall_seconds:.2f} s, "
+                            f"{metrics.rounds} rounds, train loss {metrics.train_loss:.15g} (load {load()})",
+                            flush=True,
+                        )
+            finally:
+                for executor in executors.values():
+                    executor.close()
+            jac, vjp = (statistics.median(seconds[m][1:] or seconds[m]) for m in GRADIENT_MODES)
+            rows.append(f"| {name} | {nodes} | {jac:.2f} | {vjp:.2f} | {jac / vjp:.2f}x |")
+    print(f"\n| model, {nodes}-node local mesh | nodes | jacobian s/epoch | vjp s/epoch | jacobian / vjp |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the comparison and print one line per measurement, then the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--widths", type=int, nargs="+", default=[8, 12, 16])
+    parser.add_argument("--widths", type=int, nargs="*", default=[8, 12, 16])
+    parser.add_argument(
+        "--mesh", type=int, default=0, metavar="N", help="also compare on a local mesh of N nodes"
+    )
+    parser.add_argument("--mesh-epochs", type=int, default=3)
+    parser.add_argument("--mesh-models", nargs="+", choices=list(MESH_MODELS), default=list(MESH_MODELS))
     parser.add_argument("--repeat", type=int, default=1, help="measurements per width and mode")
     parser.add_argument(
         "--batches", type=int, default=0, help="time this many mini-batches (0 = whole epochs)"
@@ -124,19 +179,22 @@ def main(argv: list[str] | None = None) -> None:
                     f"{timing.circuit_evaluations}  ({datetime.now(UTC):%H:%M} UTC, load {load()})",
                     flush=True,
                 )
-    print(
-        f"\n| centric width | jacobian s/{unit} | vjp s/{unit} | jacobian / vjp "
-        "| train loss, jacobian | vjp |"
-    )
-    print("|---|---|---|---|---|---|")
-    for width in args.widths:
-        by_mode = {m: [t for t in timings if t.width == width and t.mode == m] for m in GRADIENT_MODES}
-        jac = statistics.median(t.seconds for t in by_mode["jacobian"])
-        vjp = statistics.median(t.seconds for t in by_mode["vjp"])
+    if timings:
         print(
-            f"| {width} | {jac:.1f} | {vjp:.1f} | {jac / vjp:.1f}x | "
-            f"{by_mode['jacobian'][0].train_loss:.12g} | {by_mode['vjp'][0].train_loss:.12g} |"
+            f"\n| centric width | jacobian s/{unit} | vjp s/{unit} | jacobian / vjp "
+            "| train loss, jacobian | vjp |"
         )
+        print("|---|---|---|---|---|---|")
+        for width in args.widths:
+            by_mode = {m: [t for t in timings if t.width == width and t.mode == m] for m in GRADIENT_MODES}
+            jac = statistics.median(t.seconds for t in by_mode["jacobian"])
+            vjp = statistics.median(t.seconds for t in by_mode["vjp"])
+            print(
+                f"| {width} | {jac:.1f} | {vjp:.1f} | {jac / vjp:.1f}x | "
+                f"{by_mode['jacobian'][0].train_loss:.12g} | {by_mode['vjp'][0].train_loss:.12g} |"
+            )
+    if args.mesh:
+        mesh_table(args.mesh, args.mesh_epochs, args.mesh_models)
     print(f"# finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {load()}")
 
 
