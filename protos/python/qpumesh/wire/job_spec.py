@@ -114,8 +114,8 @@ class JobSpec:
             evaluates; the backward pass sends one round per time step with the incoming
             gradient as cotangents, and each node returns the vector-Jacobian product from
             one weighted adjoint sweep: 2 rounds per time step, far less node work for parts
-            with many read-outs; docs/model.md, "Gradient modes"). Same gradients to ~1e-12,
-            same circuit-execution and shot accounting.
+            with many read-outs; docs/model.md, "Gradient modes"). The same gradients (to
+            1e-10, tested) and the same circuit-execution and shot accounting.
         train_fraction: leading fraction of the windows used for training.
         series_length: number of points of the generated series (pendulum: 240
             samples on [0, 20]; NARMA: points after the washout).

@@ -5,7 +5,8 @@ Per task of a round:
 - choose: the node the planner assigned, if it is healthy and untried, else the
   least-loaded healthy untried capable node, else any healthy capable node, else (last
   resort) an unhealthy capable one;
-- call: through the shared node-call codec (``qpumesh.wire.node_calls``), with a
+- call: Evaluate, or ShiftGradient for a Jacobian or a VJP (``CircuitTask.method``),
+  through the shared node-call codec (``qpumesh.wire.node_calls``), with a
   deadline that follows the call's work and the node's pace (``deadlines``: slow is
   not failed, hung is); the circuit travels by hash once a node holds it;
 - retry and failover: UNAVAILABLE, DEADLINE_EXCEEDED and server-side CANCELLED are
@@ -45,6 +46,7 @@ from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
+from qpumesh.v1 import qpu_node_pb2
 from qpumesh.wire import node_calls
 from qpumesh.wire.errors import TRANSIENT_CODES, MeshError
 from qpumesh.wire.tracing import outgoing_metadata, span
@@ -317,7 +319,9 @@ class Dispatcher:
                 shots=shots,
             )
 
-    async def _vjp(self, node: MeshNode, task: CircuitTask, params: Any) -> CircuitResult:
+    async def _vjp(
+        self, node: MeshNode, task: CircuitTask, params: qpu_node_pb2.ParameterBatch
+    ) -> CircuitResult:
         """Run a VJP task: ShiftGradient with the task's cotangents, no values."""
         request = node_calls.shift_gradient_request(
             task.observables, params, wrt=task.symbols, cotangents=task.cotangents, shots=task.shots,
