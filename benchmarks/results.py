@@ -178,23 +178,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scale-centric-epochs",
-        default="4:8,8:8,12:8,16:1",
+        default="4:8,8:8,12:8,16:4",
         help="width:epochs of the scale study's centric rows (default %(default)s)",
     )
     parser.add_argument(
         "--scale-centric-seeds",
-        default="16:1",
+        default="",
         help="width:seeds of centric rows that run fewer than 3 seeds (default %(default)s)",
     )
     parser.add_argument(
         "--scale-centric-gradient",
-        default="",
+        default="16:vjp",
         help="width:gradient_mode of centric rows not in Jacobian mode, e.g. 16:vjp (default %(default)r)",
     )
     parser.add_argument(
         "--vjp-epoch-seconds",
         type=float,
-        default=None,
+        default=227.0,
         help="measured VJP-mode centric-16 epoch the VJP rows' epochs were decided from (for the document)",
     )
     parser.add_argument("--noise-epochs", type=int, default=10, help="epochs of the noise study")
