@@ -198,7 +198,7 @@ def _session4_budget(
         else "E from the measured VJP-mode epoch"
     )
     old = "; ".join(
-        f"{r['run']['row']} {r['summary']['total_seconds'] / 60:.0f} min"
+        f"{r['summary']['total_seconds'] / 60:.0f} min ({r['run']['row']})"
         for r in sorted(earlier, key=lambda r: r["run"]["row"])
     )
     return text + (
@@ -209,7 +209,7 @@ def _session4_budget(
         "not bit for bit, so these runs have their own keys), "
         + ", ".join(f"width {w}: {budget.scale_centric[w]} epochs × {seeds[w]} seeds per series" for w in vjp)
         + f" ({rule}). They replace the Jacobian-mode rows of session 3 (1 epoch × 1 seed"
-        + (f"; one epoch took {old}" if old else "")
+        + (f"; an epoch took {old}" if old else "")
         + ").\n"
     )
 
