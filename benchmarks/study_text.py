@@ -159,7 +159,36 @@ def _vjp_note(
         "ask values only and each backward time step sends one round of vector-Jacobian products "
         "(docs/model.md, \"Gradient modes\"); their gradients are those of Jacobian mode to "
         "~1e-10, not bit-identical, and their circuit executions are counted the same way. "
-        "Epoch times (machine shared, different loads): " + "; ".join(times) + ".\n"
+        "Epoch times (machine shared, different loads): " + "; ".join(times) + "."
+        + _first_epoch_agreement(runs, earlier)
+        + "\n"
+    )
+
+
+def _first_epoch_agreement(runs: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]]) -> str:
+    """How far the VJP runs' first epoch is from the Jacobian-mode run of the same row and seed."""
+    parts = []
+    for old in earlier:
+        row, seed = old["run"]["row"], old["run"]["seed"]
+        new = next(
+            (
+                r
+                for r in runs
+                if (r["run"]["row"], r["run"]["seed"]) == (row, seed)
+                and r["run"]["fields"].get("gradient_mode") == "vjp"
+            ),
+            None,
+        )
+        if new is None:
+            continue
+        a, b = old["summary"]["history"][0], new["summary"]["history"][0]
+        gap = max(abs(a[k] - b[k]) / abs(a[k]) for k in ("train_loss", "test_loss"))
+        parts.append(f"{row} seed {seed}: {gap:.1e}")
+    if not parts:
+        return ""
+    return (
+        " The same seed's first epoch in the two modes (largest relative difference of its train "
+        "and test loss): " + "; ".join(parts) + "."
     )
 
 

@@ -122,8 +122,11 @@ def test_the_document_says_where_the_vjp_rows_gradients_come_from() -> None:
     from study_tables import aggregate
     from study_text import _session4_budget, _vjp_note
 
-    def saved(fields: dict[str, Any], seed: int, epochs: int, seconds: float) -> dict[str, Any]:
+    def saved(
+        fields: dict[str, Any], seed: int, epochs: int, seconds: float, loss: float = 0.1
+    ) -> dict[str, Any]:
         summary = {
+            "history": [{"epoch": 1, "train_loss": loss, "test_loss": 2 * loss}],
             "test_r2": 0.5,
             "convergence_epoch": epochs,
             "parameters": 592,
@@ -135,11 +138,12 @@ def test_the_document_says_where_the_vjp_rows_gradients_come_from() -> None:
         return {"run": run, "summary": summary}
 
     vjp = {"task": "pendulum", "model": "centric", "qubits": 16, "gradient_mode": "vjp"}
-    runs = [saved(vjp, seed, 4, 4 * 240.0) for seed in (0, 1, 2)]
+    runs = [saved(vjp, seed, 4, 4 * 240.0, 0.1 * (1 + 1e-12)) for seed in (0, 1, 2)]
     old = [saved({"task": "pendulum", "model": "centric", "qubits": 16}, 0, 1, 1842.0)]
     note = _vjp_note(aggregate(runs), runs, old)
     assert "VJP rounds" in note and "~1e-10, not bit-identical" in note
     assert "pendulum/centric-16: 4.0 min per epoch (Jacobian mode, session 3: 30.7 min)" in note
+    assert "first epoch in the two modes" in note and "pendulum/centric-16 seed 0: 1.0e-12." in note
     assert _vjp_note(aggregate(old), old, []) == ""  # no VJP row, no claim
 
     budget = _budget(
