@@ -192,6 +192,18 @@ def _first_epoch_agreement(runs: Sequence[Mapping[str, Any]], earlier: Sequence[
     )
 
 
+def _mode_caveat(budget: Budget) -> str:
+    """Say which centric widths ran in another gradient mode, whose times are not on the same curve."""
+    other = sorted(w for w, mode in budget.scale_centric_gradient.items() if mode != "jacobian")
+    if not other:
+        return ""
+    return (
+        f" (width {', '.join(map(str, other))} in VJP mode, the others in Jacobian mode: a "
+        "request's VJP costs one weighted reverse sweep of the state where its Jacobian costs "
+        "about K = width − 1, so the widths' times are not on one curve)"
+    )
+
+
 def _session4_budget(
     budget: Budget, results: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]]
 ) -> str:
@@ -398,8 +410,8 @@ the gradient.
 Final R² of rows with different epochs are not comparable with each other (epochs per width:
 distributed {scale_widths}; centric {centric_widths}); the same-epoch comparison above is. The
 scale study shows what each width reaches on the same short schedule and what it costs, not
-converged accuracy. The centric model's time per epoch grows
-with 2^width; the distributed model's with the number of 4-qubit parts. Circuit executions
+converged accuracy. The centric model's time per epoch grows with 2^width{_mode_caveat(budget)};
+the distributed model's with the number of 4-qubit parts. Circuit executions
 per epoch grow linearly with the width for both (parameter-shift accounting: more symbols
 per circuit for centric, more circuits for distributed).
 
