@@ -155,5 +155,5 @@ def test_the_document_says_where_the_vjp_rows_gradients_come_from() -> None:
     text = _session4_budget(budget, runs, old)
     assert "6 · E · t ≤ 100 worker-minutes" in text and "E = 4" in text
     assert "width 16: 4 epochs × 3 seeds per series" in text
-    assert "an epoch took 31 min (pendulum/centric-16)" in text
+    assert "31 min for pendulum/centric-16" in text
     assert "not on main in time" in _session4_budget(_budget(), runs, old)
