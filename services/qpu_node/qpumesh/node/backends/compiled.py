@@ -172,7 +172,7 @@ class CompiledEngine:
         out = np.empty((angles.shape[0], len(terms)), dtype=np.float64)
         for rows in row_chunks(angles.shape[0], _row_work(tape, len(terms), 1)):
             wide_kernels.expectations(
-                not tape.real, tape.initial, tape.code, tape.mats, cos[rows], sin[rows],
+                not tape.real, tape.initial, wide.lead, tape.code, tape.mats, cos[rows], sin[rows],
                 wide.stage_mask, wide.stage_start, wide.units, wide.unit_perm, wide.perm, wide.unit_gather,
                 wide.gather, wide.block,
                 table.xmask, table.yzmask, table.coeff, out[rows],

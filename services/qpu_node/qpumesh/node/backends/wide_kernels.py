@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from qpumesh.node.backends.kernels import chain_matrix, matrix1, parity
+from qpumesh.node.backends.product_state import product_state
 from qpumesh.node.backends.tape import CHAIN, FIXK, KIND, MOFF, NT, ROTD, ROTK, SLOT, T0
 from qpumesh.node.backends.wide_moves import gather_block, permute, permute2, run_copy
 
@@ -308,7 +309,8 @@ def forward(
 ):
     """Apply every stage of the plan to the split state (re, im) with the angles of row r.
 
-    ``sre``/``sim`` are scratch buffers of the block's size (for the composed gathers).
+    ``sre``/``sim`` are scratch buffers of the block's size (for the composed gathers). A
+    stage whose block is the whole register runs on the state itself (no copies).
     """
     dim = re.shape[0]
     n = 0
@@ -321,79 +323,31 @@ def forward(
     vim = np.empty(8, np.float64)
     for s in range(stage_mask.shape[0]):
         mask = stage_mask[s]
-        lo = stage_start[s]
-        hi = stage_start[s + 1]
-        if mask == dim - 1:  # the whole register is one block
-            swapped = _block(
-                re,
-                im,
-                cplx,
-                n,
-                r,
-                mask,
-                lo,
-                hi,
-                units,
-                unit_perm,
-                perm,
-                unit_gather,
-                gather,
-                code,
-                mats,
-                cos,
-                sin,
-                mbuf,
-                offs,
-                vre,
-                vim,
-                sre,
-                sim,
-            )
-            if swapped:
-                run_copy(re, sre[:dim])
-                if cplx:
-                    run_copy(im, sim[:dim])
-            continue
+        whole = mask == dim - 1
         size = 1
         x = mask
         while x:
             x &= x - 1
             size <<= 1
-        pre = bre[:size]
-        pim = bim[:size] if cplx else bim[:0]
+        pre = re if whole else bre[:size]
+        pim = im if whole else bim[: size if cplx else 0]
+        ore = sre[:size]
+        oim = sim[: size if cplx else 0]
         omask = (dim - 1) & ~mask
         base = 0
         while True:
-            _copy(re, im, pre, pim, cplx, base, mask, True)
+            if not whole:
+                _copy(re, im, pre, pim, cplx, base, mask, True)
             swapped = _block(
-                pre,
-                pim,
-                cplx,
-                n,
-                r,
-                mask,
-                lo,
-                hi,
-                units,
-                unit_perm,
-                perm,
-                unit_gather,
-                gather,
-                code,
-                mats,
-                cos,
-                sin,
-                mbuf,
-                offs,
-                vre,
-                vim,
-                sre,
-                sim,
-            )
-            if swapped:
-                _copy(re, im, sre[:size], sim[:size] if cplx else sim[:0], cplx, base, mask, False)
-            else:
-                _copy(re, im, pre, pim, cplx, base, mask, False)
+                pre, pim, cplx, n, r, mask, stage_start[s], stage_start[s + 1], units, unit_perm, perm,
+                unit_gather, gather, code, mats, cos, sin, mbuf, offs, vre, vim, sre, sim,
+            )  # fmt: skip
+            if whole and swapped:
+                run_copy(re, ore)
+                if cplx:
+                    run_copy(im, oim)
+            elif not whole:
+                _copy(re, im, ore if swapped else pre, oim if swapped else pim, cplx, base, mask, False)
             base = (base - omask) & omask
             if base == 0:
                 break
@@ -426,6 +380,7 @@ def expect(re, im, xmask, yzmask, c):
 def expectations(
     cplx,
     initial,
+    lead,
     code,
     mats,
     cos,
@@ -448,6 +403,8 @@ def expectations(
     Args:
         cplx: The circuit is complex (the tape is not real): the state has imaginary parts.
         initial: The tape's initial state (float64 for real circuits, else complex128).
+        lead: The plan's leading one-qubit units per qubit (`product_state`), or empty when
+            the state starts from `initial` instead.
         code: The tape's step table.
         mats: The tape's matrices.
         cos: ``cos(θ/2)``, (rows, slots).
@@ -473,10 +430,13 @@ def expectations(
     sre = np.empty(block, np.float64)
     sim = np.empty(block if cplx else 0, np.float64)
     for r in range(cos.shape[0]):
-        for y in range(dim):
-            re[y] = initial[y].real
-            if cplx:
-                im[y] = initial[y].imag
+        if lead.shape[0]:
+            product_state(re, im, lead, code, mats, cos, sin, r)
+        else:
+            for y in range(dim):
+                re[y] = initial[y].real
+                if cplx:
+                    im[y] = initial[y].imag
         forward(
             re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm,
             unit_gather, gather, sre, sim,
