@@ -170,9 +170,13 @@ class CompiledEngine:
         table = self._terms(plan, terms)
         cos, sin = _half_angle(angles)
         out = np.empty((angles.shape[0], len(terms)), dtype=np.float64)
+        # The state as split parts, allocated here: numpy gives large arrays transparent huge
+        # pages (madvise), which the stages' strided copies need (see `wide_kernels`).
+        re = np.empty(tape.dim, dtype=np.float64)
+        im = np.empty(0 if tape.real else tape.dim, dtype=np.float64)
         for rows in row_chunks(angles.shape[0], _row_work(tape, len(terms), 1)):
             wide_kernels.expectations(
-                not tape.real, tape.initial, wide.lead, tape.code, tape.mats, cos[rows], sin[rows],
+                re, im, tape.initial, wide.lead, tape.code, tape.mats, cos[rows], sin[rows],
                 wide.stage_mask, wide.stage_start, wide.units, wide.unit_perm, wide.perm, wide.unit_gather,
                 wide.gather, wide.block,
                 table.xmask, table.yzmask, table.coeff, out[rows],

@@ -378,7 +378,8 @@ def expect(re, im, xmask, yzmask, c):
 
 @_jit
 def expectations(
-    cplx,
+    re,
+    im,
     initial,
     lead,
     code,
@@ -401,7 +402,10 @@ def expectations(
     """out[r, t] = ⟨ψ_r| P_t |ψ_r⟩ for every angle row r (see `kernels.expectations`).
 
     Args:
-        cplx: The circuit is complex (the tape is not real): the state has imaginary parts.
+        re: The state's real parts, ``2**n`` float64 (work space, overwritten): allocated by
+            the caller with numpy, whose large arrays get transparent huge pages -- the
+            stages' strided copies run ~1.8x faster on them than on 4 KiB pages.
+        im: The state's imaginary parts (work space; empty for a real circuit).
         initial: The tape's initial state (float64 for real circuits, else complex128).
         lead: The plan's leading one-qubit units per qubit (`product_state`), or empty when
             the state starts from `initial` instead.
@@ -423,8 +427,7 @@ def expectations(
         out: (rows, terms) float64, written.
     """
     dim = initial.shape[0]
-    re = np.empty(dim, np.float64)
-    im = np.empty(dim if cplx else 0, np.float64)
+    cplx = im.shape[0] == dim
     bre = np.empty(block, np.float64)
     bim = np.empty(block if cplx else 0, np.float64)
     sre = np.empty(block, np.float64)
