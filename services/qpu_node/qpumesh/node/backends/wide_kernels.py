@@ -26,10 +26,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from qpumesh.node.backends.kernels import chain_matrix, matrix1, parity
+from qpumesh.node.backends.kernels import chain_matrix, matrix1
 from qpumesh.node.backends.product_state import product_state
 from qpumesh.node.backends.tape import CHAIN, FIXK, KIND, MOFF, NT, ROTD, ROTK, SLOT, T0
 from qpumesh.node.backends.wide_moves import gather_block, permute, permute2, run_copy
+from qpumesh.node.backends.wide_terms import block_terms, expect, fits_block
 
 __all__ = ["expectations"]
 
@@ -306,11 +307,20 @@ def forward(
     gather,
     sre,
     sim,
+    xmask,
+    yzmask,
+    accr,
+    acci,
 ):
     """Apply every stage of the plan to the split state (re, im) with the angles of row r.
 
     ``sre``/``sim`` are scratch buffers of the block's size (for the composed gathers). A
     stage whose block is the whole register runs on the state itself (no copies).
+
+    Returns:
+        Whether the term sums are in ``accr``/``acci`` (`wide_terms.block_terms`): the last
+        stage then summed every block in cache and did not copy it back (the state is left
+        incomplete). Otherwise the state holds the result.
     """
     dim = re.shape[0]
     n = 0
@@ -321,7 +331,12 @@ def forward(
     offs = np.empty(8, np.int64)
     vre = np.empty(8, np.float64)
     vim = np.empty(8, np.float64)
-    for s in range(stage_mask.shape[0]):
+    stages = stage_mask.shape[0]
+    fused = stages > 0 and stage_mask[stages - 1] != dim - 1 and fits_block(stage_mask[stages - 1], xmask)
+    if fused:
+        accr[:] = 0.0
+        acci[:] = 0.0
+    for s in range(stages):
         mask = stage_mask[s]
         whole = mask == dim - 1
         size = 1
@@ -346,34 +361,17 @@ def forward(
                 run_copy(re, ore)
                 if cplx:
                     run_copy(im, oim)
+            elif fused and s == stages - 1:
+                if swapped:
+                    block_terms(ore, oim, cplx, mask, base, xmask, yzmask, accr, acci)
+                else:
+                    block_terms(pre, pim, cplx, mask, base, xmask, yzmask, accr, acci)
             elif not whole:
                 _copy(re, im, ore if swapped else pre, oim if swapped else pim, cplx, base, mask, False)
             base = (base - omask) & omask
             if base == 0:
                 break
-
-
-@_jit
-def expect(re, im, xmask, yzmask, c):
-    """Re(c · Σ_y conj(ψ_y) (−1)^{|(y⊕x)∧z|} ψ_{y⊕x}) of the split state."""
-    cplx = im.shape[0] == re.shape[0]
-    accr = 0.0
-    acci = 0.0
-    for y in range(re.shape[0]):
-        x = y ^ xmask
-        if cplx:
-            tr = re[y] * re[x] + im[y] * im[x]
-            ti = re[y] * im[x] - im[y] * re[x]
-        else:
-            tr = re[y] * re[x]
-            ti = 0.0
-        if parity(x & yzmask):
-            accr -= tr
-            acci -= ti
-        else:
-            accr += tr
-            acci += ti
-    return c.real * accr - c.imag * acci
+    return fused
 
 
 @_jit
@@ -432,6 +430,8 @@ def expectations(
     bim = np.empty(block if cplx else 0, np.float64)
     sre = np.empty(block, np.float64)
     sim = np.empty(block if cplx else 0, np.float64)
+    accr = np.empty(xmask.shape[0], np.float64)
+    acci = np.empty(xmask.shape[0], np.float64)
     for r in range(cos.shape[0]):
         if lead.shape[0]:
             product_state(re, im, lead, code, mats, cos, sin, r)
@@ -440,9 +440,12 @@ def expectations(
                 re[y] = initial[y].real
                 if cplx:
                     im[y] = initial[y].imag
-        forward(
+        fused = forward(
             re, im, bre, bim, r, code, mats, cos, sin, stage_mask, stage_start, units, unit_perm, perm,
-            unit_gather, gather, sre, sim,
+            unit_gather, gather, sre, sim, xmask, yzmask, accr, acci,
         )  # fmt: skip
         for t in range(xmask.shape[0]):
-            out[r, t] = expect(re, im, xmask[t], yzmask[t], tc[t])
+            if fused:
+                out[r, t] = tc[t].real * accr[t] - tc[t].imag * acci[t]
+            else:
+                out[r, t] = expect(re, im, xmask[t], yzmask[t], tc[t])
