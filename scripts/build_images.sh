@@ -28,19 +28,10 @@ LOGS=${QPUMESH_BUILD_LOGS:-/tmp/qpumesh-build}
 WHEELHOUSE=build/wheelhouse
 TORCH_SPEC="torch==2.13.0"
 
-log() { printf '[build_images] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_TAG=build_images
+# shellcheck source=scripts/shell_steps.sh
+source "$(dirname "$0")/shell_steps.sh"
 mkdir -p "$LOGS"
-
-# step NAME CMD...: run CMD and print its wall time.
-step() {
-  local name=$1 t0 ms
-  shift
-  t0=$(date +%s%N)
-  "$@"
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  log "$(printf 'step %-12s %d.%01d s' "$name" $((ms / 1000)) $((ms % 1000 / 100)))"
-}
 
 # The wheelhouse, rebuilt from scratch each time (seconds, from pip's cache) so that no
 # stale wheel can be picked up.
@@ -67,19 +58,6 @@ print('\n'.join(d['project']['dependencies'] + ['setuptools>=69']))" >"$req"
   fi
   rm -f "$req" "$constraints"
   log "wheelhouse: $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
-}
-
-# BuildKit is needed (RUN --mount). Docker >= 23 with buildx uses it by default; Debian's
-# docker.io 20.10 CLI has it built in with DOCKER_BUILDKIT=1.
-DOCKER_BUILD=()
-pick_builder() {
-  if docker buildx version >/dev/null 2>&1; then
-    DOCKER_BUILD=(docker build)
-  elif [ -x /usr/bin/docker ] && /usr/bin/docker version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
-    DOCKER_BUILD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build)
-  else
-    die "no BuildKit-capable docker CLI (install docker-buildx, or docker.io's CLI)"
-  fi
 }
 
 BUILD_ARGS=()

@@ -27,18 +27,9 @@ LOG="$STATE/dockerd.log"
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 ENGINE_TIMEOUT=${QPUMESH_ENGINE_TIMEOUT:-60}
 
-log() { printf '[docker_engine] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# step NAME CMD...: run CMD and report its wall time.
-step() {
-  local name=$1 t0 ms
-  shift
-  t0=$(date +%s%N)
-  "$@"
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  log "$(printf 'step %-12s %d.%01d s' "$name" $((ms / 1000)) $((ms % 1000 / 100)))"
-}
+LOG_TAG=docker_engine
+# shellcheck source=scripts/shell_steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/shell_steps.sh"
 
 engine_up() { docker info >/dev/null 2>&1; }
 

@@ -40,8 +40,9 @@ ENGINE=tests/e2e/docker_engine.sh
 PIDFILE="$QPUMESH_E2E_STATE/dockerd.pid"
 BASE_IMAGE=${QPUMESH_BASE_IMAGE:-qpumesh-base:bookworm}
 
-log() { printf '[run_e2e] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_TAG=run_e2e
+# shellcheck source=scripts/shell_steps.sh
+source "scripts/shell_steps.sh"
 
 [ -x "$PY" ] || die "$PY not found; run 'bash scripts/setup.sh' first (or set PY)"
 mkdir -p "$QPUMESH_E2E_STATE"
@@ -106,19 +107,6 @@ trap 'on_signal INT 130' INT
 trap 'on_signal TERM 143' TERM
 
 start_engine() { bash "$ENGINE" start; }
-
-# BuildKit is needed (RUN --mount). Docker >= 23 with buildx uses it by default; Debian's
-# docker.io 20.10 CLI has it built in with DOCKER_BUILDKIT=1.
-DOCKER_BUILD=()
-pick_builder() {
-  if docker buildx version >/dev/null 2>&1; then
-    DOCKER_BUILD=(docker build)
-  elif [ -x /usr/bin/docker ] && /usr/bin/docker version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.'; then
-    DOCKER_BUILD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build)
-  else
-    die "no BuildKit-capable docker CLI (install docker-buildx, or docker.io's CLI)"
-  fi
-}
 
 build_prometheus() {
   local logfile="$QPUMESH_E2E_STATE/build-prometheus.log"

@@ -36,10 +36,12 @@ SPEC: dict[str, Any] = {
     "partitions": 2,
     "layers": 1,
     "epochs": 12,
-    "series_length": 40,
+    # Long enough that the job is still running well after the kill: at 40 points the
+    # 12 epochs took under a second, and a kill after epoch 3 could land after the end.
+    "series_length": 160,
     "seed": 0,
 }
-KILL_AFTER_EPOCH = 3
+KILL_AFTER_EPOCH = 2
 JOB_TIMEOUT_S = 600
 
 
@@ -293,6 +295,9 @@ def test_killed_task_is_replaced_and_losses_are_identical(deployed: DeployedStac
 def test_service_scale_is_discovered(deployed: DeployedStack) -> None:
     stack = deployed.stack
     with _client(deployed) as client:
+        # Start from a settled pool: a task replaced by an earlier test must be in it already.
+        stack.wait_healthy({"qpu-large": LARGE}, timeout=300)
+        _wait_for_pool(client, _task_addresses(stack), timeout=60)
         before = set(_healthy_nodes(client))
         started = time.monotonic()
         docker("service", "scale", "--detach", f"{stack.service('qpu-large')}={LARGE + 1}")

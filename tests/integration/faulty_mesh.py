@@ -94,13 +94,15 @@ def make_tasks(
     qubits: int = 3,
     rows: int = 6,
     jacobian_every: int = 2,
+    vjp_every: int = 0,
     seed: int = 0,
     prefix: str = "g",
 ) -> list[CircuitTask]:
     """Build ``count`` distinct QLSTM-like sub-circuit tasks (H, RY encoding, CNOT ladder, RY layer).
 
-    Every ``jacobian_every``-th task also asks for its parameter-shift Jacobian; keys
-    are ``f"{prefix}/{i}"``.
+    Every ``jacobian_every``-th task also asks for its parameter-shift Jacobian, and every
+    ``vjp_every``-th task (after that) for a vector-Jacobian product with random cotangents
+    instead; keys are ``f"{prefix}/{i}"``.
     """
     rng = np.random.default_rng(seed)
     tasks = []
@@ -117,30 +119,35 @@ def make_tasks(
         wire = WireCircuit.from_cirq(circuit)
         observables = [pauli_terms(cirq.Z(q), wire.qubits) for q in qs]
         symbols = tuple(str(s) for s in (*x, *w))
+        values = rng.normal(size=(rows, len(symbols)))
+        jacobian = jacobian_every > 0 and i % jacobian_every == 0
+        vjp = not jacobian and vjp_every > 0 and i % vjp_every == 0
         tasks.append(
             CircuitTask(
                 circuit=wire,
                 observables=observables,
                 symbols=symbols,
-                values=rng.normal(size=(rows, len(symbols))),
-                jacobian=jacobian_every > 0 and i % jacobian_every == 0,
+                values=values,
+                jacobian=jacobian,
                 key=f"{prefix}/{i}",
+                cotangents=rng.normal(size=(rows, len(observables))) if vjp else None,
             )
         )
     return tasks
 
 
 def assert_same_results(results: Sequence[CircuitResult], reference: Sequence[CircuitResult]) -> None:
-    """Assert bit-identical expectations and Jacobians, and the same hardware cost, task by task."""
+    """Assert bit-identical expectations, Jacobians and VJPs, and the same hardware cost, task by task."""
     assert len(results) == len(reference)
     for got, want in zip(results, reference, strict=True):
-        np.testing.assert_array_equal(got.expectations, want.expectations)
         assert (got.executions, got.shots) == (want.executions, want.shots)
-        if want.jacobian is None:
-            assert got.jacobian is None
-        else:
-            assert got.jacobian is not None
-            np.testing.assert_array_equal(got.jacobian, want.jacobian)
+        for name in ("expectations", "jacobian", "vjp"):
+            mine, theirs = getattr(got, name), getattr(want, name)
+            if theirs is None:
+                assert mine is None, name
+            else:
+                assert mine is not None, name
+                np.testing.assert_array_equal(mine, theirs)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.05) -> bool:

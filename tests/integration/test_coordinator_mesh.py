@@ -107,3 +107,43 @@ def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
     assert any(f.node == victim_address for f in mesh_job.faults), list(mesh_job.faults)
     streamed = [e.fault for e in mesh_events if e.WhichOneof("kind") == "fault"]
     assert [(f.node, f.kind) for f in streamed] == [(f.node, f.kind) for f in mesh_job.faults]
+
+
+def test_vjp_mode_on_the_mesh_is_bit_identical_with_and_without_a_lost_node(
+    node_server: Any, coordinator_server: Any
+) -> None:
+    """Gradient mode "vjp": two rounds per time step, the second with cotangents; a node killed
+    after the first epoch changes nothing, and the losses are those of the undisturbed runs."""
+    spec = pb.JobSpec()
+    spec.CopyFrom(SPEC)
+    spec.epochs, spec.gradient_mode = 4, "vjp"
+    started = [node_server(node_id=f"n{i}") for i in range(3)]
+    nodes = ",".join(address for address, _ in started)
+    victim_address, victim = started[1]
+    calm_address, _ = coordinator_server(nodes=nodes, timeout_seconds=5.0)
+    calm_job, calm_predictions, _ = _train(calm_address, spec)
+    mesh_address, _ = coordinator_server(nodes=nodes, timeout_seconds=5.0)
+
+    def kill_after_first_epoch(epoch: int) -> None:
+        if epoch == 1:
+            victim.stop(None)
+
+    mesh_job, mesh_predictions, _ = _train(mesh_address, spec, on_epoch=kill_after_first_epoch)
+    local_address, _ = coordinator_server(in_process=True)
+    local_job, local_predictions, _ = _train(local_address, spec)
+    spec.gradient_mode = "jacobian"
+    jacobian_job, _, _ = _train(local_address, spec)
+
+    assert calm_job.state == mesh_job.state == local_job.state == pb.JOB_STATE_SUCCEEDED
+    assert mesh_job.spec.gradient_mode == "vjp"
+    np.testing.assert_array_equal(_losses(mesh_job), _losses(calm_job))
+    np.testing.assert_array_equal(_losses(mesh_job), _losses(local_job))
+    np.testing.assert_array_equal(mesh_predictions, calm_predictions)
+    np.testing.assert_array_equal(mesh_predictions, local_predictions)
+    assert any(f.node == victim_address for f in mesh_job.faults), list(mesh_job.faults)
+    # The same training as gradient mode "jacobian" (to rounding), at the same hardware cost,
+    # in one more round per time step of every training batch.
+    np.testing.assert_allclose(_losses(mesh_job), _losses(jacobian_job), rtol=1e-9)
+    for vjp, jacobian in zip(mesh_job.history, jacobian_job.history, strict=True):
+        assert vjp.circuit_evaluations == jacobian.circuit_evaluations
+        assert vjp.rounds > jacobian.rounds

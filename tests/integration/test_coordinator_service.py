@@ -135,6 +135,7 @@ _CUSTOM_3Q = cirq.to_json(cirq.Circuit(cirq.ry(sympy.Symbol("x_0")).on_each(*cir
         ({"task": "csv"}, "series: task 'csv' needs"),
         ({"task": "csv", "csv_path": "series.csv"}, "csv_path: this coordinator reads no files"),
         ({"lr": -0.5}, "lr: must be a positive finite number"),
+        ({"gradient_mode": "adjoint"}, "gradient_mode: must be one of jacobian, vjp; got 'adjoint'"),
         ({"train_fraction": 1.5}, "train_fraction: must be in (0, 1)"),
         ({"qubits": 3, "partitions": 4}, "partitions: 4 parts exceed the hidden size d_h = 2"),
         ({"window": 50, "series_length": 40}, "series_length: must be between 53"),

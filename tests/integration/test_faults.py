@@ -58,6 +58,29 @@ def test_random_errors_are_retried_and_the_numbers_do_not_change(
     assert kinds.count("error") == retries and kinds.count("failover") == retries
 
 
+def test_vjp_tasks_are_retried_and_hedged_with_the_same_numbers(
+    faulty_node: Callable[..., FaultyNode],
+) -> None:
+    """Tasks with cotangents (gradient mode "vjp") take the same retry, failover and hedge paths."""
+    flaky = faulty_node(node_id="flaky", workers=4, faults=FaultConfig(error_rate=0.5, seed=3))
+    slow = faulty_node(node_id="slow", workers=4, faults=FaultConfig(latency_ms=400))
+    tasks = make_tasks(6, jacobian_every=3, vjp_every=2)
+    assert sum(t.cotangents is not None for t in tasks) == 2 and sum(t.jacobian for t in tasks) == 2
+    reference = InProcessExecutor().run_round(tasks)
+    for task, result in zip(tasks, reference, strict=True):
+        assert (result.vjp is not None) == (result.expectations is None) == (task.cotangents is not None)
+    options = dataclasses.replace(FAST, hedge_after_seconds=0.1)
+    with MeshExecutor([flaky.address, slow.address], options) as mesh:
+        mesh.set_assignment({t.key: 0 for t in tasks})
+        for _ in range(3):
+            assert_same_results(mesh.run_round(tasks), reference)
+        mesh.set_assignment({t.key: 1 for t in tasks})  # the slow node first: hedged on the flaky one
+        assert_same_results(mesh.run_round(tasks), reference)
+    assert mesh.stats.retries > 0 and mesh.stats.hedges > 0
+    gradients = [m for m, _ in flaky.log.calls + slow.log.calls if m == "ShiftGradient"]
+    assert len(gradients) >= 4 * 4  # 4 rounds of 2 Jacobian and 2 VJP tasks, retries and hedges on top
+
+
 def test_a_single_flaky_node_is_retried_in_place(faulty_node: Callable[..., FaultyNode]) -> None:
     only = faulty_node(node_id="only", faults=FaultConfig(error_rate=0.3, seed=5))
     tasks = make_tasks(6)

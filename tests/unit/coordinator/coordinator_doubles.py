@@ -2,8 +2,9 @@
 
 ``NumpyExecutor`` implements the ``Executor`` protocol with a batched numpy
 statevector simulation of the Cirq circuit carried by each task, and
-parameter-shift Jacobians, so the model code can be tested independently of the
-node's engines. Its gates are checked against ``cirq.Simulator`` in the tests.
+parameter-shift Jacobians (and VJPs, for tasks with cotangents), so the model code
+can be tested independently of the node's engines. Its gates are checked against
+``cirq.Simulator`` in the tests.
 """
 
 from __future__ import annotations
@@ -161,12 +162,17 @@ class NumpyExecutor(LocalExecutor):
         self.rounds.append(list(tasks))
         results = []
         for task in tasks:
+            slots = sum(1 for step in _compile(task.circuit.cirq_json)[1] if step[0] == "rot")
+            if task.cotangents is not None:  # a VJP: the shift rule's shifted executions only
+                vjp = np.einsum("ro,ros->rs", task.cotangents, shift_jacobian(task))
+                executions = 2 * slots * len(task.values)
+                results.append(CircuitResult(None, None, "double", executions=executions, vjp=vjp))
+                continue
             values = simulate(task.circuit.cirq_json, task.observables, task.symbols, task.values)
             executions, shots = evaluation_cost(task)
             jacobian = None
             if task.jacobian:
                 jacobian = shift_jacobian(task)
-                slots = sum(1 for step in _compile(task.circuit.cirq_json)[1] if step[0] == "rot")
                 executions += 2 * slots * len(task.values)
             results.append(CircuitResult(values, jacobian, "double", executions=executions, shots=shots))
         self.stats.record_round(results)

@@ -37,6 +37,9 @@ def test_work_grows_with_rows_width_operations_and_the_shift_rule() -> None:
         small
     )
     assert call_work(_task(10, 10, jacobian=False)) > 2**8 * call_work(small)
+    # A VJP (gradient mode "vjp") is the shift rule's executions without the values.
+    vjp = dataclasses.replace(small, cotangents=np.ones((10, len(small.observables))))
+    assert call_work(vjp) == 2 * len(small.symbols) * call_work(small)
 
 
 def test_without_history_the_deadline_is_the_floor() -> None:

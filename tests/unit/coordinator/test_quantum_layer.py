@@ -9,6 +9,7 @@ import torch
 from coordinator_doubles import NumpyExecutor, simulate  # type: ignore[import-not-found]
 
 from qpumesh.coordinator.ansatz import build_ansatz
+from qpumesh.coordinator.executor import CircuitTask
 from qpumesh.coordinator.model import QLSTM
 from qpumesh.coordinator.planner import plan_partitions
 from qpumesh.coordinator.quantum_layer import quantum_gates
@@ -149,3 +150,92 @@ def test_no_grad_output_is_detached() -> None:
             executor, ["part/0"], [ansatz], [torch.zeros(1, 2, dtype=torch.float64)], [[weights]]
         )
     assert not out.requires_grad
+
+
+# ------------------------------------------------------------------ gradient mode "vjp"
+
+
+def _model_gradients(
+    mode: str, name: str, partitions: int
+) -> tuple[NumpyExecutor, torch.Tensor, list[torch.Tensor]]:
+    torch.manual_seed(0)
+    executor = NumpyExecutor()
+    model = QLSTM(1, plan_partitions(1, 3, partitions), name, 2, executor, gradient_mode=mode)
+    for p in model.cell.weights:
+        p.data.normal_(0, 1.0)  # away from the near-identity start, so every term matters
+    x = torch.randn(3, 2, 1, dtype=torch.float64, requires_grad=True)
+    out: torch.Tensor = model(x)
+    loss = (out**2).sum() + out.sum()
+    return executor, loss.detach(), list(torch.autograd.grad(loss, [x, *model.parameters()]))
+
+
+@pytest.mark.parametrize("name", ANSATZES)
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_vjp_mode_gives_the_jacobian_modes_loss_and_gradients(name: str, partitions: int) -> None:
+    _, jacobian_loss, jacobian_grads = _model_gradients("jacobian", name, partitions)
+    _, vjp_loss, vjp_grads = _model_gradients("vjp", name, partitions)
+    assert vjp_loss == jacobian_loss  # the forward values are the same evaluations
+    for got, expected in zip(vjp_grads, jacobian_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+        assert float(expected.abs().max()) > 1e-3  # a real gradient, not zeros on both sides
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_vjp_mode_evaluates_forward_and_sends_cotangents_in_backward(partitions: int) -> None:
+    torch.manual_seed(0)
+    executor = NumpyExecutor()
+    model = QLSTM(1, plan_partitions(1, 3, partitions), "v0", 1, executor, gradient_mode="vjp")
+    x = torch.randn(5, 4, 1, dtype=torch.float64)
+    out = model(x)
+    assert executor.stats.rounds == 4  # forward: one round per time step, values only
+    assert not any(t.jacobian or t.cotangents is not None for r in executor.rounds for t in r)
+    forward = executor.rounds[:]
+    out.sum().backward()
+    assert executor.stats.rounds == 8  # backward: one VJP round per time step, last step first
+    backward = executor.rounds[4:]
+    for step, vjp_round in enumerate(backward):
+        evaluated = forward[3 - step]
+        assert [t.key for t in vjp_round] == [t.key for t in evaluated]
+        for vjp_task, task in zip(vjp_round, evaluated, strict=True):
+            assert vjp_task.cotangents is not None and not vjp_task.jacobian
+            assert vjp_task.cotangents.shape == (4 * 5, len(task.observables))
+            np.testing.assert_array_equal(vjp_task.values, task.values)
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_vjp_mode_counts_the_same_executions_as_jacobian_mode() -> None:
+    counts = []
+    for mode in ("jacobian", "vjp"):
+        executor, _, _ = _model_gradients(mode, "chen2020", 2)
+        counts.append(executor.stats.circuit_evaluations)
+    assert counts[0] == counts[1] > 0
+
+
+def test_vjp_mode_without_grad_is_one_evaluation_round() -> None:
+    executor = NumpyExecutor()
+    model = QLSTM(1, plan_partitions(1, 3, 2), "v0", 1, executor, gradient_mode="vjp")
+    with torch.no_grad():
+        model(torch.zeros(2, 3, 1, dtype=torch.float64))
+    assert executor.stats.rounds == 3
+
+
+def test_unknown_gradient_mode_is_refused() -> None:
+    ansatz = build_ansatz("v0", 2, 1, 1)
+    weights = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="gradient_mode must be one of jacobian, vjp; got 'adjoint'"):
+        quantum_gates(
+            NumpyExecutor(), ["part/0"], [ansatz], [torch.zeros(1, 2, dtype=torch.float64)], [[weights]],
+            gradient_mode="adjoint",
+        )  # fmt: skip
+
+
+def test_a_task_asks_for_a_jacobian_or_a_vjp_with_cotangents_of_its_shape() -> None:
+    ansatz = build_ansatz("v0", 2, 1, 1)
+    parts = (ansatz.circuit, ansatz.observables, ansatz.symbols, np.zeros((3, len(ansatz.symbols))))
+    assert CircuitTask(*parts).method == "Evaluate"
+    assert CircuitTask(*parts, jacobian=True).method == "ShiftGradient"
+    assert CircuitTask(*parts, cotangents=np.ones((3, 1))).method == "ShiftGradient"
+    with pytest.raises(ValueError, match="a Jacobian or a VJP"):
+        CircuitTask(*parts, jacobian=True, cotangents=np.ones((3, 1)))
+    with pytest.raises(ValueError, match=r"cotangents of shape \(3, 2\), expected \(3, 1\)"):
+        CircuitTask(*parts, cotangents=np.ones((3, 2)))

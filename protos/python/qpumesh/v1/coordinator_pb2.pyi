@@ -31,7 +31,7 @@ class Series(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ..., length: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "task", "narma_order", "csv_path", "csv_column", "model", "qubits", "partitions", "layers", "ansatz", "epochs", "batch_size", "window", "lr", "optimizer", "seed", "shots", "train_fraction", "series_length", "extra", "ansatz_circuit", "series")
+    __slots__ = ("name", "task", "narma_order", "csv_path", "csv_column", "model", "qubits", "partitions", "layers", "ansatz", "epochs", "batch_size", "window", "lr", "optimizer", "seed", "shots", "train_fraction", "series_length", "extra", "ansatz_circuit", "series", "gradient_mode")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class JobSpec(_message.Message):
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     ANSATZ_CIRCUIT_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
+    GRADIENT_MODE_FIELD_NUMBER: _ClassVar[int]
     name: str
     task: str
     narma_order: int
@@ -83,7 +84,8 @@ class JobSpec(_message.Message):
     extra: _containers.ScalarMap[str, str]
     ansatz_circuit: str
     series: Series
-    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., narma_order: _Optional[int] = ..., csv_path: _Optional[str] = ..., csv_column: _Optional[str] = ..., model: _Optional[str] = ..., qubits: _Optional[int] = ..., partitions: _Optional[int] = ..., layers: _Optional[int] = ..., ansatz: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., window: _Optional[int] = ..., lr: _Optional[float] = ..., optimizer: _Optional[str] = ..., seed: _Optional[int] = ..., shots: _Optional[int] = ..., train_fraction: _Optional[float] = ..., series_length: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ..., ansatz_circuit: _Optional[str] = ..., series: _Optional[_Union[Series, _Mapping]] = ...) -> None: ...
+    gradient_mode: str
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., narma_order: _Optional[int] = ..., csv_path: _Optional[str] = ..., csv_column: _Optional[str] = ..., model: _Optional[str] = ..., qubits: _Optional[int] = ..., partitions: _Optional[int] = ..., layers: _Optional[int] = ..., ansatz: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., window: _Optional[int] = ..., lr: _Optional[float] = ..., optimizer: _Optional[str] = ..., seed: _Optional[int] = ..., shots: _Optional[int] = ..., train_fraction: _Optional[float] = ..., series_length: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ..., ansatz_circuit: _Optional[str] = ..., series: _Optional[_Union[Series, _Mapping]] = ..., gradient_mode: _Optional[str] = ...) -> None: ...
 
 class EpochMetrics(_message.Message):
     __slots__ = ("epoch", "train_loss", "test_loss", "test_r2", "wall_seconds", "circuit_evaluations", "rounds", "hardware_seconds", "shots")

@@ -35,6 +35,8 @@ TASKS = ("pendulum", "narma", "narma2", "csv")
 MODELS = ("centric", "distributed", "classical")
 ANSATZES = ("v0", "chen2020", "custom")
 OPTIMIZERS = ("rmsprop", "adam")
+GRADIENT_MODES = ("jacobian", "vjp")
+"""How training gets the circuits' derivatives: Jacobians in the forward round, or VJPs in backward."""
 
 INPUT_DIM = 1
 """d_x: every task feeds one scalar per time step."""
@@ -107,6 +109,13 @@ class JobSpec:
         epochs, batch_size, window, lr, optimizer, seed: training settings
             (paper defaults: 100, 10, 4, 0.01, RMSprop).
         shots: measurement shots per observable term; 0 = exact expectations.
+        gradient_mode: "jacobian" (the nodes return full Jacobians in the forward round:
+            one round per time step, none in backward) or "vjp" (the forward round only
+            evaluates; the backward pass sends one round per time step with the incoming
+            gradient as cotangents, and each node returns the vector-Jacobian product from
+            one weighted adjoint sweep: 2 rounds per time step, far less node work for parts
+            with many read-outs; docs/model.md, "Gradient modes"). The same gradients (to
+            1e-10, tested) and the same circuit-execution and shot accounting.
         train_fraction: leading fraction of the windows used for training.
         series_length: number of points of the generated series (pendulum: 240
             samples on [0, 20]; NARMA: points after the washout).
@@ -136,6 +145,13 @@ class JobSpec:
     optimizer: str = _field("rmsprop", "", choices=OPTIMIZERS)
     seed: int = _field(0, "", metavar="S")
     shots: int = _field(0, "shots per observable term (0 = exact)")
+    gradient_mode: str = _field(
+        "jacobian",
+        "jacobian: Jacobians in the forward round (1 round per time step); vjp: values forward, "
+        "vector-Jacobian products in backward (2 rounds per time step, one adjoint sweep per request; "
+        "faster for wide parts)",
+        choices=GRADIENT_MODES,
+    )
     train_fraction: float = _field(0.67, "leading fraction of windows to train on", metavar="F")
     series_length: int = _field(240, "points of the generated series", metavar="N")
     ansatz_circuit: str = _field(
@@ -162,6 +178,7 @@ class JobSpec:
         _choice("model", self.model, MODELS)
         _choice("ansatz", self.ansatz, ANSATZES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("gradient_mode", self.gradient_mode, GRADIENT_MODES)
         _int_range("narma_order", self.narma_order, 1, 100)
         _int_range("qubits", self.qubits, INPUT_DIM + 1, MAX_QUBITS)
         _int_range("partitions", self.partitions, 0, MAX_PARTITIONS)

@@ -44,6 +44,11 @@ class CircuitTask:
         values: float64 parameters, shape (rows, len(symbols)).
         jacobian: also return d(expectations)/d(symbols) (the node picks the method and
             reports what the parameter-shift rule would cost on hardware).
+        cotangents: instead of evaluating, return the vector-Jacobian product of these
+            upstream gradients, float64 of shape (rows, len(observables)): row r's
+            ``cotangents[r] @ d(expectations[r])/d(symbols)``, of shape (rows, len(symbols)).
+            The node computes it in one weighted adjoint sweep (exact requests) or by the
+            shift rule; no expectations come back. Excludes ``jacobian``.
         shots: measurement shots per observable term (0 = exact).
         seed: seed of the shot sampler (ignored when shots == 0).
         key: stable identity of the task (e.g. "part/1", the QLSTM's partition 1); the
@@ -58,6 +63,24 @@ class CircuitTask:
     shots: int = 0
     seed: int | None = None
     key: str = ""
+    cotangents: FloatArray | None = None
+
+    def __post_init__(self) -> None:
+        if self.cotangents is None:
+            return
+        if self.jacobian:
+            raise ValueError(f"task {self.key or '?'}: ask for a Jacobian or a VJP (cotangents), not both")
+        expected = (int(self.values.shape[0]), len(self.observables))
+        if self.cotangents.shape != expected:
+            raise ValueError(
+                f"task {self.key or '?'}: cotangents of shape {self.cotangents.shape}, expected {expected} "
+                "(rows, observables)"
+            )
+
+    @property
+    def method(self) -> str:
+        """The node call this task is: "Evaluate", or "ShiftGradient" (a Jacobian or a VJP)."""
+        return "ShiftGradient" if self.jacobian or self.cotangents is not None else "Evaluate"
 
 
 @dataclass(frozen=True)
@@ -65,20 +88,22 @@ class CircuitResult:
     """The answer to one ``CircuitTask``.
 
     Attributes:
-        expectations: shape (rows, n_observables).
+        expectations: shape (rows, n_observables); None for a VJP task (``cotangents``).
         jacobian: shape (rows, n_observables, n_symbols) when asked for, else None.
         node: the node (or "local") that answered.
         executions: circuit executions a hardware QPU needs for the task, as the node
             reports it: one per row, plus two per row and differentiated gate angle for
-            a Jacobian (the parameter-shift rule, whichever method the emulator used).
+            a Jacobian (the parameter-shift rule, whichever method the emulator used); a
+            VJP task, which evaluates nothing, only the two per row and angle.
         shots: measurement shots those executions take (0 when exact).
         hardware_seconds: the answering call's time on the node's hardware profile.
         node_seconds: the answering call's queue and execute time at the node (emulation).
         overhead_seconds: the task's time outside the node's QPU: its wall time (all
             attempts, backoffs and hedge waits) minus ``node_seconds``; 0 in process.
+        vjp: shape (rows, n_symbols) for a VJP task, else None.
     """
 
-    expectations: FloatArray
+    expectations: FloatArray | None
     jacobian: FloatArray | None
     node: str
     hardware_seconds: float = 0.0
@@ -86,6 +111,7 @@ class CircuitResult:
     overhead_seconds: float = 0.0
     executions: int = 0
     shots: int = 0
+    vjp: FloatArray | None = None
 
 
 def evaluation_cost(task: CircuitTask) -> tuple[int, int]:

@@ -11,7 +11,8 @@ VQC_alpha^(M)(v^(M))] of M sub-circuits with d_h^(m) read-outs each (sum = d_h).
 The *centric* cell is the M = 1 case: one (d_x + d_h)-qubit VQC per gate reading
 <Z> on its first d_h qubits. All 4*M sub-circuits of a time step run in one
 executor round (``quantum_layer.quantum_gates``), as M requests: the four gates of a
-part share its circuit. A Linear(d_h, 1) head maps the last hidden state to the
+part share its circuit; in gradient mode "vjp" the backward pass adds one round per
+time step. A Linear(d_h, 1) head maps the last hidden state to the
 prediction.
 """
 
@@ -47,6 +48,7 @@ class QLSTMCell(nn.Module):
         shots: measurement shots per observable term (0 = exact expectations).
         seed: base seed for shot sampling (rounds are numbered from it).
         circuits: a custom ansatz's circuits by width (``custom_ansatz.parse_circuits``).
+        gradient_mode: "jacobian" or "vjp" (``quantum_layer.quantum_gates``).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class QLSTMCell(nn.Module):
         shots: int = 0,
         seed: int = 0,
         circuits: Mapping[int, cirq.Circuit] | None = None,
+        gradient_mode: str = "jacobian",
     ) -> None:
         super().__init__()
         self.d_x = d_x
@@ -68,6 +71,7 @@ class QLSTMCell(nn.Module):
         self.executor = executor
         self.shots = shots
         self.seed = seed
+        self.gradient_mode = gradient_mode
         self.rounds_run = 0
         self.partition_circuits: tuple[Ansatz, ...] = tuple(
             custom_ansatz(circuits, qubits, outputs) if ansatz == "custom" and circuits is not None
@@ -105,8 +109,9 @@ class QLSTMCell(nn.Module):
             seed = int(np.random.SeedSequence([self.seed, self.rounds_run]).generate_state(1)[0])
         self.rounds_run += 1
         out = quantum_gates(
-            self.executor, self.keys, self.partition_circuits, encoded, weights, shots=self.shots, seed=seed
-        )
+            self.executor, self.keys, self.partition_circuits, encoded, weights, shots=self.shots, seed=seed,
+            gradient_mode=self.gradient_mode,
+        )  # fmt: skip
         d = self.d_h
         f, i, g, o = (out[:, k * d : (k + 1) * d] for k in range(len(GATES)))
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -120,7 +125,7 @@ class QLSTM(nn.Module):
     Args:
         d_x: input size per time step.
         plan: the partitioning (M = 1 for the centric model).
-        ansatz, layers, executor, shots, seed, circuits: see ``QLSTMCell``.
+        ansatz, layers, executor, shots, seed, circuits, gradient_mode: see ``QLSTMCell``.
     """
 
     def __init__(
@@ -134,9 +139,13 @@ class QLSTM(nn.Module):
         shots: int = 0,
         seed: int = 0,
         circuits: Mapping[int, cirq.Circuit] | None = None,
+        gradient_mode: str = "jacobian",
     ) -> None:
         super().__init__()
-        self.cell = QLSTMCell(d_x, plan, ansatz, layers, executor, shots=shots, seed=seed, circuits=circuits)
+        self.cell = QLSTMCell(
+            d_x, plan, ansatz, layers, executor, shots=shots, seed=seed, circuits=circuits,
+            gradient_mode=gradient_mode,
+        )  # fmt: skip
         self.head = nn.Linear(self.cell.d_h, 1, dtype=DTYPE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

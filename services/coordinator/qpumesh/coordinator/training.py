@@ -60,7 +60,8 @@ class EpochMetrics:
         wall_seconds: wall time of the epoch, training and evaluation.
         circuit_evaluations: circuit executions the epoch would cost a hardware QPU, as the
             nodes report them (the parameter-shift rule's two per gate angle included).
-        rounds: executor rounds (one per time step and mini-batch, plus evaluation).
+        rounds: executor rounds (one per time step and mini-batch, two in gradient mode
+            "vjp", plus evaluation).
         shots: measurement shots those executions take (0 for exact runs).
         hardware_seconds: estimated wall time of the epoch's rounds on the nodes' hardware
             profiles (each round's slowest node plus network; docs/hardware.md).
@@ -149,7 +150,7 @@ class Trainer:
             circuits = parse_circuits(spec.ansatz_circuit) if spec.ansatz == "custom" else None
             self.model = QLSTM(
                 INPUT_DIM, self.plan, spec.ansatz, spec.layers, executor, shots=spec.shots, seed=spec.seed,
-                circuits=circuits,
+                circuits=circuits, gradient_mode=spec.gradient_mode,
             )  # fmt: skip
         self.optimizer: torch.optim.Optimizer
         if spec.optimizer == "rmsprop":

@@ -6,9 +6,9 @@ to catch a hang, it fails every call of a node that is merely slow. So each call
 deadline follows what that call should take on *that* node:
 
 - **work** (``call_work``): a request's cost in a priori units, rows x 2**qubits x gate
-  operations, times (2 x symbols + 1) for a Jacobian (the shift rule's executions; an
-  adjoint Jacobian costs less, so the estimate errs long). Work only compares requests,
-  so its unit does not matter.
+  operations, times (2 x symbols + 1) for a Jacobian and 2 x symbols for a VJP (the
+  shift rule's executions; the adjoint method costs less, so the estimate errs long).
+  Work only compares requests, so its unit does not matter.
 - **pace** (``Pace``, one per node): the node's recent answered calls as (seconds, work
   in flight on the node when the call was sent), the call's own work included.
   ``predict(work)`` is the slowest of them scaled up to ``work`` and never down --
@@ -57,10 +57,19 @@ def _operations(cirq_json: str) -> int:
 
 
 def call_work(task: CircuitTask) -> float:
-    """Return the a priori work of running ``task``: rows x 2**qubits x operations (x shift-rule factor)."""
+    """Return the a priori work of running ``task``: rows x 2**qubits x operations (x shift-rule factor).
+
+    The factor is the shift rule's executions per row: 2 x symbols + 1 for a Jacobian with
+    values, 2 x symbols for a VJP (no values), 1 for an evaluation.
+    """
     rows = max(1, int(task.values.shape[0]))
     width = min(len(task.circuit.qubits), _MAX_EXPONENT)
-    factor = 2 * len(task.symbols) + 1 if task.jacobian else 1
+    if task.jacobian:
+        factor = 2 * len(task.symbols) + 1
+    elif task.cotangents is not None:
+        factor = max(1, 2 * len(task.symbols))
+    else:
+        factor = 1
     return float(rows) * float(2**width) * _operations(task.circuit.cirq_json) * factor
 
 

@@ -5,7 +5,8 @@ Per task of a round:
 - choose: the node the planner assigned, if it is healthy and untried, else the
   least-loaded healthy untried capable node, else any healthy capable node, else (last
   resort) an unhealthy capable one;
-- call: through the shared node-call codec (``qpumesh.wire.node_calls``), with a
+- call: Evaluate, or ShiftGradient for a Jacobian or a VJP (``CircuitTask.method``),
+  through the shared node-call codec (``qpumesh.wire.node_calls``), with a
   deadline that follows the call's work and the node's pace (``deadlines``: slow is
   not failed, hung is); the circuit travels by hash once a node holds it;
 - retry and failover: UNAVAILABLE, DEADLINE_EXCEEDED and server-side CANCELLED are
@@ -45,6 +46,7 @@ from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
+from qpumesh.v1 import qpu_node_pb2
 from qpumesh.wire import node_calls
 from qpumesh.wire.errors import TRANSIENT_CODES, MeshError
 from qpumesh.wire.tracing import outgoing_metadata, span
@@ -244,7 +246,7 @@ class Dispatcher:
         self, node: MeshNode, task: CircuitTask, attempt: int, hedge: bool
     ) -> CircuitResult:
         """``_call`` in a CLIENT span; its status is the call's."""
-        method = "ShiftGradient" if task.jacobian else "Evaluate"
+        method = task.method
         attributes: dict[str, str | int | bool] = {
             "rpc.system": "grpc",
             "rpc.method": method,
@@ -275,6 +277,8 @@ class Dispatcher:
             MeshError: any other status, or a reply that does not decode.
         """
         params = node_calls.parameter_batch(task.symbols, task.values)
+        if task.cotangents is not None:
+            return await self._vjp(node, task, params)
         if task.jacobian:
             request = node_calls.shift_gradient_request(
                 task.observables,
@@ -313,6 +317,28 @@ class Dispatcher:
                 node_seconds,
                 executions=executions,
                 shots=shots,
+            )
+
+    async def _vjp(
+        self, node: MeshNode, task: CircuitTask, params: qpu_node_pb2.ParameterBatch
+    ) -> CircuitResult:
+        """Run a VJP task: ShiftGradient with the task's cotangents, no values."""
+        request = node_calls.shift_gradient_request(
+            task.observables, params, wrt=task.symbols, cotangents=task.cotangents, shots=task.shots,
+            seed=task.seed,
+        )  # fmt: skip
+        reply = await self._send(node, task, node.stub.ShiftGradient, request)
+        with self._decoding(node):
+            gradient = node_calls.decode_gradient(reply, request)
+            return CircuitResult(
+                None,
+                None,
+                node.address,
+                gradient.hardware_seconds,
+                gradient.queue_seconds + gradient.execute_seconds,
+                executions=gradient.shift_rule_executions,
+                shots=gradient.shift_rule_shots,
+                vjp=gradient.jacobian,
             )
 
     def deadline(self, node: MeshNode, work: float) -> float:

@@ -2,7 +2,8 @@
 
 One time step of the distributed QLSTM is a *round*: 4 gates x M sub-circuits, each
 evaluated (with its parameter-shift Jacobian during training) for the whole
-mini-batch. ``run_round`` sends every task of the round concurrently and blocks until
+mini-batch; in gradient mode "vjp" the backward pass sends a second round per time
+step, of vector-Jacobian products. ``run_round`` sends every task of the round concurrently and blocks until
 all replies are in, so a time step costs one network round trip whatever M is, and a
 mesh run matches ``InProcessExecutor`` bit for bit.
 

@@ -4,8 +4,8 @@ The one module of the coordinator that imports the node's code (``qpumesh.node.c
 an exception the import contracts in pyproject.toml name): the coordinator run with
 ``--in-process``, the benchmarks and the tests evaluate circuits on the same engine a
 node runs, so in-process and mesh runs give the same numbers -- and count the same
-hardware cost: a Jacobian's executions are the core's ``shift_rule_executions``, as a
-node's reply says.
+hardware cost: a Jacobian's (or a VJP's) executions are the core's
+``shift_rule_executions``, as a node's reply says.
 """
 
 from __future__ import annotations
@@ -51,6 +51,27 @@ class InProcessExecutor(LocalExecutor):
     def _run(self, task: CircuitTask) -> CircuitResult:
         circuit = task.circuit
         node = self.core.config.node_id
+        if task.cotangents is not None:
+            vjp = self.core.shift_gradient(
+                circuit.hash,
+                circuit.cirq_json,
+                task.observables,
+                task.symbols,
+                task.values,
+                cotangents=task.cotangents,
+                shots=task.shots,
+                seed=task.seed,
+            )
+            return CircuitResult(
+                None,
+                None,
+                node,
+                vjp.hardware_seconds,
+                vjp.execute_seconds,
+                executions=vjp.shift_rule_executions,
+                shots=vjp.shift_rule_shots,
+                vjp=vjp.jacobian,
+            )
         if task.jacobian:
             grad = self.core.shift_gradient(
                 circuit.hash,
