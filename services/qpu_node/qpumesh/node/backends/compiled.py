@@ -106,9 +106,10 @@ class CompiledEngine:
         if size * 8 > WORK_KEEP_BYTES:
             work = np.empty(size, dtype=np.float64)
         else:
-            work = getattr(self._work, "state", None)
-            if work is None or work.size < size:
-                work = self._work.state = np.empty(size, dtype=np.float64)
+            kept: np.ndarray | None = getattr(self._work, "state", None)
+            if kept is None or kept.size < size:
+                kept = self._work.state = np.empty(size, dtype=np.float64)
+            work = kept
         return work[:dim], work[dim:size]
 
     def tape(self, compiled: CompiledCircuit) -> Tape:

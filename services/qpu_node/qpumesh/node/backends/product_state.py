@@ -27,7 +27,7 @@ _jit = njit(cache=True, nogil=True)
 
 
 @_jit
-def _table(tre, tim, cplx, first, count, lead, code, mats, cos, sin, r, one):  # noqa: PLR0917
+def _table(tre, tim, cplx, first, count, lead, code, mats, cos, sin, r, one):
     """t[i] = Π_j v_{first + j}[bit j of i] (big-endian: qubit `first` is the top bit of i)."""
     tre[0] = 1.0
     if cplx:
@@ -57,7 +57,7 @@ def _table(tre, tim, cplx, first, count, lead, code, mats, cos, sin, r, one):  #
 
 
 @_jit
-def product_state(re, im, lead, code, mats, cos, sin, r):  # noqa: PLR0917
+def product_state(re, im, lead, code, mats, cos, sin, r):
     """Write ``⊗_q v_q`` into the split state (re, im): v_q the first column of qubit q's leading unit.
 
     Args:

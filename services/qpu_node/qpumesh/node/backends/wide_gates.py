@@ -7,8 +7,6 @@ compiler vectorises them (see `apply1`); a complex product ``m·a`` is computed 
 ``(m.re a.re − m.im a.im, m.re a.im + m.im a.re)`` in a fixed order, no ``fastmath``.
 """
 
-# ruff: noqa: PLR0917 (kernels take their arrays and matrix entries as positional arguments)
-
 from __future__ import annotations
 
 from numba import njit

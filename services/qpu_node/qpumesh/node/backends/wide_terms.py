@@ -75,7 +75,7 @@ def fits_block(mask, xmask):
 
 
 @_jit
-def block_terms(bre, bim, cplx, mask, base, xmask, yzmask, accr, acci):  # noqa: PLR0917
+def block_terms(bre, bim, cplx, mask, base, xmask, yzmask, accr, acci):
     """accr[t], acci[t] += the sums of term t over the block `base` (held in bre, bim)."""
     for t in range(xmask.shape[0]):
         sr, si = _sum(bre, bim, cplx, _compress(mask, xmask[t]), _compress(mask, yzmask[t]))
