@@ -167,3 +167,19 @@ def test_warm_up_compiles_the_wide_kernels_for_real_and_complex_circuits() -> No
         angles = compiled.angles(list(ansatz.symbols), values)
         engine.expectations(compiled, ["ZIIIII", "XXIIII"], angles, fused=True, block_qubits=4)
     assert len(wide_kernels.expectations.signatures) == before
+
+
+def test_the_wide_state_kept_between_requests_is_bounded() -> None:
+    """A worker thread reuses its state up to WORK_KEEP_BYTES; wider states are not kept."""
+    from qpumesh.node.backends.compiled import WORK_KEEP_BYTES
+
+    engine = CompiledEngine()
+    re, im = engine._split_state(1 << 10, real=False)
+    again, _ = engine._split_state(1 << 8, real=True)
+    assert re.size == im.size == 1 << 10 and again.size == 1 << 8
+    assert np.shares_memory(re, again)  # the same thread's next request reuses the arrays
+    wide = WORK_KEEP_BYTES // 8  # amplitudes of a complex state just over the bound
+    big, _ = engine._split_state(wide, real=False)
+    assert big.size == wide
+    assert engine._work.state.nbytes <= WORK_KEEP_BYTES  # not kept
+    assert not np.shares_memory(big, engine._work.state)
