@@ -7,10 +7,12 @@ qubits together number at most `BLOCK_QUBITS`: the kernels apply it block by blo
 in the core's cache (2**15 amplitudes of complex128 are 512 KiB, half an L2 cache of this
 machine's cores).
 
-`plan_wide` groups units greedily in the order of the qubit-wire DAG (any topological order
-gives the same state): a stage first takes every ready unit whose qubits are already in its
-block, then the ready unit that adds the fewest new qubits while the block has room, and
-ends when no ready unit fits. Blocks are then padded with the lowest free bits (qubits
+Each qubit's first unit, when it is a one-qubit unit acting on ``|0⟩``, is not staged: the
+kernels start from the product state of these units (`WidePlan.lead`, `product_state`).
+`plan_wide` groups the other units greedily in the order of the qubit-wire DAG (any
+topological order gives the same state): a stage first takes every ready unit whose qubits
+are already in its block, then the ready unit that adds the fewest new qubits while the
+block has room, and ends when no ready unit fits. Blocks are then padded with the lowest free bits (qubits
 ``n − 1``, ``n − 2``...) so that copies move contiguous runs of amplitudes. The grouping
 depends only on the circuit, so every node runs the same arithmetic.
 
