@@ -16,14 +16,12 @@ gate-by-gate kernels to rounding and are identical run to run.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from qpumesh.node.backends.jit import jit as _jit
 from qpumesh.node.backends.kernels import chain_matrix, matrix1
 from qpumesh.node.backends.tape import CHAIN, KIND
 
 __all__ = ["product_state"]
-
-_jit = njit(cache=True, nogil=True)
 
 
 @_jit

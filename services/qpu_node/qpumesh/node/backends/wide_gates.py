@@ -9,12 +9,10 @@ compiler vectorises them (see `apply1`); a complex product ``m·a`` is computed 
 
 from __future__ import annotations
 
-from numba import njit
+from qpumesh.node.backends.jit import inline as _inline
+from qpumesh.node.backends.jit import jit as _jit
 
 __all__ = ["apply1", "apply_diag", "applyk"]
-
-_jit = njit(cache=True, nogil=True)
-_inline = njit(cache=True, nogil=True, inline="always")
 
 
 @_inline

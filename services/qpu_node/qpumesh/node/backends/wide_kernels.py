@@ -32,8 +32,9 @@ order of a few products differs: the tests bound the difference by 1e-10).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from qpumesh.node.backends.jit import inline as _inline
+from qpumesh.node.backends.jit import jit as _jit
 from qpumesh.node.backends.kernels import chain_matrix, matrix1
 from qpumesh.node.backends.product_state import product_state
 from qpumesh.node.backends.tape import CHAIN, FIXK, KIND, MOFF, NT, ROTD, ROTK, SLOT, T0
@@ -42,9 +43,6 @@ from qpumesh.node.backends.wide_moves import gather_block, permute, permute2, ru
 from qpumesh.node.backends.wide_terms import block_terms, expect, fits_block
 
 __all__ = ["expectations"]
-
-_jit = njit(cache=True, nogil=True)
-_inline = njit(cache=True, nogil=True, inline="always")
 
 
 @_inline

@@ -12,14 +12,11 @@ block, each block in index order), so results are identical run to run; they dif
 
 from __future__ import annotations
 
-from numba import njit
-
+from qpumesh.node.backends.jit import inline as _inline
+from qpumesh.node.backends.jit import jit as _jit
 from qpumesh.node.backends.kernels import parity
 
 __all__ = ["block_terms", "expect", "fits_block"]
-
-_jit = njit(cache=True, nogil=True)
-_inline = njit(cache=True, nogil=True, inline="always")
 
 
 @_inline
