@@ -10,7 +10,9 @@ Everything runs in this process on one thread, ratios side by side in one run:
 2. ``wide`` -- time per evaluation (one parameter set, <Z> on qubit 0) of the gate-by-gate
    compiled kernels, the wide (fused, cache-blocked) kernels, the torch program and qsim's
    C++ (``qsimcirq``, float32, 1 thread) for 10-20 qubits, chen2020 and v0 ansatzes with 3
-   layers -- the measurement behind ``compiled.fused_is_faster``.
+   layers -- the measurement behind ``compiled.fused_is_faster``. Kernels, wide kernels and
+   qsim are called in turn, round after round (medians), so that their ratios hold on a
+   shared machine.
 3. ``crossover`` -- evaluation of many rows of small registers on the compiled kernels vs
    the torch program, the measurement behind ``batched.torch_is_faster``.
 4. ``small`` -- the distributed model's part: a 10-row, 2-qubit, chen2020 3-layer VJP
@@ -56,6 +58,24 @@ def timed(fn: Callable[[], object], repeats: int, budget: float = 20.0) -> float
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved(fns: Sequence[Callable[[], object]], rounds: int, budget: float = 30.0) -> list[float]:
+    """Median seconds of each of `fns`, called in turn round after round (after one warm-up each).
+
+    On a shared machine a burst of load then hits every engine of a round alike, so their
+    ratios stay meaningful where timing one engine after the other would not.
+    """
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    deadline = time.perf_counter() + budget
+    while len(times[0]) < rounds and (not times[0] or time.perf_counter() < deadline):
+        for fn, spent in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def z_terms(n: int, count: int) -> list[str]:
@@ -149,8 +169,6 @@ def _wide_row(  # noqa: PLR0917
     values = rng.uniform(-1, 1, size=(rows, len(ansatz.symbols)))
     angles = compiled.angles(list(ansatz.symbols), values)
     terms = z_terms(n, 1)
-    kernel = timed(lambda: engine.compiled.expectations(compiled, terms, angles, fused=False), 5) / rows
-    fused = timed(lambda: engine.compiled.expectations(compiled, terms, angles, fused=True), 5) / rows
     torch_s = float("nan")
     if n <= torch_max:
         program = engine.program(compiled)
@@ -169,7 +187,17 @@ def _wide_row(  # noqa: PLR0917
     def run_qsim() -> object:
         return simulator.simulate_expectation_values_sweep(circuit, observable, resolvers, qubit_order=qubits)
 
-    qsim_s = timed(run_qsim, 3) / rows
+    kernel, fused, qsim_s = (
+        seconds / rows
+        for seconds in interleaved(
+            [
+                lambda: engine.compiled.expectations(compiled, terms, angles, fused=False),
+                lambda: engine.compiled.expectations(compiled, terms, angles, fused=True),
+                run_qsim,
+            ],
+            rounds=9 if n >= 18 else 15,
+        )
+    )
     print(f"{name:<9} {n:>6} {kernel * 1e3:>9.3f} {fused * 1e3:>9.3f} {torch_s * 1e3:>9.3f} "
           f"{qsim_s * 1e3:>9.3f} {qsim_s / kernel:>11.2f}x {qsim_s / fused:>9.2f}x "
           f"{kernel / fused:>12.2f}x", flush=True)  # fmt: skip

@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--first", choices=GRADIENT_MODES, default="vjp", help="mode measured first at each width"
     )
+    parser.add_argument("--only", choices=GRADIENT_MODES, help="measure this mode only (no table)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     unit = f"{args.batches} batches" if args.batches > 0 else "epoch"
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     timings: list[Timing] = []
     for width in args.widths:
-        order = [args.first, *(m for m in GRADIENT_MODES if m != args.first)]
+        order = [args.only] if args.only else [args.first, *(m for m in GRADIENT_MODES if m != args.first)]
         for repetition in range(args.repeat):
             for mode in order if repetition % 2 == 0 else order[::-1]:
                 timing = measure(width, mode, args.batches)
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{timing.circuit_evaluations}  ({datetime.now(UTC):%H:%M} UTC, load {load()})",
                     flush=True,
                 )
-    if timings:
+    if timings and not args.only:
         print(
             f"\n| centric width | jacobian s/{unit} | vjp s/{unit} | jacobian / vjp "
             "| train loss, jacobian | vjp |"

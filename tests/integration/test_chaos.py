@@ -7,7 +7,7 @@ mutual TLS (``LocalMesh``) and bearer tokens (``--auth-tokens``); after each kil
 ``LocalMesh.revive`` starts it again on the same port and data directory, it resumes the
 job from its last checkpoint, and the client's watch reconnects. The finished history
 must equal an undisturbed run's bit for bit: training is deterministic whichever
-coordinator process, node or checkpoint ran it.
+coordinator process, node or checkpoint ran it, in either gradient mode.
 """
 
 from __future__ import annotations
@@ -42,15 +42,17 @@ def _losses(job: pb.Job) -> np.ndarray:
     return np.array([[m.epoch, m.train_loss, m.test_loss, m.test_r2] for m in job.history])
 
 
+@pytest.mark.parametrize("gradient_mode", ["jacobian", "vjp"])
 def test_a_job_survives_sigkills_of_the_coordinator_with_bit_identical_losses(
-    tmp_path: Path, coordinator_server: Any
+    tmp_path: Path, coordinator_server: Any, gradient_mode: str
 ) -> None:
     seed = int(os.environ.get("QPUMESH_CHAOS_SEED", "9"))
+    spec = {**SPEC, "gradient_mode": gradient_mode}
     # The undisturbed run (in process: the mesh gives the same numbers bit for bit).
     address, _ = coordinator_server(in_process=True)
     with CoordinatorClient(address, timeout=30) as client:
         started = time.monotonic()
-        reference = client.wait(client.submit(SPEC), timeout=600)
+        reference = client.wait(client.submit(spec), timeout=600)
         epoch_seconds = (time.monotonic() - started) / SPEC["epochs"]
     assert reference.state == pb.JOB_STATE_SUCCEEDED, reference.error
     plan = _plan(seed, SPEC["epochs"], epoch_seconds)
@@ -64,7 +66,7 @@ def test_a_job_survives_sigkills_of_the_coordinator_with_bit_identical_losses(
             mesh.coordinator_address, timeout=30, tls=mesh.client_tls, token=token, watch_retries=40
         )
         with client:
-            job_id = client.submit(SPEC)
+            job_id = client.submit(spec)
             pending = list(plan)
             for event in client.watch(job_id):
                 kind = event.WhichOneof("kind")
@@ -80,8 +82,9 @@ def test_a_job_survives_sigkills_of_the_coordinator_with_bit_identical_losses(
             job = client.get(job_id)
         log = (tmp_path / "logs" / "coordinator.log").read_text()
 
-    context = f"seed {seed}, plan {plan}, kills done {done}"
+    context = f"gradient mode {gradient_mode}, seed {seed}, plan {plan}, kills done {done}"
     assert len(done) == KILLS, context
     assert job.state == pb.JOB_STATE_SUCCEEDED, f"{context}: {job.error}"
+    assert job.spec.gradient_mode == reference.spec.gradient_mode == gradient_mode
     assert log.count("coordinator serving on") == KILLS + 1, context
     np.testing.assert_array_equal(_losses(job), _losses(reference), err_msg=context)

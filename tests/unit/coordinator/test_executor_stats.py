@@ -51,3 +51,20 @@ def test_evaluation_cost_ignores_identity_terms() -> None:
         0,
     )
     assert evaluation_cost(task) == (4, 4 * 10 * 2)
+
+
+def test_an_evaluation_under_zero_noise_extrapolation_counts_the_folded_circuits() -> None:
+    from qpumesh.node.core import NodeConfig
+    from qpumesh.node.mitigation import ZneConfig
+    from qpumesh.node.noise import NoiseConfig
+
+    config = NodeConfig(
+        node_id="zne", noise=NoiseConfig(depolarizing_1q=0.01), zne=ZneConfig((1.0, 3.0), "global", "linear")
+    )
+    executor = InProcessExecutor(config)
+    task = _shared_symbol_task(jacobian=False, shots=100)
+    (result,) = executor.run_round([task])
+    # Two scale factors: every row runs on the circuit and on its 3x folding.
+    plain = evaluation_cost(task)
+    assert (result.executions, result.shots) == (2 * plain[0], 2 * plain[1])
+    assert executor.stats.snapshot()["circuit_evaluations"] == 2 * 3

@@ -21,8 +21,9 @@ from qpumesh.node.backends.compiled import (
     CompiledEngine,
     fused_is_faster,
 )
-from qpumesh.node.backends.tape import build_tape
+from qpumesh.node.backends.tape import build_tape, term_table
 from qpumesh.node.backends.wide import plan_wide
+from qpumesh.node.backends.wide_terms import fits_block
 from qpumesh.node.circuits import compile_circuit
 
 #: The wide kernels agree with the gate-by-gate ones to this (both float64).
@@ -50,6 +51,56 @@ def test_wide_kernels_equal_the_reference_on_random_circuits_of_every_gate(seed:
     again = engine.expectations(compiled, terms, angles, fused=True, block_qubits=3)
     np.testing.assert_array_equal(
         again, engine.expectations(compiled, terms, angles, fused=True, block_qubits=3)
+    )
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_wide_kernels_without_a_leading_layer_and_with_terms_summed_in_the_last_block(seed: int) -> None:
+    """Random circuits whose qubits may start with a wider gate (no product state for them).
+
+    Without the leading H layer of `random_circuit` some qubits' first gate is a two- or
+    three-qubit gate (they stay |0> in the product state) and others start with one-qubit
+    gates of every kind; Z-only terms always lie in the last block (its terms are summed in
+    cache, `wide_terms.block_terms`), X/Y terms often reach outside it (the state is copied
+    back and read whole).
+    """
+    n = 3 + seed % 5
+    circuit, _ = random_circuit(seed, n, length=6 + 3 * n)
+    circuit = cirq.Circuit(list(circuit.all_operations())[n:])  # drop the leading H layer
+    compiled = compile_circuit(circuit, 24)
+    rng = np.random.default_rng(seed)
+    diagonal = ["".join(rng.choice(list("IZ"), n)) for _ in range(3)]
+    terms = diagonal + random_terms(rng, n, 3)
+    angles = rng.uniform(-np.pi, np.pi, size=(2, len(compiled.slots)))
+    engine = CompiledEngine()
+    reference = engine.expectations(compiled, terms, angles, fused=False)
+    for block in (3, 4, 15):
+        for chosen in (diagonal, terms):
+            fused = engine.expectations(compiled, chosen, angles, fused=True, block_qubits=block)
+            np.testing.assert_allclose(fused, reference[:, : len(chosen)], atol=ATOL, rtol=0)
+
+
+def test_the_plan_writes_leading_one_qubit_layers_as_a_product_state() -> None:
+    """Qubits that start with one-qubit gates are folded into the product state, others not."""
+    q = cirq.LineQubit.range(4)
+    circuit = cirq.Circuit([cirq.H(q[0]), cirq.rx(0.3).on(q[0]), cirq.CNOT(q[1], q[2]), cirq.X(q[3])])
+    circuit.append([cirq.CNOT(q[0], q[3]), cirq.ry(0.2).on(q[1])])
+    tape = build_tape(compile_circuit(circuit, 24), local_only=True)
+    plan = plan_wide(tape, 3)
+    assert [row >= 0 for row in plan.lead] == [True, False, False, True]
+    staged = set(plan.units.tolist())
+    assert not staged & {int(row) for row in plan.lead if row >= 0}  # not run a second time
+    table = term_table(["ZIIZ", "XIII"], tape.real)
+    last = int(plan.stage_mask[-1])
+    assert fits_block(last, table.xmask[:1])  # Z terms are summed in the last block
+    engine = CompiledEngine()
+    compiled = compile_circuit(circuit, 24)
+    angles = np.zeros((1, len(compiled.slots)))
+    np.testing.assert_allclose(
+        engine.expectations(compiled, ["ZIIZ", "XIII"], angles, fused=True, block_qubits=3),
+        engine.expectations(compiled, ["ZIIZ", "XIII"], angles, fused=False),
+        atol=ATOL,
+        rtol=0,
     )
 
 
@@ -116,3 +167,19 @@ def test_warm_up_compiles_the_wide_kernels_for_real_and_complex_circuits() -> No
         angles = compiled.angles(list(ansatz.symbols), values)
         engine.expectations(compiled, ["ZIIIII", "XXIIII"], angles, fused=True, block_qubits=4)
     assert len(wide_kernels.expectations.signatures) == before
+
+
+def test_the_wide_state_kept_between_requests_is_bounded() -> None:
+    """A worker thread reuses its state up to WORK_KEEP_BYTES; wider states are not kept."""
+    from qpumesh.node.backends.compiled import WORK_KEEP_BYTES
+
+    engine = CompiledEngine()
+    re, im = engine._split_state(1 << 10, real=False)
+    again, _ = engine._split_state(1 << 8, real=True)
+    assert re.size == im.size == 1 << 10 and again.size == 1 << 8
+    assert np.shares_memory(re, again)  # the same thread's next request reuses the arrays
+    wide = WORK_KEEP_BYTES // 8  # amplitudes of a complex state just over the bound
+    big, _ = engine._split_state(wide, real=False)
+    assert big.size == wide
+    assert engine._work.state.nbytes <= WORK_KEEP_BYTES  # not kept
+    assert not np.shares_memory(big, engine._work.state)

@@ -118,8 +118,10 @@ def evaluation_cost(task: CircuitTask) -> tuple[int, int]:
     """Return (executions, shots) of evaluating ``task`` without a Jacobian on hardware.
 
     One execution per row; each distinct non-identity Pauli term is measured with
-    ``task.shots`` shots (the node's convention for ``shift_rule_shots``). Evaluate
-    replies carry no counts, so both executors use this.
+    ``task.shots`` shots (the node's convention for ``shift_rule_shots``). The executors
+    report the node's own counts instead (equal to these without error mitigation, larger
+    with zero-noise extrapolation's folded circuits); this is the unmitigated cost, for
+    executors without a node (test doubles) and estimates.
     """
     rows = int(task.values.shape[0])
     measured = len({string for terms in task.observables for _, string in terms if string.strip("I")})

@@ -40,7 +40,7 @@ import grpc.aio
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, evaluation_cost
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask
 from qpumesh.coordinator.mesh import deadlines
 from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
@@ -308,15 +308,15 @@ class Dispatcher:
         with self._decoding(node):
             answer = node_calls.decode_evaluation(reply, evaluate)
             node_seconds = answer.queue_seconds + answer.execute_seconds
-            executions, shots = evaluation_cost(task)
+            # The node's counts: with zero-noise extrapolation they include the folded circuits.
             return CircuitResult(
                 answer.expectations,
                 None,
                 node.address,
                 answer.hardware_seconds,
                 node_seconds,
-                executions=executions,
-                shots=shots,
+                executions=answer.executions,
+                shots=answer.shots,
             )
 
     async def _vjp(

@@ -4,8 +4,8 @@ The one module of the coordinator that imports the node's code (``qpumesh.node.c
 an exception the import contracts in pyproject.toml name): the coordinator run with
 ``--in-process``, the benchmarks and the tests evaluate circuits on the same engine a
 node runs, so in-process and mesh runs give the same numbers -- and count the same
-hardware cost: a Jacobian's (or a VJP's) executions are the core's
-``shift_rule_executions``, as a node's reply says.
+hardware cost: an evaluation's executions and shots are the core's counts, a Jacobian's
+(or a VJP's) the core's ``shift_rule_executions``, as a node's reply says.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor, evaluation_cost
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
 from qpumesh.node.core import NodeConfig, NodeCore
 from qpumesh.v1 import coordinator_pb2 as cpb
 
@@ -102,13 +102,13 @@ class InProcessExecutor(LocalExecutor):
             shots=task.shots,
             seed=task.seed,
         )
-        executions, shots = evaluation_cost(task)
+        # The core's counts: with zero-noise extrapolation they include the folded circuits.
         return CircuitResult(
             result.expectations,
             None,
             node,
             result.hardware_seconds,
             result.execute_seconds,
-            executions=executions,
-            shots=shots,
+            executions=result.executions,
+            shots=result.shots,
         )

@@ -21,8 +21,9 @@ fixed order (see `kernels`), so results are bit-identical run to run.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from qpumesh.node.backends.jit import inline as _inline
+from qpumesh.node.backends.jit import jit as _jit
 from qpumesh.node.backends.kernels import (
     PSI,
     SCRATCH,
@@ -38,9 +39,6 @@ from qpumesh.node.backends.kernels import (
 from qpumesh.node.backends.tape import CHAIN, FIXK, GATHER, GOFF, HEAD, KIND, MOFF, NT, ROTK, SLOT, T0
 
 __all__ = ["adjoint"]
-
-_jit = njit(cache=True, nogil=True)
-_inline = njit(cache=True, nogil=True, inline="always")
 
 
 @_inline

@@ -19,8 +19,9 @@ float64 for real circuits, complex128 otherwise.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from qpumesh.node.backends.jit import inline as _inline
+from qpumesh.node.backends.jit import jit as _jit
 from qpumesh.node.backends.tape import (
     CHAIN,
     FIXK,
@@ -39,10 +40,6 @@ from qpumesh.node.backends.tape import (
 
 __all__ = ["expectations", "forward"]
 
-_jit = njit(cache=True, nogil=True)
-# Leaf helpers with one array argument are inlined: a call with array arguments costs
-# tens of nanoseconds (reference counting), more than a gate on a small register.
-_inline = njit(cache=True, nogil=True, inline="always")
 
 # The state buffer is one 2-D array S per call: S[PSI] the state, S[SCRATCH] scratch space.
 # Helpers take (S, s) rather than a row view S[s].

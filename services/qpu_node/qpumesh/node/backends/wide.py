@@ -7,10 +7,12 @@ qubits together number at most `BLOCK_QUBITS`: the kernels apply it block by blo
 in the core's cache (2**15 amplitudes of complex128 are 512 KiB, half an L2 cache of this
 machine's cores).
 
-`plan_wide` groups units greedily in the order of the qubit-wire DAG (any topological order
-gives the same state): a stage first takes every ready unit whose qubits are already in its
-block, then the ready unit that adds the fewest new qubits while the block has room, and
-ends when no ready unit fits. Blocks are then padded with the lowest free bits (qubits
+Each qubit's first unit, when it is a one-qubit unit acting on ``|0⟩``, is not staged: the
+kernels start from the product state of these units (`WidePlan.lead`, `product_state`).
+`plan_wide` groups the other units greedily in the order of the qubit-wire DAG (any
+topological order gives the same state): a stage first takes every ready unit whose qubits
+are already in its block, then the ready unit that adds the fewest new qubits while the
+block has room, and ends when no ready unit fits. Blocks are then padded with the lowest free bits (qubits
 ``n − 1``, ``n − 2``...) so that copies move contiguous runs of amplitudes. The grouping
 depends only on the circuit, so every node runs the same arithmetic.
 
@@ -51,6 +53,9 @@ class WidePlan:
 
     Attributes:
         tape: The tape (built with ``local_only``).
+        lead: Tape row of each qubit's leading one-qubit unit, −1 when its first unit is
+            wider: the kernels write the product state of these units directly
+            (`product_state`) instead of running them.
         stage_mask: Bit mask of each stage's block (bit ``n − 1 − q`` for qubit ``q``), int64.
         stage_start: Units of stage ``s`` are ``units[stage_start[s]:stage_start[s + 1]]``.
         units: Tape row of each unit, stage by stage.
@@ -63,6 +68,7 @@ class WidePlan:
     """
 
     tape: Tape
+    lead: np.ndarray
     stage_mask: np.ndarray
     stage_start: np.ndarray
     units: np.ndarray
@@ -95,6 +101,10 @@ def _permutation(tape: Tape, i: int) -> np.ndarray | None:
     return src
 
 
+def _is_zero_state(initial: np.ndarray) -> bool:
+    return bool(initial[0] == 1 and np.count_nonzero(initial) == 1)
+
+
 def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
     """Group the units of `tape` (built with ``local_only``) into stages of `block_qubits` qubits."""
     if not 3 <= block_qubits <= MAX_BLOCK_QUBITS:
@@ -116,6 +126,14 @@ def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
             wires[q].append(u)
     position = [0] * n
     done = [False] * len(heads)
+    zero = _is_zero_state(tape.initial)  # (always so for a ``local_only`` tape)
+    lead = np.full(n if zero else 0, -1, dtype=np.int64)
+    if zero:
+        for q in range(n):
+            if wires[q] and len(qubits[wires[q][0]]) == 1:  # the qubit's first unit acts on |0>
+                lead[q] = heads[wires[q][0]]
+                done[wires[q][0]] = True
+                position[q] = 1
     free = [u for u, qs in enumerate(qubits) if not qs]  # global phases wait for no wire
     capacity = min(n, block_qubits)
 
@@ -131,7 +149,7 @@ def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
             position[q] += 1
 
     stages: list[tuple[set[int], list[int]]] = []
-    remaining = len(heads)
+    remaining = len(heads) - int((lead >= 0).sum())
     while remaining:
         # Every block holds the lowest RUN_BITS bits (its copies move runs of 2**RUN_BITS)
         # when that leaves room for the widest gate (3 qubits): every stage takes a unit.
@@ -206,6 +224,7 @@ def plan_wide(tape: Tape, block_qubits: int = BLOCK_QUBITS) -> WidePlan:
             size += src.size
     return WidePlan(
         tape=tape,
+        lead=lead,
         stage_mask=np.asarray(masks, dtype=np.int64),
         stage_start=starts,
         units=np.asarray(units, dtype=np.int64),

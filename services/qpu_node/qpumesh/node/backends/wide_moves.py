@@ -9,12 +9,11 @@ CNOT ring costs one move of the block instead of one per gate. Moves are exact.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from qpumesh.node.backends.jit import inline as _inline
+from qpumesh.node.backends.jit import jit as _jit
 
 __all__ = ["gather_block", "permute", "permute2", "run_copy"]
-
-_jit = njit(cache=True, nogil=True)
-_inline = njit(cache=True, nogil=True, inline="always")
 
 
 @_jit
