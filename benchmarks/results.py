@@ -38,6 +38,7 @@ from study_runs import (
     Budget,
     execute,
     hardware_runs,
+    jacobian_centric16_runs,
     machine,
     noise_runs,
     scale_runs,
@@ -128,6 +129,25 @@ def _widths(text: str) -> dict[int, int]:
     return out
 
 
+def _modes(text: str) -> dict[int, str]:
+    """``"16:vjp"`` -> {16: "vjp"}."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        width, _, mode = item.partition(":")
+        out[int(width)] = mode
+    return out
+
+
+def earlier_runs(budget: Budget) -> list[Run]:
+    """Runs of an earlier budget the document still quotes (never trained, only read).
+
+    The Jacobian-mode centric-16 runs, once VJP-mode rows replace them at width 16.
+    """
+    if budget.scale_centric_gradient.get(16, "jacobian") == "jacobian":
+        return []
+    return jacobian_centric16_runs()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--long-tasks",
         nargs="*",
-        default=["pendulum", "narma2-chen"],
+        default=["pendulum", "narma2-chen", "narma2"],
         choices=list(TABLE_TASKS),
         help="series whose tables also run --long-epochs (default %(default)s)",
     )
@@ -158,13 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scale-centric-epochs",
-        default="4:8,8:8,12:8,16:1",
+        default="4:8,8:8,12:8,16:4",
         help="width:epochs of the scale study's centric rows (default %(default)s)",
     )
     parser.add_argument(
         "--scale-centric-seeds",
-        default="16:1",
+        default="",
         help="width:seeds of centric rows that run fewer than 3 seeds (default %(default)s)",
+    )
+    parser.add_argument(
+        "--scale-centric-gradient",
+        default="16:vjp",
+        help="width:gradient_mode of centric rows not in Jacobian mode, e.g. 16:vjp (default %(default)r)",
+    )
+    parser.add_argument(
+        "--vjp-epoch-seconds",
+        type=float,
+        default=227.0,
+        help="measured VJP-mode centric-16 epoch the VJP rows' epochs were decided from (for the document)",
     )
     parser.add_argument("--noise-epochs", type=int, default=10, help="epochs of the noise study")
     parser.add_argument("--noise-series-length", type=int, default=240, help="pendulum points (noise)")
@@ -189,13 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         args.noise_epochs,
         args.noise_series_length,
         args.hardware_epochs,
+        _modes(args.scale_centric_gradient),
+        args.vjp_epoch_seconds,
     )
     runs = select_runs(args.studies, budget)
     cache = RunCache(args.results)
     if args.list:
         for run in sorted(runs, key=lambda r: r.priority):
             print(("saved  " if cache.load(run) is not None else "missing"), run.file_name)
-        for path in cache.stale(select_runs(list(STUDIES), budget)):
+        for path in cache.stale(select_runs(list(STUDIES), budget) + earlier_runs(budget)):
             print("stale  ", path.name, "(no run of this budget reads it)")
         return 0
     if not args.render_only:
@@ -204,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
 
     all_runs = select_runs(list(STUDIES), budget)
     results: list[dict[str, Any]] = [r for r in (cache.load(run) for run in all_runs) if r is not None]
-    write_report(results, budget, Path(args.doc), Path(args.images), cache.directory)
+    earlier = [r for r in (cache.load(run) for run in earlier_runs(budget)) if r is not None]
+    write_report(results, budget, Path(args.doc), Path(args.images), cache.directory, earlier=earlier)
     print(f"wrote {args.doc} from {len(results)} of {len(all_runs)} runs")
     return 0
 

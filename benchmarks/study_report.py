@@ -149,7 +149,7 @@ def scale_section(results: Sequence[Mapping[str, Any]], images: Path, doc_dir: P
         rows.append(
             [
                 task,
-                model.split("-")[0],
+                model.split("-")[0] + (" (VJP rounds)" if fields.get("gradient_mode") == "vjp" else ""),
                 str(fields["qubits"]),
                 shape,
                 str(row.parameters),
@@ -371,9 +371,18 @@ def timing_section(results: Sequence[Mapping[str, Any]], results_dir: Path) -> s
 
 
 def write_report(
-    results: Sequence[Mapping[str, Any]], budget: Budget, doc: Path, images: Path, results_dir: Path
+    results: Sequence[Mapping[str, Any]],
+    budget: Budget,
+    doc: Path,
+    images: Path,
+    results_dir: Path,
+    *,
+    earlier: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Render the whole document (and figures) from ``results``."""
+    """Render the whole document (and figures) from ``results``.
+
+    ``earlier``: saved runs of an earlier budget that the prose quotes (not in any table).
+    """
     from study_text import render
 
     doc_dir = doc.parent
@@ -386,4 +395,4 @@ def write_report(
         "hardware": hardware_section(results, budget.long_epochs),
         "timing": timing_section(results, results_dir),
     }
-    doc.write_text(render(sections, budget, results), encoding="utf-8")
+    doc.write_text(render(sections, budget, results, earlier), encoding="utf-8")

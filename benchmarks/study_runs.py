@@ -21,7 +21,7 @@ import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,6 +130,44 @@ class Budget:
     noise_series_length: int
     hardware: int = 2
     """Epochs of the hardware study (an epoch's hardware time is the same at every epoch)."""
+    scale_centric_gradient: Mapping[int, str] = field(default_factory=dict)
+    """Width -> ``JobSpec.gradient_mode`` of the centric rows at that width; absent: "jacobian".
+
+    A mode other than the default enters the runs' JobSpec fields, hence their keys: a VJP-mode
+    row never reads a Jacobian-mode run's file (the gradients agree to ~1e-10, not bit for bit).
+    """
+    vjp_seconds_per_epoch: float | None = None
+    """The measured VJP-mode centric-16 epoch (s) the epochs of the VJP rows were decided from."""
+
+
+VJP_WORKER_MINUTES = 100.0
+"""Worker-minutes the lead gave the VJP-mode centric-16 rows (session 4, 2026-11-27)."""
+VJP_EPOCHS = (2, 8)
+"""Fewest and most epochs of the VJP-mode centric-16 rows (the same decision)."""
+
+
+def vjp_budget_epochs(seconds_per_epoch: float, runs: int) -> int:
+    """Epochs of the VJP-mode centric-16 rows: the lead's rule of session 4.
+
+    E is the largest E <= 8 with runs · E · t <= 100 worker-minutes (t: the measured VJP-mode
+    epoch), but at least 2 (two epochs say more than one whatever they cost).
+
+    Args:
+        seconds_per_epoch: t, the measured seconds of one VJP-mode centric-16 epoch.
+        runs: how many runs share the budget (2 series x 3 seeds: 6).
+
+    Raises:
+        ValueError: for a non-positive time or number of runs.
+    """
+    if not seconds_per_epoch > 0 or runs < 1:
+        raise ValueError(
+            f"need a positive epoch time and run count; got t={seconds_per_epoch!r}, runs={runs!r}"
+        )
+    fewest, most = VJP_EPOCHS
+    for epochs in range(most, fewest, -1):
+        if runs * epochs * seconds_per_epoch <= VJP_WORKER_MINUTES * 60:
+            return epochs
+    return fewest
 
 
 def table_runs(epochs: int, *, study: str = "tables", tasks: Sequence[str] = tuple(TABLE_TASKS)) -> list[Run]:
@@ -166,7 +204,10 @@ def scale_runs(budget: Budget) -> list[Run]:
             task = TABLE_TASKS[prefix]
             for width, n_epochs in budget.scale_centric.items():
                 if seed < budget.scale_centric_seeds.get(width, len(SEEDS_STUDIES)):
-                    model = {"model": "centric", "qubits": width}
+                    model: dict[str, Any] = {"model": "centric", "qubits": width}
+                    mode = budget.scale_centric_gradient.get(width, "jacobian")
+                    if mode != "jacobian":  # the default stays out of the fields: old keys hold
+                        model["gradient_mode"] = mode
                     # The widest centric rows cost the most and run last, cheapest first:
                     # an epoch grows with 2^width amplitudes (width 12 ~1 min, 16 ~30 min).
                     priority = 100 + width if width >= 12 else 10 * seed + 13
@@ -194,6 +235,18 @@ def scale_runs(budget: Budget) -> list[Run]:
                     )
                 )
     return runs
+
+
+def jacobian_centric16_runs() -> list[Run]:
+    """The session-3 centric-16 runs in Jacobian mode (1 epoch, seed 0, each series).
+
+    The VJP-mode rows replace them in the scale table; the document still quotes their epoch
+    time, the cost that the VJP rounds cut. Never trained by ``results.py``: only read.
+    """
+    return [
+        Run("scale", f"{prefix}/centric-16", 0, 1, {**TABLE_TASKS[prefix], "model": "centric", "qubits": 16})
+        for prefix in ("pendulum", "narma2")
+    ]
 
 
 def noise_runs(epochs: int, series_length: int) -> list[Run]:

@@ -99,6 +99,30 @@ def aggregate(results: Iterable[Mapping[str, Any]]) -> dict[str, RowStats]:
     return out
 
 
+def r2_at_epoch(
+    results: Iterable[Mapping[str, Any]], row: str, epoch: int
+) -> tuple[tuple[float, float], int] | None:
+    """Mean ± std over seeds of ``row``'s test R² after ``epoch`` epochs, and how many seeds.
+
+    Read from each run's per-epoch history (``Trainer.summary()["history"]``), so rows trained
+    for different numbers of epochs can be compared at the same epoch. None when no run of
+    ``row`` reached ``epoch``.
+
+    Raises:
+        ValueError: a history entry whose ``epoch`` is not its position (a malformed run).
+    """
+    values = []
+    for result in results:
+        if result["run"]["row"] != row or result["run"]["epochs"] < epoch:
+            continue
+        entry = result["summary"]["history"][epoch - 1]
+        if entry["epoch"] != epoch:
+            seed = result["run"]["seed"]
+            raise ValueError(f"row {row!r} seed {seed}: history entry {epoch - 1} is epoch {entry['epoch']}")
+        values.append(entry["test_r2"])
+    return (mean_std(values), len(values)) if values else None
+
+
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """A GitHub Markdown table; every row must have one cell per header.
 

@@ -7,20 +7,26 @@ from typing import Any
 
 import results
 from study_report import scale_section
-from study_runs import SEEDS_STUDIES, Budget, scale_runs
+from study_runs import SEEDS_STUDIES, Budget, scale_runs, vjp_budget_epochs
 
 
 def _default_budget(**changes: Any) -> Budget:
-    """The budget the lead decided for session 3: what ``results.py``'s defaults must build."""
+    """The budget the lead decided for sessions 3 and 4: what ``results.py``'s defaults must build.
+
+    Session 4: the centric-16 rows in VJP mode, 3 seeds, E = 4 epochs from the measured
+    227 s VJP-mode epoch (6 · 4 · 227 s = 91 worker-minutes <= 100; 5 epochs would be 114).
+    """
     fields: dict[str, Any] = {
         "tables": 20,
         "long_epochs": 100,
-        "long_tasks": ("pendulum",),
+        "long_tasks": ("pendulum", "narma2-chen", "narma2"),
         "scale": {4: 8, 8: 8, 12: 8, 16: 8, 32: 8},
-        "scale_centric": {4: 8, 8: 8, 12: 8, 16: 1},
-        "scale_centric_seeds": {16: 1},
+        "scale_centric": {4: 8, 8: 8, 12: 8, 16: 4},
+        "scale_centric_seeds": {},
         "noise": 10,
         "noise_series_length": 240,
+        "scale_centric_gradient": {16: "vjp"},
+        "vjp_seconds_per_epoch": 227.0,
     }
     fields.update(changes)
     return Budget(**fields)
@@ -33,19 +39,26 @@ def test_the_command_defaults_are_the_documented_budget(capsys: Any, tmp_path: P
     assert listed == {run.file_name for run in scale_runs(_default_budget())}
 
 
+def test_the_vjp_rows_epochs_follow_the_rule_from_the_measured_epoch() -> None:
+    budget = _default_budget()
+    assert budget.vjp_seconds_per_epoch is not None
+    runs = 2 * len(SEEDS_STUDIES)
+    assert budget.scale_centric[16] == vjp_budget_epochs(budget.vjp_seconds_per_epoch, runs) == 4
+
+
 def test_scale_budget_rows_seeds_and_epochs() -> None:
     runs = scale_runs(_default_budget())
     by_row: dict[str, list[int]] = {}
     for run in runs:
         by_row.setdefault(run.row, []).append(run.seed)
-        expected_epochs = 1 if run.row.endswith("centric-16") else 8
+        expected_epochs = 4 if run.row.endswith("centric-16") else 8
         assert run.epochs == expected_epochs, run.row
+        assert run.fields.get("gradient_mode") == ("vjp" if run.row.endswith("centric-16") else None)
     for task in ("pendulum", "narma2"):
         for width in (4, 8, 12, 16, 32):
             assert by_row[f"{task}/distributed-{width}"] == list(SEEDS_STUDIES)
-        for width in (4, 8, 12):
+        for width in (4, 8, 12, 16):
             assert by_row[f"{task}/centric-{width}"] == list(SEEDS_STUDIES)
-        assert by_row[f"{task}/centric-16"] == [0]
         assert f"{task}/centric-32" not in by_row
 
 
