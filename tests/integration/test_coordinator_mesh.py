@@ -78,7 +78,8 @@ def test_losing_a_node_mid_training_changes_nothing_but_the_fault_log(
 ) -> None:
     spec = pb.JobSpec()
     spec.CopyFrom(SPEC)
-    spec.epochs = 5
+    # 80 points: the epochs after the kill outlast the watch stream's delivery of epoch 1.
+    spec.epochs, spec.series_length = 5, 80
     server_tls = load_tls(mesh_certs.server_cert, mesh_certs.server_key, mesh_certs.ca)
     client_tls = load_tls(mesh_certs.client_cert, mesh_certs.client_key, mesh_certs.ca)
     token = "mesh-test-token-4f1d2c3b"
@@ -116,7 +117,7 @@ def test_vjp_mode_on_the_mesh_is_bit_identical_with_and_without_a_lost_node(
     after the first epoch changes nothing, and the losses are those of the undisturbed runs."""
     spec = pb.JobSpec()
     spec.CopyFrom(SPEC)
-    spec.epochs, spec.gradient_mode = 4, "vjp"
+    spec.epochs, spec.series_length, spec.gradient_mode = 4, 80, "vjp"
     started = [node_server(node_id=f"n{i}") for i in range(3)]
     nodes = ",".join(address for address, _ in started)
     victim_address, victim = started[1]
