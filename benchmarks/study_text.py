@@ -454,12 +454,10 @@ when R²_exact − R²_noisy is not larger than the two rows' standard deviation
 Circuit executions count what a QPU would run (each scale factor's circuits included);
 hardware seconds price them on the `superconducting` preset (every circuit at 1,000 shots
 when the run is exact, docs/hardware.md); emulation s / epoch is this machine's wall time.
-These runs predate main's commit 81e6d34 (2026-11-27, 20:36 UTC), which counts an
+The ZNE rows were trained again after main's commit 81e6d34 (2026-11-27), which counts an
 evaluation's executions as the node reports them: before it, the values-only evaluation
-rounds counted one execution per row, not one per folded circuit, so the ZNE rows'
-executions here are low by the evaluation rounds' extra folds (the training rounds' counts
-came from the node and were right). Their keys do not change, so `results.py` does not
-re-run them: delete the `zne-*ZNE*` files to recount.
+rounds counted one execution per row, not one per folded circuit (the training rounds'
+counts came from the node and were right already).
 
 {sections["zne"]}
 ## Hardware time: the paper's distributed model on each preset
