@@ -32,8 +32,11 @@ SPEC: dict[str, Any] = {
     "name": "e2e-swarm",
     "task": "pendulum",
     "model": "distributed",
-    "qubits": 4,
-    "partitions": 2,
+    # One 2-qubit part per node task (3 large + 1 small): whichever task is killed, the
+    # job was using it. With 2 parts the planner could leave the victim idle, and its kill
+    # went unnoticed by the job (no fault on record).
+    "qubits": 2 * (LARGE + SMALL),
+    "partitions": LARGE + SMALL,
     "layers": 1,
     "epochs": 12,
     # Long enough that the job is still running well after the kill: at 40 points the
@@ -253,6 +256,8 @@ def test_killed_task_is_replaced_and_losses_are_identical(deployed: DeployedStac
             (f"swarm: training, undisturbed ({SPEC['epochs']} epochs)", time.monotonic() - started)
         )
 
+        used = {n.address for n in undisturbed.job.nodes if n.calls > 0}
+        assert used == _task_addresses(stack), list(undisturbed.job.nodes)
         victim = stack.containers("qpu-large")[0]
         victim_address = stack.address(victim)
         killed_at: list[int] = []
