@@ -112,26 +112,7 @@ def apply1(bre, bim, cplx, b, m00, m01, m10, m11):
                 _runs(bre, bim, cplx, c, c + stride, 32, a0r, a0i, a1r, a1i, c0r, c0i, c1r, c1i)
         return
     for base in range(0, size, 2 * stride):
-        xr = bre[base : base + stride]
-        yr = bre[base + stride : base + 2 * stride]
-        if not cplx:
-            for j in range(stride):
-                x = xr[j]
-                y = yr[j]
-                xr[j] = a0r * x + a1r * y
-                yr[j] = c0r * x + c1r * y
-            continue
-        xi = bim[base : base + stride]
-        yi = bim[base + stride : base + 2 * stride]
-        for j in range(stride):
-            pr = xr[j]
-            pi = xi[j]
-            qr = yr[j]
-            qi = yi[j]
-            xr[j] = (a0r * pr - a0i * pi) + (a1r * qr - a1i * qi)
-            xi[j] = (a0r * pi + a0i * pr) + (a1r * qi + a1i * qr)
-            yr[j] = (c0r * pr - c0i * pi) + (c1r * qr - c1i * qi)
-            yi[j] = (c0r * pi + c0i * pr) + (c1r * qi + c1i * qr)
+        _runs(bre, bim, cplx, base, base + stride, stride, a0r, a0i, a1r, a1i, c0r, c0i, c1r, c1i)
 
 
 @_jit
