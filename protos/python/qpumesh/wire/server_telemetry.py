@@ -176,6 +176,9 @@ class ServerTelemetry(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.metrics = RpcMetrics(registry)
+        # Per method: the handler gRPC found and our wrapper of it, built on its first call
+        # (gRPC looks a call's handler up through the interceptors on every call).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}  # type: ignore[type-arg]
 
     def intercept_service(
         self,
@@ -187,14 +190,38 @@ class ServerTelemetry(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return None
         full_method = handler_call_details.method
+        known = self._wrapped.get(full_method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(full_method, handler)
+        self._wrapped[full_method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+        """Return ``handler`` observed: its behaviour wrapped, its codecs kept."""
         service, method = split_method(full_method)
-        metrics, traced = self.metrics, full_method.startswith(TRACED_PREFIX) and enabled()
+        metrics, traceable = self.metrics, full_method.startswith(TRACED_PREFIX)
 
         def unary(inner: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+            labels = ("unary", service, method)
+            started, seconds = metrics.series(labels)
+
             def observed(request: Any, context: grpc.ServicerContext) -> Any:
-                labels = ("unary", service, method)
-                with _Call(metrics, labels, context, metadata=context.invocation_metadata(), traced=traced):
-                    return inner(request, context)
+                if traceable and enabled():
+                    with _Call(metrics, labels, context, metadata=context.invocation_metadata(), traced=True):
+                        return inner(request, context)
+                # _Call's bookkeeping without a span, written out: this runs on every call.
+                started.inc()
+                start = time.perf_counter()
+                try:
+                    reply = inner(request, context)
+                except BaseException:
+                    seconds.observe(time.perf_counter() - start)
+                    metrics.count_handled(labels, _code(context, grpc.StatusCode.UNKNOWN))
+                    raise
+                seconds.observe(time.perf_counter() - start)
+                metrics.count_handled(labels, _code(context, grpc.StatusCode.OK))
+                return reply
 
             return observed
 

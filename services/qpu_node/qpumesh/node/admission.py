@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import grpc
 from google.protobuf.message import Message
@@ -62,9 +60,8 @@ class Admission:
         self._in_flight = 0
         self._lock = threading.Lock()
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold a place for one request.
+    def enter(self) -> None:
+        """Take a place for one request; `leave` gives it back.
 
         Raises:
             LimitExceeded: every place is taken (RESOURCE_EXHAUSTED: try later or elsewhere).
@@ -76,8 +73,8 @@ class Admission:
                     f"(workers + max_queued_requests={self.queue}); retry later or on another node"
                 )
             self._in_flight += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._in_flight -= 1
+
+    def leave(self) -> None:
+        """Give back the place `enter` took."""
+        with self._lock:
+            self._in_flight -= 1

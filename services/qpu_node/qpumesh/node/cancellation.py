@@ -1,6 +1,7 @@
 """Stopping work nobody will read: the caller's deadline and cancellation reach the engines.
 
-The servicer runs each request inside ``abandon_when(caller_gone)``; the engines split a
+The servicer runs each request between ``watch_caller(still_waiting)`` and
+``forget_caller(token)``; the engines split a
 batch into chunks of rows (`row_chunks`, about `CHUNK_WORK` amplitude operations each, a
 few tens of milliseconds) and call `checkpoint` before each, which raises `WorkAbandoned`
 once the caller has cancelled or its deadline has passed. A request whose client went away
@@ -15,29 +16,30 @@ Outside a servicer (the in-process executor, tests, benchmarks) nothing is ever 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
-__all__ = ["CHUNK_WORK", "WorkAbandoned", "abandon_when", "checkpoint", "row_chunks"]
+__all__ = ["CHUNK_WORK", "WorkAbandoned", "checkpoint", "forget_caller", "row_chunks", "watch_caller"]
 
 #: Amplitude operations per chunk of rows between two checks (~20-70 ms on one core).
 CHUNK_WORK = 1 << 25
 
-_gone: ContextVar[Callable[[], bool] | None] = ContextVar("qpumesh_node_caller_gone", default=None)
+# What the current request's caller answers to "still waiting?" (a gRPC context's
+# ``is_active``); None outside a request.
+_waiting: ContextVar[Callable[[], bool] | None] = ContextVar("qpumesh_node_caller_waiting", default=None)
 
 
 class WorkAbandoned(Exception):  # noqa: N818 (reads as what happened)
     """The caller cancelled or its deadline passed; the request's work was stopped."""
 
 
-@contextmanager
-def abandon_when(gone: Callable[[], bool]) -> Iterator[None]:
-    """Within the block, `checkpoint` raises `WorkAbandoned` once ``gone()`` is true."""
-    token = _gone.set(gone)
-    try:
-        yield
-    finally:
-        _gone.reset(token)
+def watch_caller(waiting: Callable[[], bool]) -> Token[Callable[[], bool] | None]:
+    """Until ``forget_caller(token)``, `checkpoint` raises `WorkAbandoned` once ``waiting()`` is false."""
+    return _waiting.set(waiting)
+
+
+def forget_caller(token: Token[Callable[[], bool] | None]) -> None:
+    """End what `watch_caller` began."""
+    _waiting.reset(token)
 
 
 def checkpoint() -> None:
@@ -46,8 +48,8 @@ def checkpoint() -> None:
     Raises:
         WorkAbandoned: The caller cancelled or its deadline passed.
     """
-    gone = _gone.get()
-    if gone is not None and gone():
+    waiting = _waiting.get()
+    if waiting is not None and not waiting():
         raise WorkAbandoned("the caller cancelled or its deadline passed; the work was stopped")
 
 

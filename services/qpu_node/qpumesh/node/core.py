@@ -22,7 +22,6 @@ so in-process and mesh runs give identical numbers. It
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -49,6 +48,7 @@ from qpumesh.node.limits import Work
 from qpumesh.node.mitigation import Extrapolation, ZneConfig
 from qpumesh.node.noise import NoiseConfig, readout_factors, sample_terms, standard_errors
 from qpumesh.node.requests import (
+    GradientPlan,
     Observables,
     Terms,
     check_cotangents,
@@ -56,6 +56,7 @@ from qpumesh.node.requests import (
     check_reply_size,
     check_shots,
     check_table,
+    gradient_key,
 )
 from qpumesh.node.results import EvalResult, GradResult, NodeInfo, Part
 from qpumesh.wire.hardware import DEFAULT_PROFILE, PRESETS, HardwareProfile
@@ -347,10 +348,10 @@ class NodeCore:
         n_shots = check_shots(shots, self.config.default_shots)
         variants = entry.folded or (entry,)
         if len(variants) == 1:
-            part = self._gradient_variant(
-                entry, observables, symbols, values, wrt, cotangents, include_values, n_shots, seed, method
+            return self._gradient_variant(
+                entry, observables, symbols, values, wrt, cotangents, include_values, n_shots, seed, method,
+                started=start,
             )  # fmt: skip
-            return dataclasses.replace(part, execute_seconds=time.perf_counter() - start)
         # ZNE: full Jacobians of every folded circuit, combined with the extrapolation's weights.
         assert self._extrapolation is not None
         with_values = include_values or self._extrapolation.needs_values
@@ -392,8 +393,76 @@ class NodeCore:
         n_shots: int,
         seed: int | None,
         method: str,
+        started: float | None = None,
     ) -> GradResult:
+        """One circuit's gradient; ``started`` given: its ``execute_seconds`` count from then."""
         compiled = entry.compiled
+        vjp = cotangents is not None
+        key = gradient_key(observables, symbols, values, wrt, vjp, include_values, n_shots, method)
+        plan = None if key is None else entry.requests.plan(key)
+        if plan is None:
+            table, tangent, plan = self._plan_gradient(
+                entry, observables, symbols, values, wrt, cotangents, include_values, n_shots, method
+            )  # fmt: skip
+            if key is not None:
+                entry.requests.keep_plan(key, plan)
+        else:  # a shape planned before: only the numbers are new
+            table = check_table(values, plan.columns, self.config.max_batch_rows)
+            tangent = check_cotangents(cotangents, table.shape[0], plan.terms.coefficients.shape[1])
+        terms, chain_rule = plan.terms, plan.differentiation
+        angles = plan.columns.angles(compiled, table)
+        engine = self._engine(entry, seed)
+        # Overflow (huge coefficients of symbols or observables) is refused by check_finite below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if plan.method == "adjoint":
+                batched = cast(BatchedBackend, engine)
+                assert chain_rule.chain is not None
+                values_out, result = adjoint_gradient(
+                    batched, compiled, terms.terms, terms.coefficients, angles, chain_rule.chain, tangent,
+                    include_values,
+                )  # fmt: skip
+            else:
+                rng = np.random.default_rng(seed)
+
+                def observe(shifted: np.ndarray) -> np.ndarray:
+                    return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
+
+                values_out, jacobian = parameter_shift(
+                    observe, compiled, angles, chain_rule.slots, include_values
+                )  # fmt: skip
+                result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
+        check_finite(result, "derivative")
+        if values_out is not None:
+            check_finite(values_out, "expectation value")
+        return GradResult(
+            result,
+            values_out,
+            chain_rule.names,
+            engine.name,
+            0.0 if started is None else time.perf_counter() - started,
+            method=plan.method,
+            shift_rule_executions=plan.executions,
+            shift_rule_shots=plan.shots,
+            hardware_seconds=plan.hardware_seconds,
+        )
+
+    def _plan_gradient(  # noqa: PLR0917 (private helper of _gradient_variant)
+        self,
+        entry: CachedCircuit,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        wrt: Sequence[str],
+        cotangents: np.ndarray | None,
+        include_values: bool,
+        n_shots: int,
+        method: str,
+    ) -> tuple[np.ndarray, np.ndarray | None, GradientPlan]:
+        """Check a request of a shape not planned yet, in full; return its table, cotangents and plan.
+
+        Raises:
+            InvalidRequest, PreconditionFailed, LimitExceeded: See `shift_gradient`.
+        """
         terms = entry.requests.terms(observables)
         columns = entry.requests.columns(symbols)
         table = check_table(values, columns, self.config.max_batch_rows)
@@ -405,48 +474,16 @@ class NodeCore:
         check_reply_size(rows * (width + (n_obs if include_values else 0)), self.config.max_message_bytes)
         if plan.chain is None:
             raise InvalidRequest(plan.error)
-        wrt_slots = plan.slots
         chosen = self._engines.gradient_method(method, n_shots, entry.engine)
         vjp_by_adjoint = chosen == "adjoint" and tangent is not None
-        executions = shift_rule_executions(wrt_slots, rows, include_values)
+        executions = shift_rule_executions(plan.slots, rows, include_values)
         costates = 1 if vjp_by_adjoint else n_obs  # outputs differentiated per row
         passes = 2 + 2 * costates if chosen == "adjoint" else executions // max(rows, 1)
         work = self._work(entry, terms, rows, passes=passes, derivatives=costates, wrt=len(names))
         work.check(self.config.max_request_cost)
-        angles = columns.angles(compiled, table)
-        engine = self._engine(entry, seed)
-        # Overflow (huge coefficients of symbols or observables) is refused by check_finite below.
-        with np.errstate(over="ignore", invalid="ignore"):
-            if chosen == "adjoint":
-                batched = cast(BatchedBackend, engine)
-                values_out, result = adjoint_gradient(
-                    batched, compiled, terms.terms, terms.coefficients, angles, plan.chain, tangent,
-                    include_values,
-                )  # fmt: skip
-            else:
-                rng = np.random.default_rng(seed)
-
-                def observe(shifted: np.ndarray) -> np.ndarray:
-                    return self._observe(engine, compiled, terms, shifted, shots=n_shots, rng=rng)
-
-                values_out, jacobian = parameter_shift(observe, compiled, angles, wrt_slots, include_values)
-                result = jacobian if tangent is None else np.einsum("ro,row->rw", tangent, jacobian)
-        check_finite(result, "derivative")
-        if values_out is not None:
-            check_finite(values_out, "expectation value")
-        return GradResult(
-            result,
-            values_out,
-            tuple(names),
-            engine.name,
-            0.0,
-            method=chosen,
-            shift_rule_executions=executions,
-            shift_rule_shots=executions * n_shots * terms.measured,
-            hardware_seconds=self.config.hardware.request_seconds(
-                executions, terms.measured, n_shots, entry.arities
-            ),
-        )
+        hardware = self.config.hardware.request_seconds(executions, terms.measured, n_shots, entry.arities)
+        shots = executions * n_shots * terms.measured
+        return table, tangent, GradientPlan(terms, columns, plan, chosen, executions, shots, hardware)
 
     # -- circuits and engines -----------------------------------------------------------
 

@@ -104,6 +104,9 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._config = config or FaultConfig()
+        # Whether the faults in force do nothing to a call (checked per call: cheaper than
+        # ``FaultConfig.active``, which formats the description).
+        self._inert = not self._config.active
         self._random = random.Random(self._config.seed)
         self._counters = _Counters()
         if self._config.active:
@@ -124,6 +127,7 @@ class FaultInjector:
         """
         with self._changed:
             previous, self._config = self._config, config
+            self._inert = not config.active
             self._random = random.Random(config.seed)
             self._changed.notify_all()
         logger.warning(
@@ -183,7 +187,21 @@ class FaultInjector:
         context: grpc.ServicerContext,
         call: Callable[[Any, grpc.ServicerContext], _Reply],
     ) -> _Reply:
-        """Run ``call(request, context)`` with the faults in force for ``method``."""
+        """Run ``call(request, context)`` with the faults in force for ``method``.
+
+        Without any fault in force the call is counted and run at once (what the full
+        plan would do: no draws, no delay, nothing traced); faults set later through the
+        admin API apply from the next call, which counts the calls before it.
+        """
+        with self._lock:
+            inert = self._inert
+            if inert:
+                counters = self._counters
+                counters.calls += 1
+                if method in WORK_METHODS:
+                    counters.work_calls += 1
+        if inert:
+            return call(request, context)
         plan = self._plan(method)
         _trace_plan(plan)
         if plan.crash:
@@ -199,7 +217,7 @@ class FaultInjector:
                 f"injected fault on node {self.node_id}: random error (error_rate)",
             )
         size = getattr(request, "ByteSize", None)
-        request_bytes = int(size()) if callable(size) else 0
+        request_bytes = int(size()) if plan.seconds_per_byte and callable(size) else 0
         _wait(context, plan.delay_seconds + request_bytes * plan.seconds_per_byte)
         reply = call(request, context)
         size = getattr(reply, "ByteSize", None)
@@ -285,6 +303,9 @@ class FaultInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, injector: FaultInjector) -> None:
         self.injector = injector
+        # Per method: the handler gRPC found and our wrapper of it, built on its first call
+        # (gRPC looks a call's handler up through the interceptors on every call).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}  # type: ignore[type-arg]
 
     def intercept_service(
         self,
@@ -296,14 +317,19 @@ class FaultInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method
         if handler is None or not method.startswith(QPU_NODE_PREFIX) or handler.unary_unary is None:
             return handler
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
         inner = handler.unary_unary
         injector = self.injector
 
         def faulty(request: Any, context: grpc.ServicerContext) -> Any:
             return injector.apply(method, request, context, inner)
 
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             faulty,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped

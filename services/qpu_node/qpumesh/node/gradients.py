@@ -158,9 +158,19 @@ class ChainRule:
             ks = np.array([k for _, k in pairs], dtype=np.int64)
             coeffs = np.array([compiled.slots[k].coeff for k in ks], dtype=np.float64)
             self.layers.append((ws, ks, coeffs))
+        self._one_slot_each: tuple[np.ndarray, np.ndarray] | None = None
+        if len(self.layers) == 1 and np.array_equal(self.layers[0][0], np.arange(self.width)):
+            self._one_slot_each = (self.layers[0][1], self.layers[0][2])
 
     def __call__(self, slot_grads: np.ndarray) -> np.ndarray:
         """Map ``(rows, n_out, n_slots)`` slot derivatives to ``(rows, n_out, len(wrt))``."""
+        if self._one_slot_each is not None:
+            # Each symbol drives one slot: zeros + c * g written out as c * g + 0.0, the same
+            # numbers (0.0 + x is x, and -0.0 becomes 0.0 either way), without the scatter.
+            ks, coeffs = self._one_slot_each
+            jacobian = slot_grads[:, :, ks] * coeffs
+            jacobian += 0.0
+            return jacobian
         rows, n_out = slot_grads.shape[:2]
         jacobian = np.zeros((rows, n_out, self.width), dtype=np.float64)
         for ws, ks, coeffs in self.layers:

@@ -34,6 +34,7 @@ __all__ = [
     "CircuitRequests",
     "Columns",
     "Differentiation",
+    "GradientPlan",
     "Observables",
     "Terms",
     "check_cotangents",
@@ -48,6 +49,8 @@ Observables: TypeAlias = Sequence[Sequence[tuple[float, str]]]
 
 #: Entries kept in each per-circuit cache (cleared when full).
 _CACHE_SIZE = 64
+#: Most Pauli terms (over all observables) of a request whose plan is kept.
+_PLAN_KEY_TERMS = 1024
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 
@@ -77,6 +80,8 @@ class Columns:
     coeff: np.ndarray
     offset: np.ndarray
     other_slots: tuple[int, ...]
+    all_affine: bool = False
+    """Every slot is affine, in slot order (``affine_slots`` is ``0, 1, ...``)."""
 
     def angles(self, compiled: CompiledCircuit, table: np.ndarray) -> np.ndarray:
         """Slot angles ``(rows, n_slots)`` of a ``(rows, len(names))`` batch.
@@ -84,6 +89,23 @@ class Columns:
         Raises:
             InvalidRequest: An angle is not finite (names the row, gate and symbol values).
         """
+        if self.all_affine:  # the common case, without the scatter into an empty table (same numbers)
+            with np.errstate(all="ignore"):
+                angles = table[:, self.affine_columns] * self.coeff
+                angles += self.offset
+        else:
+            angles = self._general_angles(compiled, table)
+        if not np.isfinite(angles).all():
+            row, k = np.argwhere(~np.isfinite(angles))[0]
+            slot = compiled.slots[k]
+            values = ", ".join(f"{s} = {_number(table[row, self.names.index(s)])}" for s in slot.symbols)
+            raise InvalidRequest(
+                f"params.values row {row}: the angle of {slot.description} is not a finite real number "
+                f"for {values}; send values for which every angle is finite"
+            )
+        return angles
+
+    def _general_angles(self, compiled: CompiledCircuit, table: np.ndarray) -> np.ndarray:
         angles = np.empty((table.shape[0], len(compiled.slots)), dtype=np.float64)
         with np.errstate(all="ignore"):
             angles[:, self.affine_slots] = table[:, self.affine_columns] * self.coeff + self.offset
@@ -93,14 +115,6 @@ class Columns:
                 args = [table[:, self.names.index(s)] for s in slot.symbols]
                 value = np.asarray(slot.function(*args), dtype=np.float64)
                 angles[:, k] = np.broadcast_to(value, (table.shape[0],))
-        if not np.isfinite(angles).all():
-            row, k = np.argwhere(~np.isfinite(angles))[0]
-            slot = compiled.slots[k]
-            values = ", ".join(f"{s} = {_number(table[row, self.names.index(s)])}" for s in slot.symbols)
-            raise InvalidRequest(
-                f"params.values row {row}: the angle of {slot.description} is not a finite real number "
-                f"for {values}; send values for which every angle is finite"
-            )
         return angles
 
 
@@ -112,6 +126,35 @@ class Differentiation:
     slots: list[list[int]]
     chain: ChainRule | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class GradientPlan:
+    """What the shape of a ShiftGradient request decides, kept once every check of it passed.
+
+    The shape is everything but the numbers: the observables, the symbol order, the
+    differentiated symbols, the rows, whether values and cotangents come along, the shots
+    and the method (`CircuitRequests.plan`'s key). Requests of one shape pass or fail the
+    same bounds and cost the same, so a request whose shape was planned before is only
+    checked for what it brings anew: its values and cotangents.
+
+    Attributes:
+        terms: The observables' unique terms.
+        columns: The symbol order of the batch.
+        differentiation: The differentiated symbols and their chain rule.
+        method: ``"adjoint"`` or ``"parameter_shift"``: what runs.
+        executions: The shift rule's circuit executions (`gradients.shift_rule_executions`).
+        shots: Their shots.
+        hardware_seconds: Their time on the node's hardware profile.
+    """
+
+    terms: Terms
+    columns: Columns
+    differentiation: Differentiation
+    method: str
+    executions: int
+    shots: int
+    hardware_seconds: float
 
 
 class CircuitRequests:
@@ -127,6 +170,17 @@ class CircuitRequests:
         self._terms: dict[Hashable, Terms] = {}
         self._columns: dict[tuple[str, ...], Columns] = {}
         self._wrt: dict[tuple[tuple[str, ...], tuple[str, ...]], Differentiation] = {}
+        self._plans: dict[Hashable, GradientPlan] = {}
+
+    def plan(self, key: Hashable) -> GradientPlan | None:
+        """Return the plan kept for a request shape (`gradient_key`), or None."""
+        with self._lock:
+            return self._plans.get(key)
+
+    def keep_plan(self, key: Hashable, plan: GradientPlan) -> None:
+        """Keep the plan of a request shape whose every check passed (unless its terms are large)."""
+        if small_terms(plan.terms):
+            self._store(self._plans, key, plan)
 
     def _cached(self, cache: dict[_K, _V], key: _K) -> _V | None:
         with self._lock:
@@ -146,18 +200,11 @@ class CircuitRequests:
             InvalidRequest: No observables, a malformed term, a non-finite coefficient, or a
                 Pauli string of the wrong length or with other letters than IXYZ.
         """
-        try:
-            key: Hashable | None = tuple(tuple(observable) for observable in observables)
-            hash(key)
-        except TypeError:
-            key = None
+        key = observables_key(observables)
         if key is not None and (hit := self._cached(self._terms, key)) is not None:
             return hit
         terms = _validate_terms(self.compiled, observables)
-        # Large observables are validated again per request rather than kept: the cache
-        # holds at most _CACHE_SIZE entries of at most TERM_CACHE_BYTES / _CACHE_SIZE each.
-        small = terms.coefficients.nbytes + sum(map(len, terms.terms)) <= TERM_CACHE_BYTES // _CACHE_SIZE
-        return terms if key is None or not small else self._store(self._terms, key, terms)
+        return terms if key is None or not small_terms(terms) else self._store(self._terms, key, terms)
 
     def columns(self, symbols: Sequence[str]) -> Columns:
         """Validate the symbol order of a batch: every circuit symbol exactly once.
@@ -199,6 +246,58 @@ class CircuitRequests:
             plan = Differentiation(names, [], None, str(exc))
         return self._store(self._wrt, key, plan)
 
+
+
+def observables_key(observables: Observables) -> Hashable | None:
+    """Return the observables as a dictionary key (None when they are not hashable)."""
+    try:
+        key = tuple(tuple(observable) for observable in observables)
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def gradient_key(  # noqa: PLR0917 (the fields of a request's shape)
+    observables: Observables,
+    symbols: Sequence[str],
+    values: np.ndarray,
+    wrt: Sequence[str],
+    vjp: bool,
+    include_values: bool,
+    shots: int,
+    method: str,
+) -> Hashable | None:
+    """Return the shape of a ShiftGradient request (see `GradientPlan`), or None when it is not kept.
+
+    Requests with more than `_PLAN_KEY_TERMS` terms in all are not kept (the key holds them).
+    """
+    try:
+        if not isinstance(values, np.ndarray) or sum(map(len, observables)) > _PLAN_KEY_TERMS:
+            return None
+        key = (
+            tuple(tuple(observable) for observable in observables),
+            tuple(symbols),
+            values.shape,
+            tuple(wrt),
+            vjp,
+            include_values,
+            shots,
+            method,
+        )
+        hash(key)
+    except TypeError:  # malformed observables: the full checks will say what is wrong
+        return None
+    return key
+
+
+def small_terms(terms: Terms) -> bool:
+    """Whether `terms` may be kept between requests.
+
+    Large observables are validated again per request rather than kept: each per-circuit
+    cache holds at most _CACHE_SIZE entries of at most TERM_CACHE_BYTES / _CACHE_SIZE each.
+    """
+    return terms.coefficients.nbytes + sum(map(len, terms.terms)) <= TERM_CACHE_BYTES // _CACHE_SIZE
 
 
 def _validate_terms(compiled: CompiledCircuit, observables: Observables) -> Terms:
@@ -279,6 +378,7 @@ def _validate_columns(compiled: CompiledCircuit, names: tuple[str, ...]) -> Colu
     column = {name: j for j, name in enumerate(names)}
     affine = [k for k, slot in enumerate(compiled.slots) if slot.affine]
     return Columns(
+        all_affine=affine == list(range(len(compiled.slots))),
         names=names,
         affine_slots=np.array(affine, dtype=np.int64),
         affine_columns=np.array([column[compiled.slots[k].symbol] for k in affine], dtype=np.int64),

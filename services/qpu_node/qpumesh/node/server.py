@@ -20,9 +20,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
-from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar
@@ -33,7 +32,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.registry import Collector
 
 from qpumesh.node.admission import Admission, decode_request
-from qpumesh.node.cancellation import WorkAbandoned, abandon_when
+from qpumesh.node.cancellation import WorkAbandoned, forget_caller, watch_caller
 from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeCore
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
@@ -50,7 +49,7 @@ from qpumesh.wire.node_calls import FloatArray
 from qpumesh.wire.port_file import write_port_file
 from qpumesh.wire.reflection import enable_reflection
 from qpumesh.wire.server_telemetry import MetricsServer, ServerTelemetry, start_metrics_server
-from qpumesh.wire.status import StatusMap, answer
+from qpumesh.wire.status import StatusMap, abort, status_of
 from qpumesh.wire.tensors import from_tensor, to_tensor
 
 logger = logging.getLogger(__name__)
@@ -82,19 +81,30 @@ def _simulation(
 
     The request is admitted (or refused at once: node busy), its work stops when the caller
     goes away, its required fields are checked (``check`` names a missing one), its rows and
-    observables are decoded for the body, and any exception becomes its ``STATUSES`` code.
+    observables are decoded for the body, and any exception becomes its ``STATUSES`` code
+    (as ``qpumesh.wire.status.answer`` does; written out here, with no closure or context
+    manager per call, because it runs on every call).
     """
 
     def decorate(body: _Body[_Request, _Reply]) -> _Handler[_Request, _Reply]:
         @functools.wraps(body)
         def handler(self: QPUNodeServicer, request: _Request, context: grpc.ServicerContext) -> _Reply:
-            def run() -> _Reply:
-                with self._admission.admit(), abandon_when(lambda: not context.is_active()):
-                    check(request)
-                    values = from_tensor(request.params.values, "params.values")
-                    return body(self, request, context, values, observables_from_proto(request.observables))
-
-            return answer(method, context, run, STATUSES)
+            admission = self._admission
+            try:
+                admission.enter()
+                try:
+                    watching = watch_caller(context.is_active)
+                    try:
+                        check(request)
+                        values = from_tensor(request.params.values, "params.values")
+                        observables = observables_from_proto(request.observables)
+                        return body(self, request, context, values, observables)
+                    finally:
+                        forget_caller(watching)
+                finally:
+                    admission.leave()
+            except Exception as error:  # the servicer edge: nothing may escape unmapped
+                abort(context, *status_of(method, error, STATUSES))
 
         return handler
 
@@ -107,6 +117,10 @@ def _sampling(request: pb.EvaluateRequest | pb.ShiftGradientRequest) -> dict[str
         "shots": request.shots if request.HasField("shots") else None,
         "seed": request.seed if request.HasField("seed") else None,
     }
+
+
+_METHOD_NAMES = {value: node_calls.method_name(value) for value in pb.GradientMethod.values()}
+_METHOD_VALUES = {name: value for value, name in _METHOD_NAMES.items()}
 
 
 class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
@@ -161,7 +175,9 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
         observables: list[PauliTerms],
     ) -> pb.EvaluateResponse:
         """Return the expectation values of every observable for every parameter row."""
-        with self._slot(context) as timings:
+        waited_from = time.perf_counter()
+        started = self._take_slot(context, waited_from)
+        try:
             result = self._core.evaluate(
                 request.circuit.hash,
                 request.circuit.cirq_json or None,
@@ -170,16 +186,18 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 values,
                 **_sampling(request),
             )
+        finally:
+            timings = self._give_slot(waited_from, started)
+        errors = result.standard_errors
         response = pb.EvaluateResponse(
             expectations=to_tensor(result.expectations),
+            standard_errors=None if errors is None else to_tensor(errors),
             timings=timings,
             backend=result.backend,
             hardware_seconds=result.hardware_seconds,
             executions=result.executions,
             shots=result.shots,
         )
-        if result.standard_errors is not None:
-            response.standard_errors.CopyFrom(to_tensor(result.standard_errors))
         self._observe("Evaluate", timings, len(values), result.executions, result.shots)
         return response
 
@@ -193,7 +211,10 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
     ) -> pb.ShiftGradientResponse:
         """Return Jacobians (or vector-Jacobian products) for every row, by shift rule or adjoint."""
         cotangents = from_tensor(request.cotangents, "cotangents") if request.HasField("cotangents") else None
-        with self._slot(context) as timings:
+        method = _METHOD_NAMES.get(request.method) or node_calls.method_name(request.method)
+        waited_from = time.perf_counter()
+        started = self._take_slot(context, waited_from)
+        try:
             result = self._core.shift_gradient(
                 request.circuit.hash,
                 request.circuit.cirq_json or None,
@@ -203,21 +224,23 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 wrt=tuple(request.wrt),
                 cotangents=cotangents,
                 include_values=request.include_values,
-                method=node_calls.method_name(request.method),
+                method=method,
                 **_sampling(request),
             )
+        finally:
+            timings = self._give_slot(waited_from, started)
+        expectations = result.expectations
         response = pb.ShiftGradientResponse(
             jacobian=to_tensor(result.jacobian),
+            expectations=None if expectations is None else to_tensor(expectations),
             timings=timings,
             backend=result.backend,
-            wrt=list(result.wrt),
-            method=node_calls.gradient_method(result.method),
+            wrt=result.wrt,
+            method=_METHOD_VALUES[result.method],
             shift_rule_executions=result.shift_rule_executions,
             shift_rule_shots=result.shift_rule_shots,
             hardware_seconds=result.hardware_seconds,
         )
-        if result.expectations is not None:
-            response.expectations.CopyFrom(to_tensor(result.expectations))
         self._observe(
             "ShiftGradient", timings, len(values), result.shift_rule_executions, result.shift_rule_shots
         )
@@ -234,40 +257,41 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
                 shots=shots,
             )
 
-    @contextmanager
-    def _slot(self, context: grpc.ServicerContext) -> Iterator[pb.Timings]:
-        """Hold one execution slot; fill the yielded ``Timings`` when it is released.
+    def _take_slot(self, context: grpc.ServicerContext, waited_from: float) -> float:
+        """Take one execution slot (waiting for one if none is free); return when it was taken.
+
+        Give it back with ``_give_slot``.
 
         Raises:
             CallerGoneError: the caller cancelled or its deadline passed while it waited, so
                 the slot goes to the next request instead of to work nobody will read.
         """
-        timings = pb.Timings()
-        waited_from = time.perf_counter()
-        metrics = self._metrics
-        if metrics is not None:
-            metrics.waiting.inc()
-        try:
-            self._slots.acquire()
-        finally:
+        slots, metrics = self._slots, self._metrics
+        if not slots.acquire(blocking=False):  # none free: the request waits, and is counted as waiting
             if metrics is not None:
-                metrics.waiting.dec()
-        try:
-            if not context.is_active():
-                waited = time.perf_counter() - waited_from
-                raise CallerGoneError(f"the caller gave up after {waited:.3f} s in the queue")
-            started = time.perf_counter()
-            if metrics is not None:
-                metrics.executing.inc()
+                metrics.waiting.inc()
             try:
-                yield timings
+                slots.acquire()
             finally:
-                timings.queue_seconds = started - waited_from
-                timings.execute_seconds = time.perf_counter() - started
                 if metrics is not None:
-                    metrics.executing.dec()
-        finally:
-            self._slots.release()
+                    metrics.waiting.dec()
+        if not context.is_active():
+            slots.release()
+            waited = time.perf_counter() - waited_from
+            raise CallerGoneError(f"the caller gave up after {waited:.3f} s in the queue")
+        started = time.perf_counter()
+        if metrics is not None:
+            metrics.executing.inc()
+        return started
+
+    def _give_slot(self, waited_from: float, started: float) -> pb.Timings:
+        """Give back the slot ``_take_slot`` took at ``started``; return the request's timings."""
+        execute = time.perf_counter() - started
+        timings = pb.Timings(queue_seconds=started - waited_from, execute_seconds=execute)
+        if self._metrics is not None:
+            self._metrics.executing.dec()
+        self._slots.release()
+        return timings
 
 
 class CallerGoneError(Exception):
