@@ -26,6 +26,17 @@ def to_tensor(array: npt.ArrayLike) -> pb.Tensor:
     return pb.Tensor(shape=list(arr.shape), data=arr.tobytes())
 
 
+def fill_tensor(message: pb.Tensor, array: npt.ArrayLike) -> None:
+    """Encode ``array`` into ``message``, a ``Tensor`` field of a message being built.
+
+    The same as ``field.CopyFrom(to_tensor(array))`` without the intermediate message: a
+    server's reply is built in place, its data copied once.
+    """
+    arr = np.ascontiguousarray(np.asarray(array, dtype=_DTYPE))
+    message.shape[:] = arr.shape
+    message.data = arr.tobytes()
+
+
 def from_tensor(message: pb.Tensor, name: str = "tensor") -> npt.NDArray[np.float64]:
     """Decode a ``Tensor`` message into a float64 array of its declared shape.
 
@@ -42,10 +53,11 @@ def from_tensor(message: pb.Tensor, name: str = "tensor") -> npt.NDArray[np.floa
         raise ValueError(
             f"{name}: a shape of {len(message.shape)} dimensions; tensors have at most {MAX_DIMENSIONS}"
         )
-    shape = tuple(int(d) for d in message.shape)
+    shape = tuple(message.shape)  # int64 entries: Python ints
     expected = 8 * math.prod(shape)
-    if len(message.data) != expected:
+    data = message.data  # each read of a bytes field builds a new bytes object: read it once
+    if len(data) != expected:
         raise ValueError(
-            f"{name}: shape {list(shape)} needs {expected} bytes of float64 data, got {len(message.data)}"
+            f"{name}: shape {list(shape)} needs {expected} bytes of float64 data, got {len(data)}"
         )
-    return np.frombuffer(message.data, dtype=_DTYPE).reshape(shape).astype(np.float64, copy=True)
+    return np.frombuffer(data, dtype=_DTYPE).reshape(shape).astype(np.float64, copy=True)

@@ -50,7 +50,7 @@ from qpumesh.wire.port_file import write_port_file
 from qpumesh.wire.reflection import enable_reflection
 from qpumesh.wire.server_telemetry import MetricsServer, ServerTelemetry, start_metrics_server
 from qpumesh.wire.status import StatusMap, abort, status_of
-from qpumesh.wire.tensors import from_tensor, to_tensor
+from qpumesh.wire.tensors import fill_tensor, from_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -188,16 +188,16 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             )
         finally:
             timings = self._give_slot(waited_from, started)
-        errors = result.standard_errors
         response = pb.EvaluateResponse(
-            expectations=to_tensor(result.expectations),
-            standard_errors=None if errors is None else to_tensor(errors),
             timings=timings,
             backend=result.backend,
             hardware_seconds=result.hardware_seconds,
             executions=result.executions,
             shots=result.shots,
         )
+        fill_tensor(response.expectations, result.expectations)
+        if result.standard_errors is not None:
+            fill_tensor(response.standard_errors, result.standard_errors)
         self._observe("Evaluate", timings, len(values), result.executions, result.shots)
         return response
 
@@ -229,10 +229,7 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             )
         finally:
             timings = self._give_slot(waited_from, started)
-        expectations = result.expectations
         response = pb.ShiftGradientResponse(
-            jacobian=to_tensor(result.jacobian),
-            expectations=None if expectations is None else to_tensor(expectations),
             timings=timings,
             backend=result.backend,
             wrt=result.wrt,
@@ -241,6 +238,9 @@ class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
             shift_rule_shots=result.shift_rule_shots,
             hardware_seconds=result.hardware_seconds,
         )
+        fill_tensor(response.jacobian, result.jacobian)
+        if result.expectations is not None:
+            fill_tensor(response.expectations, result.expectations)
         self._observe(
             "ShiftGradient", timings, len(values), result.shift_rule_executions, result.shift_rule_shots
         )
