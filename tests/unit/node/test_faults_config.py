@@ -155,6 +155,49 @@ def test_crash_counts_only_work_calls() -> None:
     assert [p.crash for p in plans] == [False, False, False, False, True]
 
 
+class _AbortError(Exception):
+    pass
+
+
+class _Context:
+    """The parts of a gRPC servicer context the injector uses; ``abort`` raises."""
+
+    def is_active(self) -> bool:
+        return True
+
+    def abort(self, code: object, details: str) -> None:
+        raise _AbortError(f"{code}: {details}")
+
+    def add_callback(self, callback: object) -> bool:
+        return True
+
+
+def test_without_faults_calls_run_at_once_are_counted_and_faults_set_later_apply() -> None:
+    crashes: list[int] = []
+    injector = FaultInjector(on_crash=lambda: crashes.append(1))
+    context = _Context()
+    for method in ("Evaluate", "GetInfo", "ShiftGradient"):
+        assert injector.apply(QPU_NODE_PREFIX + method, "request", context, lambda r, c: f"reply to {r}") == (
+            "reply to request"
+        )
+    counters = injector.counters()
+    assert (counters.calls, counters.work_calls, counters.delayed, counters.hung) == (3, 2, 0, 0)
+    # Set at runtime (as NodeAdmin.SetFaults does): the next call is failed, and a crash
+    # counts the work calls made before it was set.
+    injector.set_config(FaultConfig(error_rate=1.0))
+    with pytest.raises(_AbortError, match="random error"):
+        injector.apply(QPU_NODE_PREFIX + "Evaluate", "request", context, lambda r, c: "never")
+    injector.set_config(FaultConfig(crash_after_calls=3))
+    injector.apply(QPU_NODE_PREFIX + "GetInfo", "request", context, lambda r, c: "info")
+    assert crashes == []
+    with pytest.raises(_AbortError, match="crashed"):
+        injector.apply(QPU_NODE_PREFIX + "Evaluate", "request", context, lambda r, c: "never")
+    assert crashes == [1]
+    injector.set_config(FaultConfig())  # cleared: at once again
+    assert injector.apply(QPU_NODE_PREFIX + "Evaluate", "request", context, lambda r, c: "ok") == "ok"
+    assert injector.counters().calls == 7
+
+
 def test_one_fault_setting_per_config_field_and_message_field() -> None:
     names = [option.dest for option in FAULT_OPTIONS]
     assert names == [f.name for f in dataclasses.fields(FaultConfig)]

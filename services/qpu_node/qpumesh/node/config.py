@@ -116,6 +116,13 @@ class ServerConfig:
         """The ``host:port`` string given to gRPC."""
         return listen_address(self.host, self.port)
 
+    @property
+    def transport(self) -> str:
+        """How the node's port is protected, for its start-up log line."""
+        if self.tls is None:
+            return "plaintext: anyone who reaches the port may use the node"
+        return "mutual TLS: only clients with a certificate from its CA"
+
 
 # --- value parsers: text -> value, ValueError saying what is expected ---------------
 # (the shared ones live in qpumesh.wire.settings)

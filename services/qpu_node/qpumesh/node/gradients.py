@@ -168,9 +168,9 @@ class ChainRule:
             # Each symbol drives one slot: zeros + c * g written out as c * g + 0.0, the same
             # numbers (0.0 + x is x, and -0.0 becomes 0.0 either way), without the scatter.
             ks, coeffs = self._one_slot_each
-            jacobian = slot_grads[:, :, ks] * coeffs
-            jacobian += 0.0
-            return jacobian
+            product: np.ndarray = slot_grads[:, :, ks] * coeffs
+            product += 0.0
+            return product
         rows, n_out = slot_grads.shape[:2]
         jacobian = np.zeros((rows, n_out, self.width), dtype=np.float64)
         for ws, ks, coeffs in self.layers:

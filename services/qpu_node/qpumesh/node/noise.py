@@ -97,6 +97,20 @@ class NoiseConfig:
         """True when gate noise needs a noisy engine (density matrix or trajectories)."""
         return self.depolarizing_1q > 0.0 or self.depolarizing_2q > 0.0
 
+    def describe(self) -> str:
+        """Return a one-line description of the profile, for logs ("none" without noise)."""
+        if not self.is_noisy:
+            return "none"
+        text = (
+            f"depolarizing 1q {self.depolarizing_1q:g}, 2q {self.depolarizing_2q:g}, "
+            f"readout {self.readout_error:g}"
+        )
+        if self.has_gate_noise:
+            text += f", simulated by {self.method}"
+            if self.method == "trajectories":
+                text += f" ({self.trajectories} per parameter set)"
+        return text
+
     def depolarizing(self, n_qubits: int) -> float:
         """Probability of the depolarizing channel after a gate on `n_qubits` qubits.
 

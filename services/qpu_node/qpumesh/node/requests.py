@@ -91,7 +91,7 @@ class Columns:
         """
         if self.all_affine:  # the common case, without the scatter into an empty table (same numbers)
             with np.errstate(all="ignore"):
-                angles = table[:, self.affine_columns] * self.coeff
+                angles: np.ndarray = table[:, self.affine_columns] * self.coeff
                 angles += self.offset
         else:
             angles = self._general_angles(compiled, table)

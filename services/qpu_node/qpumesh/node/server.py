@@ -37,7 +37,6 @@ from qpumesh.node.config import ServerConfig
 from qpumesh.node.core import NodeCore
 from qpumesh.node.errors import InvalidRequest, LimitExceeded, NodeError, PreconditionFailed, UnknownCircuit
 from qpumesh.node.metrics import NodeMetrics
-from qpumesh.node.noise import NoiseConfig
 from qpumesh.node.request_fields import check_evaluate, check_shift_gradient
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
@@ -120,7 +119,7 @@ def _sampling(request: pb.EvaluateRequest | pb.ShiftGradientRequest) -> dict[str
 
 
 _METHOD_NAMES = {value: node_calls.method_name(value) for value in pb.GradientMethod.values()}
-_METHOD_VALUES = {name: value for value, name in _METHOD_NAMES.items()}
+_METHOD_VALUES = {name: node_calls.gradient_method(name) for name in _METHOD_NAMES.values()}
 
 
 class QPUNodeServicer(pb_grpc.QPUNodeServicer):  # type: ignore[misc]
@@ -427,28 +426,6 @@ def create_server(
     return node.server, node.port
 
 
-def describe_noise(noise: NoiseConfig) -> str:
-    """Return a one-line description of a noise configuration, for logs."""
-    if not noise.is_noisy:
-        return "none"
-    text = (
-        f"depolarizing 1q {noise.depolarizing_1q:g}, 2q {noise.depolarizing_2q:g}, "
-        f"readout {noise.readout_error:g}"
-    )
-    if noise.has_gate_noise:
-        text += f", simulated by {noise.method}"
-        if noise.method == "trajectories":
-            text += f" ({noise.trajectories} per parameter set)"
-    return text
-
-
-def describe_transport(config: ServerConfig) -> str:
-    """Return how the node's port is protected, for its start-up log line."""
-    if config.tls is None:
-        return "plaintext: anyone who reaches the port may use the node"
-    return "mutual TLS: only clients with a certificate from its CA"
-
-
 def serve(
     config: ServerConfig,
     *,
@@ -502,8 +479,8 @@ def serve(
                 info.max_qubits,
                 config.workers,
                 config.torch_threads,
-                describe_noise(info.noise),
-                describe_transport(config),
+                info.noise.describe(),
+                config.transport,
             )
             if node.metrics is not None:
                 scheme = "https" if config.tls is not None else "http"
