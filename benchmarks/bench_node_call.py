@@ -240,6 +240,8 @@ def training(args: argparse.Namespace, spec: JobSpec, stack: ExitStack) -> None:
         print(f"{name:<28} {1e3 * seconds / rounds:>9.2f} {seconds / base:>13.2f} {cpu_text}")
     losses = {name: [repr(e.train_loss) for e in trainer.history] for name, trainer in trainers.items()}
     same = all(value == losses["in process"] for value in losses.values())
+    for name, value in losses.items():
+        print(f"  {name}: {value}")
     print(
         f"losses bit-identical across the runs: {same} ({losses['in process'][-1]} after {args.epochs} epochs)"
     )

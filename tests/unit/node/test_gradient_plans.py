@@ -18,6 +18,8 @@ import sympy
 from node_engine_helpers import as_request
 
 from qpumesh.node.core import GradResult, InvalidRequest, LimitExceeded, NodeConfig, NodeCore, NodeError
+from qpumesh.node.gradients import ChainRule, differentiable_slots
+from qpumesh.node.requests import CircuitRequests
 
 A, B, C = sympy.symbols("a b c")
 Q = cirq.LineQubit.range(2)
@@ -174,3 +176,36 @@ def test_a_jacobian_is_bounded_on_its_own_beside_a_planned_vjp_of_the_same_rows(
             LimitExceeded, match="the reply would be 192 bytes, over this node's max_message_bytes=100"
         ):
             core.shift_gradient(**jacobian)
+
+
+def test_chain_rule_and_angles_give_the_layered_sum_bits_in_c_order() -> None:
+    """The one-slot-per-symbol chain rule and all-affine angles: the general path's bits and layout.
+
+    In process the coordinator sums over the Jacobian as returned, and a sum's order is part
+    of its numbers: a differently strided array of equal entries changes the losses.
+    """
+    compiled = NodeCore(NodeConfig()).load_circuit(NON_AFFINE_HASH, NON_AFFINE_JSON)
+    plain = NodeCore(NodeConfig()).load_circuit(*as_request(cirq.Circuit(
+        cirq.rx(-0.5 * A).on(Q[0]), cirq.ry(B).on(Q[1]), cirq.rz(2 * C + 1).on(Q[0]), cirq.CNOT(*Q)
+    )))  # fmt: skip
+    slots = differentiable_slots(plain, ["c", "a", "b"])
+    rule = ChainRule(plain, slots)
+    assert rule._one_slot_each is not None  # the fast path
+    grads = RNG.normal(size=(5, 2, len(plain.slots)))
+    grads[0, 0, :] = -0.0
+    expected = np.zeros((5, 2, 3))
+    for w, symbol_slots in enumerate(slots):
+        for k in symbol_slots:
+            expected[:, :, w] += plain.slots[k].coeff * grads[:, :, k]
+    result = rule(grads)
+    assert result.flags.c_contiguous and result.shape == expected.shape
+    assert result.tobytes() == expected.tobytes()  # -0.0 entries became 0.0 in both
+
+    requests = CircuitRequests(plain)
+    columns = requests.columns(["b", "c", "a"])
+    assert columns.all_affine
+    table = RNG.normal(size=(6, 3))
+    general = columns._general_angles(plain, table)
+    angles = columns.angles(plain, table)
+    assert angles.flags.c_contiguous and angles.tobytes() == general.tobytes()
+    assert not CircuitRequests(compiled).columns(["a", "c"]).all_affine

@@ -166,9 +166,11 @@ class ChainRule:
         """Map ``(rows, n_out, n_slots)`` slot derivatives to ``(rows, n_out, len(wrt))``."""
         if self._one_slot_each is not None:
             # Each symbol drives one slot: zeros + c * g written out as c * g + 0.0, the same
-            # numbers (0.0 + x is x, and -0.0 becomes 0.0 either way), without the scatter.
+            # numbers (0.0 + x is x, and -0.0 becomes 0.0 either way), without the scatter;
+            # C-ordered like the zeros (``take``, not fancy indexing, whose result is not):
+            # callers in process sum over it, and the order of a sum is part of its numbers.
             ks, coeffs = self._one_slot_each
-            product: np.ndarray = slot_grads[:, :, ks] * coeffs
+            product: np.ndarray = slot_grads.take(ks, axis=2) * coeffs
             product += 0.0
             return product
         rows, n_out = slot_grads.shape[:2]

@@ -91,7 +91,8 @@ class Columns:
         """
         if self.all_affine:  # the common case, without the scatter into an empty table (same numbers)
             with np.errstate(all="ignore"):
-                angles: np.ndarray = table[:, self.affine_columns] * self.coeff
+                # C-ordered, as the empty table was (``take``; fancy indexing's result is not).
+                angles: np.ndarray = table.take(self.affine_columns, axis=1) * self.coeff
                 angles += self.offset
         else:
             angles = self._general_angles(compiled, table)
