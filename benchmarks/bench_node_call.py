@@ -35,7 +35,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import numpy as np
 import torch
 
@@ -192,8 +191,8 @@ def per_call(args: argparse.Namespace, spec: JobSpec, stack: ExitStack) -> None:
             target.batch(args.calls)
     rows = task.values.shape[0]
     print(
-        f"## one ShiftGradient call: {rows} rows, Jacobian + values, by hash, mutual TLS, {args.calls} calls x "
-        f"{args.batches} batches, alternating"
+        f"## one ShiftGradient call: {rows} rows, Jacobian + values, by hash, mutual TLS, "
+        f"{args.calls} calls x {args.batches} batches, alternating"
     )
     print(f"{'target':<34} {'CPU µs':>9} {'(batches)':>11} {'trip ms':>9} {'execute ms':>10}")
     for target in targets:
@@ -243,7 +242,8 @@ def training(args: argparse.Namespace, spec: JobSpec, stack: ExitStack) -> None:
     for name, value in losses.items():
         print(f"  {name}: {value}")
     print(
-        f"losses bit-identical across the runs: {same} ({losses['in process'][-1]} after {args.epochs} epochs)"
+        f"losses bit-identical across the runs: {same} "
+        f"({losses['in process'][-1]} after {args.epochs} epochs)"
     )
 
 
@@ -261,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     spec = JobSpec(model="distributed", qubits=4, partitions=2, epochs=max(args.epochs, 1))
     print(
-        f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; baseline {args.baseline_python or '-'}"
+        f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+        f"baseline {args.baseline_python or '-'}"
     )
     with ExitStack() as stack:
         per_call(args, spec, stack)
