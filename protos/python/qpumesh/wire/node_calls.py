@@ -168,6 +168,96 @@ def shift_gradient_request(
     return request
 
 
+class RequestTemplates:
+    """Requests built once per kind of task, so that a call only fills in its parameter values.
+
+    A training run sends the same circuits with the same observables, symbols and
+    sampling settings round after round; only the parameter rows (and a VJP's
+    cotangents) change. ``shift_gradient`` and ``evaluate`` return a fresh request equal
+    to ``shift_gradient_request`` / ``evaluate_request``'s (the same bytes on the wire),
+    copied from a prototype kept per fixed part. Observables are recognised by identity
+    (the prototype keeps them alive, so an id is never reused while it is cached); at most
+    ``size`` prototypes are kept, then the cache starts over.
+
+    Not thread-safe: one instance per thread (the mesh's event loop).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._prototypes: dict[tuple[object, ...], tuple[Sequence[PauliTerms], NodeRequest]] = {}
+
+    def _prototype(
+        self, key: tuple[object, ...], observables: Sequence[PauliTerms], build: Callable[[], NodeRequest]
+    ) -> NodeRequest:
+        entry = self._prototypes.get(key)
+        if entry is None or entry[0] is not observables:
+            if len(self._prototypes) >= self.size:
+                self._prototypes.clear()
+            entry = (observables, build())
+            self._prototypes[key] = entry
+        return entry[1]
+
+    def shift_gradient(
+        self,
+        observables: Sequence[PauliTerms],
+        symbols: Sequence[str],
+        values: npt.ArrayLike,
+        *,
+        wrt: Sequence[str] = (),
+        cotangents: npt.ArrayLike | None = None,
+        include_values: bool = False,
+        shots: int | None = 0,
+        seed: int | None = None,
+    ) -> pb.ShiftGradientRequest:
+        """``shift_gradient_request(observables, parameter_batch(symbols, values), ...)`` from a prototype.
+
+        Raises:
+            ValueError: shots or seed out of the wire's range.
+        """
+        key = ("ShiftGradient", id(observables), tuple(symbols), tuple(wrt), include_values, shots, seed)
+        prototype = self._prototype(
+            key,
+            observables,
+            lambda: shift_gradient_request(
+                observables, pb.ParameterBatch(symbols=list(symbols)), wrt=wrt, include_values=include_values,
+                shots=shots, seed=seed,
+            ),
+        )  # fmt: skip
+        request = pb.ShiftGradientRequest()
+        request.CopyFrom(prototype)
+        request.params.values.CopyFrom(to_tensor(values))
+        if cotangents is not None:
+            request.cotangents.CopyFrom(to_tensor(cotangents))
+        return request
+
+    def evaluate(
+        self,
+        observables: Sequence[PauliTerms],
+        symbols: Sequence[str],
+        values: npt.ArrayLike,
+        *,
+        shots: int | None = 0,
+        seed: int | None = None,
+    ) -> pb.EvaluateRequest:
+        """``evaluate_request(observables, parameter_batch(symbols, values), ...)`` from a prototype.
+
+        Raises:
+            ValueError: shots or seed out of the wire's range.
+        """
+        key = ("Evaluate", id(observables), tuple(symbols), shots, seed)
+        prototype = self._prototype(
+            key,
+            observables,
+            lambda: evaluate_request(
+                observables, pb.ParameterBatch(symbols=list(symbols)), shots=shots, seed=seed
+            ),
+        )
+        request = pb.EvaluateRequest()
+        request.CopyFrom(prototype)
+        request.params.values.CopyFrom(to_tensor(values))
+        return request
+
+
 # --------------------------------------------------------------------------- sending
 
 

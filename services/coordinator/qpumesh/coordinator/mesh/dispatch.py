@@ -28,7 +28,6 @@ whether it is the hedge) whose context travels to the node in the call's metadat
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,10 +45,8 @@ from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
-from qpumesh.v1 import qpu_node_pb2
-from qpumesh.wire import node_calls
+from qpumesh.wire import node_calls, tracing
 from qpumesh.wire.errors import TRANSIENT_CODES, MeshError
-from qpumesh.wire.tracing import outgoing_metadata, span
 
 
 class TransientCallError(Exception):
@@ -82,6 +79,7 @@ class Dispatcher:
         self.assignment: Mapping[str, str] = {}
         """Task key -> address of the node the planner put it on."""
         self._random = random.Random()
+        self._templates = node_calls.RequestTemplates()
 
     def choose(self, task: CircuitTask, exclude: Sequence[MeshNode]) -> MeshNode:
         """Pick the node for the next attempt of ``task`` (see the module docstring).
@@ -125,15 +123,23 @@ class Dispatcher:
         Raises:
             MeshError: a non-transient status, every attempt failed, or no node can host it.
         """
-        with span(
+        if not tracing.enabled():
+            return await self._timed(task)
+        with tracing.span(
             f"task {task.key or '?'}",
             attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
         ):
-            start = time.perf_counter()
-            result = await self._run(task)
-            # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
-            outside = max(0.0, time.perf_counter() - start - result.node_seconds)
-            return dataclasses.replace(result, overhead_seconds=outside)
+            return await self._timed(task)
+
+    async def _timed(self, task: CircuitTask) -> CircuitResult:
+        start = time.perf_counter()
+        result = await self._run(task)
+        # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
+        outside = max(0.0, time.perf_counter() - start - result.node_seconds)
+        return CircuitResult(
+            result.expectations, result.jacobian, result.node, result.hardware_seconds, result.node_seconds,
+            outside, result.executions, result.shots, result.vjp,
+        )  # fmt: skip
 
     async def _run(self, task: CircuitTask) -> CircuitResult:
         tried: list[MeshNode] = []
@@ -173,6 +179,8 @@ class Dispatcher:
         if hedge_after is None:  # no second call to race: no task of its own either
             node.in_flight += 1
             try:
+                if not tracing.enabled():
+                    return await self._call(node, task)
                 return await self._traced_call(node, task, attempt, False)
             finally:
                 node.in_flight -= 1
@@ -254,7 +262,7 @@ class Dispatcher:
             "qpumesh.attempt": attempt,
             "qpumesh.hedge": hedge,
         }
-        with span(
+        with tracing.span(
             f"qpumesh.v1.QPUNode/{method}", kind=SpanKind.CLIENT, attributes=attributes,
             record_exception=False, set_status_on_exception=False,
         ) as call:  # fmt: skip
@@ -276,13 +284,13 @@ class Dispatcher:
             TransientCallError: a transient status (the task may be retried elsewhere).
             MeshError: any other status, or a reply that does not decode.
         """
-        params = node_calls.parameter_batch(task.symbols, task.values)
         if task.cotangents is not None:
-            return await self._vjp(node, task, params)
+            return await self._vjp(node, task)
         if task.jacobian:
-            request = node_calls.shift_gradient_request(
+            request = self._templates.shift_gradient(
                 task.observables,
-                params,
+                task.symbols,
+                task.values,
                 wrt=task.symbols,
                 include_values=True,
                 shots=task.shots,
@@ -303,7 +311,9 @@ class Dispatcher:
                     executions=gradient.shift_rule_executions,
                     shots=gradient.shift_rule_shots,
                 )
-        evaluate = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
+        evaluate = self._templates.evaluate(
+            task.observables, task.symbols, task.values, shots=task.shots, seed=task.seed
+        )
         reply = await self._send(node, task, node.stub.Evaluate, evaluate)
         with self._decoding(node):
             answer = node_calls.decode_evaluation(reply, evaluate)
@@ -319,13 +329,11 @@ class Dispatcher:
                 shots=answer.shots,
             )
 
-    async def _vjp(
-        self, node: MeshNode, task: CircuitTask, params: qpu_node_pb2.ParameterBatch
-    ) -> CircuitResult:
+    async def _vjp(self, node: MeshNode, task: CircuitTask) -> CircuitResult:
         """Run a VJP task: ShiftGradient with the task's cotangents, no values."""
-        request = node_calls.shift_gradient_request(
-            task.observables, params, wrt=task.symbols, cotangents=task.cotangents, shots=task.shots,
-            seed=task.seed,
+        request = self._templates.shift_gradient(
+            task.observables, task.symbols, task.values, wrt=task.symbols, cotangents=task.cotangents,
+            shots=task.shots, seed=task.seed,
         )  # fmt: skip
         reply = await self._send(node, task, node.stub.ShiftGradient, request)
         with self._decoding(node):
@@ -370,7 +378,7 @@ class Dispatcher:
                 node.held,
                 timeout=timeout,
                 on_send=sending,
-                metadata=outgoing_metadata() or None,
+                metadata=tracing.outgoing_metadata() or None,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
