@@ -121,12 +121,15 @@ def gradient_method(name: str) -> pb.GradientMethod:
         raise ValueError(f"unknown gradient method {name!r}; use one of {list(GRADIENT_METHODS)}") from None
 
 
+_METHOD_NAMES = {
+    int(value): name.removeprefix(_METHOD_PREFIX).lower() for name, value in pb.GradientMethod.items()
+}
+
+
 def method_name(value: int) -> str:
     """Return the name of a ``GradientMethod`` value ("adjoint"); an unknown number stays recognisable."""
-    try:
-        return str(pb.GradientMethod.Name(value)).removeprefix(_METHOD_PREFIX).lower()  # type: ignore[arg-type]
-    except ValueError:
-        return f"GradientMethod({value})"
+    name = _METHOD_NAMES.get(value)
+    return name if name is not None else f"GradientMethod({value})"
 
 
 def shift_gradient_request(
@@ -176,7 +179,8 @@ class RequestTemplates:
     cotangents) change. ``shift_gradient`` and ``evaluate`` return a fresh request equal
     to ``shift_gradient_request`` / ``evaluate_request``'s (the same bytes on the wire),
     copied from a prototype kept per fixed part. Observables are recognised by identity
-    (the prototype keeps them alive, so an id is never reused while it is cached); at most
+    (the prototype keeps them alive, so an id is never reused while it is cached; a list
+    changed in place is therefore not noticed: callers pass lists they keep as they are); at most
     ``size`` prototypes are kept, then the cache starts over.
 
     Not thread-safe: one instance per thread (the mesh's event loop).
@@ -460,7 +464,7 @@ def decode_gradient(reply: pb.ShiftGradientResponse, request: pb.ShiftGradientRe
     answered = tuple(reply.wrt) or wanted
     jacobian = from_tensor(reply.jacobian, "jacobian")
     shape = (rows, len(wanted)) if request.HasField("cotangents") else (rows, n_obs, len(wanted))
-    if jacobian.shape != shape or sorted(answered) != sorted(wanted):
+    if jacobian.shape != shape or (answered != wanted and sorted(answered) != sorted(wanted)):
         raise ValueError(
             f"jacobian has shape {jacobian.shape} over {list(answered)}, expected {shape} over {list(wanted)}"
         )
