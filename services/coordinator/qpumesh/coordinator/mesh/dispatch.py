@@ -30,8 +30,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -123,17 +122,17 @@ class Dispatcher:
         Raises:
             MeshError: a non-transient status, every attempt failed, or no node can host it.
         """
-        if not tracing.enabled():
-            return await self._timed(task)
+        if not tracing.enabled():  # asked once per task: no spans, no trace metadata
+            return await self._timed(task, False)
         with tracing.span(
             f"task {task.key or '?'}",
             attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
         ):
-            return await self._timed(task)
+            return await self._timed(task, True)
 
-    async def _timed(self, task: CircuitTask) -> CircuitResult:
+    async def _timed(self, task: CircuitTask, traced: bool) -> CircuitResult:
         start = time.perf_counter()
-        result = await self._run(task)
+        result = await self._run(task, traced)
         # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
         outside = max(0.0, time.perf_counter() - start - result.node_seconds)
         return CircuitResult(
@@ -141,7 +140,7 @@ class Dispatcher:
             outside, result.executions, result.shots, result.vjp,
         )  # fmt: skip
 
-    async def _run(self, task: CircuitTask) -> CircuitResult:
+    async def _run(self, task: CircuitTask, traced: bool) -> CircuitResult:
         tried: list[MeshNode] = []
         last: TransientCallError | None = None
         attempts = self.options.max_attempts
@@ -158,7 +157,7 @@ class Dispatcher:
                 current = trace.get_current_span()
                 current.add_event("failover", {"qpumesh.node": node.address, "detail": detail})
             try:
-                return await self._attempt(task, node, tried, attempt)
+                return await self._attempt(task, node, tried, attempt, traced)
             except TransientCallError as failure:
                 last = failure
                 tried.append(failure.node)
@@ -172,16 +171,21 @@ class Dispatcher:
         )
 
     async def _attempt(
-        self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode], attempt: int = 1
+        self,
+        task: CircuitTask,
+        node: MeshNode,
+        tried: Sequence[MeshNode],
+        attempt: int = 1,
+        traced: bool = True,
     ) -> CircuitResult:
         """One attempt: the call to ``node``, plus a hedge call if it is slow."""
         hedge_after = self.options.hedge_after_seconds
         if hedge_after is None:  # no second call to race: no task of its own either
             node.in_flight += 1
             try:
-                if not tracing.enabled():
-                    return await self._call(node, task)
-                return await self._traced_call(node, task, attempt, False)
+                if traced:
+                    return await self._traced_call(node, task, attempt, False)
+                return await self._call(node, task)
             finally:
                 node.in_flight -= 1
         primary = self._launch(node, task, attempt)
@@ -267,7 +271,7 @@ class Dispatcher:
             record_exception=False, set_status_on_exception=False,
         ) as call:  # fmt: skip
             try:
-                return await self._call(node, task)
+                return await self._call(node, task, tracing.outgoing_metadata() or None)
             except asyncio.CancelledError:
                 call.set_attribute("qpumesh.cancelled", True)  # a hedge lost, or the round ended
                 raise
@@ -277,77 +281,56 @@ class Dispatcher:
                 call.set_status(Status(StatusCode.ERROR, code.name))
                 raise
 
-    async def _call(self, node: MeshNode, task: CircuitTask) -> CircuitResult:
+    async def _call(
+        self, node: MeshNode, task: CircuitTask, metadata: Sequence[tuple[str, str]] | None = None
+    ) -> CircuitResult:
         """Run ``task`` on ``node``: one RPC, or two when the node lost the circuit.
 
         Raises:
             TransientCallError: a transient status (the task may be retried elsewhere).
             MeshError: any other status, or a reply that does not decode.
         """
-        if task.cotangents is not None:
-            return await self._vjp(node, task)
-        if task.jacobian:
+        if task.jacobian or task.cotangents is not None:  # values with the Jacobian, or a VJP
             request = self._templates.shift_gradient(
-                task.observables,
-                task.symbols,
-                task.values,
-                wrt=task.symbols,
-                include_values=True,
-                shots=task.shots,
-                seed=task.seed,
-            )
-            reply = await self._send(node, task, node.stub.ShiftGradient, request)
-            with self._decoding(node):
+                task.observables, task.symbols, task.values, wrt=task.symbols, cotangents=task.cotangents,
+                include_values=task.jacobian, shots=task.shots, seed=task.seed,
+            )  # fmt: skip
+            reply = await self._send(node, task, node.stub.ShiftGradient, request, metadata)
+            try:
                 gradient = node_calls.decode_gradient(reply, request)
-                if gradient.expectations is None:
+                if task.jacobian and gradient.expectations is None:
                     raise ValueError("no expectations, although include_values was set")
-                at_node = gradient.queue_seconds + gradient.execute_seconds
-                return CircuitResult(
-                    gradient.expectations,
-                    gradient.jacobian,
-                    node.address,
-                    gradient.hardware_seconds,
-                    at_node,
-                    executions=gradient.shift_rule_executions,
-                    shots=gradient.shift_rule_shots,
-                )
-        evaluate = self._templates.evaluate(
-            task.observables, task.symbols, task.values, shots=task.shots, seed=task.seed
-        )
-        reply = await self._send(node, task, node.stub.Evaluate, evaluate)
-        with self._decoding(node):
-            answer = node_calls.decode_evaluation(reply, evaluate)
-            node_seconds = answer.queue_seconds + answer.execute_seconds
-            # The node's counts: with zero-noise extrapolation they include the folded circuits.
+            except ValueError as error:
+                raise self._malformed(node, error) from None
+            vjp = task.cotangents is not None
             return CircuitResult(
-                answer.expectations,
-                None,
-                node.address,
-                answer.hardware_seconds,
-                node_seconds,
-                executions=answer.executions,
-                shots=answer.shots,
-            )
-
-    async def _vjp(self, node: MeshNode, task: CircuitTask) -> CircuitResult:
-        """Run a VJP task: ShiftGradient with the task's cotangents, no values."""
-        request = self._templates.shift_gradient(
-            task.observables, task.symbols, task.values, wrt=task.symbols, cotangents=task.cotangents,
-            shots=task.shots, seed=task.seed,
-        )  # fmt: skip
-        reply = await self._send(node, task, node.stub.ShiftGradient, request)
-        with self._decoding(node):
-            gradient = node_calls.decode_gradient(reply, request)
-            return CircuitResult(
-                None,
-                None,
+                None if vjp else gradient.expectations,
+                None if vjp else gradient.jacobian,
                 node.address,
                 gradient.hardware_seconds,
                 gradient.queue_seconds + gradient.execute_seconds,
                 executions=gradient.shift_rule_executions,
                 shots=gradient.shift_rule_shots,
-                vjp=gradient.jacobian,
+                vjp=gradient.jacobian if vjp else None,
             )
+        evaluate = self._templates.evaluate(
+            task.observables, task.symbols, task.values, shots=task.shots, seed=task.seed
+        )
+        reply = await self._send(node, task, node.stub.Evaluate, evaluate, metadata)
+        try:
+            answer = node_calls.decode_evaluation(reply, evaluate)
+        except ValueError as error:
+            raise self._malformed(node, error) from None
+        # The node's counts: with zero-noise extrapolation they include the folded circuits.
+        return CircuitResult(
+            answer.expectations,
+            None,
+            node.address,
+            answer.hardware_seconds,
+            answer.queue_seconds + answer.execute_seconds,
+            executions=answer.executions,
+            shots=answer.shots,
+        )
 
     def deadline(self, node: MeshNode, work: float) -> float:
         """Seconds a call may take on ``node`` with ``work`` in flight there (``deadlines.deadline``)."""
@@ -357,7 +340,12 @@ class Dispatcher:
         return deadlines.deadline(self.options.timeout_seconds, node.pace, others, work)
 
     async def _send(
-        self, node: MeshNode, task: CircuitTask, method: Any, request: node_calls.NodeRequest
+        self,
+        node: MeshNode,
+        task: CircuitTask,
+        method: Any,
+        request: node_calls.NodeRequest,
+        metadata: Sequence[tuple[str, str]] | None,
     ) -> Any:
         """Send ``request`` with the task's circuit, counting every send; a success ends a failure streak."""
 
@@ -378,7 +366,7 @@ class Dispatcher:
                 node.held,
                 timeout=timeout,
                 on_send=sending,
-                metadata=tracing.outgoing_metadata() or None,
+                metadata=metadata,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -393,15 +381,14 @@ class Dispatcher:
             self.membership.answered(node, f"answered task {task.key or '?'}")
         return reply
 
-    @contextmanager
-    def _decoding(self, node: MeshNode) -> Iterator[None]:
-        """Turn a reply that does not decode into a failed call (INTERNAL: it would fail again)."""
-        try:
-            yield
-        except ValueError as error:
-            node.failures += 1
-            self.stats.add(failures=1)
-            raise MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}") from None
+    def _malformed(self, node: MeshNode, error: ValueError) -> MeshError:
+        """Count a reply that does not decode as a failed call; return its error.
+
+        The error is INTERNAL, not transient: the node would send the same reply again.
+        """
+        node.failures += 1
+        self.stats.add(failures=1)
+        return MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}")
 
     def _failed(
         self, node: MeshNode, task: CircuitTask, error: grpc.aio.AioRpcError, timeout: float
