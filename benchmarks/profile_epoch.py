@@ -15,7 +15,9 @@ own execute time; and the mesh executor's own cost per round (dispatch, codec, t
 into its event loop and back) with the nodes' stubs answering at once.
 
 For each it prints the median wall seconds per epoch (epochs 2..), the CPU seconds of
-this process and of the node processes per epoch, and per round.
+this process and of the node processes per epoch, and per round; and this process's CPU
+per round beyond the model's (mesh: the executor, asyncio and the gRPC client; in
+process: the engine).
 
 Usage:
     python benchmarks/profile_epoch.py [--epochs 4] [--nodes 4] [--model distributed] [--qubits 4]
@@ -182,6 +184,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"{statistics.median(own[name][1:] or own[name]):>10.3f} "
                 f"{statistics.median(nodes[name][1:] or nodes[name]):>12.3f}"
             )
+        beyond = {
+            name: (
+                statistics.median(own[name][1:] or own[name])
+                - statistics.median(own["model only"][1:] or own["model only"])
+            )
+            / rounds
+            for name in ("in process", "mesh")
+        }
+        print(
+            f"this process's CPU per round beyond the model: mesh {1e6 * beyond['mesh']:.0f} µs (the "
+            f"executor, asyncio, gRPC client), in process {1e6 * beyond['in process']:.0f} µs (the engine)"
+        )
         # One training round's requests, each sent alone to the node the plan put it on.
         data = trainers["mesh"].dataset
         captured: list[CircuitTask] = []

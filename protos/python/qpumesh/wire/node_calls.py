@@ -228,7 +228,7 @@ class RequestTemplates:
             ),
         )  # fmt: skip
         request = pb.ShiftGradientRequest()
-        request.CopyFrom(prototype)
+        request.CopyFrom(cast(pb.ShiftGradientRequest, prototype))
         request.params.values.CopyFrom(to_tensor(values))
         if cotangents is not None:
             request.cotangents.CopyFrom(to_tensor(cotangents))
@@ -257,7 +257,7 @@ class RequestTemplates:
             ),
         )
         request = pb.EvaluateRequest()
-        request.CopyFrom(prototype)
+        request.CopyFrom(cast(pb.EvaluateRequest, prototype))
         request.params.values.CopyFrom(to_tensor(values))
         return request
 

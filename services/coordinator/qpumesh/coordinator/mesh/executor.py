@@ -62,6 +62,8 @@ class MeshExecutor:
         self._background: list[asyncio.Task[None]] = []
         self._rounds: set[asyncio.Task[Any]] = set()
         """The dispatch tasks of running rounds (cancelled by ``close``)."""
+        self._live: set[_Round] = set()
+        """Rounds whose tasks are running."""
         self._closing = False
         self._final_stats: list[cpb.NodeStats] = []
         self._closed = False
@@ -84,7 +86,7 @@ class MeshExecutor:
         # inherit the caller's trace context (its round span).
         round_ = _Round(list(tasks))
         self._loop.call_soon_threadsafe(self._start_round, round_)
-        results = round_.wait()
+        results = round_.wait(self._thread)
         self.stats.record_round(results)
         self.stats.record_hardware(results)
         return results
@@ -165,8 +167,9 @@ class MeshExecutor:
     def _start_round(self, round_: _Round) -> None:
         """Start one dispatch task per circuit task of ``round_`` (on the loop).
 
-        The tasks report to ``round_`` as they finish: no task for the round itself and
-        no gather, so a round costs the loop one wake-up to start and one per reply.
+        The tasks report to ``round_`` as they finish: no task for the round itself, no
+        gather and no done callbacks, so a round costs the loop one wake-up to start and
+        one per reply.
         """
         if self._closing:
             round_.fail(CancelledError())
@@ -190,30 +193,34 @@ class MeshExecutor:
             self._dispatch(round_)
 
     def _dispatch(self, round_: _Round) -> None:
+        self._live.add(round_)
         for index, task in enumerate(round_.tasks):
-            job = asyncio.create_task(self.dispatcher.run(task))
+            job = asyncio.create_task(self._run_task(round_, index, task))
             round_.jobs.append(job)
             self._rounds.add(job)
-            job.add_done_callback(functools.partial(self._finished, round_, index))
 
-    def _finished(self, round_: _Round, index: int, job: asyncio.Task[CircuitResult]) -> None:
-        self._rounds.discard(job)
+    async def _run_task(self, round_: _Round, index: int, task: CircuitTask) -> None:
+        """Run one task of ``round_`` and report to it; the first failure decides the round."""
+        try:
+            result = await self.dispatcher.run(task)
+        except (Exception, asyncio.CancelledError) as error:  # the round's caller raises it
+            if not round_.done:
+                current = asyncio.current_task()
+                for other in round_.jobs:  # like gather: the others are not waited for
+                    if other is not current:
+                        other.cancel()
+                round_.fail(error)
+                self._live.discard(round_)
+            return
+        finally:
+            self._rounds.discard(round_.jobs[index])
         if round_.done:
             return
-        if job.cancelled():
-            error: BaseException | None = CancelledError()
-        else:
-            error = job.exception()
-        if error is not None:
-            # The first failure decides the round (like gather); the others are cancelled.
-            for other in round_.jobs:
-                other.cancel()
-            round_.fail(error)
-            return
-        round_.results[index] = job.result()
+        round_.results[index] = result
         round_.pending -= 1
         if not round_.pending:
             round_.finish()
+            self._live.discard(round_)
 
     async def _plan_nodes(self) -> list[int]:
         # Only the first plan gives slow starters a grace period; later a node that is
@@ -229,6 +236,10 @@ class MeshExecutor:
         for task in work:
             task.cancel()
         await asyncio.gather(*work, return_exceptions=True)
+        for round_ in self._live:  # a task cancelled before it ran could not report
+            if not round_.done:
+                round_.fail(CancelledError())
+        self._live.clear()
         await self.membership.close()
 
     # ------------------------------------------------------------------ loop plumbing
@@ -268,7 +279,7 @@ class _Round:
     def __init__(self, tasks: list[CircuitTask]) -> None:
         self.tasks = tasks
         self.results: list[CircuitResult | None] = [None] * len(tasks)
-        self.jobs: list[asyncio.Task[CircuitResult]] = []
+        self.jobs: list[asyncio.Task[None]] = []
         self.pending = len(tasks)
         self.done = False
         self.error: BaseException | None = None
@@ -286,13 +297,20 @@ class _Round:
         self.error = error
         self._lock.release()
 
-    def wait(self) -> list[CircuitResult]:
+    def wait(self, loop_thread: threading.Thread) -> list[CircuitResult]:
         """Block until the round is done; return its results or raise its error.
+
+        A round handed to a loop that stopped before it ran is CANCELLED once the loop's
+        thread has ended (``close`` raced with the call), so no caller waits forever.
 
         Raises:
             MeshError: the round failed (CANCELLED when the executor was closed during it).
         """
-        self._lock.acquire()
+        while not self._lock.acquire(timeout=1.0):
+            if not loop_thread.is_alive():
+                if not self._lock.acquire(blocking=False):  # else it finished just in time
+                    self.error = CancelledError()
+                break
         if isinstance(self.error, (CancelledError, asyncio.CancelledError)):
             raise MeshError("", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round")
         if self.error is not None:
