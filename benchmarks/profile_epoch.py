@@ -15,7 +15,10 @@ own execute time; and the mesh executor's own cost per round (dispatch, codec, t
 into its event loop and back) with the nodes' stubs answering at once.
 
 For each it prints the median wall seconds per epoch (epochs 2..), the CPU seconds of
-this process and of the node processes per epoch, and per round.
+this process and of the node processes per epoch, and per round; and this process's CPU
+per round beyond the model's (mesh: the executor, asyncio and the gRPC client; in
+process: the engine), and the mesh epochs' CPU on the training thread and on the mesh's
+event-loop thread (Linux /proc, 10 ms ticks: use a few epochs).
 
 Usage:
     python benchmarks/profile_epoch.py [--epochs 4] [--nodes 4] [--model distributed] [--qubits 4]
@@ -28,6 +31,7 @@ import asyncio
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -107,6 +111,16 @@ def _cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
+def _thread_cpu_seconds(thread_id: int | None) -> float:
+    """User + system CPU seconds of this process's thread ``thread_id`` (a native id) so far."""
+    try:
+        with open(f"/proc/self/task/{thread_id}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _round_trips(
     address: str, tasks: Sequence[CircuitTask], repeats: int, tls: TlsConfig | None
 ) -> tuple[float, float]:
@@ -167,12 +181,19 @@ def main(argv: list[str] | None = None) -> int:
         wall: dict[str, list[float]] = {name: [] for name in trainers}
         own: dict[str, list[float]] = {name: [] for name in trainers}
         nodes: dict[str, list[float]] = {name: [] for name in trainers}
+        # The mesh epochs' CPU on the training thread and on the mesh's event-loop thread.
+        threads = {"training": threading.get_native_id(), "event loop": mesh._thread.native_id}
+        by_thread: dict[str, list[float]] = {name: [] for name in threads}
         for _ in range(args.epochs):
             for name, trainer in trainers.items():
                 cpu, node_cpu = time.process_time(), _cpu_seconds(node_pids)
+                before = {t: _thread_cpu_seconds(i) for t, i in threads.items()}
                 wall[name].append(trainer.train_epoch().wall_seconds)
                 own[name].append(time.process_time() - cpu)
                 nodes[name].append(_cpu_seconds(node_pids) - node_cpu)
+                if name == "mesh":
+                    for t, i in threads.items():
+                        by_thread[t].append(_thread_cpu_seconds(i) - before[t])
         rounds = trainers["mesh"].history[-1].rounds
         print(f"{'':<12} {'s/epoch':>9} {'ms/round':>9} {'own CPU s':>10} {'nodes CPU s':>12}")
         for name in trainers:
@@ -182,6 +203,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"{statistics.median(own[name][1:] or own[name]):>10.3f} "
                 f"{statistics.median(nodes[name][1:] or nodes[name]):>12.3f}"
             )
+        beyond = {
+            name: (
+                statistics.median(own[name][1:] or own[name])
+                - statistics.median(own["model only"][1:] or own["model only"])
+            )
+            / rounds
+            for name in ("in process", "mesh")
+        }
+        print(
+            f"this process's CPU per round beyond the model: mesh {1e6 * beyond['mesh']:.0f} µs (the "
+            f"executor, asyncio, gRPC client), in process {1e6 * beyond['in process']:.0f} µs (the engine)"
+        )
+        print(
+            "the mesh epochs' CPU per round by thread: "
+            + ", ".join(
+                f"{t} {1e6 * statistics.median(v[1:] or v) / rounds:.0f} µs" for t, v in by_thread.items()
+            )
+        )
         # One training round's requests, each sent alone to the node the plan put it on.
         data = trainers["mesh"].dataset
         captured: list[CircuitTask] = []

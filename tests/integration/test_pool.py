@@ -334,3 +334,36 @@ def test_a_node_stopped_during_a_round_fails_over(faulty_node: Callable[..., Fau
         assert {r.node for r in results[0]} == {b.address}  # type: ignore[attr-defined]
         assert mesh.stats.retries == 4
         assert {e.kind for e in mesh.drain_fault_events()} >= {"error", "failover", "unhealthy"}
+
+
+def test_closing_while_rounds_are_submitted_leaves_no_caller_waiting(
+    faulty_node: Callable[..., FaultyNode],
+) -> None:
+    import threading
+
+    node = faulty_node(node_id="busy", faults=FaultConfig(latency_ms=5))
+    mesh = MeshExecutor(node.address, FAST)
+    mesh.node_max_qubits()
+    outcomes: list[str] = []
+
+    def submit() -> None:
+        while True:
+            try:
+                mesh.run_round(make_tasks(2, jacobian_every=0))
+            except MeshError as error:
+                outcomes.append(error.code.name)
+                return
+            except RuntimeError as error:
+                outcomes.append(str(error))
+                return
+
+    workers = [threading.Thread(target=submit) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    assert wait_until(lambda: mesh.stats.rounds >= 3)
+    mesh.close()
+    for worker in workers:
+        worker.join(timeout=10)
+    assert not any(worker.is_alive() for worker in workers)
+    assert len(outcomes) == 3
+    assert all(o == "CANCELLED" or "closed" in o for o in outcomes), outcomes

@@ -121,12 +121,15 @@ def gradient_method(name: str) -> pb.GradientMethod:
         raise ValueError(f"unknown gradient method {name!r}; use one of {list(GRADIENT_METHODS)}") from None
 
 
+_METHOD_NAMES = {
+    int(value): name.removeprefix(_METHOD_PREFIX).lower() for name, value in pb.GradientMethod.items()
+}
+
+
 def method_name(value: int) -> str:
     """Return the name of a ``GradientMethod`` value ("adjoint"); an unknown number stays recognisable."""
-    try:
-        return str(pb.GradientMethod.Name(value)).removeprefix(_METHOD_PREFIX).lower()  # type: ignore[arg-type]
-    except ValueError:
-        return f"GradientMethod({value})"
+    name = _METHOD_NAMES.get(value)
+    return name if name is not None else f"GradientMethod({value})"
 
 
 def shift_gradient_request(
@@ -166,6 +169,97 @@ def shift_gradient_request(
         request.cotangents.CopyFrom(to_tensor(cotangents))
     _set_sampling(request, shots, seed)
     return request
+
+
+class RequestTemplates:
+    """Requests built once per kind of task, so that a call only fills in its parameter values.
+
+    A training run sends the same circuits with the same observables, symbols and
+    sampling settings round after round; only the parameter rows (and a VJP's
+    cotangents) change. ``shift_gradient`` and ``evaluate`` return a fresh request equal
+    to ``shift_gradient_request`` / ``evaluate_request``'s (the same bytes on the wire),
+    copied from a prototype kept per fixed part. Observables are recognised by identity
+    (the prototype keeps them alive, so an id is never reused while it is cached; a list
+    changed in place is therefore not noticed: callers pass lists they keep as they are); at most
+    ``size`` prototypes are kept, then the cache starts over.
+
+    Not thread-safe: one instance per thread (the mesh's event loop).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._prototypes: dict[tuple[object, ...], tuple[Sequence[PauliTerms], NodeRequest]] = {}
+
+    def _prototype(
+        self, key: tuple[object, ...], observables: Sequence[PauliTerms], build: Callable[[], NodeRequest]
+    ) -> NodeRequest:
+        entry = self._prototypes.get(key)
+        if entry is None or entry[0] is not observables:
+            if len(self._prototypes) >= self.size:
+                self._prototypes.clear()
+            entry = (observables, build())
+            self._prototypes[key] = entry
+        return entry[1]
+
+    def shift_gradient(
+        self,
+        observables: Sequence[PauliTerms],
+        symbols: Sequence[str],
+        values: npt.ArrayLike,
+        *,
+        wrt: Sequence[str] = (),
+        cotangents: npt.ArrayLike | None = None,
+        include_values: bool = False,
+        shots: int | None = 0,
+        seed: int | None = None,
+    ) -> pb.ShiftGradientRequest:
+        """``shift_gradient_request(observables, parameter_batch(symbols, values), ...)`` from a prototype.
+
+        Raises:
+            ValueError: shots or seed out of the wire's range.
+        """
+        key = ("ShiftGradient", id(observables), tuple(symbols), tuple(wrt), include_values, shots, seed)
+        prototype = self._prototype(
+            key,
+            observables,
+            lambda: shift_gradient_request(
+                observables, pb.ParameterBatch(symbols=list(symbols)), wrt=wrt, include_values=include_values,
+                shots=shots, seed=seed,
+            ),
+        )  # fmt: skip
+        request = pb.ShiftGradientRequest()
+        request.CopyFrom(cast(pb.ShiftGradientRequest, prototype))
+        request.params.values.CopyFrom(to_tensor(values))
+        if cotangents is not None:
+            request.cotangents.CopyFrom(to_tensor(cotangents))
+        return request
+
+    def evaluate(
+        self,
+        observables: Sequence[PauliTerms],
+        symbols: Sequence[str],
+        values: npt.ArrayLike,
+        *,
+        shots: int | None = 0,
+        seed: int | None = None,
+    ) -> pb.EvaluateRequest:
+        """``evaluate_request(observables, parameter_batch(symbols, values), ...)`` from a prototype.
+
+        Raises:
+            ValueError: shots or seed out of the wire's range.
+        """
+        key = ("Evaluate", id(observables), tuple(symbols), shots, seed)
+        prototype = self._prototype(
+            key,
+            observables,
+            lambda: evaluate_request(
+                observables, pb.ParameterBatch(symbols=list(symbols)), shots=shots, seed=seed
+            ),
+        )
+        request = pb.EvaluateRequest()
+        request.CopyFrom(cast(pb.EvaluateRequest, prototype))
+        request.params.values.CopyFrom(to_tensor(values))
+        return request
 
 
 # --------------------------------------------------------------------------- sending
@@ -370,7 +464,7 @@ def decode_gradient(reply: pb.ShiftGradientResponse, request: pb.ShiftGradientRe
     answered = tuple(reply.wrt) or wanted
     jacobian = from_tensor(reply.jacobian, "jacobian")
     shape = (rows, len(wanted)) if request.HasField("cotangents") else (rows, n_obs, len(wanted))
-    if jacobian.shape != shape or sorted(answered) != sorted(wanted):
+    if jacobian.shape != shape or (answered != wanted and sorted(answered) != sorted(wanted)):
         raise ValueError(
             f"jacobian has shape {jacobian.shape} over {list(answered)}, expected {shape} over {list(wanted)}"
         )

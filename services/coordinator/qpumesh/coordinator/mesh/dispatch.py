@@ -28,11 +28,9 @@ whether it is the hedge) whose context travels to the node in the call's metadat
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -46,10 +44,8 @@ from qpumesh.coordinator.mesh.membership import Membership
 from qpumesh.coordinator.mesh.nodes import MeshNode
 from qpumesh.coordinator.mesh.options import PoolOptions
 from qpumesh.coordinator.mesh.stats import FaultLog, MeshStats
-from qpumesh.v1 import qpu_node_pb2
-from qpumesh.wire import node_calls
+from qpumesh.wire import node_calls, tracing
 from qpumesh.wire.errors import TRANSIENT_CODES, MeshError
-from qpumesh.wire.tracing import outgoing_metadata, span
 
 
 class TransientCallError(Exception):
@@ -82,6 +78,7 @@ class Dispatcher:
         self.assignment: Mapping[str, str] = {}
         """Task key -> address of the node the planner put it on."""
         self._random = random.Random()
+        self._templates = node_calls.RequestTemplates()
 
     def choose(self, task: CircuitTask, exclude: Sequence[MeshNode]) -> MeshNode:
         """Pick the node for the next attempt of ``task`` (see the module docstring).
@@ -125,17 +122,25 @@ class Dispatcher:
         Raises:
             MeshError: a non-transient status, every attempt failed, or no node can host it.
         """
-        with span(
+        if not tracing.enabled():  # asked once per task: no spans, no trace metadata
+            return await self._timed(task, False)
+        with tracing.span(
             f"task {task.key or '?'}",
             attributes={"qpumesh.task": task.key, "qpumesh.rows": int(task.values.shape[0])},
         ):
-            start = time.perf_counter()
-            result = await self._run(task)
-            # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
-            outside = max(0.0, time.perf_counter() - start - result.node_seconds)
-            return dataclasses.replace(result, overhead_seconds=outside)
+            return await self._timed(task, True)
 
-    async def _run(self, task: CircuitTask) -> CircuitResult:
+    async def _timed(self, task: CircuitTask, traced: bool) -> CircuitResult:
+        start = time.perf_counter()
+        result = await self._run(task, traced)
+        # The hardware model's view (wire.hardware): the task's time outside the node's QPU.
+        outside = max(0.0, time.perf_counter() - start - result.node_seconds)
+        return CircuitResult(
+            result.expectations, result.jacobian, result.node, result.hardware_seconds, result.node_seconds,
+            outside, result.executions, result.shots, result.vjp,
+        )  # fmt: skip
+
+    async def _run(self, task: CircuitTask, traced: bool) -> CircuitResult:
         tried: list[MeshNode] = []
         last: TransientCallError | None = None
         attempts = self.options.max_attempts
@@ -152,7 +157,7 @@ class Dispatcher:
                 current = trace.get_current_span()
                 current.add_event("failover", {"qpumesh.node": node.address, "detail": detail})
             try:
-                return await self._attempt(task, node, tried, attempt)
+                return await self._attempt(task, node, tried, attempt, traced)
             except TransientCallError as failure:
                 last = failure
                 tried.append(failure.node)
@@ -166,14 +171,21 @@ class Dispatcher:
         )
 
     async def _attempt(
-        self, task: CircuitTask, node: MeshNode, tried: Sequence[MeshNode], attempt: int = 1
+        self,
+        task: CircuitTask,
+        node: MeshNode,
+        tried: Sequence[MeshNode],
+        attempt: int = 1,
+        traced: bool = True,
     ) -> CircuitResult:
         """One attempt: the call to ``node``, plus a hedge call if it is slow."""
         hedge_after = self.options.hedge_after_seconds
         if hedge_after is None:  # no second call to race: no task of its own either
             node.in_flight += 1
             try:
-                return await self._traced_call(node, task, attempt, False)
+                if traced:
+                    return await self._traced_call(node, task, attempt, False)
+                return await self._call(node, task)
             finally:
                 node.in_flight -= 1
         primary = self._launch(node, task, attempt)
@@ -254,12 +266,12 @@ class Dispatcher:
             "qpumesh.attempt": attempt,
             "qpumesh.hedge": hedge,
         }
-        with span(
+        with tracing.span(
             f"qpumesh.v1.QPUNode/{method}", kind=SpanKind.CLIENT, attributes=attributes,
             record_exception=False, set_status_on_exception=False,
         ) as call:  # fmt: skip
             try:
-                return await self._call(node, task)
+                return await self._call(node, task, tracing.outgoing_metadata() or None)
             except asyncio.CancelledError:
                 call.set_attribute("qpumesh.cancelled", True)  # a hedge lost, or the round ended
                 raise
@@ -269,77 +281,56 @@ class Dispatcher:
                 call.set_status(Status(StatusCode.ERROR, code.name))
                 raise
 
-    async def _call(self, node: MeshNode, task: CircuitTask) -> CircuitResult:
+    async def _call(
+        self, node: MeshNode, task: CircuitTask, metadata: Sequence[tuple[str, str]] | None = None
+    ) -> CircuitResult:
         """Run ``task`` on ``node``: one RPC, or two when the node lost the circuit.
 
         Raises:
             TransientCallError: a transient status (the task may be retried elsewhere).
             MeshError: any other status, or a reply that does not decode.
         """
-        params = node_calls.parameter_batch(task.symbols, task.values)
-        if task.cotangents is not None:
-            return await self._vjp(node, task, params)
-        if task.jacobian:
-            request = node_calls.shift_gradient_request(
-                task.observables,
-                params,
-                wrt=task.symbols,
-                include_values=True,
-                shots=task.shots,
-                seed=task.seed,
-            )
-            reply = await self._send(node, task, node.stub.ShiftGradient, request)
-            with self._decoding(node):
+        if task.jacobian or task.cotangents is not None:  # values with the Jacobian, or a VJP
+            request = self._templates.shift_gradient(
+                task.observables, task.symbols, task.values, wrt=task.symbols, cotangents=task.cotangents,
+                include_values=task.jacobian, shots=task.shots, seed=task.seed,
+            )  # fmt: skip
+            reply = await self._send(node, task, node.stub.ShiftGradient, request, metadata)
+            try:
                 gradient = node_calls.decode_gradient(reply, request)
-                if gradient.expectations is None:
+                if task.jacobian and gradient.expectations is None:
                     raise ValueError("no expectations, although include_values was set")
-                at_node = gradient.queue_seconds + gradient.execute_seconds
-                return CircuitResult(
-                    gradient.expectations,
-                    gradient.jacobian,
-                    node.address,
-                    gradient.hardware_seconds,
-                    at_node,
-                    executions=gradient.shift_rule_executions,
-                    shots=gradient.shift_rule_shots,
-                )
-        evaluate = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
-        reply = await self._send(node, task, node.stub.Evaluate, evaluate)
-        with self._decoding(node):
-            answer = node_calls.decode_evaluation(reply, evaluate)
-            node_seconds = answer.queue_seconds + answer.execute_seconds
-            # The node's counts: with zero-noise extrapolation they include the folded circuits.
+            except ValueError as error:
+                raise self._malformed(node, error) from None
+            vjp = task.cotangents is not None
             return CircuitResult(
-                answer.expectations,
-                None,
-                node.address,
-                answer.hardware_seconds,
-                node_seconds,
-                executions=answer.executions,
-                shots=answer.shots,
-            )
-
-    async def _vjp(
-        self, node: MeshNode, task: CircuitTask, params: qpu_node_pb2.ParameterBatch
-    ) -> CircuitResult:
-        """Run a VJP task: ShiftGradient with the task's cotangents, no values."""
-        request = node_calls.shift_gradient_request(
-            task.observables, params, wrt=task.symbols, cotangents=task.cotangents, shots=task.shots,
-            seed=task.seed,
-        )  # fmt: skip
-        reply = await self._send(node, task, node.stub.ShiftGradient, request)
-        with self._decoding(node):
-            gradient = node_calls.decode_gradient(reply, request)
-            return CircuitResult(
-                None,
-                None,
+                None if vjp else gradient.expectations,
+                None if vjp else gradient.jacobian,
                 node.address,
                 gradient.hardware_seconds,
                 gradient.queue_seconds + gradient.execute_seconds,
                 executions=gradient.shift_rule_executions,
                 shots=gradient.shift_rule_shots,
-                vjp=gradient.jacobian,
+                vjp=gradient.jacobian if vjp else None,
             )
+        evaluate = self._templates.evaluate(
+            task.observables, task.symbols, task.values, shots=task.shots, seed=task.seed
+        )
+        reply = await self._send(node, task, node.stub.Evaluate, evaluate, metadata)
+        try:
+            answer = node_calls.decode_evaluation(reply, evaluate)
+        except ValueError as error:
+            raise self._malformed(node, error) from None
+        # The node's counts: with zero-noise extrapolation they include the folded circuits.
+        return CircuitResult(
+            answer.expectations,
+            None,
+            node.address,
+            answer.hardware_seconds,
+            answer.queue_seconds + answer.execute_seconds,
+            executions=answer.executions,
+            shots=answer.shots,
+        )
 
     def deadline(self, node: MeshNode, work: float) -> float:
         """Seconds a call may take on ``node`` with ``work`` in flight there (``deadlines.deadline``)."""
@@ -349,7 +340,12 @@ class Dispatcher:
         return deadlines.deadline(self.options.timeout_seconds, node.pace, others, work)
 
     async def _send(
-        self, node: MeshNode, task: CircuitTask, method: Any, request: node_calls.NodeRequest
+        self,
+        node: MeshNode,
+        task: CircuitTask,
+        method: Any,
+        request: node_calls.NodeRequest,
+        metadata: Sequence[tuple[str, str]] | None,
     ) -> Any:
         """Send ``request`` with the task's circuit, counting every send; a success ends a failure streak."""
 
@@ -370,7 +366,7 @@ class Dispatcher:
                 node.held,
                 timeout=timeout,
                 on_send=sending,
-                metadata=outgoing_metadata() or None,
+                metadata=metadata,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -385,15 +381,14 @@ class Dispatcher:
             self.membership.answered(node, f"answered task {task.key or '?'}")
         return reply
 
-    @contextmanager
-    def _decoding(self, node: MeshNode) -> Iterator[None]:
-        """Turn a reply that does not decode into a failed call (INTERNAL: it would fail again)."""
-        try:
-            yield
-        except ValueError as error:
-            node.failures += 1
-            self.stats.add(failures=1)
-            raise MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}") from None
+    def _malformed(self, node: MeshNode, error: ValueError) -> MeshError:
+        """Count a reply that does not decode as a failed call; return its error.
+
+        The error is INTERNAL, not transient: the node would send the same reply again.
+        """
+        node.failures += 1
+        self.stats.add(failures=1)
+        return MeshError(node.address, grpc.StatusCode.INTERNAL, f"malformed reply: {error}")
 
     def _failed(
         self, node: MeshNode, task: CircuitTask, error: grpc.aio.AioRpcError, timeout: float

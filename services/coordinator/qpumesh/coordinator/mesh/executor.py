@@ -16,13 +16,13 @@ and the ``FaultLog`` hold what the job runner reports.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any, TypeVar
 
 import grpc
-from opentelemetry import context
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
 from qpumesh.coordinator.mesh.dispatch import Dispatcher
@@ -61,6 +61,10 @@ class MeshExecutor:
         self._plan_order: list[str] | None = None
         self._background: list[asyncio.Task[None]] = []
         self._rounds: set[asyncio.Task[Any]] = set()
+        """The dispatch tasks of running rounds (cancelled by ``close``)."""
+        self._live: set[_Round] = set()
+        """Rounds whose tasks are running."""
+        self._closing = False
         self._final_stats: list[cpb.NodeStats] = []
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -77,13 +81,12 @@ class MeshExecutor:
             MeshError: a task failed with a non-transient status, ran out of attempts,
                 or no node can host its circuit.
         """
-        try:
-            # The caller's trace context (its round span) goes along to the loop thread.
-            results = self._submit(self._round(list(tasks), context.get_current())).result()
-        except CancelledError:
-            raise MeshError(
-                "", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round"
-            ) from None
+        self._check_caller()
+        # The callback runs in a copy of this thread's context, so the round's tasks
+        # inherit the caller's trace context (its round span).
+        round_ = _Round(list(tasks))
+        self._loop.call_soon_threadsafe(self._start_round, round_)
+        results = round_.wait(self._thread)
         self.stats.record_round(results)
         self.stats.record_hardware(results)
         return results
@@ -161,22 +164,63 @@ class MeshExecutor:
 
     # ------------------------------------------------------------------ on the loop
 
-    async def _round(self, tasks: list[CircuitTask], trace_context: context.Context) -> list[CircuitResult]:
-        context.attach(trace_context)  # this task's own context; the dispatch tasks inherit it
-        current = asyncio.current_task()
-        if current is not None:  # cancelled by close(), so no caller waits forever
-            self._rounds.add(current)
-            current.add_done_callback(self._rounds.discard)
-        if not tasks:
-            return []
-        if not self.membership.usable():
-            await self.membership.wait_ready(all_nodes=False)
-        jobs = [asyncio.create_task(self.dispatcher.run(task)) for task in tasks]
+    def _start_round(self, round_: _Round) -> None:
+        """Start one dispatch task per circuit task of ``round_`` (on the loop).
+
+        The tasks report to ``round_`` as they finish: no task for the round itself, no
+        gather and no done callbacks, so a round costs the loop one wake-up to start and
+        one per reply.
+        """
+        if self._closing:
+            round_.fail(CancelledError())
+            return
+        if not round_.tasks:
+            round_.finish()
+            return
+        if not self.membership.usable():  # wait for a node first (rare: start-up, every node down)
+            waiting = asyncio.create_task(self.membership.wait_ready(all_nodes=False))
+            self._rounds.add(waiting)
+            waiting.add_done_callback(functools.partial(self._ready, round_))
+            return
+        self._dispatch(round_)
+
+    def _ready(self, round_: _Round, waiting: asyncio.Task[None]) -> None:
+        self._rounds.discard(waiting)
+        error = waiting.exception() if not waiting.cancelled() else CancelledError()
+        if error is not None:
+            round_.fail(error)
+        else:
+            self._dispatch(round_)
+
+    def _dispatch(self, round_: _Round) -> None:
+        self._live.add(round_)
+        for index, task in enumerate(round_.tasks):
+            job = asyncio.create_task(self._run_task(round_, index, task))
+            round_.jobs.append(job)
+            self._rounds.add(job)
+
+    async def _run_task(self, round_: _Round, index: int, task: CircuitTask) -> None:
+        """Run one task of ``round_`` and report to it; the first failure decides the round."""
         try:
-            return list(await asyncio.gather(*jobs))
+            result = await self.dispatcher.run(task)
+        except (Exception, asyncio.CancelledError) as error:  # the round's caller raises it
+            if not round_.done:
+                current = asyncio.current_task()
+                for other in round_.jobs:  # like gather: the others are not waited for
+                    if other is not current:
+                        other.cancel()
+                round_.fail(error)
+                self._live.discard(round_)
+            return
         finally:
-            for job in jobs:
-                job.cancel()
+            self._rounds.discard(round_.jobs[index])
+        if round_.done:
+            return
+        round_.results[index] = result
+        round_.pending -= 1
+        if not round_.pending:
+            round_.finish()
+            self._live.discard(round_)
 
     async def _plan_nodes(self) -> list[int]:
         # Only the first plan gives slow starters a grace period; later a node that is
@@ -187,21 +231,31 @@ class MeshExecutor:
         return [node.max_qubits for node in usable]
 
     async def _shutdown(self) -> None:
+        self._closing = True  # rounds that arrive from now on fail at once
         work = [*self._background, *self._rounds]
         for task in work:
             task.cancel()
         await asyncio.gather(*work, return_exceptions=True)
+        for round_ in self._live:  # a task cancelled before it ran could not report
+            if not round_.done:
+                round_.fail(CancelledError())
+        self._live.clear()
         await self.membership.close()
 
     # ------------------------------------------------------------------ loop plumbing
 
-    def _submit(self, coro: Coroutine[Any, Any, _T]) -> Future[_T]:
+    def _check_caller(self) -> None:
         if self._closed and self._loop.is_closed():
-            coro.close()
             raise RuntimeError("the MeshExecutor is closed")
         if threading.current_thread() is self._thread:
-            coro.close()
             raise RuntimeError("MeshExecutor methods must not be called from its own event loop")
+
+    def _submit(self, coro: Coroutine[Any, Any, _T]) -> Future[_T]:
+        try:
+            self._check_caller()
+        except RuntimeError:
+            coro.close()
+            raise
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def _call_soon(self, function: Callable[[], _T]) -> _T:
@@ -211,3 +265,54 @@ class MeshExecutor:
             return function()
 
         return self._submit(run()).result()
+
+
+class _Round:
+    """One ``run_round`` call: its tasks, their results, and the caller waiting for them.
+
+    Filled in on the loop thread; the caller blocks on a lock that the loop releases
+    once (a cheaper hand-back than a ``concurrent.futures.Future``'s condition).
+    """
+
+    __slots__ = ("_lock", "done", "error", "jobs", "pending", "results", "tasks")
+
+    def __init__(self, tasks: list[CircuitTask]) -> None:
+        self.tasks = tasks
+        self.results: list[CircuitResult | None] = [None] * len(tasks)
+        self.jobs: list[asyncio.Task[None]] = []
+        self.pending = len(tasks)
+        self.done = False
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def finish(self) -> None:
+        """Every task has its result: wake the caller."""
+        self.done = True
+        self._lock.release()
+
+    def fail(self, error: BaseException) -> None:
+        """Record that the round failed with ``error`` and wake the caller, who raises it."""
+        self.done = True
+        self.error = error
+        self._lock.release()
+
+    def wait(self, loop_thread: threading.Thread) -> list[CircuitResult]:
+        """Block until the round is done; return its results or raise its error.
+
+        A round handed to a loop that stopped before it ran is CANCELLED once the loop's
+        thread has ended (``close`` raced with the call), so no caller waits forever.
+
+        Raises:
+            MeshError: the round failed (CANCELLED when the executor was closed during it).
+        """
+        while not self._lock.acquire(timeout=1.0):
+            if not loop_thread.is_alive():
+                if not self._lock.acquire(blocking=False):  # else it finished just in time
+                    self.error = CancelledError()
+                break
+        if isinstance(self.error, (CancelledError, asyncio.CancelledError)):
+            raise MeshError("", grpc.StatusCode.CANCELLED, "the MeshExecutor was closed during the round")
+        if self.error is not None:
+            raise self.error
+        return self.results  # type: ignore[return-value]  # every slot is filled once done without error
