@@ -27,11 +27,12 @@ import numpy.typing as npt
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.wire.circuits import PauliTerms, WireCircuit, observables_to_proto
 from qpumesh.wire.errors import status_code
-from qpumesh.wire.tensors import from_tensor, to_tensor
+from qpumesh.wire.tensors import fill_tensor, from_tensor, to_tensor
 
 FloatArray = npt.NDArray[np.float64]
 NodeRequest = pb.EvaluateRequest | pb.ShiftGradientRequest
 _Reply = TypeVar("_Reply")
+_Request = TypeVar("_Request", pb.EvaluateRequest, pb.ShiftGradientRequest)
 
 
 class HeldCircuits:
@@ -190,16 +191,25 @@ class RequestTemplates:
         self.size = size
         self._prototypes: dict[tuple[object, ...], tuple[Sequence[PauliTerms], NodeRequest]] = {}
 
-    def _prototype(
-        self, key: tuple[object, ...], observables: Sequence[PauliTerms], build: Callable[[], NodeRequest]
-    ) -> NodeRequest:
+    def _request(
+        self,
+        key: tuple[object, ...],
+        observables: Sequence[PauliTerms],
+        build: Callable[[], _Request],
+        values: npt.ArrayLike,
+    ) -> _Request:
+        """Return a copy of ``key``'s prototype (built by ``build`` when new) with ``values`` filled in."""
         entry = self._prototypes.get(key)
         if entry is None or entry[0] is not observables:
             if len(self._prototypes) >= self.size:
                 self._prototypes.clear()
             entry = (observables, build())
             self._prototypes[key] = entry
-        return entry[1]
+        prototype = cast(_Request, entry[1])
+        request = type(prototype)()
+        request.CopyFrom(prototype)
+        fill_tensor(request.params.values, values)
+        return request
 
     def shift_gradient(
         self,
@@ -219,19 +229,17 @@ class RequestTemplates:
             ValueError: shots or seed out of the wire's range.
         """
         key = ("ShiftGradient", id(observables), tuple(symbols), tuple(wrt), include_values, shots, seed)
-        prototype = self._prototype(
+        request = self._request(
             key,
             observables,
             lambda: shift_gradient_request(
                 observables, pb.ParameterBatch(symbols=list(symbols)), wrt=wrt, include_values=include_values,
                 shots=shots, seed=seed,
             ),
+            values,
         )  # fmt: skip
-        request = pb.ShiftGradientRequest()
-        request.CopyFrom(cast(pb.ShiftGradientRequest, prototype))
-        request.params.values.CopyFrom(to_tensor(values))
         if cotangents is not None:
-            request.cotangents.CopyFrom(to_tensor(cotangents))
+            fill_tensor(request.cotangents, cotangents)
         return request
 
     def evaluate(
@@ -249,17 +257,14 @@ class RequestTemplates:
             ValueError: shots or seed out of the wire's range.
         """
         key = ("Evaluate", id(observables), tuple(symbols), shots, seed)
-        prototype = self._prototype(
+        return self._request(
             key,
             observables,
             lambda: evaluate_request(
                 observables, pb.ParameterBatch(symbols=list(symbols)), shots=shots, seed=seed
             ),
+            values,
         )
-        request = pb.EvaluateRequest()
-        request.CopyFrom(cast(pb.EvaluateRequest, prototype))
-        request.params.values.CopyFrom(to_tensor(values))
-        return request
 
 
 # --------------------------------------------------------------------------- sending

@@ -22,8 +22,9 @@ MAX_DIMENSIONS = 8
 
 def to_tensor(array: npt.ArrayLike) -> pb.Tensor:
     """Encode ``array`` (any real numeric array) as a float64 ``Tensor`` message."""
-    arr = np.ascontiguousarray(np.asarray(array, dtype=_DTYPE))
-    return pb.Tensor(shape=list(arr.shape), data=arr.tobytes())
+    message = pb.Tensor()
+    fill_tensor(message, array)
+    return message
 
 
 def fill_tensor(message: pb.Tensor, array: npt.ArrayLike) -> None:
