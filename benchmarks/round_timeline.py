@@ -1,0 +1,552 @@
+"""Where a mesh round's wall time goes: one time line across the coordinator and the nodes.
+
+Trains the default model (or ``--model/--qubits/--partitions``) on a local mesh of
+``--nodes`` node processes with mutual TLS, from this process as the coordinator, and
+stamps every step of each round with ``time.perf_counter_ns`` -- ``CLOCK_MONOTONIC`` on
+Linux, one clock for every process on the host -- so that the stamps of the training
+thread, the mesh's event loop, the asyncio gRPC client and the node processes (gRPC's
+poller thread, the thread-pool worker, the servicer, the engine) lie on one time line.
+
+Nothing in production code is changed or asked per call: this process wraps the
+executor's, dispatcher's and codec's functions and gives each node's channel stamping
+serializers; the nodes are started as ``python -m round_timeline serve ...`` (this file,
+found through ``PYTHONPATH``), which wraps the node's servicer, core, telemetry interceptor
+and gRPC's own server functions in that process before running the node's usual command
+line, and writes its stamps to a file when it stops.
+
+For every round it takes the critical path -- the call whose reply the round waited for
+last -- and prints the median of each segment over the timed rounds, their sum, and the
+measured round (the training thread's model work since the previous round plus
+``run_round``). Then the model's work between rounds on the mesh against the same model
+trained in process in the same run (``--in-process-epochs``), and the other call's
+segments, to see how the two calls of a round share the event loop.
+
+Usage:
+    python benchmarks/round_timeline.py [--warm 1] [--timed 3] [--in-process-epochs 2]
+
+The wrappers cost a few µs per stamp; the segment between two stamps includes the
+wrapper's own cost, so read the table as where time goes, not as exact figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextvars
+import gc
+import itertools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+_DIR_VARIABLE = "QPUMESH_ROUND_TIMELINE_DIR"
+"""Where the node runner writes its stamps (set by the benchmark for its node processes)."""
+
+_SHIFT_GRADIENT = "/qpumesh.v1.QPUNode/ShiftGradient"
+now = time.perf_counter_ns
+
+
+# --------------------------------------------------------------------------- node side
+
+
+def watch_gc(events: list[tuple[int, int, int]]) -> None:
+    """Append (start ns, end ns, generation) of every garbage collection of this process to ``events``."""
+    started = [0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = now()
+        else:
+            events.append((started[0], now(), info["generation"]))
+
+    gc.callbacks.append(callback)
+
+
+def gc_summary(events: list[Any], start: int, end: int, rounds: int) -> str:
+    """Collections per generation and µs of collecting per round between ``start`` and ``end``."""
+    inside = [e for e in events if start <= e[0] <= end]
+    counts = [sum(1 for e in inside if e[2] == g) for g in range(3)]
+    spent = sum(e[1] - e[0] for e in inside) / 1000
+    return f"gen0/1/2 collections {counts[0]}/{counts[1]}/{counts[2]}, {spent / rounds:.1f} µs/round"
+
+
+def run_node(argv: Sequence[str]) -> int:
+    """Run ``python -m qpumesh.node`` with stamping wrappers; write the stamps on exit."""
+    gc_events: list[tuple[int, int, int]] = []
+    watch_gc(gc_events)
+    import grpc
+    from grpc import _server as grpc_server
+
+    from qpumesh.node import cli, server
+    from qpumesh.node.core import NodeCore
+
+    calls: list[dict[str, int]] = []
+    current: dict[str, int] = {}
+
+    def new_call(stamp: int) -> None:
+        nonlocal current
+        current = {"event": stamp}
+        calls.append(current)
+
+    handle_call = grpc_server._handle_call
+
+    def stamped_handle_call(rpc_event: Any, method_with_handler: Any, *rest: Any) -> Any:
+        stamp = now()
+        name = rpc_event.call_details.method or method_with_handler.name() or b""
+        if isinstance(name, bytes):
+            name = name.decode()
+        if name.endswith("ShiftGradient"):
+            new_call(stamp)
+            result = handle_call(rpc_event, method_with_handler, *rest)
+            current["submitted"] = now()  # interceptors looked up, the pool has the call
+            return result
+        return handle_call(rpc_event, method_with_handler, *rest)
+
+    grpc_server._handle_call = stamped_handle_call  # type: ignore[assignment]
+
+    status = grpc_server._status
+
+    def stamped_status(rpc_event: Any, state: Any, serialized: Any) -> None:
+        status(rpc_event, state, serialized)
+        if "reply_serialized" in current and "status_sent" not in current:
+            current["status_sent"] = now()
+
+    grpc_server._status = stamped_status  # type: ignore[assignment]
+
+    from qpumesh.wire.server_telemetry import ServerTelemetry
+
+    class StampingTelemetry(ServerTelemetry):
+        def _wrap(self, full_method: str, handler: Any) -> Any:
+            wrapped = super()._wrap(full_method, handler)
+            if full_method != _SHIFT_GRADIENT:
+                return wrapped
+            inner: Any = wrapped.unary_unary
+            deserialize: Any = wrapped.request_deserializer
+            serialize: Any = wrapped.response_serializer
+
+            def stamped_deserialize(raw: bytes) -> Any:
+                current["deserialize"] = now()
+                request = deserialize(raw)
+                current["deserialized"] = now()
+                return request
+
+            def stamped_behaviour(request: Any, context: Any) -> Any:
+                current["worker"] = now()
+                reply = inner(request, context)
+                current["interceptors_left"] = now()
+                return reply
+
+            def stamped_serialize(reply: Any) -> bytes:
+                current["serialize_reply"] = now()
+                raw = serialize(reply)
+                current["reply_serialized"] = now()
+                return raw  # type: ignore[no-any-return]
+
+            return grpc.unary_unary_rpc_method_handler(
+                stamped_behaviour,
+                request_deserializer=stamped_deserialize,
+                response_serializer=stamped_serialize,
+            )
+
+    server.ServerTelemetry = StampingTelemetry  # type: ignore[attr-defined,misc]  # read when start_node runs
+
+    handler = server.QPUNodeServicer.ShiftGradient
+
+    def stamped_handler(self: Any, request: Any, context: Any) -> Any:
+        current["handler"] = now()
+        reply = handler(self, request, context)
+        current["handler_left"] = now()
+        return reply
+
+    server.QPUNodeServicer.ShiftGradient = stamped_handler  # type: ignore[method-assign]
+
+    shift_gradient = NodeCore.shift_gradient
+
+    def stamped_core(self: Any, *args: Any, **kwargs: Any) -> Any:
+        current["engine"] = now()
+        result = shift_gradient(self, *args, **kwargs)
+        current["engine_done"] = now()
+        return result
+
+    NodeCore.shift_gradient = stamped_core  # type: ignore[method-assign]
+
+    node_id = argv[argv.index("--node-id") + 1] if "--node-id" in argv else str(os.getpid())
+    try:
+        return cli.main(argv)
+    finally:
+        out = Path(os.environ[_DIR_VARIABLE]) / f"{node_id}.json"
+        out.write_text(json.dumps({"calls": calls, "gc": gc_events}))
+
+
+# --------------------------------------------------------------------------- coordinator side
+
+
+class CoordinatorStamps:
+    """Wraps this process's mesh executor, dispatcher and codec so each round leaves its stamps."""
+
+    def __init__(self) -> None:
+        self.rounds: list[dict[str, Any]] = []
+        self.round: dict[str, Any] = {}
+        self.call: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("call")
+        self.recording = False
+
+    def install(self, executor: Any) -> None:
+        """Wrap ``executor`` (a started ``MeshExecutor``) and the codec's functions."""
+        from qpumesh.coordinator.mesh import executor as executor_module
+        from qpumesh.wire import node_calls
+
+        stamps = self
+        run_round = executor.run_round
+
+        def stamped_run_round(tasks: Sequence[Any]) -> Any:
+            entered = now()
+            if stamps.recording:
+                stamps.round = {"enter": entered, "calls": []}
+                stamps.rounds.append(stamps.round)
+            else:
+                stamps.round = {"enter": entered, "calls": []}
+            results = run_round(tasks)
+            stamps.round["exit"] = now()
+            return results
+
+        executor.run_round = stamped_run_round
+        start_round = executor._start_round
+
+        def stamped_start_round(round_: Any) -> None:
+            stamps.round["loop"] = now()
+            start_round(round_)
+
+        executor._start_round = stamped_start_round
+        round_class = executor_module._Round
+        finish, wait = round_class.finish, round_class.wait
+
+        def stamped_finish(self: Any) -> None:
+            stamps.round["finish"] = now()
+            finish(self)
+
+        def stamped_wait(self: Any, loop_thread: Any) -> Any:
+            try:
+                return wait(self, loop_thread)
+            finally:
+                stamps.round["woken"] = now()
+
+        round_class.finish = stamped_finish  # type: ignore[method-assign]
+        round_class.wait = stamped_wait  # type: ignore[method-assign]
+
+        dispatcher = executor.dispatcher
+        run = dispatcher.run
+
+        async def stamped_run(task: Any) -> Any:
+            call = {"task": now()}
+            stamps.round["calls"].append(call)
+            stamps.call.set(call)
+            result = await run(task)
+            call["done"] = now()
+            return result
+
+        dispatcher.run = stamped_run
+        decode = node_calls.decode_gradient
+
+        def stamped_decode(reply: Any, request: Any) -> Any:
+            call = stamps.call.get()
+            call["decode"] = now()
+            gradient = decode(reply, request)
+            call["decoded"] = now()
+            return gradient
+
+        node_calls.decode_gradient = stamped_decode
+        # Each node's ShiftGradient through a multicallable of its own channel with stamping codecs.
+        from qpumesh.v1 import qpu_node_pb2 as pb
+
+        for node in executor.membership.nodes.values():
+            self._wrap_stub(node, pb)
+
+    def _wrap_stub(self, node: Any, pb: Any) -> None:
+        stamps = self
+        address = node.address
+
+        def serialize(request: Any) -> bytes:
+            call = stamps.call.get()
+            call["serialize"] = now()
+            raw = request.SerializeToString()
+            call["serialized"] = now()
+            return raw  # type: ignore[no-any-return]
+
+        def deserialize(raw: bytes) -> Any:
+            call = stamps.call.get()
+            call["deserialize_reply"] = now()
+            reply = pb.ShiftGradientResponse.FromString(raw)
+            call["reply_deserialized"] = now()
+            return reply
+
+        multicallable = node.channel.unary_unary(
+            _SHIFT_GRADIENT, request_serializer=serialize, response_deserializer=deserialize
+        )
+
+        async def shift_gradient(request: Any, **kwargs: Any) -> Any:
+            call = stamps.call.get()
+            call["node"] = address
+            call["stub"] = now()
+            reply = await multicallable(request, **kwargs)
+            call["reply"] = now()
+            return reply
+
+        class Stub:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(original, name)
+
+        original = node.stub
+        stub = Stub()
+        stub.ShiftGradient = shift_gradient  # type: ignore[attr-defined]
+        node.stub = stub
+
+
+def wrap_model_gaps(executor: Any, gaps: list[tuple[int, int, int]], loop_thread: Any = None) -> None:
+    """Record the training thread's time between one ``run_round``'s return and the next call.
+
+    Each gap is (wall ns, the training thread's CPU ns, the loop thread's CPU ns or 0): CPU
+    clocks of threads, so a gap whose CPU falls short of its wall waited (for the GIL or a core).
+    """
+    run_round = executor.run_round
+    loop_clock = None if loop_thread is None else time.pthread_getcpuclockid(loop_thread.ident)
+    last = [0, 0, 0]
+
+    def loop_cpu() -> int:
+        return 0 if loop_clock is None else time.clock_gettime_ns(loop_clock)
+
+    def timed(tasks: Sequence[Any]) -> Any:
+        entered, cpu, loop = now(), time.thread_time_ns(), loop_cpu()
+        if last[0]:
+            gaps.append((entered - last[0], cpu - last[1], loop - last[2]))
+        results = run_round(tasks)
+        last[:] = [now(), time.thread_time_ns(), loop_cpu()]
+        return results
+
+    executor.run_round = timed
+
+
+# The critical path of a round: (label, from stamp, to stamp); "r." = the round, "c." = the
+# critical call (the one that reported last), "n." = that call on its node.
+SEGMENTS: list[tuple[str, str, str]] = [
+    ("training thread: the model since the last round", "r.prev_exit", "r.enter"),
+    ("hand-off: run_round -> the loop picks the round up", "r.enter", "r.loop"),
+    ("loop: round start -> this task's dispatch starts", "r.loop", "c.task"),
+    ("dispatch: node, deadline, request -> stub called", "c.task", "c.stub"),
+    ("grpc aio: call set up -> request serialized (start)", "c.stub", "c.serialize"),
+    ("client: serialize the request", "c.serialize", "c.serialized"),
+    ("wire out: client send, TLS, node's poller sees the call", "c.serialized", "n.event"),
+    ("node poller: call event -> interceptors looked up, pool submit", "n.event", "n.submitted"),
+    ("node: worker asks for the message -> poller deserializes", "n.submitted", "n.deserialize"),
+    ("node poller: deserialize the request", "n.deserialize", "n.deserialized"),
+    ("node: poller notifies -> worker thread runs the behaviour", "n.deserialized", "n.worker"),
+    ("node: telemetry + fault interceptors -> servicer", "n.worker", "n.handler"),
+    ("node servicer: admission, decode values, slot", "n.handler", "n.engine"),
+    ("node core: shift_gradient (engine)", "n.engine", "n.engine_done"),
+    ("node servicer: reply built, metrics, slot back", "n.engine_done", "n.handler_left"),
+    ("node: interceptors' exits", "n.handler_left", "n.interceptors_left"),
+    ("node: -> serialize the reply (start)", "n.interceptors_left", "n.serialize_reply"),
+    ("node: serialize the reply", "n.serialize_reply", "n.reply_serialized"),
+    ("node: status + message batch started", "n.reply_serialized", "n.status_sent"),
+    ("wire back: node send, TLS, client's loop deserializes", "n.status_sent", "c.deserialize_reply"),
+    ("client: deserialize the reply", "c.deserialize_reply", "c.reply_deserialized"),
+    ("grpc aio: -> the stub's await returns", "c.reply_deserialized", "c.reply"),
+    ("dispatch: -> decode starts (pace, latency)", "c.reply", "c.decode"),
+    ("codec: decode_gradient", "c.decode", "c.decoded"),
+    ("dispatch: -> task done (CircuitResult)", "c.decoded", "c.done"),
+    ("loop: task done -> round finished (lock released)", "c.done", "r.finish"),
+    ("hand-back: lock released -> training thread awake", "r.finish", "r.woken"),
+    ("training thread: round stats -> run_round returns", "r.woken", "r.exit"),
+]
+
+
+def attach_node_calls(rounds: list[dict[str, Any]], node_calls: dict[str, list[dict[str, int]]]) -> None:
+    """Give each coordinator call the node record of the call it made (matched by time)."""
+    for address, unsorted in node_calls.items():
+        records = sorted((r for r in unsorted if "event" in r), key=lambda r: r["event"])
+        starts = [r["event"] for r in records]
+        for round_ in rounds:
+            for call in round_["calls"]:
+                if call.get("node") != address or "serialized" not in call or "reply" not in call:
+                    continue
+                i = bisect.bisect_left(starts, call["serialize"])
+                if i < len(records) and records[i]["event"] <= call["reply"]:
+                    call["n"] = records[i]
+
+
+def stamp(round_: dict[str, Any], call: dict[str, Any], name: str) -> int | None:
+    scope, key = name.split(".", 1)
+    source = round_ if scope == "r" else call if scope == "c" else call.get("n", {})
+    return source.get(key)  # type: ignore[no-any-return]
+
+
+def segment_table(
+    rounds: list[dict[str, Any]], pick: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> list[tuple[str, float, int]]:
+    """Median µs of each segment over ``rounds`` for the call ``pick`` chooses in each."""
+    rows = []
+    for label, first, second in SEGMENTS:
+        values = []
+        for round_ in rounds:
+            call = pick(round_)
+            if call is None:
+                continue
+            a, b = stamp(round_, call, first), stamp(round_, call, second)
+            if a is not None and b is not None:
+                values.append((b - a) / 1000)
+        rows.append((label, statistics.median(values) if values else float("nan"), len(values)))
+    return rows
+
+
+def critical(round_: dict[str, Any]) -> dict[str, Any] | None:
+    calls = [c for c in round_["calls"] if "done" in c and "n" in c]
+    return max(calls, key=lambda c: c["done"]) if calls else None
+
+
+def other(round_: dict[str, Any]) -> dict[str, Any] | None:
+    calls = [c for c in round_["calls"] if "done" in c and "n" in c]
+    return min(calls, key=lambda c: c["done"]) if len(calls) > 1 else None
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--model", default="distributed")
+    parser.add_argument("--qubits", type=int, default=4)
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--warm", type=int, default=1, help="untimed mesh epochs first")
+    parser.add_argument("--timed", type=int, default=3, help="mesh epochs stamped")
+    parser.add_argument("--in-process-epochs", type=int, default=2, help="in-process epochs, alternated")
+    parser.add_argument("--json", type=Path, help="also write every round's stamps here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from qpumesh.client.local_mesh import LocalMesh
+    from qpumesh.coordinator.mesh.executor import MeshExecutor
+    from qpumesh.coordinator.mesh.in_process import InProcessExecutor
+    from qpumesh.coordinator.training import Trainer
+    from qpumesh.wire.job_spec import JobSpec
+
+    class StampedMesh(LocalMesh):
+        def node_command(self, index: int) -> list[str]:
+            return ["round_timeline", *super().node_command(index)[1:]]
+
+    torch.set_num_threads(1)
+    epochs = args.warm + args.timed
+    spec = JobSpec(model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=epochs)
+    stamp_dir = Path(tempfile.mkdtemp(prefix="round-timeline-"))
+    os.environ[_DIR_VARIABLE] = str(stamp_dir)
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    stamps = CoordinatorStamps()
+    coordinator_gc: list[tuple[int, int, int]] = []
+    watch_gc(coordinator_gc)
+    mesh_gaps: list[tuple[int, int, int]] = []
+    local_gaps: list[tuple[int, int, int]] = []
+    with StampedMesh(
+        nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False, tls=True
+    ) as mesh_procs:
+        mesh = MeshExecutor(mesh_procs.node_addresses, tls=mesh_procs.coordinator_tls)
+        try:
+            trainer = Trainer(spec, mesh, mesh.node_max_qubits())
+            assert trainer.plan is not None
+            mesh.set_assignment(trainer.plan.assignment)
+            stamps.install(mesh)
+            wrap_model_gaps(mesh, mesh_gaps, mesh._thread)
+            local = InProcessExecutor()
+            local_trainer = Trainer(spec, local, mesh.node_max_qubits())
+            wrap_model_gaps(local, local_gaps)
+            for _ in range(args.warm):
+                trainer.train_epoch()
+                if args.in_process_epochs:
+                    local_trainer.train_epoch()
+            mesh_gaps.clear()
+            local_gaps.clear()
+            rounds = 0
+            mesh_seconds = 0.0
+            for epoch in range(args.timed):
+                stamps.recording = True
+                start = time.perf_counter()
+                rounds += trainer.train_epoch().rounds
+                mesh_seconds += time.perf_counter() - start
+                stamps.recording = False
+                if epoch < args.in_process_epochs:
+                    local_trainer.train_epoch()
+            addresses = list(mesh_procs.node_addresses)
+        finally:
+            mesh.close()
+    node_records = {}
+    node_gc = {}
+    for index, address in enumerate(addresses):
+        path = stamp_dir / f"node-{index}.json"
+        saved = json.loads(path.read_text()) if path.exists() else {"calls": [], "gc": []}
+        node_records[address], node_gc[address] = saved["calls"], saved["gc"]
+    recorded = stamps.rounds
+    for previous, round_ in itertools.pairwise(recorded):
+        if "exit" in previous:
+            round_["prev_exit"] = previous["exit"]
+    recorded = recorded[1:]
+    attach_node_calls(recorded, node_records)
+    if args.json:
+        args.json.write_text(json.dumps(recorded))
+
+    print(
+        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, {args.nodes}-node local mesh, "
+        f"mutual TLS; {len(recorded)} rounds stamped; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"mesh wall ms/round (whole epochs, stamped) {1000 * mesh_seconds / rounds:.3f}")
+    window = (recorded[0]["enter"], recorded[-1]["exit"])
+    print(f"garbage collection, coordinator: {gc_summary(coordinator_gc, *window, len(recorded))}")
+    for address, events in node_gc.items():
+        if node_records[address]:
+            print(f"garbage collection, node {address}: {gc_summary(events, *window, len(recorded))}")
+    table = segment_table(recorded, critical)
+    print(f"\n{'critical path of a round (the call answered last)':<66} {'median µs':>10} {'n':>6}")
+    for label, value, count in table:
+        print(f"{label:<66} {value:>10.1f} {count:>6}")
+    total = sum(value for _, value, _ in table)
+    measured = [(r["exit"] - r["prev_exit"]) / 1000 for r in recorded if "exit" in r and "prev_exit" in r]
+    print(f"{'sum of the medians':<66} {total:>10.1f}")
+    print(f"{'measured round (model + run_round), median':<66} {statistics.median(measured):>10.1f}")
+    node_side = [
+        (c["n"]["status_sent"] - c["n"]["event"]) / 1000
+        for r in recorded for c in [critical(r)] if c is not None and "status_sent" in c["n"]
+    ]  # fmt: skip
+    print(f"{'  of which on the node (call event -> status sent)':<66} {statistics.median(node_side):>10.1f}")
+    trip = [(c["reply"] - c["stub"]) / 1000 for r in recorded for c in [critical(r)] if c is not None]
+    print(f"{'  stub called -> await returns':<66} {statistics.median(trip):>10.1f}")
+
+    others = [r for r in recorded if other(r) is not None]
+    if others:
+        print(f"\n{'the other call of the round (answered first)':<66} {'median µs':>10} {'n':>6}")
+        for label, value, count in segment_table(others, other)[2:-3]:
+            print(f"{label:<66} {value:>10.1f} {count:>6}")
+        lead = []
+        for r in others:
+            first, last = other(r), critical(r)
+            assert first is not None and last is not None
+            lead.append((last["stub"] - first["stub"]) / 1000)
+        print(f"{'stub of the critical call - stub of the other call':<66} {statistics.median(lead):>10.1f}")
+    if local_gaps:
+        print(f"\n{'the model between two rounds, median µs':<40} {'wall':>8} {'its CPU':>8} {'loop CPU':>9}")
+        for name, gaps in (("mesh", mesh_gaps), ("in process", local_gaps)):
+            wall, cpu, loop = (statistics.median(g[i] for g in gaps) / 1000 for i in range(3))
+            print(f"{name:<40} {wall:>8.1f} {cpu:>8.1f} {loop:>9.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    if os.environ.get(_DIR_VARIABLE) and len(sys.argv) > 1 and sys.argv[1] == "serve":
+        sys.exit(run_node(sys.argv[1:]))
+    sys.exit(main())
