@@ -17,9 +17,14 @@ line, and writes its stamps to a file when it stops.
 For every round it takes the critical path -- the call whose reply the round waited for
 last -- and prints the median of each segment over the timed rounds, their sum, and the
 measured round (the training thread's model work since the previous round plus
-``run_round``). Then the model's work between rounds on the mesh against the same model
-trained in process in the same run (``--in-process-epochs``), and the other call's
-segments, to see how the two calls of a round share the event loop.
+``run_round``); the busy threads' CPU against their wall time (work or waiting: the
+mesh loop's and the training thread's CPU clocks, the node's gRPC worker's); the other
+call's segments, to see how the two calls of a round share the event loop; and the
+model's work between two rounds on the mesh against the same model trained in the same
+run (``--in-process-epochs`` each) in process, with an executor that answers zeros at
+once, and with one that first sleeps about a mesh round (``--sleep-ms``): the last shows
+what a thread's sleeping through the round alone does to the model's next step. Garbage
+collections of every process during the stamped rounds are counted too.
 
 Usage:
     python benchmarks/round_timeline.py [--warm 1] [--timed 3] [--in-process-epochs 2]
@@ -44,6 +49,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from profile_epoch import ZeroExecutor
+
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask
 
 _DIR_VARIABLE = "QPUMESH_ROUND_TIMELINE_DIR"
 """Where the node runner writes its stamps (set by the benchmark for its node processes)."""
@@ -137,9 +146,9 @@ def run_node(argv: Sequence[str]) -> int:
                 return request
 
             def stamped_behaviour(request: Any, context: Any) -> Any:
-                current["worker"] = now()
+                current["worker"], current["worker_cpu"] = now(), time.thread_time_ns()
                 reply = inner(request, context)
-                current["interceptors_left"] = now()
+                current["interceptors_left"], current["worker_cpu_left"] = now(), time.thread_time_ns()
                 return reply
 
             def stamped_serialize(reply: Any) -> bytes:
@@ -203,16 +212,18 @@ class CoordinatorStamps:
 
         stamps = self
         run_round = executor.run_round
+        loop_clock = time.pthread_getcpuclockid(executor._thread.ident)
 
         def stamped_run_round(tasks: Sequence[Any]) -> Any:
-            entered = now()
+            # The CPU clocks of this (the training) thread and of the loop's thread, too.
+            round_ = {"enter": now(), "calls": [], "cpu": time.thread_time_ns()}
+            round_["loop_cpu"] = time.clock_gettime_ns(loop_clock)
+            stamps.round = round_
             if stamps.recording:
-                stamps.round = {"enter": entered, "calls": []}
-                stamps.rounds.append(stamps.round)
-            else:
-                stamps.round = {"enter": entered, "calls": []}
+                stamps.rounds.append(round_)
             results = run_round(tasks)
-            stamps.round["exit"] = now()
+            round_["loop_cpu_left"] = time.clock_gettime_ns(loop_clock)
+            round_["exit"], round_["cpu_left"] = now(), time.thread_time_ns()
             return results
 
         executor.run_round = stamped_run_round
@@ -413,7 +424,46 @@ def other(round_: dict[str, Any]) -> dict[str, Any] | None:
     return min(calls, key=lambda c: c["done"]) if len(calls) > 1 else None
 
 
+def print_cpu(rounds: list[dict[str, Any]]) -> None:
+    """Print the busy threads' CPU against their wall time: what is work, what is waiting."""
+
+    def median(values: list[int]) -> float:
+        return statistics.median(values) / 1000 if values else float("nan")
+
+    run_wall = [r["exit"] - r["enter"] for r in rounds]
+    loop = [r["loop_cpu_left"] - r["loop_cpu"] for r in rounds]
+    training = [r["cpu_left"] - r["cpu"] for r in rounds]
+    calls = [c["n"] for r in rounds for c in r["calls"] if "worker_cpu_left" in c.get("n", {})]
+    worker_wall = [n["interceptors_left"] - n["worker"] for n in calls]
+    worker_cpu = [n["worker_cpu_left"] - n["worker_cpu"] for n in calls]
+    rows = (
+        ("coordinator, run_round: the mesh loop thread", median(run_wall), median(loop)),
+        (
+            "coordinator, run_round: the training thread (hand-off, wait, stats)",
+            float("nan"),
+            median(training),
+        ),
+        ("node, gRPC worker thread: interceptors, servicer, core", median(worker_wall), median(worker_cpu)),
+    )
+    print(f"\n{'threads: CPU against wall, median µs':<66} {'wall':>10} {'CPU':>8}")
+    for label, wall, cpu in rows:
+        print(f"{label:<66} {wall:>10.1f} {cpu:>8.1f}")
+
+
 # --------------------------------------------------------------------------- the run
+
+
+class SleepingZeroExecutor(ZeroExecutor):
+    """``ZeroExecutor`` that sleeps ``seconds`` before answering, like a thread waiting for the mesh."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
+        """Sleep, then answer zeros."""
+        time.sleep(self.seconds)
+        return super().run_round(tasks)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -427,6 +477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=1, help="untimed mesh epochs first")
     parser.add_argument("--timed", type=int, default=3, help="mesh epochs stamped")
     parser.add_argument("--in-process-epochs", type=int, default=2, help="in-process epochs, alternated")
+    parser.add_argument(
+        "--sleep-ms",
+        type=float,
+        default=1.5,
+        help="the model-only executor's sleep per round (about a mesh round's)",
+    )
     parser.add_argument("--json", type=Path, help="also write every round's stamps here")
     args = parser.parse_args(argv)
 
@@ -454,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     watch_gc(coordinator_gc)
     mesh_gaps: list[tuple[int, int, int]] = []
     local_gaps: list[tuple[int, int, int]] = []
+    zero_gaps: list[tuple[int, int, int]] = []
+    sleepy_gaps: list[tuple[int, int, int]] = []
     with StampedMesh(
         nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False, tls=True
     ) as mesh_procs:
@@ -467,12 +525,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             local = InProcessExecutor()
             local_trainer = Trainer(spec, local, mesh.node_max_qubits())
             wrap_model_gaps(local, local_gaps)
+            # The model alone (zeros at once), and the model alone with the thread asleep during
+            # each round as on the mesh: what sleeping does to the model's next step by itself.
+            zero, sleepy = ZeroExecutor(), SleepingZeroExecutor(args.sleep_ms / 1000)
+            zero_trainer = Trainer(spec, zero, mesh.node_max_qubits())
+            sleepy_trainer = Trainer(spec, sleepy, mesh.node_max_qubits())
+            wrap_model_gaps(zero, zero_gaps)
+            wrap_model_gaps(sleepy, sleepy_gaps)
+            side_trainers = (local_trainer, zero_trainer, sleepy_trainer)
             for _ in range(args.warm):
                 trainer.train_epoch()
                 if args.in_process_epochs:
-                    local_trainer.train_epoch()
-            mesh_gaps.clear()
-            local_gaps.clear()
+                    for other_trainer in side_trainers:
+                        other_trainer.train_epoch()
+            for gaps in (mesh_gaps, local_gaps, zero_gaps, sleepy_gaps):
+                gaps.clear()
             rounds = 0
             mesh_seconds = 0.0
             for epoch in range(args.timed):
@@ -482,7 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mesh_seconds += time.perf_counter() - start
                 stamps.recording = False
                 if epoch < args.in_process_epochs:
-                    local_trainer.train_epoch()
+                    for other_trainer in side_trainers:
+                        other_trainer.train_epoch()
             addresses = list(mesh_procs.node_addresses)
         finally:
             mesh.close()
@@ -527,6 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trip = [(c["reply"] - c["stub"]) / 1000 for r in recorded for c in [critical(r)] if c is not None]
     print(f"{'  stub called -> await returns':<66} {statistics.median(trip):>10.1f}")
 
+    print_cpu(recorded)
     others = [r for r in recorded if other(r) is not None]
     if others:
         print(f"\n{'the other call of the round (answered first)':<66} {'median µs':>10} {'n':>6}")
@@ -540,7 +609,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'stub of the critical call - stub of the other call':<66} {statistics.median(lead):>10.1f}")
     if local_gaps:
         print(f"\n{'the model between two rounds, median µs':<40} {'wall':>8} {'its CPU':>8} {'loop CPU':>9}")
-        for name, gaps in (("mesh", mesh_gaps), ("in process", local_gaps)):
+        for name, gaps in (
+            ("mesh", mesh_gaps),
+            ("in process", local_gaps),
+            ("model only (zeros at once)", zero_gaps),
+            (f"model only, asleep {args.sleep_ms:g} ms a round", sleepy_gaps),
+        ):
             wall, cpu, loop = (statistics.median(g[i] for g in gaps) / 1000 for i in range(3))
             print(f"{name:<40} {wall:>8.1f} {cpu:>8.1f} {loop:>9.1f}")
     return 0
