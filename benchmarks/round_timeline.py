@@ -22,7 +22,7 @@ mesh loop's and the training thread's CPU clocks, the node's gRPC worker's); the
 call's segments, to see how the two calls of a round share the event loop; and the
 model's work between two rounds on the mesh against the same model trained in the same
 run (``--in-process-epochs`` each) in process, with an executor that answers zeros at
-once, and with one that first sleeps about a mesh round (``--sleep-ms``): the last shows
+once, and with one that first sleeps (or busy-waits) about a mesh round (``--sleep-ms``):
 what a thread's sleeping through the round alone does to the model's next step. Garbage
 collections of every process during the stamped rounds are counted too.
 
@@ -122,9 +122,10 @@ def run_node(argv: Sequence[str]) -> int:
     status = grpc_server._status
 
     def stamped_status(rpc_event: Any, state: Any, serialized: Any) -> None:
+        cpu = time.thread_time_ns()
         status(rpc_event, state, serialized)
         if "reply_serialized" in current and "status_sent" not in current:
-            current["status_sent"] = now()
+            current["status_sent"], current["status_cpu"] = now(), time.thread_time_ns() - cpu
 
     grpc_server._status = stamped_status  # type: ignore[assignment]
 
@@ -436,6 +437,8 @@ def print_cpu(rounds: list[dict[str, Any]]) -> None:
     calls = [c["n"] for r in rounds for c in r["calls"] if "worker_cpu_left" in c.get("n", {})]
     worker_wall = [n["interceptors_left"] - n["worker"] for n in calls]
     worker_cpu = [n["worker_cpu_left"] - n["worker_cpu"] for n in calls]
+    status_wall = [n["status_sent"] - n["reply_serialized"] for n in calls if "status_cpu" in n]
+    status_cpu = [n["status_cpu"] for n in calls if "status_cpu" in n]
     rows = (
         ("coordinator, run_round: the mesh loop thread", median(run_wall), median(loop)),
         (
@@ -444,6 +447,7 @@ def print_cpu(rounds: list[dict[str, Any]]) -> None:
             median(training),
         ),
         ("node, gRPC worker thread: interceptors, servicer, core", median(worker_wall), median(worker_cpu)),
+        ("node, gRPC worker thread: the status + message batch", median(status_wall), median(status_cpu)),
     )
     print(f"\n{'threads: CPU against wall, median µs':<66} {'wall':>10} {'CPU':>8}")
     for label, wall, cpu in rows:
@@ -454,15 +458,24 @@ def print_cpu(rounds: list[dict[str, Any]]) -> None:
 
 
 class SleepingZeroExecutor(ZeroExecutor):
-    """``ZeroExecutor`` that sleeps ``seconds`` before answering, like a thread waiting for the mesh."""
+    """``ZeroExecutor`` that waits ``seconds`` before answering, like a thread waiting for the mesh.
 
-    def __init__(self, seconds: float) -> None:
+    It sleeps, or with ``spin`` busy-waits (keeping its core, holding the GIL).
+    """
+
+    def __init__(self, seconds: float, *, spin: bool = False) -> None:
         super().__init__()
         self.seconds = seconds
+        self.spin = spin
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
-        """Sleep, then answer zeros."""
-        time.sleep(self.seconds)
+        """Wait, then answer zeros."""
+        if self.spin:
+            end = time.perf_counter() + self.seconds
+            while time.perf_counter() < end:
+                pass
+        else:
+            time.sleep(self.seconds)
         return super().run_round(tasks)
 
 
@@ -512,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     local_gaps: list[tuple[int, int, int]] = []
     zero_gaps: list[tuple[int, int, int]] = []
     sleepy_gaps: list[tuple[int, int, int]] = []
+    spinning_gaps: list[tuple[int, int, int]] = []
     with StampedMesh(
         nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False, tls=True
     ) as mesh_procs:
@@ -528,17 +542,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The model alone (zeros at once), and the model alone with the thread asleep during
             # each round as on the mesh: what sleeping does to the model's next step by itself.
             zero, sleepy = ZeroExecutor(), SleepingZeroExecutor(args.sleep_ms / 1000)
-            zero_trainer = Trainer(spec, zero, mesh.node_max_qubits())
-            sleepy_trainer = Trainer(spec, sleepy, mesh.node_max_qubits())
-            wrap_model_gaps(zero, zero_gaps)
-            wrap_model_gaps(sleepy, sleepy_gaps)
-            side_trainers = (local_trainer, zero_trainer, sleepy_trainer)
+            spinning = SleepingZeroExecutor(args.sleep_ms / 1000, spin=True)
+            side_trainers = [local_trainer]
+            for executor, gaps in ((zero, zero_gaps), (sleepy, sleepy_gaps), (spinning, spinning_gaps)):
+                side_trainers.append(Trainer(spec, executor, mesh.node_max_qubits()))
+                wrap_model_gaps(executor, gaps)
             for _ in range(args.warm):
                 trainer.train_epoch()
                 if args.in_process_epochs:
                     for other_trainer in side_trainers:
                         other_trainer.train_epoch()
-            for gaps in (mesh_gaps, local_gaps, zero_gaps, sleepy_gaps):
+            for gaps in (mesh_gaps, local_gaps, zero_gaps, sleepy_gaps, spinning_gaps):
                 gaps.clear()
             rounds = 0
             mesh_seconds = 0.0
@@ -614,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("in process", local_gaps),
             ("model only (zeros at once)", zero_gaps),
             (f"model only, asleep {args.sleep_ms:g} ms a round", sleepy_gaps),
+            (f"model only, busy-waiting {args.sleep_ms:g} ms a round", spinning_gaps),
         ):
             wall, cpu, loop = (statistics.median(g[i] for g in gaps) / 1000 for i in range(3))
             print(f"{name:<40} {wall:>8.1f} {cpu:>8.1f} {loop:>9.1f}")
