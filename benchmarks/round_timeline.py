@@ -9,10 +9,11 @@ poller thread, the thread-pool worker, the servicer, the engine) lie on one time
 
 Nothing in production code is changed or asked per call: this process wraps the
 executor's, dispatcher's and codec's functions and gives each node's channel stamping
-serializers; the nodes are started as ``python -m round_timeline serve ...`` (this file,
-found through ``PYTHONPATH``), which wraps the node's servicer, core, telemetry interceptor
-and gRPC's own server functions in that process before running the node's usual command
-line, and writes its stamps to a file when it stops.
+serializers; the nodes are started as ``python -m round_timeline_node serve ...``
+(``benchmarks/round_timeline_node.py``, found through ``PYTHONPATH``), which wraps the node's
+servicer, core, telemetry interceptor and gRPC's own server functions in that process
+before running the node's usual command line, and writes its stamps to a file when it
+stops. The tables are built by ``round_timeline_table.py``.
 
 For every round it takes the critical path -- the call whose reply the round waited for
 last -- and prints the median of each segment over the timed rounds, their sum, and the
@@ -36,9 +37,7 @@ wrapper's own cost, so read the table as where time goes, not as exact figures.
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextvars
-import gc
 import itertools
 import json
 import os
@@ -46,153 +45,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from profile_epoch import ZeroExecutor
+from round_timeline_node import DIR_VARIABLE, now, shift_gradient_path, watch_gc
+from round_timeline_table import attach_node_calls, critical, gc_summary, other, print_cpu, segment_table
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
-
-_DIR_VARIABLE = "QPUMESH_ROUND_TIMELINE_DIR"
-"""Where the node runner writes its stamps (set by the benchmark for its node processes)."""
-
-_SHIFT_GRADIENT = "/qpumesh.v1.QPUNode/ShiftGradient"
-now = time.perf_counter_ns
-
-
-# --------------------------------------------------------------------------- node side
-
-
-def watch_gc(events: list[tuple[int, int, int]]) -> None:
-    """Append (start ns, end ns, generation) of every garbage collection of this process to ``events``."""
-    started = [0]
-
-    def callback(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started[0] = now()
-        else:
-            events.append((started[0], now(), info["generation"]))
-
-    gc.callbacks.append(callback)
-
-
-def gc_summary(events: list[Any], start: int, end: int, rounds: int) -> str:
-    """Collections per generation and µs of collecting per round between ``start`` and ``end``."""
-    inside = [e for e in events if start <= e[0] <= end]
-    counts = [sum(1 for e in inside if e[2] == g) for g in range(3)]
-    spent = sum(e[1] - e[0] for e in inside) / 1000
-    return f"gen0/1/2 collections {counts[0]}/{counts[1]}/{counts[2]}, {spent / rounds:.1f} µs/round"
-
-
-def run_node(argv: Sequence[str]) -> int:
-    """Run ``python -m qpumesh.node`` with stamping wrappers; write the stamps on exit."""
-    gc_events: list[tuple[int, int, int]] = []
-    watch_gc(gc_events)
-    import grpc
-    from grpc import _server as grpc_server
-
-    from qpumesh.node import cli, server
-    from qpumesh.node.core import NodeCore
-
-    calls: list[dict[str, int]] = []
-    current: dict[str, int] = {}
-
-    def new_call(stamp: int) -> None:
-        nonlocal current
-        current = {"event": stamp}
-        calls.append(current)
-
-    handle_call = grpc_server._handle_call
-
-    def stamped_handle_call(rpc_event: Any, method_with_handler: Any, *rest: Any) -> Any:
-        stamp = now()
-        name = rpc_event.call_details.method or method_with_handler.name() or b""
-        if isinstance(name, bytes):
-            name = name.decode()
-        if name.endswith("ShiftGradient"):
-            new_call(stamp)
-            result = handle_call(rpc_event, method_with_handler, *rest)
-            current["submitted"] = now()  # interceptors looked up, the pool has the call
-            return result
-        return handle_call(rpc_event, method_with_handler, *rest)
-
-    grpc_server._handle_call = stamped_handle_call  # type: ignore[assignment]
-
-    status = grpc_server._status
-
-    def stamped_status(rpc_event: Any, state: Any, serialized: Any) -> None:
-        cpu = time.thread_time_ns()
-        status(rpc_event, state, serialized)
-        if "reply_serialized" in current and "status_sent" not in current:
-            current["status_sent"], current["status_cpu"] = now(), time.thread_time_ns() - cpu
-
-    grpc_server._status = stamped_status  # type: ignore[assignment]
-
-    from qpumesh.wire.server_telemetry import ServerTelemetry
-
-    class StampingTelemetry(ServerTelemetry):
-        def _wrap(self, full_method: str, handler: Any) -> Any:
-            wrapped = super()._wrap(full_method, handler)
-            if full_method != _SHIFT_GRADIENT:
-                return wrapped
-            inner: Any = wrapped.unary_unary
-            deserialize: Any = wrapped.request_deserializer
-            serialize: Any = wrapped.response_serializer
-
-            def stamped_deserialize(raw: bytes) -> Any:
-                current["deserialize"] = now()
-                request = deserialize(raw)
-                current["deserialized"] = now()
-                return request
-
-            def stamped_behaviour(request: Any, context: Any) -> Any:
-                current["worker"], current["worker_cpu"] = now(), time.thread_time_ns()
-                reply = inner(request, context)
-                current["interceptors_left"], current["worker_cpu_left"] = now(), time.thread_time_ns()
-                return reply
-
-            def stamped_serialize(reply: Any) -> bytes:
-                current["serialize_reply"] = now()
-                raw = serialize(reply)
-                current["reply_serialized"] = now()
-                return raw  # type: ignore[no-any-return]
-
-            return grpc.unary_unary_rpc_method_handler(
-                stamped_behaviour,
-                request_deserializer=stamped_deserialize,
-                response_serializer=stamped_serialize,
-            )
-
-    server.ServerTelemetry = StampingTelemetry  # type: ignore[attr-defined,misc]  # read when start_node runs
-
-    handler = server.QPUNodeServicer.ShiftGradient
-
-    def stamped_handler(self: Any, request: Any, context: Any) -> Any:
-        current["handler"] = now()
-        reply = handler(self, request, context)
-        current["handler_left"] = now()
-        return reply
-
-    server.QPUNodeServicer.ShiftGradient = stamped_handler  # type: ignore[method-assign]
-
-    shift_gradient = NodeCore.shift_gradient
-
-    def stamped_core(self: Any, *args: Any, **kwargs: Any) -> Any:
-        current["engine"] = now()
-        result = shift_gradient(self, *args, **kwargs)
-        current["engine_done"] = now()
-        return result
-
-    NodeCore.shift_gradient = stamped_core  # type: ignore[method-assign]
-
-    node_id = argv[argv.index("--node-id") + 1] if "--node-id" in argv else str(os.getpid())
-    try:
-        return cli.main(argv)
-    finally:
-        out = Path(os.environ[_DIR_VARIABLE]) / f"{node_id}.json"
-        out.write_text(json.dumps({"calls": calls, "gc": gc_events}))
-
 
 # --------------------------------------------------------------------------- coordinator side
 
@@ -298,7 +159,7 @@ class CoordinatorStamps:
             return reply
 
         multicallable = node.channel.unary_unary(
-            _SHIFT_GRADIENT, request_serializer=serialize, response_deserializer=deserialize
+            shift_gradient_path(), request_serializer=serialize, response_deserializer=deserialize
         )
 
         async def shift_gradient(request: Any, **kwargs: Any) -> Any:
@@ -341,117 +202,6 @@ def wrap_model_gaps(executor: Any, gaps: list[tuple[int, int, int]], loop_thread
         return results
 
     executor.run_round = timed
-
-
-# The critical path of a round: (label, from stamp, to stamp); "r." = the round, "c." = the
-# critical call (the one that reported last), "n." = that call on its node.
-SEGMENTS: list[tuple[str, str, str]] = [
-    ("training thread: the model since the last round", "r.prev_exit", "r.enter"),
-    ("hand-off: run_round -> the loop picks the round up", "r.enter", "r.loop"),
-    ("loop: round start -> this task's dispatch starts", "r.loop", "c.task"),
-    ("dispatch: node, deadline, request -> stub called", "c.task", "c.stub"),
-    ("grpc aio: call set up -> request serialized (start)", "c.stub", "c.serialize"),
-    ("client: serialize the request", "c.serialize", "c.serialized"),
-    ("wire out: client send, TLS, node's poller sees the call", "c.serialized", "n.event"),
-    ("node poller: call event -> interceptors looked up, pool submit", "n.event", "n.submitted"),
-    ("node: worker asks for the message -> poller deserializes", "n.submitted", "n.deserialize"),
-    ("node poller: deserialize the request", "n.deserialize", "n.deserialized"),
-    ("node: poller notifies -> worker thread runs the behaviour", "n.deserialized", "n.worker"),
-    ("node: telemetry + fault interceptors -> servicer", "n.worker", "n.handler"),
-    ("node servicer: admission, decode values, slot", "n.handler", "n.engine"),
-    ("node core: shift_gradient (engine)", "n.engine", "n.engine_done"),
-    ("node servicer: reply built, metrics, slot back", "n.engine_done", "n.handler_left"),
-    ("node: interceptors' exits", "n.handler_left", "n.interceptors_left"),
-    ("node: -> serialize the reply (start)", "n.interceptors_left", "n.serialize_reply"),
-    ("node: serialize the reply", "n.serialize_reply", "n.reply_serialized"),
-    ("node: status + message batch started", "n.reply_serialized", "n.status_sent"),
-    ("wire back: node send, TLS, client's loop deserializes", "n.status_sent", "c.deserialize_reply"),
-    ("client: deserialize the reply", "c.deserialize_reply", "c.reply_deserialized"),
-    ("grpc aio: -> the stub's await returns", "c.reply_deserialized", "c.reply"),
-    ("dispatch: -> decode starts (pace, latency)", "c.reply", "c.decode"),
-    ("codec: decode_gradient", "c.decode", "c.decoded"),
-    ("dispatch: -> task done (CircuitResult)", "c.decoded", "c.done"),
-    ("loop: task done -> round finished (lock released)", "c.done", "r.finish"),
-    ("hand-back: lock released -> training thread awake", "r.finish", "r.woken"),
-    ("training thread: round stats -> run_round returns", "r.woken", "r.exit"),
-]
-
-
-def attach_node_calls(rounds: list[dict[str, Any]], node_calls: dict[str, list[dict[str, int]]]) -> None:
-    """Give each coordinator call the node record of the call it made (matched by time)."""
-    for address, unsorted in node_calls.items():
-        records = sorted((r for r in unsorted if "event" in r), key=lambda r: r["event"])
-        starts = [r["event"] for r in records]
-        for round_ in rounds:
-            for call in round_["calls"]:
-                if call.get("node") != address or "serialized" not in call or "reply" not in call:
-                    continue
-                i = bisect.bisect_left(starts, call["serialize"])
-                if i < len(records) and records[i]["event"] <= call["reply"]:
-                    call["n"] = records[i]
-
-
-def stamp(round_: dict[str, Any], call: dict[str, Any], name: str) -> int | None:
-    scope, key = name.split(".", 1)
-    source = round_ if scope == "r" else call if scope == "c" else call.get("n", {})
-    return source.get(key)  # type: ignore[no-any-return]
-
-
-def segment_table(
-    rounds: list[dict[str, Any]], pick: Callable[[dict[str, Any]], dict[str, Any] | None]
-) -> list[tuple[str, float, int]]:
-    """Median µs of each segment over ``rounds`` for the call ``pick`` chooses in each."""
-    rows = []
-    for label, first, second in SEGMENTS:
-        values = []
-        for round_ in rounds:
-            call = pick(round_)
-            if call is None:
-                continue
-            a, b = stamp(round_, call, first), stamp(round_, call, second)
-            if a is not None and b is not None:
-                values.append((b - a) / 1000)
-        rows.append((label, statistics.median(values) if values else float("nan"), len(values)))
-    return rows
-
-
-def critical(round_: dict[str, Any]) -> dict[str, Any] | None:
-    calls = [c for c in round_["calls"] if "done" in c and "n" in c]
-    return max(calls, key=lambda c: c["done"]) if calls else None
-
-
-def other(round_: dict[str, Any]) -> dict[str, Any] | None:
-    calls = [c for c in round_["calls"] if "done" in c and "n" in c]
-    return min(calls, key=lambda c: c["done"]) if len(calls) > 1 else None
-
-
-def print_cpu(rounds: list[dict[str, Any]]) -> None:
-    """Print the busy threads' CPU against their wall time: what is work, what is waiting."""
-
-    def median(values: list[int]) -> float:
-        return statistics.median(values) / 1000 if values else float("nan")
-
-    run_wall = [r["exit"] - r["enter"] for r in rounds]
-    loop = [r["loop_cpu_left"] - r["loop_cpu"] for r in rounds]
-    training = [r["cpu_left"] - r["cpu"] for r in rounds]
-    calls = [c["n"] for r in rounds for c in r["calls"] if "worker_cpu_left" in c.get("n", {})]
-    worker_wall = [n["interceptors_left"] - n["worker"] for n in calls]
-    worker_cpu = [n["worker_cpu_left"] - n["worker_cpu"] for n in calls]
-    status_wall = [n["status_sent"] - n["reply_serialized"] for n in calls if "status_cpu" in n]
-    status_cpu = [n["status_cpu"] for n in calls if "status_cpu" in n]
-    rows = (
-        ("coordinator, run_round: the mesh loop thread", median(run_wall), median(loop)),
-        (
-            "coordinator, run_round: the training thread (hand-off, wait, stats)",
-            float("nan"),
-            median(training),
-        ),
-        ("node, gRPC worker thread: interceptors, servicer, core", median(worker_wall), median(worker_cpu)),
-        ("node, gRPC worker thread: the status + message batch", median(status_wall), median(status_cpu)),
-    )
-    print(f"\n{'threads: CPU against wall, median µs':<66} {'wall':>10} {'CPU':>8}")
-    for label, wall, cpu in rows:
-        print(f"{label:<66} {wall:>10.1f} {cpu:>8.1f}")
 
 
 # --------------------------------------------------------------------------- the run
@@ -509,13 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     class StampedMesh(LocalMesh):
         def node_command(self, index: int) -> list[str]:
-            return ["round_timeline", *super().node_command(index)[1:]]
+            return ["round_timeline_node", *super().node_command(index)[1:]]
 
     torch.set_num_threads(1)
     epochs = args.warm + args.timed
     spec = JobSpec(model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=epochs)
     stamp_dir = Path(tempfile.mkdtemp(prefix="round-timeline-"))
-    os.environ[_DIR_VARIABLE] = str(stamp_dir)
+    os.environ[DIR_VARIABLE] = str(stamp_dir)
     here = str(Path(__file__).resolve().parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     stamps = CoordinatorStamps()
@@ -636,6 +386,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if os.environ.get(_DIR_VARIABLE) and len(sys.argv) > 1 and sys.argv[1] == "serve":
-        sys.exit(run_node(sys.argv[1:]))
     sys.exit(main())

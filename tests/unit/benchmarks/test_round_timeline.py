@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import round_timeline as timeline
+import round_timeline_table as timeline
 
 
 def _stamps() -> list[str]:
