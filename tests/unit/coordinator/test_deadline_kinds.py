@@ -113,10 +113,16 @@ def test_kinds_and_their_paces() -> None:
     paces["evaluate"].in_flight_work = 20.0
     assert paces.besides("vjp") == pytest.approx(0.04)
     assert paces.besides("evaluate") == 0.0
-    # A timed-out probe is a fixed latency that every call covers, and the probes' deadline
-    # follows the node's slowest call of any kind.
+    # A timed-out probe is a fixed latency: every call's prediction is at least that (not
+    # added to it), and the probes' deadline follows the node's slowest call of any kind.
     paces.probes.record(0.3, 0.0)
-    assert paces.besides("evaluate") == pytest.approx(0.3)
+    assert paces.latency() == 0.3 and paces.besides("evaluate") == 0.0
+    assert deadline(FLOOR, paces["evaluate"], [], 10.0, latency=paces.latency()) == pytest.approx(
+        FLOOR + SLACK * 0.3
+    )
+    assert deadline(FLOOR, paces["vjp"], [], 160.0, 0.04, paces.latency()) == pytest.approx(
+        FLOOR + SLACK * 0.34
+    )
     assert probe_deadline(5.0, paces, []) == pytest.approx(5.0 + SLACK * 0.3)
     paces.clear()
     assert not paces and probe_deadline(5.0, paces, []) == 5.0

@@ -21,8 +21,9 @@ deadline follows what that call should take on *that* node:
   calls: one shared pace scaled the VJPs' larger work by the Evaluates' rate, and a hung
   node was given up on later than necessary.
 - **deadline** = ``timeout_seconds`` + ``SLACK`` x the prediction for the work of the
-  call's kind in flight on the node with this call (plus each other kind's prediction for
-  its own work in flight, when there is any), capped at ``MAX_DEADLINE_SECONDS``. A node
+  call's kind in flight on the node with this call (at least the node's timed-out probes'
+  latency; plus each other kind's prediction for its own work in flight, when there is
+  any), capped at ``MAX_DEADLINE_SECONDS``. A node
   without answered calls of the kind is predicted by the other nodes' paces of that kind
   (the same circuits run everywhere), and with no history anywhere the deadline is
   ``timeout_seconds``, the old fixed one.
@@ -156,17 +157,20 @@ class Paces:
         return max(self.probes.predict(0.0), *(pace.predict(0.0) for pace in self.kinds.values()))
 
     def besides(self, kind: str) -> float:
-        """Seconds predicted for what is in flight on the node beyond calls of ``kind`` (0: nothing).
+        """Seconds predicted for the other kinds' work in flight on the node (0: none).
 
-        The other kinds' work in flight, each by its own pace, and the node's timed-out
-        probes: added to a call's prediction, so that calls of one kind queued behind
-        another's are not cut short.
+        Each kind by its own pace, added to a call's prediction, so that calls of one kind
+        queued behind another's are not cut short.
         """
-        extra = self.probes.predict(0.0)
+        extra = 0.0
         for other, pace in self.kinds.items():
             if other != kind and pace.in_flight_work > 0.0:
                 extra += pace.predict(pace.in_flight_work)
         return extra
+
+    def latency(self) -> float:
+        """Return the longest timed-out probe remembered: a fixed latency every call covers."""
+        return self.probes.predict(0.0)
 
     def clear(self) -> None:
         """Forget the history (another node answers at the address now)."""
@@ -175,8 +179,13 @@ class Paces:
         self.probes.clear()
 
 
-def deadline(
-    timeout_seconds: float, own: Pace, others: list[Pace], work: float, besides: float = 0.0
+def deadline(  # noqa: PLR0917 (the parts of a prediction)
+    timeout_seconds: float,
+    own: Pace,
+    others: list[Pace],
+    work: float,
+    besides: float = 0.0,
+    latency: float = 0.0,
 ) -> float:
     """Return the deadline of a call whose node has ``work`` in flight including this call.
 
@@ -186,13 +195,16 @@ def deadline(
         others: the other nodes' paces (of that kind), used while ``own`` has no history.
         work: the node's work in flight with this call (``call_work`` units of the call's
             kind; 0 for a probe).
-        besides: seconds predicted for the rest of the node's load (``Paces.besides``).
+        besides: seconds predicted for the node's other kinds in flight (``Paces.besides``).
+        latency: the node's fixed latency, from timed-out probes (``Paces.latency``): the
+            prediction is at least this.
     """
     if own:
         predicted = own.predict(work)
     else:
         predicted = max((pace.predict(work) for pace in others if pace), default=0.0)
-    return min(timeout_seconds + SLACK * (predicted + besides), max(MAX_DEADLINE_SECONDS, timeout_seconds))
+    predicted = max(predicted, latency) + besides
+    return min(timeout_seconds + SLACK * predicted, max(MAX_DEADLINE_SECONDS, timeout_seconds))
 
 
 def probe_deadline(timeout_seconds: float, own: Paces, others: list[Paces]) -> float:

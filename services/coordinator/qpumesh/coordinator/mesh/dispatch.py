@@ -335,13 +335,15 @@ class Dispatcher:
     def deadline(self, node: MeshNode, kind: str, work: float) -> float:
         """Seconds a call of ``kind`` may take on ``node`` with ``work`` of it in flight there.
 
-        See ``deadlines.deadline``; the node's other kinds in flight are ``Paces.besides``.
+        See ``deadlines.deadline``: the node's other kinds in flight (``Paces.besides``) and
+        timed-out probes (``Paces.latency``) count too.
         """
-        pace, besides = node.paces[kind], node.paces.besides(kind)
+        paces = node.paces
+        pace, besides, latency = paces[kind], paces.besides(kind), paces.latency()
         if pace:  # the other nodes' paces are only read while this one has none
-            return deadlines.deadline(self.options.timeout_seconds, pace, [], work, besides)
+            return deadlines.deadline(self.options.timeout_seconds, pace, [], work, besides, latency)
         others = [n.paces[kind] for n in self.membership.current() if n is not node]
-        return deadlines.deadline(self.options.timeout_seconds, pace, others, work, besides)
+        return deadlines.deadline(self.options.timeout_seconds, pace, others, work, besides, latency)
 
     async def _send(
         self,
