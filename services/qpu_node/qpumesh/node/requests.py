@@ -54,7 +54,6 @@ _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 
 
-
 @dataclass(frozen=True)
 class Terms:
     """Unique Pauli terms of a request and their coefficients ``(n_terms, n_obs)``.
