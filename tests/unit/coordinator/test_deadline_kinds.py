@@ -91,10 +91,11 @@ def test_vjp_and_evaluate_deadlines_follow_their_own_calls() -> None:
     assert call_work(VJP) == 2 * len(VJP.symbols) * call_work(EVALUATE) >= 16 * call_work(EVALUATE)
     stub = TimedStub({"evaluate": 0.02, "vjp": 0.1})
     _vjp_mode_rounds(stub, 3)
-    # Each kind's deadline is the floor + SLACK x its own calls' time (plus a little for the
-    # dispatcher's measurement around the stub, and the event loop under load).
+    # Each kind's deadline is the floor + SLACK x its own calls' time (plus a margin for the
+    # dispatcher's measurement around the stub under load; on main the VJPs' was 3.3 s and
+    # the last Evaluate's 1.06 s, both far over).
     for kind in ("evaluate", "vjp"):
-        allowed = FLOOR + SLACK * (1.25 * max(stub.took[kind]) + 0.01)
+        allowed = FLOOR + SLACK * (1.25 * max(stub.took[kind]) + 0.05)
         assert all(FLOOR < limit <= allowed for limit in stub.deadlines[kind][1:]), (kind, stub.deadlines)
     # The first VJP had no VJP history: the floor, not the Evaluates' rate x 2 x symbols.
     assert stub.deadlines["vjp"][0] == FLOOR
