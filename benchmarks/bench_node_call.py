@@ -16,9 +16,13 @@ decoding, validation, metrics, the reply). This prints, measured side by side in
    interpreter, epochs alternating; ms per round, the nodes' CPU per call, and whether the
    losses are bit-identical across the runs.
 
+With ``--gradient-mode vjp`` the model trains in gradient mode "vjp" (values forward by
+Evaluate, one round of VJPs per time step backward) and the per-call part sends the
+forward round's Evaluate request instead (40 rows, exact, by hash).
+
 Usage:
     python benchmarks/bench_node_call.py [--baseline-python /work/main/.venv/bin/python]
-        [--calls 300] [--batches 9] [--epochs 4]
+        [--calls 300] [--batches 9] [--epochs 4] [--gradient-mode jacobian|vjp]
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import open_channel
-from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_spec import GRADIENT_MODES, JobSpec
+from qpumesh.wire.tensors import to_tensor
 from qpumesh.wire.tls import TlsConfig
 
 BENCH_TRANSPORT = Path(__file__).with_name("bench_transport.py")
@@ -90,14 +95,45 @@ def round_tasks(spec: JobSpec) -> list[CircuitTask]:
     return capture.tasks
 
 
-def request_of(task: CircuitTask, include_json: bool) -> pb.ShiftGradientRequest:
-    """The request the mesh sends for ``task`` (`mesh.dispatch`: Jacobian with values)."""
+def request_of(task: CircuitTask, include_json: bool) -> pb.ShiftGradientRequest | pb.EvaluateRequest:
+    """The request the mesh sends for ``task`` (`mesh.dispatch`: Jacobian with values, or Evaluate)."""
     params = node_calls.parameter_batch(task.symbols, task.values)
-    request = node_calls.shift_gradient_request(
-        task.observables, params, wrt=task.symbols, include_values=True, shots=task.shots, seed=task.seed
-    )
+    request: pb.ShiftGradientRequest | pb.EvaluateRequest
+    if task.jacobian:
+        request = node_calls.shift_gradient_request(
+            task.observables, params, wrt=task.symbols, include_values=True, shots=task.shots, seed=task.seed
+        )
+    else:
+        request = node_calls.evaluate_request(task.observables, params, shots=task.shots, seed=task.seed)
     request.circuit.CopyFrom(task.circuit.to_proto(include_json=include_json))
     return request
+
+
+def reply_size(task: CircuitTask) -> int:
+    """Bytes of the node's reply to ``task``'s request (its tensors, timings and counts filled in)."""
+    rows, n_obs, n_sym = task.values.shape[0], len(task.observables), len(task.symbols)
+    timings = pb.Timings(queue_seconds=1e-3, execute_seconds=1e-3)
+    reply: pb.ShiftGradientResponse | pb.EvaluateResponse
+    if task.jacobian:
+        reply = pb.ShiftGradientResponse(
+            jacobian=to_tensor(np.ones((rows, n_obs, n_sym))),
+            expectations=to_tensor(np.ones((rows, n_obs))),
+            wrt=list(task.symbols),
+            backend="batched",
+            method=pb.GRADIENT_METHOD_ADJOINT,
+            shift_rule_executions=rows * (2 * n_sym + 1),
+            hardware_seconds=1.0,
+            timings=timings,
+        )
+    else:
+        reply = pb.EvaluateResponse(
+            expectations=to_tensor(np.ones((rows, n_obs))),
+            backend="batched",
+            hardware_seconds=1.0,
+            executions=rows,
+            timings=timings,
+        )
+    return len(reply.SerializeToString())
 
 
 @dataclass
@@ -135,11 +171,12 @@ def node_target(name: str, mesh: LocalMesh, task: CircuitTask, tls: TlsConfig | 
     """Calls of ``task``'s request, by hash, to the mesh's first node (sent the circuit once first)."""
     channel = open_channel(mesh.node_addresses[0], tls=tls)
     stub = pb_grpc.QPUNodeStub(channel)  # type: ignore[no-untyped-call]
-    stub.ShiftGradient(request_of(task, include_json=True), timeout=30)
+    method = stub.ShiftGradient if task.jacobian else stub.Evaluate
+    method(request_of(task, include_json=True), timeout=30)
     by_hash = request_of(task, include_json=False)
 
     def call() -> float:
-        reply = stub.ShiftGradient(by_hash, timeout=30)
+        reply = method(by_hash, timeout=30)
         return float(reply.timings.execute_seconds)
 
     for _ in range(50):
@@ -185,13 +222,16 @@ def per_call(args: argparse.Namespace, spec: JobSpec, stack: ExitStack) -> None:
     tls, certs = mesh.coordinator_tls, mesh.certificates
     assert tls is not None and certs is not None
     by_hash = request_of(task, include_json=False).SerializeToString()
-    targets.append(bare_target(certs.directory, tls, by_hash, 7584, stack))
+    targets.append(bare_target(certs.directory, tls, by_hash, reply_size(task), stack))
     for _ in range(args.batches):
         for target in targets:
             target.batch(args.calls)
     rows = task.values.shape[0]
+    what = (
+        "ShiftGradient call: {} rows, Jacobian + values" if task.jacobian else "Evaluate call: {} rows, exact"
+    )
     print(
-        f"## one ShiftGradient call: {rows} rows, Jacobian + values, by hash, mutual TLS, "
+        f"## one {what.format(rows)}, by hash, mutual TLS, "
         f"{args.calls} calls x {args.batches} batches, alternating"
     )
     print(f"{'target':<34} {'CPU µs':>9} {'(batches)':>11} {'trip ms':>9} {'execute ms':>10}")
@@ -227,7 +267,8 @@ def training(args: argparse.Namespace, spec: JobSpec, stack: ExitStack) -> None:
     rounds = trainers["in process"].history[-1].rounds
     calls = 2 * rounds
     print(
-        f"## training: {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, {rounds} rounds per epoch, "
+        f"## training: {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, gradient mode "
+        f"{spec.gradient_mode}, {rounds} rounds per epoch, "
         f"{args.epochs} epochs alternating (medians of epochs 2..)"
     )
     print(f"{'run':<28} {'ms/round':>9} {'x in process':>13} {'node CPU µs/call':>17}")
@@ -257,9 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=300, help="calls per batch")
     parser.add_argument("--batches", type=int, default=9, help="batches per target, alternating")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs per run (0: skip training)")
+    parser.add_argument(
+        "--gradient-mode",
+        choices=GRADIENT_MODES,
+        default="jacobian",
+        help="the model's gradient mode (vjp: the per-call part sends the forward round's Evaluate)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    spec = JobSpec(model="distributed", qubits=4, partitions=2, epochs=max(args.epochs, 1))
+    spec = JobSpec(
+        model="distributed",
+        qubits=4,
+        partitions=2,
+        epochs=max(args.epochs, 1),
+        gradient_mode=args.gradient_mode,
+    )
     print(
         f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
         f"baseline {args.baseline_python or '-'}"

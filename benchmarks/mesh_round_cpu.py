@@ -11,7 +11,7 @@ figures are steadier. To compare two versions, run this alternately with each ve
 interpreter (e.g. another checkout's ``.venv/bin/python``) and compare medians.
 
 Usage:
-    python benchmarks/mesh_round_cpu.py [--nodes 4] [--warm 2] [--timed 10]
+    python benchmarks/mesh_round_cpu.py [--nodes 4] [--warm 2] [--timed 10] [--gradient-mode jacobian|vjp]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from qpumesh.client.local_mesh import LocalMesh
 from qpumesh.coordinator.mesh.executor import MeshExecutor
 from qpumesh.coordinator.training import Trainer
-from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_spec import GRADIENT_MODES, JobSpec
 
 
 def cpu_seconds(pid: int) -> float:
@@ -45,12 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="distributed")
     parser.add_argument("--qubits", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--gradient-mode", choices=GRADIENT_MODES, default="jacobian")
     parser.add_argument("--warm", type=int, default=2, help="untimed epochs first")
     parser.add_argument("--timed", type=int, default=10, help="epochs timed")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     spec = JobSpec(
-        model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=args.warm + args.timed
+        model=args.model,
+        qubits=args.qubits,
+        partitions=args.partitions,
+        epochs=args.warm + args.timed,
+        gradient_mode=args.gradient_mode,
     )
     with LocalMesh(
         nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False, tls=True
@@ -76,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A node the plan left idle still answers health probes: count only the ones that worked.
     busy = " ".join(f"{1000 * seconds / rounds:.2f}" for seconds in nodes if seconds > 0.1 * max(nodes))
     print(
-        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}; load average {os.getloadavg()[0]:.1f}"
+        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, gradient mode {spec.gradient_mode}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"wall ms/round {1000 * wall / rounds:.2f}  coordinator CPU ms/round {1000 * used[-1] / rounds:.2f}  "

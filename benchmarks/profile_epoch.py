@@ -22,6 +22,7 @@ event-loop thread (Linux /proc, 10 ms ticks: use a few epochs).
 
 Usage:
     python benchmarks/profile_epoch.py [--epochs 4] [--nodes 4] [--model distributed] [--qubits 4]
+        [--gradient-mode jacobian|vjp]
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import open_aio_channel
-from qpumesh.wire.job_spec import JobSpec
+from qpumesh.wire.job_spec import GRADIENT_MODES, JobSpec
 from qpumesh.wire.tensors import to_tensor
 from qpumesh.wire.tls import TlsConfig
 
@@ -60,6 +61,9 @@ class ZeroExecutor(LocalExecutor):
         results = []
         for task in tasks:
             rows, n_obs = task.values.shape[0], len(task.observables)
+            if task.cotangents is not None:  # gradient mode "vjp": the backward round
+                results.append(CircuitResult(None, None, "zero", vjp=np.zeros((rows, len(task.symbols)))))
+                continue
             jacobian = np.zeros((rows, n_obs, len(task.symbols))) if task.jacobian else None
             results.append(CircuitResult(np.zeros((rows, n_obs)), jacobian, "zero"))
         self.stats.record_round(results)
@@ -74,6 +78,10 @@ class InstantStub:
 
     async def ShiftGradient(self, request: Any, **_: Any) -> pb.ShiftGradientResponse:  # noqa: N802
         rows, n_obs, n_sym = request.params.values.shape[0], len(request.observables), len(request.wrt)
+        if request.HasField("cotangents"):
+            return pb.ShiftGradientResponse(
+                jacobian=to_tensor(np.zeros((rows, n_sym))), wrt=list(request.wrt)
+            )
         return pb.ShiftGradientResponse(
             jacobian=to_tensor(np.zeros((rows, n_obs, n_sym))),
             expectations=to_tensor(np.zeros((rows, n_obs))),
@@ -132,10 +140,15 @@ async def _round_trips(
         for i in range(repeats):
             for task in tasks:
                 params = node_calls.parameter_batch(task.symbols, task.values)
-                request = node_calls.shift_gradient_request(task.observables, params, include_values=True)
+                request: Any
+                if task.jacobian:
+                    request = node_calls.shift_gradient_request(task.observables, params, include_values=True)
+                else:
+                    request = node_calls.evaluate_request(task.observables, params)
                 request.circuit.CopyFrom(task.circuit.to_proto(include_json=True))
+                method = stub.ShiftGradient if task.jacobian else stub.Evaluate
                 start = time.perf_counter()
-                reply = await stub.ShiftGradient(request, timeout=30)
+                reply = await method(request, timeout=30)
                 if i:  # the first sends compile the circuit
                     trips.append(time.perf_counter() - start)
                     executes.append(reply.timings.execute_seconds)
@@ -153,14 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="distributed")
     parser.add_argument("--qubits", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--gradient-mode", choices=GRADIENT_MODES, default="jacobian")
     parser.add_argument(
         "--plaintext", action="store_true", help="run the local mesh without TLS (default: mutual TLS)"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    spec = JobSpec(model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=args.epochs)
+    spec = JobSpec(
+        model=args.model,
+        qubits=args.qubits,
+        partitions=args.partitions,
+        epochs=args.epochs,
+        gradient_mode=args.gradient_mode,
+    )
     print(
-        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, "
+        f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, gradient mode {spec.gradient_mode}, "
         f"{'plaintext' if args.plaintext else 'mutual TLS'}; load average {os.getloadavg()[0]:.1f}"
     )
     with LocalMesh(
@@ -234,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         probe.model(data.x_train[: spec.batch_size, :1])  # one time step: one round
         address = local_mesh.node_addresses[plan.assignment[captured[0].key]]
         trip, execute = asyncio.run(_round_trips(address, captured[:1], 200, tls))
+        kind = "Jacobian" if captured[0].jacobian else "Evaluate"
         print(
-            f"one request ({captured[0].values.shape[0]} rows, Jacobian): gRPC round trip "
+            f"one request ({captured[0].values.shape[0]} rows, {kind}): gRPC round trip "
             f"{1000 * trip:.3f} ms, of which the node's execute time {1000 * execute:.3f} ms"
         )
         mesh.close()

@@ -57,6 +57,7 @@ from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.wire import node_calls
+from qpumesh.wire.channels import bind, open_aio_channel, open_channel
 from qpumesh.wire.job_spec import JobSpec
 from qpumesh.wire.tensors import fill_tensor
 
@@ -107,7 +108,7 @@ def start_server() -> tuple[grpc.Server, int]:
         "Stream": grpc.stream_stream_rpc_method_handler(stream),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("floor.Floor", handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = bind(server, "127.0.0.1:0")
     server.start()
     return server, port
 
@@ -226,7 +227,7 @@ class UnaryFloor(_FloorBase):
         self._calls = asyncio.run_coroutine_threadsafe(self._open(), self._loop).result()
 
     async def _open(self) -> list[Any]:
-        self._channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in self.ports]
+        self._channels = [open_aio_channel(f"127.0.0.1:{port}") for port in self.ports]
         return [channel.unary_unary(_UNARY, None, None) for channel in self._channels]
 
     def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
@@ -261,7 +262,7 @@ class StreamFloor(_FloorBase):
 
     def __init__(self, ports: Sequence[int]) -> None:
         super().__init__(ports)
-        self._channels = [grpc.insecure_channel(f"127.0.0.1:{port}") for port in self.ports]
+        self._channels = [open_channel(f"127.0.0.1:{port}") for port in self.ports]
         self._outboxes: list[queue.SimpleQueue[bytes | None]] = [queue.SimpleQueue() for _ in self.ports]
         self._replies: list[Iterator[bytes]] = [
             iter(channel.stream_stream(_STREAM, None, None)(self._drain(outbox)))

@@ -1,7 +1,7 @@
 """A node keeps a plan per ShiftGradient request shape: the plan never answers another shape.
 
 `NodeCore` checks a request shape (observables, symbol order, wrt, rows, values, cotangents,
-shots, method) once and keeps what it decided (`requests.GradientPlan`). These tests send
+shots, method) once and keeps what it decided (`plans.GradientPlan`). These tests send
 many shapes to one core, interleaved so that kept plans are hit, and compare every answer
 bit for bit with a fresh core that never saw another request; then they send bad numbers
 in a shape that was planned, which must fail exactly as on a fresh core.

@@ -6,8 +6,9 @@ so in-process and mesh runs give identical numbers. It
 * keeps compiled circuits by the SHA-256 of their JSON (`qpumesh.node.circuit_cache`:
   bounded before Cirq parses them, compiled once, LRU); a request may then carry only the
   hash;
-* validates every request (`qpumesh.node.requests`, with per-circuit plans of what repeats)
-  and bounds its work before any (`qpumesh.node.limits`): it raises `InvalidRequest` (fix
+* validates every request (`qpumesh.node.requests`, with per-circuit plans of what repeats
+  and a plan per request shape, `qpumesh.node.plans`) and bounds its work before any
+  (`qpumesh.node.limits`): it raises `InvalidRequest` (fix
   the request), `UnknownCircuit` (resend the circuit JSON), `LimitExceeded` (split the
   request) or `PreconditionFailed` (not on this node) -- messages name the offending
   symbol, shape, value or bound; no error leaves state behind;
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from importlib import metadata
 from typing import cast
 
@@ -47,8 +48,8 @@ from qpumesh.node.limits import Work
 from qpumesh.node.mitigation import Extrapolation
 from qpumesh.node.node_config import NodeConfig
 from qpumesh.node.noise import readout_factors, sample_terms, standard_errors
+from qpumesh.node.plans import EvaluatePlan, GradientPlan, evaluate_key, gradient_key
 from qpumesh.node.requests import (
-    GradientPlan,
     Observables,
     Terms,
     check_cotangents,
@@ -56,7 +57,6 @@ from qpumesh.node.requests import (
     check_reply_size,
     check_shots,
     check_table,
-    gradient_key,
 )
 from qpumesh.node.results import EvalResult, GradResult, NodeInfo, Part
 
@@ -184,9 +184,12 @@ class NodeCore:
         start = time.perf_counter()
         entry = self._circuits.load(circuit_hash, cirq_json)
         n_shots = check_shots(shots, self.config.default_shots)
-        rng = np.random.default_rng(seed)
+        # Only sampling draws from it (noise trajectories are seeded by the engine): an exact
+        # request skips seeding a generator from the OS's entropy.
+        rng = np.random.default_rng(seed) if n_shots else None
+        key = evaluate_key(observables, symbols, values, n_shots)
         parts = [
-            self._evaluate_variant(variant, observables, symbols, values, n_shots, seed, rng)
+            self._evaluate_variant(variant, key, observables, symbols, values, n_shots, seed, rng)
             for variant in entry.folded or (entry,)  # the circuit, or its folded versions under ZNE
         ]
         executions, shots_taken = sum(p.executions for p in parts), sum(p.shots for p in parts)
@@ -202,34 +205,60 @@ class NodeCore:
     def _evaluate_variant(  # noqa: PLR0917 (private helper of evaluate)
         self,
         entry: CachedCircuit,
+        key: Hashable | None,
         observables: Observables,
         symbols: Sequence[str],
         values: np.ndarray,
         n_shots: int,
         seed: int | None,
-        rng: np.random.Generator,
+        rng: np.random.Generator | None,
     ) -> Part:
+        """One circuit's expectations; ``key`` (`plans.evaluate_key`): its plan's, None = not kept."""
         compiled = entry.compiled
-        terms = entry.requests.terms(observables)
-        columns = entry.requests.columns(symbols)
-        table = check_table(values, columns, self.config.max_batch_rows)
-        n_out = table.shape[0] * terms.coefficients.shape[1] * (2 if n_shots else 1)
-        check_reply_size(n_out, self.config.max_message_bytes)
-        self._work(entry, terms, table.shape[0]).check(self.config.max_request_cost)
-        angles = columns.angles(compiled, table)
+        plan = None if key is None else entry.requests.plan(key, EvaluatePlan)
+        if plan is None:
+            table, plan = self._plan_evaluation(entry, observables, symbols, values, n_shots)
+            if key is not None:
+                entry.requests.keep_plan(key, plan)
+        else:  # a shape planned before: only the numbers are new
+            table = check_table(values, plan.columns, self.config.max_batch_rows)
+        terms = plan.terms
+        angles = plan.columns.angles(compiled, table)
         engine = self._engine(entry, seed)
         exact = self._exact_terms(engine, compiled, terms, angles)
         errors = None
-        if n_shots:
+        if rng is not None:
             sampled = sample_terms(exact, n_shots, rng)
             expectations = sampled @ terms.coefficients
             errors = standard_errors(exact, terms.coefficients, n_shots)
         else:
             expectations = exact @ terms.coefficients
         check_finite(expectations, "expectation value")
+        return Part(expectations, errors, engine.name, plan.executions, plan.shots, plan.hardware_seconds)
+
+    def _plan_evaluation(
+        self,
+        entry: CachedCircuit,
+        observables: Observables,
+        symbols: Sequence[str],
+        values: np.ndarray,
+        n_shots: int,
+    ) -> tuple[np.ndarray, EvaluatePlan]:
+        """Check an Evaluate request of a shape not planned yet, in full; return its table and plan.
+
+        Raises:
+            InvalidRequest, LimitExceeded: See `evaluate`.
+        """
+        terms = entry.requests.terms(observables)
+        columns = entry.requests.columns(symbols)
+        table = check_table(values, columns, self.config.max_batch_rows)
         rows = table.shape[0]
+        check_reply_size(
+            rows * terms.coefficients.shape[1] * (2 if n_shots else 1), self.config.max_message_bytes
+        )
+        self._work(entry, terms, rows).check(self.config.max_request_cost)
         qpu = self.config.hardware.request_seconds(rows, terms.measured, n_shots, entry.arities)
-        return Part(expectations, errors, engine.name, rows, rows * n_shots * terms.measured, qpu)
+        return table, EvaluatePlan(terms, columns, rows, rows * n_shots * terms.measured, qpu)
 
     def shift_gradient(  # noqa: PLR0917 (public API signature)
         self,
@@ -332,7 +361,7 @@ class NodeCore:
         compiled = entry.compiled
         vjp = cotangents is not None
         key = gradient_key(observables, symbols, values, wrt, vjp, include_values, n_shots, method)
-        plan = None if key is None else entry.requests.plan(key)
+        plan = None if key is None else entry.requests.plan(key, GradientPlan)
         if plan is None:
             table, tangent, plan = self._plan_gradient(
                 entry, observables, symbols, values, wrt, cotangents, include_values, n_shots, method

@@ -6,7 +6,8 @@ the symbol order of the batch, the differentiated symbols -- are done once per c
 kept in its `CircuitRequests` (small bounded caches keyed by the exact content, so a cached
 answer is the answer the full check would give). What changes every time -- the values,
 cotangents, shots and sizes -- is checked every time. For a 10-row request of a small
-circuit this takes the node's own overhead from ~150 µs to ~20 µs.
+circuit this takes the node's own overhead from ~150 µs to ~20 µs. A request's whole shape
+(`qpumesh.node.plans`) is kept here too, once every check of it passed.
 
 The slot angles of a batch are computed with one vectorised expression per symbol order
 (``values[:, cols] * coeff + offset`` for the affine slots), the same arithmetic as
@@ -19,7 +20,7 @@ import math
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -34,7 +35,7 @@ __all__ = [
     "CircuitRequests",
     "Columns",
     "Differentiation",
-    "GradientPlan",
+    "KeptPlan",
     "Observables",
     "Terms",
     "check_cotangents",
@@ -49,8 +50,6 @@ Observables: TypeAlias = Sequence[Sequence[tuple[float, str]]]
 
 #: Entries kept in each per-circuit cache (cleared when full).
 _CACHE_SIZE = 64
-#: Most Pauli terms (over all observables) of a request whose plan is kept.
-_PLAN_KEY_TERMS = 1024
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 
@@ -129,33 +128,16 @@ class Differentiation:
     error: str | None
 
 
-@dataclass(frozen=True)
-class GradientPlan:
-    """What the shape of a ShiftGradient request decides, kept once every check of it passed.
+class KeptPlan(Protocol):
+    """What a plan per request shape (`qpumesh.node.plans`) shows its circuit's cache."""
 
-    The shape is everything but the numbers: the observables, the symbol order, the
-    differentiated symbols, the rows, whether values and cotangents come along, the shots
-    and the method (`CircuitRequests.plan`'s key). Requests of one shape pass or fail the
-    same bounds and cost the same, so a request whose shape was planned before is only
-    checked for what it brings anew: its values and cotangents.
+    @property
+    def terms(self) -> Terms:
+        """The request's unique terms (a plan of large terms is not kept)."""
+        ...
 
-    Attributes:
-        terms: The observables' unique terms.
-        columns: The symbol order of the batch.
-        differentiation: The differentiated symbols and their chain rule.
-        method: ``"adjoint"`` or ``"parameter_shift"``: what runs.
-        executions: The shift rule's circuit executions (`gradients.shift_rule_executions`).
-        shots: Their shots.
-        hardware_seconds: Their time on the node's hardware profile.
-    """
 
-    terms: Terms
-    columns: Columns
-    differentiation: Differentiation
-    method: str
-    executions: int
-    shots: int
-    hardware_seconds: float
+_P = TypeVar("_P", bound=KeptPlan)
 
 
 class CircuitRequests:
@@ -171,14 +153,15 @@ class CircuitRequests:
         self._terms: dict[Hashable, Terms] = {}
         self._columns: dict[tuple[str, ...], Columns] = {}
         self._wrt: dict[tuple[tuple[str, ...], tuple[str, ...]], Differentiation] = {}
-        self._plans: dict[Hashable, GradientPlan] = {}
+        self._plans: dict[Hashable, KeptPlan] = {}
 
-    def plan(self, key: Hashable) -> GradientPlan | None:
-        """Return the plan kept for a request shape (`gradient_key`), or None."""
+    def plan(self, key: Hashable, kind: type[_P]) -> _P | None:
+        """Return the plan of type `kind` kept for a request shape (`qpumesh.node.plans`), or None."""
         with self._lock:
-            return self._plans.get(key)
+            hit = self._plans.get(key)
+        return hit if isinstance(hit, kind) else None
 
-    def keep_plan(self, key: Hashable, plan: GradientPlan) -> None:
+    def keep_plan(self, key: Hashable, plan: KeptPlan) -> None:
         """Keep the plan of a request shape whose every check passed (unless its terms are large)."""
         if small_terms(plan.terms):
             self._store(self._plans, key, plan)
@@ -248,46 +231,12 @@ class CircuitRequests:
         return self._store(self._wrt, key, plan)
 
 
-
 def observables_key(observables: Observables) -> Hashable | None:
     """Return the observables as a dictionary key (None when they are not hashable)."""
     try:
         key = tuple(tuple(observable) for observable in observables)
         hash(key)
     except TypeError:
-        return None
-    return key
-
-
-def gradient_key(  # noqa: PLR0917 (the fields of a request's shape)
-    observables: Observables,
-    symbols: Sequence[str],
-    values: np.ndarray,
-    wrt: Sequence[str],
-    vjp: bool,
-    include_values: bool,
-    shots: int,
-    method: str,
-) -> Hashable | None:
-    """Return the shape of a ShiftGradient request (see `GradientPlan`), or None when it is not kept.
-
-    Requests with more than `_PLAN_KEY_TERMS` terms in all are not kept (the key holds them).
-    """
-    try:
-        if not isinstance(values, np.ndarray) or sum(map(len, observables)) > _PLAN_KEY_TERMS:
-            return None
-        key = (
-            tuple(tuple(observable) for observable in observables),
-            tuple(symbols),
-            values.shape,
-            tuple(wrt),
-            vjp,
-            include_values,
-            shots,
-            method,
-        )
-        hash(key)
-    except TypeError:  # malformed observables: the full checks will say what is wrong
         return None
     return key
 

@@ -7,18 +7,26 @@ deadline follows what that call should take on *that* node:
 
 - **work** (``call_work``): a request's cost in a priori units, rows x 2**qubits x gate
   operations, times (2 x symbols + 1) for a Jacobian and 2 x symbols for a VJP (the
-  shift rule's executions; the adjoint method costs less, so the estimate errs long).
-  Work only compares requests, so its unit does not matter.
-- **pace** (``Pace``, one per node): the node's recent answered calls as (seconds, work
-  in flight on the node when the call was sent), the call's own work included.
-  ``predict(work)`` is the slowest of them scaled up to ``work`` and never down --
-  ``max_i seconds_i * max(1, work / work_i)`` -- so a fixed latency (a slow link) and a
-  cost that grows with the work (a wide noisy part, a queue of calls ahead) are both
-  covered, generously.
-- **deadline** = ``timeout_seconds`` + ``SLACK`` x the prediction for the work in flight
-  on the node with this call, capped at ``MAX_DEADLINE_SECONDS``. A node without answered
-  calls is predicted by the other nodes' paces (the same circuits run everywhere), and
-  with no history anywhere the deadline is ``timeout_seconds``, the old fixed one.
+  shift rule's executions). Work only compares requests of one **kind** (``call_kind``:
+  Evaluate, Jacobian, VJP), so its unit does not matter; across kinds it does not
+  compare: exact gradients run the adjoint method, whose cost against an Evaluate is not
+  the shift rule's factor, and fixed latencies dominate small calls of every kind.
+- **pace** (``Pace``, one per node and call kind, in ``Paces``): the node's recent
+  answered calls of that kind as (seconds, work of that kind in flight on the node when
+  the call was sent), the call's own work included. ``predict(work)`` is the slowest of
+  them scaled up to ``work`` and never down -- ``max_i seconds_i * max(1, work / work_i)``
+  -- so a fixed latency (a slow link) and a cost that grows with the work (a wide noisy
+  part, a queue of calls ahead) are both covered, generously. So in gradient mode "vjp"
+  (Evaluate rounds forward, VJP rounds backward) each kind's deadlines follow its own
+  calls: one shared pace scaled the VJPs' larger work by the Evaluates' rate, and a hung
+  node was given up on later than necessary.
+- **deadline** = ``timeout_seconds`` + ``SLACK`` x the prediction for the work of the
+  call's kind in flight on the node with this call (at least the node's timed-out probes'
+  latency; plus each other kind's prediction for its own work in flight, when there is
+  any), capped at ``MAX_DEADLINE_SECONDS``. A node
+  without answered calls of the kind is predicted by the other nodes' paces of that kind
+  (the same circuits run everywhere), and with no history anywhere the deadline is
+  ``timeout_seconds``, the old fixed one.
 - a call that **exceeds** its deadline is a failure (DEADLINE_EXCEEDED: retried elsewhere
   as before), and its deadline joins the node's pace as a lower bound on the node's
   speed. A retry on that node therefore waits ``SLACK + 1`` times longer, so a node that
@@ -26,8 +34,9 @@ deadline follows what that call should take on *that* node:
   node that hangs is still given up on after ``timeout_seconds`` plus a few multiples of
   its usual time.
 
-Health probes (GetInfo, no work) use the same pace: a node whose calls take 40 s is not
-declared dead because its probe took 6 s.
+Health probes (GetInfo, no work) use the slowest of the node's paces: a node whose calls
+take 40 s is not declared dead because its probe took 6 s. A probe that times out joins
+the node's probe pace, a fixed latency that every later call's prediction covers.
 """
 
 from __future__ import annotations
@@ -47,6 +56,10 @@ MAX_DEADLINE_SECONDS = 3600.0
 """No call waits longer than this (or ``timeout_seconds``, if that is longer)."""
 _MAX_EXPONENT = 60
 """2**qubits is capped here so that the work of any circuit stays a finite float."""
+
+
+KINDS = ("evaluate", "jacobian", "vjp")
+"""The call kinds whose paces are kept apart (``call_kind``)."""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -71,6 +84,13 @@ def call_work(task: CircuitTask) -> float:
     else:
         factor = 1
     return float(rows) * float(2**width) * _operations(task.circuit.cirq_json) * factor
+
+
+def call_kind(task: CircuitTask) -> str:
+    """Return the kind of call ``task`` makes: ``"jacobian"``, ``"vjp"`` or ``"evaluate"`` (``KINDS``)."""
+    if task.jacobian:
+        return "jacobian"
+    return "evaluate" if task.cotangents is None else "vjp"
 
 
 class Pace:
@@ -115,19 +135,87 @@ class Pace:
         self._rates.clear()
 
 
-def deadline(timeout_seconds: float, own: Pace, others: list[Pace], work: float) -> float:
+class Paces:
+    """One node's paces: one per call kind (``KINDS``) and one of its timed-out probes.
+
+    Touched only on the mesh's event loop, like ``Pace``.
+    """
+
+    def __init__(self) -> None:
+        self.kinds = {kind: Pace() for kind in KINDS}
+        self.probes = Pace()
+        """Probes that timed out (a fixed latency: every call's prediction covers it)."""
+
+    def __getitem__(self, kind: str) -> Pace:
+        return self.kinds[kind]
+
+    def __bool__(self) -> bool:
+        return bool(self.probes) or any(self.kinds.values())
+
+    def slowest(self) -> float:
+        """Return the longest call or timed-out probe remembered, of any kind (0 without history)."""
+        return max(self.probes.predict(0.0), *(pace.predict(0.0) for pace in self.kinds.values()))
+
+    def besides(self, kind: str) -> float:
+        """Seconds predicted for the other kinds' work in flight on the node (0: none).
+
+        Each kind by its own pace, added to a call's prediction, so that calls of one kind
+        queued behind another's are not cut short.
+        """
+        extra = 0.0
+        for other, pace in self.kinds.items():
+            if other != kind and pace.in_flight_work > 0.0:
+                extra += pace.predict(pace.in_flight_work)
+        return extra
+
+    def latency(self) -> float:
+        """Return the longest timed-out probe remembered: a fixed latency every call covers."""
+        return self.probes.predict(0.0)
+
+    def clear(self) -> None:
+        """Forget the history (another node answers at the address now)."""
+        for pace in self.kinds.values():
+            pace.clear()
+        self.probes.clear()
+
+
+def deadline(  # noqa: PLR0917 (the parts of a prediction)
+    timeout_seconds: float,
+    own: Pace,
+    others: list[Pace],
+    work: float,
+    besides: float = 0.0,
+    latency: float = 0.0,
+) -> float:
     """Return the deadline of a call whose node has ``work`` in flight including this call.
 
     Args:
         timeout_seconds: the floor (``PoolOptions.timeout_seconds``).
-        own: the node's pace.
-        others: the other nodes' paces, used while ``own`` has no history.
-        work: the node's work in flight with this call (``call_work`` units; 0 for a probe).
+        own: the node's pace (of the call's kind).
+        others: the other nodes' paces (of that kind), used while ``own`` has no history.
+        work: the node's work in flight with this call (``call_work`` units of the call's
+            kind; 0 for a probe).
+        besides: seconds predicted for the node's other kinds in flight (``Paces.besides``).
+        latency: the node's fixed latency, from timed-out probes (``Paces.latency``): the
+            prediction is at least this.
     """
     if own:
         predicted = own.predict(work)
     else:
         predicted = max((pace.predict(work) for pace in others if pace), default=0.0)
+    predicted = max(predicted, latency) + besides
+    return min(timeout_seconds + SLACK * predicted, max(MAX_DEADLINE_SECONDS, timeout_seconds))
+
+
+def probe_deadline(timeout_seconds: float, own: Paces, others: list[Paces]) -> float:
+    """Return a health probe's deadline: the floor + ``SLACK`` x the node's slowest call (or others').
+
+    Args:
+        timeout_seconds: the probe's floor.
+        own: the node's paces.
+        others: the other nodes' paces, used while ``own`` has no history.
+    """
+    predicted = own.slowest() if own else max((p.slowest() for p in others if p), default=0.0)
     return min(timeout_seconds + SLACK * predicted, max(MAX_DEADLINE_SECONDS, timeout_seconds))
 
 

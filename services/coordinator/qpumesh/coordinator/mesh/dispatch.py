@@ -332,12 +332,18 @@ class Dispatcher:
             shots=answer.shots,
         )
 
-    def deadline(self, node: MeshNode, work: float) -> float:
-        """Seconds a call may take on ``node`` with ``work`` in flight there (``deadlines.deadline``)."""
-        if node.pace:  # the other nodes' paces are only read while this one has none
-            return deadlines.deadline(self.options.timeout_seconds, node.pace, [], work)
-        others = [n.pace for n in self.membership.current() if n is not node]
-        return deadlines.deadline(self.options.timeout_seconds, node.pace, others, work)
+    def deadline(self, node: MeshNode, kind: str, work: float) -> float:
+        """Seconds a call of ``kind`` may take on ``node`` with ``work`` of it in flight there.
+
+        See ``deadlines.deadline``: the node's other kinds in flight (``Paces.besides``) and
+        timed-out probes (``Paces.latency``) count too.
+        """
+        paces = node.paces
+        pace, besides, latency = paces[kind], paces.besides(kind), paces.latency()
+        if pace:  # the other nodes' paces are only read while this one has none
+            return deadlines.deadline(self.options.timeout_seconds, pace, [], work, besides, latency)
+        others = [n.paces[kind] for n in self.membership.current() if n is not node]
+        return deadlines.deadline(self.options.timeout_seconds, pace, others, work, besides, latency)
 
     async def _send(
         self,
@@ -353,10 +359,11 @@ class Dispatcher:
             node.calls += 1
             self.stats.add(rpcs=1)
 
-        work = deadlines.call_work(task)
-        node.pace.in_flight_work += work
-        in_flight = node.pace.in_flight_work
-        timeout = self.deadline(node, in_flight)
+        work, kind = deadlines.call_work(task), deadlines.call_kind(task)
+        pace = node.paces[kind]
+        pace.in_flight_work += work
+        in_flight = pace.in_flight_work
+        timeout = self.deadline(node, kind, in_flight)
         start = time.perf_counter()
         try:
             reply = await node_calls.call_async(
@@ -370,12 +377,12 @@ class Dispatcher:
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                node.pace.record(timeout, in_flight)  # at least this slow: a retry here waits longer
+                pace.record(timeout, in_flight)  # at least this slow: a retry here waits longer
             raise self._failed(node, task, error, timeout) from None
         finally:
-            node.pace.in_flight_work -= work
+            pace.in_flight_work -= work
         seconds = time.perf_counter() - start
-        node.pace.record(seconds, in_flight)
+        pace.record(seconds, in_flight)
         node.latencies_ms.append(seconds * 1000.0)
         if node.consecutive_failures or not node.healthy:  # else answering changes nothing
             self.membership.answered(node, f"answered task {task.key or '?'}")

@@ -145,13 +145,13 @@ class Membership:
             return node.healthy
         node.probing = True
         if timeout is None:
-            others = [n.pace for n in self.current() if n is not node]
-            timeout = deadlines.deadline(min(self.options.timeout_seconds, 5.0), node.pace, others, 0.0)
+            others = [n.paces for n in self.current() if n is not node]
+            timeout = deadlines.probe_deadline(min(self.options.timeout_seconds, 5.0), node.paces, others)
         try:
             info: pb.GetInfoResponse = await node.stub.GetInfo(pb.GetInfoRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                node.pace.record(timeout, 0.0)
+                node.paces.probes.record(timeout, 0.0)
             if node.healthy:
                 self.failed(node, f"health check: {error.code().name}: {error.details()}")
             return False

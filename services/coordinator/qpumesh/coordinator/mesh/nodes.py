@@ -14,7 +14,7 @@ from typing import Any
 import grpc.aio
 import numpy as np
 
-from qpumesh.coordinator.mesh.deadlines import Pace
+from qpumesh.coordinator.mesh.deadlines import Paces
 from qpumesh.v1 import coordinator_pb2 as cpb
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
@@ -39,8 +39,8 @@ class MeshNode:
     ``calls`` counts RPCs sent to the node, ``failures`` those that failed, ``retries``
     the calls that were retries of a task that failed elsewhere (or here), ``hedges`` the
     hedge calls sent to it. Latencies cover successful calls, over the last
-    ``LATENCY_WINDOW`` of them; ``pace`` is what the node's deadlines follow
-    (``deadlines``).
+    ``LATENCY_WINDOW`` of them; ``paces`` (one per call kind) are what the node's
+    deadlines follow (``deadlines``).
     """
 
     address: str
@@ -59,7 +59,7 @@ class MeshNode:
     retries: int = 0
     hedges: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
-    pace: Pace = field(default_factory=Pace)
+    paces: Paces = field(default_factory=Paces)
 
     @classmethod
     def connect(cls, address: str, tls: TlsConfig | None = None, tls_name: str = "") -> MeshNode:
@@ -94,7 +94,7 @@ class MeshNode:
         self.held.clear()
         self.calls = self.failures = self.retries = self.hedges = 0
         self.latencies_ms.clear()
-        self.pace.clear()
+        self.paces.clear()
 
     def recent_latency_ms(self) -> float:
         """Mean latency of the last few successful calls (0 when none yet)."""
