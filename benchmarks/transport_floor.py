@@ -51,8 +51,9 @@ import grpc
 import grpc.aio
 import numpy as np
 import torch
+from profile_epoch import ZeroExecutor
 
-from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
+from qpumesh.coordinator.executor import CircuitResult, CircuitTask
 from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
 from qpumesh.v1 import qpu_node_pb2 as pb
@@ -120,28 +121,6 @@ def _serve(port_queue: Any) -> None:
     server.wait_for_termination()
 
 
-def _zeros(tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
-    """Results of the right shapes, all zeros (what ``model only`` answers)."""
-    results = []
-    for task in tasks:
-        rows, n_obs = task.values.shape[0], len(task.observables)
-        jacobian = np.zeros((rows, n_obs, len(task.symbols))) if task.jacobian else None
-        vjp = np.zeros((rows, len(task.symbols))) if task.cotangents is not None else None
-        results.append(
-            CircuitResult(None if vjp is not None else np.zeros((rows, n_obs)), jacobian, "zero", vjp=vjp)
-        )
-    return results
-
-
-class ZeroExecutor(LocalExecutor):
-    """Answers every task at once with zeros: the model's time alone."""
-
-    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
-        results = _zeros(tasks)
-        self.stats.record_round(results)
-        return results
-
-
 def wire_sizes(task: CircuitTask) -> tuple[int, int]:
     """Bytes of the real request (circuit sent by hash) and of the real reply for ``task``."""
     templates = node_calls.RequestTemplates()
@@ -193,7 +172,7 @@ class TimedInProcess(InProcessExecutor):
         return results
 
 
-class _FloorBase(LocalExecutor):
+class _FloorBase(ZeroExecutor):
     """Shared part of the floors: the servers, the spin per task, the messages' sizes."""
 
     def __init__(self, ports: Sequence[int]) -> None:
@@ -243,9 +222,7 @@ class UnaryFloor(_FloorBase):
 
         self._loop.call_soon_threadsafe(lambda: self._loop.create_task(send()))
         done.acquire()
-        results = _zeros(tasks)
-        self.stats.record_round(results)
-        return results
+        return super().run_round(tasks)  # zeros of the model's shapes, the round counted
 
     def close(self) -> None:
         async def shut() -> None:
@@ -280,9 +257,7 @@ class StreamFloor(_FloorBase):
             self._outboxes[lane].put(self.payload(task))
         for lane in lanes:
             next(self._replies[lane])
-        results = _zeros(tasks)
-        self.stats.record_round(results)
-        return results
+        return super().run_round(tasks)  # zeros of the model's shapes, the round counted
 
     def close(self) -> None:
         for outbox in self._outboxes:

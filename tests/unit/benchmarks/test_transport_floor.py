@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 import pytest
 import transport_floor as floor
+from profile_epoch import ZeroExecutor
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
 from qpumesh.coordinator.training import Trainer
@@ -36,7 +37,7 @@ def _first_round(gradient_mode: str) -> list[CircuitTask]:
     """The tasks of the default model's first training round (one time step)."""
     captured: list[CircuitTask] = []
 
-    class Capture(floor.ZeroExecutor):
+    class Capture(ZeroExecutor):
         def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
             captured.extend(tasks)
             return super().run_round(tasks)
