@@ -54,6 +54,7 @@ import torch
 from profile_epoch import ZeroExecutor
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
+from qpumesh.coordinator.mesh.deadlines import call_kind
 from qpumesh.coordinator.mesh.in_process import InProcessExecutor
 from qpumesh.coordinator.training import Trainer
 from qpumesh.v1 import qpu_node_pb2 as pb
@@ -151,11 +152,6 @@ def wire_sizes(task: CircuitTask) -> tuple[int, int]:
     return request.ByteSize(), reply.ByteSize()
 
 
-def task_kind(task: CircuitTask) -> str:
-    """``jacobian``, ``vjp`` or ``evaluate``: what the node is asked to run for ``task``."""
-    return "jacobian" if task.jacobian else "vjp" if task.cotangents is not None else "evaluate"
-
-
 class TimedInProcess(InProcessExecutor):
     """An in-process executor that keeps each round's engine seconds per task, by task kind."""
 
@@ -168,7 +164,7 @@ class TimedInProcess(InProcessExecutor):
         results = super().run_round(tasks)
         if tasks:
             seconds = (time.perf_counter() - start) / len(tasks)
-            self.per_task.setdefault(task_kind(tasks[0]), []).append(seconds)
+            self.per_task.setdefault(call_kind(tasks[0]), []).append(seconds)
         return results
 
 
@@ -179,12 +175,12 @@ class _FloorBase(ZeroExecutor):
         super().__init__()
         self.ports = list(ports)
         self.spin_ns: dict[str, int] = {}
-        """Nanoseconds the server spins per task, by kind (``task_kind``)."""
+        """Nanoseconds the server spins per task, by kind (``deadlines.call_kind``)."""
         self._payloads: dict[tuple[int, str], bytes] = {}
 
     def payload(self, task: CircuitTask) -> bytes:
         """The bytes sent for ``task``: as many as its real request, headed by spin and reply size."""
-        key = (id(task.circuit), task_kind(task))
+        key = (id(task.circuit), call_kind(task))
         payload = self._payloads.get(key)
         if payload is None:
             request_size, reply_size = wire_sizes(task)
