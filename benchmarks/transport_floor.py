@@ -15,6 +15,8 @@ strip everything else away:
   generic bytes handler: no protobuf codec, no interceptors, no TLS, no validation, no
   engine. Each call carries as many bytes as the real request and gets as many bytes as
   the real reply; the server spins for the engine's share and answers;
+- ``unary, no hop``: the same calls on an event loop the training thread runs itself, as a
+  check of what the hand-off to the mesh's event-loop thread costs at the floor;
 - ``stream floor``: the same messages over one persistent bidirectional stream per server,
   driven from the training thread with blocking iterators (the cheapest gRPC Python path
   measured here: no event loop, no per-call set-up);
@@ -230,6 +232,34 @@ class UnaryFloor(_FloorBase):
         self._thread.join()
 
 
+class InlineUnaryFloor(_FloorBase):
+    """Bare unary calls on an event loop that the training thread runs itself: no thread hop."""
+
+    def __init__(self, ports: Sequence[int]) -> None:
+        super().__init__(ports)
+        self._loop = asyncio.new_event_loop()
+        self._channels = [self._loop.run_until_complete(self._open(port)) for port in self.ports]
+        self._calls = [channel.unary_unary(_UNARY, None, None) for channel in self._channels]
+
+    @staticmethod
+    async def _open(port: int) -> grpc.aio.Channel:
+        return open_aio_channel(f"127.0.0.1:{port}")
+
+    def run_round(self, tasks: Sequence[CircuitTask]) -> list[CircuitResult]:
+        payloads = [self.payload(task) for task in tasks]
+
+        async def send() -> None:
+            await asyncio.gather(*(self._calls[i % len(self._calls)](p) for i, p in enumerate(payloads)))
+
+        self._loop.run_until_complete(send())
+        return super().run_round(tasks)
+
+    def close(self) -> None:
+        for channel in self._channels:
+            self._loop.run_until_complete(channel.close(None))
+        self._loop.close()
+
+
 class StreamFloor(_FloorBase):
     """One persistent bidirectional stream per server, driven from the training thread."""
 
@@ -314,14 +344,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for server in servers:
         server.start()
     ports = [ports_queue.get(timeout=60) for _ in servers]
-    floors: list[UnaryFloor | StreamFloor] = [UnaryFloor(ports), StreamFloor(ports)]
+    floors: list[UnaryFloor | InlineUnaryFloor | StreamFloor] = [
+        UnaryFloor(ports),
+        InlineUnaryFloor(ports),
+        StreamFloor(ports),
+    ]
     for floor in floors:
         floor.spin_ns = spin
     trainers: dict[str, Trainer] = {
         "model only": model_only,
         "in process": in_process,
         "unary floor": Trainer(spec, floors[0], ()),
-        "stream floor": Trainer(spec, floors[1], ()),
+        "unary, no hop": Trainer(spec, floors[1], ()),
+        "stream floor": Trainer(spec, floors[2], ()),
     }
     with contextlib.ExitStack() as cleanup:
         for floor in floors:

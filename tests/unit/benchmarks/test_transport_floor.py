@@ -79,9 +79,9 @@ def server_port() -> Iterator[int]:
     server.stop(None)
 
 
-@pytest.mark.parametrize("transport", [floor.UnaryFloor, floor.StreamFloor])
+@pytest.mark.parametrize("transport", [floor.UnaryFloor, floor.InlineUnaryFloor, floor.StreamFloor])
 def test_a_floor_round_waits_for_the_engines_share_and_answers_the_models_shapes(
-    server_port: int, transport: type[floor.UnaryFloor | floor.StreamFloor]
+    server_port: int, transport: type[floor.UnaryFloor | floor.InlineUnaryFloor | floor.StreamFloor]
 ) -> None:
     tasks = _first_round("jacobian")
     executor = transport([server_port])
