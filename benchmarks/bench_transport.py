@@ -36,6 +36,7 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
+from proc_cpu import cpu_seconds
 
 from qpumesh.client.certs import make_certificates
 from qpumesh.wire.channels import bind, open_aio_channel, open_channel
@@ -73,12 +74,6 @@ def _raw(message: bytes) -> bytes:
     return message
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class _Meter:
     """Round trips of one mode, and the CPU both processes spent on them."""
 
@@ -87,11 +82,11 @@ class _Meter:
         self.trips: list[float] = []
 
     def __enter__(self) -> _Meter:
-        self.server_cpu, self.client_cpu = _cpu_seconds(self.server_pid), time.process_time()
+        self.server_cpu, self.client_cpu = cpu_seconds(self.server_pid), time.process_time()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.server_cpu = _cpu_seconds(self.server_pid) - self.server_cpu
+        self.server_cpu = cpu_seconds(self.server_pid) - self.server_cpu
         self.client_cpu = time.process_time() - self.client_cpu
 
     def line(self, name: str) -> str:

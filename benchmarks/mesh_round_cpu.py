@@ -23,18 +23,12 @@ import time
 from collections.abc import Sequence
 
 import torch
+from model_args import add_model_arguments, model_spec
+from proc_cpu import cpu_seconds
 
 from qpumesh.client.local_mesh import LocalMesh
 from qpumesh.coordinator.mesh.executor import MeshExecutor
 from qpumesh.coordinator.training import Trainer
-from qpumesh.wire.job_spec import GRADIENT_MODES, JobSpec
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far, from ``/proc/<pid>/stat``."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,21 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--model", default="distributed")
-    parser.add_argument("--qubits", type=int, default=4)
-    parser.add_argument("--partitions", type=int, default=2)
-    parser.add_argument("--gradient-mode", choices=GRADIENT_MODES, default="jacobian")
+    add_model_arguments(parser)
     parser.add_argument("--warm", type=int, default=2, help="untimed epochs first")
     parser.add_argument("--timed", type=int, default=10, help="epochs timed")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    spec = JobSpec(
-        model=args.model,
-        qubits=args.qubits,
-        partitions=args.partitions,
-        epochs=args.warm + args.timed,
-        gradient_mode=args.gradient_mode,
-    )
+    spec = model_spec(args, args.warm + args.timed)
     with LocalMesh(
         nodes=args.nodes, node_args=("--torch-threads", "1"), coordinator=False, tls=True
     ) as mesh_procs:

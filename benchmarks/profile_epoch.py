@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -39,6 +40,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from model_args import add_model_arguments, model_spec
+from proc_cpu import cpu_seconds, thread_cpu_seconds
 
 from qpumesh.client.local_mesh import LocalMesh
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask, LocalExecutor
@@ -49,7 +52,6 @@ from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.v1 import qpu_node_pb2_grpc as pb_grpc
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import open_aio_channel
-from qpumesh.wire.job_spec import GRADIENT_MODES, JobSpec
 from qpumesh.wire.tensors import to_tensor
 from qpumesh.wire.tls import TlsConfig
 
@@ -107,26 +109,22 @@ def _executor_alone(mesh: MeshExecutor, tasks: Sequence[CircuitTask], repeats: i
 
 
 def _cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds of processes ``pids`` so far (Linux /proc)."""
+    """User + system CPU seconds of processes ``pids`` so far (one that ended counts 0)."""
     total = 0.0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
     return total
 
 
 def _thread_cpu_seconds(thread_id: int | None) -> float:
-    """User + system CPU seconds of this process's thread ``thread_id`` (a native id) so far."""
+    """CPU seconds of this process's thread ``thread_id`` so far (0 for a thread not there)."""
+    if thread_id is None:
+        return 0.0
     try:
-        with open(f"/proc/self/task/{thread_id}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        return thread_cpu_seconds(thread_id)
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _round_trips(
@@ -163,22 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--model", default="distributed")
-    parser.add_argument("--qubits", type=int, default=4)
-    parser.add_argument("--partitions", type=int, default=2)
-    parser.add_argument("--gradient-mode", choices=GRADIENT_MODES, default="jacobian")
+    add_model_arguments(parser)
     parser.add_argument(
         "--plaintext", action="store_true", help="run the local mesh without TLS (default: mutual TLS)"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    spec = JobSpec(
-        model=args.model,
-        qubits=args.qubits,
-        partitions=args.partitions,
-        epochs=args.epochs,
-        gradient_mode=args.gradient_mode,
-    )
+    spec = model_spec(args, args.epochs)
     print(
         f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, gradient mode {spec.gradient_mode}, "
         f"{'plaintext' if args.plaintext else 'mutual TLS'}; load average {os.getloadavg()[0]:.1f}"

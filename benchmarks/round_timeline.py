@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from model_args import add_model_arguments, model_spec
 from profile_epoch import ZeroExecutor
 from round_timeline_node import DIR_VARIABLE, now, shift_gradient_path, watch_gc
 from round_timeline_table import attach_node_calls, critical, gc_summary, other, print_cpu, segment_table
@@ -234,9 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--model", default="distributed")
-    parser.add_argument("--qubits", type=int, default=4)
-    parser.add_argument("--partitions", type=int, default=2)
+    add_model_arguments(parser, gradient_mode=False)  # the time line stamps ShiftGradient rounds
     parser.add_argument("--warm", type=int, default=1, help="untimed mesh epochs first")
     parser.add_argument("--timed", type=int, default=3, help="mesh epochs stamped")
     parser.add_argument("--in-process-epochs", type=int, default=2, help="in-process epochs, alternated")
@@ -255,7 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qpumesh.coordinator.mesh.executor import MeshExecutor
     from qpumesh.coordinator.mesh.in_process import InProcessExecutor
     from qpumesh.coordinator.training import Trainer
-    from qpumesh.wire.job_spec import JobSpec
 
     class StampedMesh(LocalMesh):
         def node_command(self, index: int) -> list[str]:
@@ -263,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     epochs = args.warm + args.timed
-    spec = JobSpec(model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=epochs)
+    spec = model_spec(args, epochs)
     stamp_dir = Path(tempfile.mkdtemp(prefix="round-timeline-"))
     os.environ[DIR_VARIABLE] = str(stamp_dir)
     here = str(Path(__file__).resolve().parent)

@@ -53,6 +53,7 @@ import grpc
 import grpc.aio
 import numpy as np
 import torch
+from model_args import add_model_arguments, model_spec
 from profile_epoch import ZeroExecutor
 
 from qpumesh.coordinator.executor import CircuitResult, CircuitTask
@@ -62,7 +63,6 @@ from qpumesh.coordinator.training import Trainer
 from qpumesh.v1 import qpu_node_pb2 as pb
 from qpumesh.wire import node_calls
 from qpumesh.wire.channels import bind, open_aio_channel, open_channel
-from qpumesh.wire.job_spec import JobSpec
 from qpumesh.wire.tensors import fill_tensor
 
 _HEADER = struct.Struct("<II")
@@ -303,19 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--epochs", type=int, default=6, help="epochs per executor (the first is not counted)"
     )
-    parser.add_argument("--model", default="distributed")
-    parser.add_argument("--qubits", type=int, default=4)
-    parser.add_argument("--partitions", type=int, default=2)
-    parser.add_argument("--gradient-mode", default="jacobian", choices=("jacobian", "vjp"))
+    add_model_arguments(parser)
     parser.add_argument("--servers", type=int, default=2, help="floor server processes (one per part)")
     parser.add_argument("--mesh", action="store_true", help="also train on a real local mesh (mutual TLS)")
     parser.add_argument("--nodes", type=int, default=4, help="node processes of the --mesh run")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    spec = JobSpec(
-        model=args.model, qubits=args.qubits, partitions=args.partitions, epochs=args.epochs,
-        gradient_mode=args.gradient_mode,
-    )  # fmt: skip
+    spec = model_spec(args, args.epochs)
     print(
         f"# {spec.model}, {spec.qubits} qubits, M = {spec.partitions}, gradient mode {spec.gradient_mode}; "
         f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs"
