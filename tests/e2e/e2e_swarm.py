@@ -255,7 +255,10 @@ class Stack:
         cannot be removed, so wait for the services and containers first (``timeout``).
         The overlay network goes last, and across two hosts Swarm may retry its removal
         for a while ("unknown network" errors in the daemon's log): wait for it at most
-        ``network_timeout`` more (leaving the swarm removes it in any case).
+        ``network_timeout`` more (leaving the swarm removes it in any case). Half-way, a
+        network still there is removed by hand, as docs/deploy.md tells users to: Docker's
+        libnetwork can drop the stack's removal of it after a race ("Unable to complete
+        atomic operation, key modified" in the daemon's log, seen on one host).
         """
         started = time.monotonic()
         docker("stack", "rm", self.name, check=False)
@@ -265,7 +268,10 @@ class Stack:
             docker("volume", "rm", "--force", volume, check=False)
         for secret in self.leftovers()["secrets"]:
             docker("secret", "rm", secret, check=False)
-        self._wait_gone(("networks",), network_timeout)
+        self._wait_gone(("networks",), network_timeout / 2)
+        for network in self.leftovers()["networks"]:
+            docker("network", "rm", network, check=False)
+        self._wait_gone(("networks",), network_timeout / 2)
         self.phases["... volume, secret, network gone"] = time.monotonic() - started
 
     def _wait_gone(self, kinds: tuple[str, ...], timeout: float) -> None:
